@@ -1,0 +1,232 @@
+"""The one tiler of geoseg: a regular grid of square windows over a scene, and windowed reads.
+
+Prediction, training chips and evaluation all take their tiles from here, so that a model sees
+the same pixels, padded the same way, whichever command runs it.
+
+Grid arithmetic (per axis, as in TorchGeo's ``tile_to_chips``): with ``stride = tile_size -
+overlap`` there are ``ceil((extent - tile_size) / stride) + 1`` tiles, the last one pulled back
+so that it ends on the scene edge and every window lies inside the scene. An axis shorter than
+one tile gets a single window of the scene's own length; :func:`read_tile` pads it (reflect)
+to the full tile size.
+
+This module never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+__all__ = ["Tile", "TileGrid", "axis_offsets", "pad_to_tile", "read_tile", "valid_mask"]
+
+
+def axis_offsets(extent: int, tile_size: int, overlap: int) -> list[int]:
+    """Start offsets of the tiles along one axis.
+
+    Parameters
+    ----------
+    extent : int
+        Length of the scene along the axis, in pixels (>= 1).
+    tile_size : int
+        Tile length in pixels (>= 1).
+    overlap : int
+        Pixels shared by neighbouring tiles, ``0 <= overlap < tile_size``.
+
+    Returns
+    -------
+    list of int
+        Sorted offsets; every ``offset + min(tile_size, extent)`` is ``<= extent`` and the
+        union of the tiles covers ``[0, extent)``.
+
+    Examples
+    --------
+    >>> axis_offsets(1000, 512, 64)
+    [0, 448, 488]
+    >>> axis_offsets(300, 512, 64)
+    [0]
+    """
+    if extent < 1:
+        raise ValueError(f"extent must be >= 1, got {extent}")
+    if tile_size < 1:
+        raise ValueError(f"tile_size must be >= 1, got {tile_size}")
+    if not 0 <= overlap < tile_size:
+        raise ValueError(f"overlap must be in [0, tile_size), got {overlap} for tile {tile_size}")
+    if extent <= tile_size:
+        return [0]
+    stride = tile_size - overlap
+    count = math.ceil((extent - tile_size) / stride) + 1
+    offsets = [i * stride for i in range(count - 1)]
+    offsets.append(extent - tile_size)
+    return offsets
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One window of the grid: where it is in the scene and in the grid."""
+
+    row: int
+    """Index of the tile row in the grid (0 at the top)."""
+    col: int
+    """Index of the tile column in the grid (0 at the left)."""
+    window: Window
+    """The window inside the scene (never beyond its edges)."""
+    transform: Affine
+    """Georeferencing of the window's top-left pixel (the scene transform, shifted)."""
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """A regular grid of ``tile_size`` windows with ``overlap`` over a ``height x width`` scene.
+
+    Parameters
+    ----------
+    height, width : int
+        Scene size in pixels.
+    tile_size : int
+        Side of the square tiles fed to the model.
+    overlap : int
+        Pixels shared by neighbouring tiles (``0 <= overlap < tile_size``).
+    transform : Affine
+        The scene's geotransform; each tile's transform is derived from it.
+    """
+
+    height: int
+    width: int
+    tile_size: int
+    overlap: int
+    transform: Affine = Affine.identity()
+
+    def __post_init__(self) -> None:
+        # Validate once, with the arithmetic's own messages.
+        self.row_offsets  # noqa: B018
+        self.col_offsets  # noqa: B018
+
+    @classmethod
+    def for_dataset(
+        cls, dataset: rasterio.io.DatasetReader, tile_size: int, overlap: int
+    ) -> TileGrid:
+        """The grid over an open raster, carrying its transform."""
+        return cls(dataset.height, dataset.width, tile_size, overlap, dataset.transform)
+
+    @cached_property
+    def row_offsets(self) -> list[int]:
+        """Row offsets of the tile rows, top to bottom."""
+        return axis_offsets(self.height, self.tile_size, self.overlap)
+
+    @cached_property
+    def col_offsets(self) -> list[int]:
+        """Column offsets of the tile columns, left to right."""
+        return axis_offsets(self.width, self.tile_size, self.overlap)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Number of tile rows and tile columns."""
+        return len(self.row_offsets), len(self.col_offsets)
+
+    def __len__(self) -> int:
+        rows, cols = self.shape
+        return rows * cols
+
+    def tile(self, row: int, col: int) -> Tile:
+        """The tile at grid position (row, col)."""
+        row_off = self.row_offsets[row]
+        col_off = self.col_offsets[col]
+        window = Window(
+            col_off, row_off, min(self.tile_size, self.width), min(self.tile_size, self.height)
+        )
+        return Tile(row, col, window, window_transform(window, self.transform))
+
+    def row_tiles(self, row: int) -> list[Tile]:
+        """The tiles of one grid row, left to right."""
+        return [self.tile(row, col) for col in range(len(self.col_offsets))]
+
+    def __iter__(self) -> Iterator[Tile]:
+        """All tiles, row by row (the order prediction streams them in)."""
+        for row in range(len(self.row_offsets)):
+            yield from self.row_tiles(row)
+
+
+def _pad_mode(length: int) -> str:
+    # reflect needs at least two pixels to mirror about; a 1-pixel axis can only be repeated.
+    return "reflect" if length > 1 else "edge"
+
+
+def pad_to_tile(array: np.ndarray, tile_size: int) -> np.ndarray:
+    """Pad the last two axes of ``array`` up to ``tile_size`` (bottom/right), mirroring."""
+    height, width = array.shape[-2:]
+    pad_h, pad_w = tile_size - height, tile_size - width
+    if pad_h == 0 and pad_w == 0:
+        return array
+    lead = [(0, 0)] * (array.ndim - 2)
+    if pad_h:
+        array = np.pad(array, [*lead, (0, pad_h), (0, 0)], mode=_pad_mode(height))
+    if pad_w:
+        array = np.pad(array, [*lead, (0, 0), (0, pad_w)], mode=_pad_mode(width))
+    return array
+
+
+def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    """Pixels that hold data: not every band equal to ``nodata`` (NaN counts as nodata).
+
+    Parameters
+    ----------
+    data : ndarray, shape (bands, height, width)
+    nodata : float or None
+        The scene's nodata value; None means only NaN is missing.
+
+    Returns
+    -------
+    ndarray of bool, shape (height, width)
+    """
+    missing = np.zeros(data.shape[1:], dtype=bool)
+    if np.issubdtype(data.dtype, np.floating):
+        missing |= np.isnan(data).all(axis=0)
+    if nodata is not None and not math.isnan(nodata):
+        missing |= (data == nodata).all(axis=0)
+    return ~missing
+
+
+def read_tile(
+    dataset: rasterio.io.DatasetReader,
+    tile: Tile,
+    tile_size: int,
+    bands: Sequence[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read one tile of a scene, padded to ``tile_size`` x ``tile_size``.
+
+    Parameters
+    ----------
+    dataset : rasterio dataset
+        The open scene; only the tile's window is read.
+    tile : Tile
+        A tile of a :class:`TileGrid` built for this dataset.
+    tile_size : int
+        Side of the returned arrays.
+    bands : sequence of int, optional
+        1-based band indexes in the order the model expects; all bands by default.
+
+    Returns
+    -------
+    image : ndarray, shape (tile_size, tile_size, bands), float32
+        Band-last, as Keras expects; padded parts mirror the scene.
+    valid : ndarray of bool, shape (tile_size, tile_size)
+        True where the scene has data; False for nodata and for padding.
+    """
+    indexes = list(bands) if bands is not None else list(dataset.indexes)
+    data = dataset.read(indexes, window=tile.window)
+    nodata = dataset.nodata
+    valid = valid_mask(data, nodata)
+    if np.issubdtype(data.dtype, np.floating):
+        data = np.nan_to_num(data, nan=0.0)
+    image = pad_to_tile(data.astype(np.float32, copy=False), tile_size)
+    padded_valid = np.zeros((tile_size, tile_size), dtype=bool)
+    padded_valid[: valid.shape[0], : valid.shape[1]] = valid
+    return np.moveaxis(image, 0, -1), padded_valid
