@@ -1,0 +1,183 @@
+"""The FlexUNet builder, and saving/loading models with their settings inside.
+
+FlexUNet is a configurable UNet (after the reference TensorFlow-FlexUNet): ``num_layers``
+levels including the bridge, ``base_filters`` doubled per level, first-level kernels
+``base_kernels`` shrinking by 2 per level down to 3 (mirrored in the decoder), dropout growing
+with depth, optional dilation and batch normalisation, softmax output for several classes.
+Input normalisation is a :class:`keras.layers.Rescaling` layer, not a Lambda, so saved models
+load in Keras ``safe_mode`` without executing arbitrary code.
+
+A saved ``.keras`` file is a zip archive; geoseg adds one member, ``geoseg.json``, holding the
+:class:`~geoseg.settings.ModelSettings`. Keras ignores it; :func:`load_model` requires it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+# isort: off
+import geoseg._quiet_tf  # noqa: F401  (first: silences TensorFlow's native start-up logs)
+import keras
+# isort: on
+from keras import layers
+
+from geoseg.errors import ModelError
+from geoseg.outputs import atomic_output
+from geoseg.settings import ModelSettings
+
+__all__ = ["build_flexunet", "save_model", "load_model", "read_settings", "SETTINGS_MEMBER"]
+
+SETTINGS_MEMBER = "geoseg.json"
+"""Name of the zip member of a ``.keras`` file that holds the geoseg settings."""
+
+
+def _conv_block(
+    x: keras.KerasTensor,
+    filters: int,
+    kernel: tuple[int, int],
+    dropout: float,
+    settings: ModelSettings,
+    name: str,
+) -> keras.KerasTensor:
+    """Two convolutions (each optionally batch-normalised) with dropout between them."""
+    for step in (1, 2):
+        x = layers.Conv2D(
+            filters,
+            kernel,
+            padding="same",
+            dilation_rate=settings.dilation,
+            kernel_initializer="he_normal",
+            use_bias=not settings.batch_norm,
+            name=f"{name}_conv{step}",
+        )(x)
+        if settings.batch_norm:
+            x = layers.BatchNormalization(name=f"{name}_bn{step}")(x)
+        x = layers.Activation("relu", name=f"{name}_relu{step}")(x)
+        if step == 1 and dropout > 0:
+            x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
+def build_flexunet(settings: ModelSettings, name: str = "flexunet") -> keras.Model:
+    """Build an (untrained, uncompiled) FlexUNet.
+
+    Parameters
+    ----------
+    settings : ModelSettings
+        Architecture and input settings; validated on construction.
+    name : str
+        Keras model name.
+
+    Returns
+    -------
+    keras.Model
+        Takes ``(batch, image_size, image_size, image_channels)`` float32 raw pixel values and
+        returns per-pixel class probabilities ``(batch, image_size, image_size, num_classes)``.
+
+    Examples
+    --------
+    >>> model = build_flexunet(ModelSettings(image_size=32, base_filters=4, num_layers=3))
+    >>> model.output_shape
+    (None, 32, 32, 2)
+    """
+    size, channels = settings.image_size, settings.image_channels
+    inputs = keras.Input((size, size, channels), name="image")
+    x = layers.Rescaling(1.0 / 255.0, name="normalize")(inputs) if settings.input_normalize \
+        else inputs
+    kernels = settings.kernel_sizes()
+    dropouts = settings.dropout_rates()
+    skips = []
+    for level in range(settings.num_layers):
+        filters = settings.base_filters * 2**level
+        x = _conv_block(x, filters, kernels[level], dropouts[level], settings, f"enc{level}")
+        if level < settings.num_layers - 1:
+            skips.append(x)
+            x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
+    for level in reversed(range(settings.num_layers - 1)):
+        filters = settings.base_filters * 2**level
+        x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"dec{level}_up")(x)
+        x = layers.Concatenate(name=f"dec{level}_concat")([x, skips[level]])
+        x = _conv_block(x, filters, kernels[level], dropouts[level], settings, f"dec{level}")
+    activation = "softmax" if settings.num_classes > 1 else "sigmoid"
+    outputs = layers.Conv2D(
+        settings.num_classes, 1, activation=activation, dtype="float32", name="probabilities"
+    )(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def save_model(
+    model: keras.Model,
+    settings: ModelSettings,
+    path: str | os.PathLike[str],
+    overwrite: bool = False,
+) -> Path:
+    """Save ``model`` as ``.keras`` with ``settings`` inside, atomically.
+
+    Raises
+    ------
+    ModelError
+        The path does not end in ``.keras``.
+    OutputError, OutputExistsError
+        The output cannot be written or exists already without ``overwrite``.
+    """
+    target = Path(path)
+    if target.suffix != ".keras":
+        raise ModelError(f"{target}: model files must end in .keras")
+    with atomic_output(target, overwrite=overwrite) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(SETTINGS_MEMBER, settings.to_json())
+    return target
+
+
+def read_settings(path: str | os.PathLike[str]) -> ModelSettings:
+    """Read the geoseg settings stored in a ``.keras`` file, without loading TensorFlow weights.
+
+    Raises
+    ------
+    ModelError
+        Missing file, not a zip/.keras archive, or a Keras model not saved by geoseg.
+    """
+    source = Path(path)
+    if not source.exists():
+        raise ModelError(f"{source}: model file not found")
+    if source.is_dir():
+        raise ModelError(f"{source}: is a folder; give a .keras model file")
+    try:
+        with zipfile.ZipFile(source) as archive:
+            if SETTINGS_MEMBER not in archive.namelist():
+                raise ModelError(
+                    f"{source}: not a geoseg model (no {SETTINGS_MEMBER} inside); "
+                    "train it with 'geoseg train' or save it with geoseg.model.save_model"
+                )
+            data = json.loads(archive.read(SETTINGS_MEMBER))
+    except (zipfile.BadZipFile, OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{source}: not a readable .keras model file ({exc})") from exc
+    try:
+        return ModelSettings.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{source}: invalid geoseg settings inside ({exc})") from exc
+
+
+def load_model(path: str | os.PathLike[str]) -> tuple[keras.Model, ModelSettings]:
+    """Load a geoseg ``.keras`` model and its settings, in Keras safe mode, uncompiled.
+
+    Raises
+    ------
+    ModelError
+        Missing, corrupted or non-geoseg file, or weights that do not fit the settings.
+    """
+    settings = read_settings(path)
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises many types for corrupted archives
+        raise ModelError(f"{path}: the model could not be loaded ({exc})") from exc
+    expected = (settings.image_size, settings.image_size, settings.image_channels)
+    if tuple(model.input_shape[1:]) != expected:
+        raise ModelError(
+            f"{path}: model input {model.input_shape[1:]} does not match its settings {expected}"
+        )
+    return model, settings

@@ -1,0 +1,179 @@
+"""A model's own settings: what it was built with and what prediction needs to run it.
+
+:class:`ModelSettings` travels inside every saved ``.keras`` file (see :mod:`geoseg.model`), so
+``geoseg predict`` needs nothing but the model: tile size, bands, normalisation, class names and
+the recommended overlap all come with it. This module does not import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from geoseg.errors import ConfigError
+
+__all__ = ["ModelSettings", "default_class_names"]
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    """Names used when none are given: background/landslide for two classes.
+
+    >>> default_class_names(2)
+    ['background', 'landslide']
+    >>> default_class_names(3)
+    ['class_0', 'class_1', 'class_2']
+    """
+    if num_classes == 2:
+        return ["background", "landslide"]
+    if num_classes == 1:
+        return ["landslide"]
+    return [f"class_{i}" for i in range(num_classes)]
+
+
+def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    if isinstance(value, int):
+        return (value, value)
+    pair = tuple(int(v) for v in value)
+    if len(pair) != 2:
+        raise ConfigError(f"{name}: expected one integer or a pair such as (3,3), got {value!r}")
+    return (pair[0], pair[1])
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Architecture and input settings of a FlexUNet.
+
+    Parameters
+    ----------
+    image_size : int
+        Side of the square tiles the model takes (the tiler's ``tile_size``).
+    image_channels : int
+        Number of input bands.
+    num_classes : int
+        Output classes; softmax when > 1, sigmoid for a single class.
+    base_filters : int
+        Filters of the first level; doubled at each level down.
+    base_kernels : (int, int)
+        Kernel of the first level; shrinks by 2 per level down to 3, mirrored in the decoder.
+    num_layers : int
+        Levels including the bridge; ``image_size`` must be divisible by ``2**(num_layers-1)``.
+    dropout_rate : float
+        Dropout of the first level, growing linearly with depth (capped at 0.5).
+    dilation : (int, int)
+        Dilation rate of the convolutions.
+    input_normalize : bool
+        Divide inputs by 255 inside the model (a Rescaling layer), so 8-bit imagery goes in raw.
+    batch_norm : bool
+        Batch normalisation after each convolution.
+    class_names : list of str
+        One name per class; defaults to background/landslide for two classes.
+    bands : list of int
+        1-based band indexes of the scene the model was trained on, in model order.
+    overlap : int
+        Recommended tile overlap for prediction (at least the model's receptive-field margin);
+        default ``image_size // 8`` (64 pixels for 512-pixel tiles).
+    """
+
+    image_size: int = 512
+    image_channels: int = 3
+    num_classes: int = 2
+    base_filters: int = 16
+    base_kernels: tuple[int, int] = (7, 7)
+    num_layers: int = 6
+    dropout_rate: float = 0.05
+    dilation: tuple[int, int] = (1, 1)
+    input_normalize: bool = True
+    batch_norm: bool = False
+    class_names: list[str] = field(default_factory=list)
+    bands: list[int] = field(default_factory=list)
+    overlap: int | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise once, here
+        set_(self, "base_kernels", _pair(self.base_kernels, "base_kernels"))
+        set_(self, "dilation", _pair(self.dilation, "dilation"))
+        if not self.class_names:
+            set_(self, "class_names", default_class_names(self.num_classes))
+        else:
+            set_(self, "class_names", [str(n) for n in self.class_names])
+        if self.overlap is None:
+            set_(self, "overlap", self.image_size // 8)
+        if not self.bands:
+            set_(self, "bands", list(range(1, self.image_channels + 1)))
+        else:
+            set_(self, "bands", [int(b) for b in self.bands])
+        self.validate()
+
+    def validate(self) -> None:
+        """Reject impossible settings with a message that says what to change.
+
+        Raises
+        ------
+        ConfigError
+        """
+        positive = ("image_size", "image_channels", "num_classes", "base_filters", "num_layers")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        factor = 2 ** (self.num_layers - 1)
+        if self.image_size % factor:
+            raise ConfigError(
+                f"tile size {self.image_size} is not divisible by 2**(num_layers-1) = {factor} "
+                f"(num_layers = {self.num_layers}); use a multiple of {factor} or fewer layers"
+            )
+        if any(k < 1 or k % 2 == 0 for k in self.base_kernels):
+            raise ConfigError(f"base_kernels must be odd and positive, got {self.base_kernels}")
+        if any(d < 1 for d in self.dilation):
+            raise ConfigError(f"dilation must be >= 1, got {self.dilation}")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ConfigError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
+        if len(self.class_names) != self.num_classes:
+            raise ConfigError(
+                f"class_names has {len(self.class_names)} names for {self.num_classes} classes"
+            )
+        if len(self.bands) != self.image_channels or min(self.bands) < 1:
+            raise ConfigError(
+                f"bands {self.bands} must list {self.image_channels} band numbers starting at 1"
+            )
+        if self.overlap is None or not 0 <= self.overlap < self.image_size:
+            raise ConfigError(
+                f"overlap must be in [0, {self.image_size}) for {self.image_size}-pixel tiles, "
+                f"got {self.overlap}"
+            )
+
+    def kernel_sizes(self) -> list[tuple[int, int]]:
+        """Kernel of each level, first to bridge: shrinking by 2 per level, never below 3.
+
+        >>> ModelSettings(base_kernels=(11, 11), num_layers=6).kernel_sizes()[:5]
+        [(11, 11), (9, 9), (7, 7), (5, 5), (3, 3)]
+        """
+        return [
+            (max(3, self.base_kernels[0] - 2 * i), max(3, self.base_kernels[1] - 2 * i))
+            for i in range(self.num_layers)
+        ]
+
+    def dropout_rates(self) -> list[float]:
+        """Dropout of each level: ``dropout_rate * (level + 1)``, capped at 0.5."""
+        return [min(0.5, self.dropout_rate * (i + 1)) for i in range(self.num_layers)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (tuples become lists)."""
+        data = asdict(self)
+        data["base_kernels"] = list(self.base_kernels)
+        data["dilation"] = list(self.dilation)
+        return data
+
+    def to_json(self) -> str:
+        """The settings as JSON text (stored inside saved models)."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSettings:
+        """Settings from a dict such as :meth:`to_dict` wrote; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown model settings {unknown}; valid ones: {sorted(known)}")
+        return cls(**dict(data))
