@@ -1,0 +1,69 @@
+"""The ``geoseg`` command line: a thin click layer over the library.
+
+Each subcommand lives in :mod:`geoseg.commands` (one module per command, like rasterio's
+``rio``); this module builds the group and turns library errors into one-line messages with a
+non-zero exit. No geospatial logic lives here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from typing import Any
+
+import click
+
+from geoseg import __version__
+from geoseg.errors import GeosegError
+
+# Subcommand name -> module under geoseg.commands that defines a click command of that name.
+COMMANDS: dict[str, str] = {
+    "predict": "predict",
+    "vectorize": "vectorize",
+}
+
+
+class GeosegGroup(click.Group):
+    """A group that loads its subcommands lazily and reports library errors in one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = COMMANDS.get(cmd_name)
+        if module_name is None:
+            return None
+        module = importlib.import_module(f"geoseg.commands.{module_name}")
+        command: click.Command = getattr(module, cmd_name)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GeosegError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            raise click.ClickException("interrupted; no complete output was written") from None
+
+
+@click.group(cls=GeosegGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="geoseg")
+@click.option("-v", "--verbose", count=True, help="More log messages (repeat for debug).")
+def cli(verbose: int) -> None:
+    """Find landslides in whole georeferenced scenes.
+
+    Tile GeoTIFFs, predict with a FlexUNet, stitch the tiles back into a GeoTIFF aligned with
+    the scene, and vectorise the mask into polygons for GIS.
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    if verbose < 2:
+        # TensorFlow's C++ start-up chatter is not for users.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli()
