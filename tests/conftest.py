@@ -1,0 +1,90 @@
+"""Shared fixtures: tiny georeferenced rasters and tiny models, built in tmp_path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.transform import from_origin
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hokkaido-iburi"
+
+# A UTM 54N grid near the 2018 Eastern Iburi epicentre, 3 m pixels (assigned for tests).
+TEST_CRS = "EPSG:32654"
+TEST_TRANSFORM = from_origin(582000.0, 4734000.0, 3.0, 3.0)
+
+RasterFactory = Callable[..., Path]
+
+
+def write_raster(
+    path: Path,
+    data: np.ndarray,
+    *,
+    crs: str | None = TEST_CRS,
+    transform: Affine = TEST_TRANSFORM,
+    nodata: float | None = None,
+) -> Path:
+    """Write ``data`` (bands, rows, cols) as a GeoTIFF."""
+    bands, height, width = data.shape
+    profile = {
+        "driver": "GTiff", "width": width, "height": height, "count": bands,
+        "dtype": data.dtype.name, "transform": transform, "nodata": nodata,
+    }
+    if crs is not None:
+        profile["crs"] = crs
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+    return path
+
+
+@pytest.fixture
+def make_raster(tmp_path: Path) -> RasterFactory:
+    """Factory: ``make_raster(name, height, width, bands=3, seed=0, **write_raster kwargs)``.
+
+    The pixel values are random uint8 unless ``data`` is given.
+    """
+
+    def factory(
+        name: str = "scene.tif",
+        height: int = 100,
+        width: int = 120,
+        bands: int = 3,
+        seed: int = 0,
+        data: np.ndarray | None = None,
+        **kwargs: object,
+    ) -> Path:
+        if data is None:
+            rng = np.random.default_rng(seed)
+            data = rng.integers(1, 255, size=(bands, height, width), dtype=np.uint8)
+        return write_raster(tmp_path / name, data, **kwargs)  # type: ignore[arg-type]
+
+    return factory
+
+
+class PixelwisePredictor:
+    """A 'model' that is a fixed per-pixel function: probability = band 1 / 255.
+
+    Translation-equivariant by construction, so a stitched prediction must equal the same
+    function applied to the whole array, everywhere: the no-seams reference.
+    """
+
+    def __init__(self, batch_size: int = 3):
+        self.batch_size = batch_size
+        self.calls = 0
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        p = np.clip(batch[..., :1] / 255.0, 0.0, 1.0)
+        return np.concatenate([1.0 - p, p], axis=-1).astype(np.float32)
+
+
+@pytest.fixture
+def pixelwise() -> PixelwisePredictor:
+    return PixelwisePredictor()

@@ -1,0 +1,94 @@
+"""`geoseg predict` end to end through Keras, and its one-line errors."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+from geoseg.cli import cli
+from geoseg.model import save_model
+from geoseg.settings import ModelSettings
+
+SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16, base_filters=4)
+
+
+def pixelwise_keras_model(settings: ModelSettings) -> keras.Model:
+    """A Keras model computing p(landslide) = sigmoid(0.05 * (band1 - 128)) per pixel."""
+    inputs = keras.Input((settings.image_size, settings.image_size, settings.image_channels))
+    conv = keras.layers.Conv2D(2, 1, activation="softmax", name="probabilities")
+    outputs = conv(inputs)
+    kernel = np.zeros((1, 1, settings.image_channels, 2), dtype="float32")
+    kernel[0, 0, 0, 1] = 0.05
+    conv.set_weights([kernel, np.array([0.0, -0.05 * 128], dtype="float32")])
+    return keras.Model(inputs, outputs)
+
+
+def expected_probability(band1: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-0.05 * (band1.astype(np.float64) - 128)))
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "pixelwise.keras"
+    return save_model(pixelwise_keras_model(SETTINGS), SETTINGS, path)
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_predict_through_keras_matches_the_whole_array_and_the_georeference(
+    make_raster, tmp_path, model_path
+):
+    scene = make_raster(height=203, width=150, nodata=0)
+    result = run("predict", str(scene), "--model", str(model_path), "--out",
+                 str(tmp_path / "mask.tif"), "--probabilities", str(tmp_path / "prob.tif"),
+                 "--probability-dtype", "float32", "--batch-size", "3", "--device", "cpu", "-q")
+    assert result.exit_code == 0, result.output
+    assert "tiles predicted" in result.output
+    with rasterio.open(scene) as src, rasterio.open(tmp_path / "prob.tif") as prob:
+        band1 = src.read(1)
+        assert prob.crs == src.crs and prob.transform == src.transform
+        assert (prob.width, prob.height) == (src.width, src.height)
+        np.testing.assert_allclose(prob.read(2), expected_probability(band1), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda d: ["predict", str(d / "missing.tif"), "--out", str(d / "o.tif")],
+         "does not exist"),
+        (lambda d: ["predict", str(d / "text.tif"), "--out", str(d / "o.tif")],
+         "not a raster GDAL can read"),
+        (lambda d: ["predict", str(d / "scene4.tif"), "--out", str(d / "o.tif")],
+         "has 4 bands but the model takes 3"),
+        (lambda d: ["predict", str(d / "scene3.tif"), "--out", str(d / "nodir" / "o.tif")],
+         "does not exist; create it first"),
+        (lambda d: ["predict", str(d / "scene3.tif"), "--out", str(d / "o.tif"), "--model",
+                    str(d / "text.tif")], "not a readable .keras model file"),
+    ],
+)
+def test_user_mistakes_exit_non_zero_with_one_line(make_raster, tmp_path, model_path, make_args,
+                                                   message):
+    (tmp_path / "text.tif").write_text("this is not a GeoTIFF")
+    make_raster("scene4.tif", height=40, width=40, bands=4)
+    make_raster("scene3.tif", height=40, width=40, bands=3)
+    args = make_args(tmp_path)
+    if "--model" not in args:
+        args += ["--model", str(model_path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0]  # the whole story on one line
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_help_lists_predict_options():
+    result = run("predict", "--help")
+    for option in ("--model", "--out", "--probabilities", "--overlap", "--batch-size", "--bands",
+                   "--device", "--cog", "--threshold", "--overwrite", "--require-crs"):
+        assert option in result.output
