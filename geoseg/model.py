@@ -7,15 +7,13 @@ with depth, optional dilation and batch normalisation, softmax output for severa
 Input normalisation is a :class:`keras.layers.Rescaling` layer, not a Lambda, so saved models
 load in Keras ``safe_mode`` without executing arbitrary code.
 
-A saved ``.keras`` file is a zip archive; geoseg adds one member, ``geoseg.json``, holding the
-:class:`~geoseg.settings.ModelSettings`. Keras ignores it; :func:`load_model` requires it.
+Saved models carry their :class:`~geoseg.settings.ModelSettings` inside the ``.keras`` archive
+(see :mod:`geoseg.model_file`); :func:`load_model` requires them.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 from pathlib import Path
 
 # isort: off
@@ -25,13 +23,11 @@ import keras
 from keras import layers
 
 from geoseg.errors import ModelError
+from geoseg.model_file import read_settings, write_settings
 from geoseg.outputs import atomic_output
 from geoseg.settings import ModelSettings
 
-__all__ = ["build_flexunet", "save_model", "load_model", "read_settings", "SETTINGS_MEMBER"]
-
-SETTINGS_MEMBER = "geoseg.json"
-"""Name of the zip member of a ``.keras`` file that holds the geoseg settings."""
+__all__ = ["build_flexunet", "save_model", "load_model"]
 
 
 def _conv_block(
@@ -128,38 +124,8 @@ def save_model(
         raise ModelError(f"{target}: model files must end in .keras")
     with atomic_output(target, overwrite=overwrite) as tmp:
         model.save(tmp)
-        with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr(SETTINGS_MEMBER, settings.to_json())
+        write_settings(tmp, settings)
     return target
-
-
-def read_settings(path: str | os.PathLike[str]) -> ModelSettings:
-    """Read the geoseg settings stored in a ``.keras`` file, without loading TensorFlow weights.
-
-    Raises
-    ------
-    ModelError
-        Missing file, not a zip/.keras archive, or a Keras model not saved by geoseg.
-    """
-    source = Path(path)
-    if not source.exists():
-        raise ModelError(f"{source}: model file not found")
-    if source.is_dir():
-        raise ModelError(f"{source}: is a folder; give a .keras model file")
-    try:
-        with zipfile.ZipFile(source) as archive:
-            if SETTINGS_MEMBER not in archive.namelist():
-                raise ModelError(
-                    f"{source}: not a geoseg model (no {SETTINGS_MEMBER} inside); "
-                    "train it with 'geoseg train' or save it with geoseg.model.save_model"
-                )
-            data = json.loads(archive.read(SETTINGS_MEMBER))
-    except (zipfile.BadZipFile, OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{source}: not a readable .keras model file ({exc})") from exc
-    try:
-        return ModelSettings.from_dict(data)
-    except (TypeError, ValueError) as exc:
-        raise ModelError(f"{source}: invalid geoseg settings inside ({exc})") from exc
 
 
 def load_model(path: str | os.PathLike[str]) -> tuple[keras.Model, ModelSettings]:
