@@ -21,6 +21,7 @@ from geoseg.errors import GeosegError
 COMMANDS: dict[str, str] = {
     "predict": "predict",
     "vectorize": "vectorize",
+    "info": "info",
 }
 
 

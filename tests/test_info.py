@@ -1,0 +1,43 @@
+"""`geoseg info` on scenes and models."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from geoseg.cli import cli
+from geoseg.model_file import write_settings
+from geoseg.settings import ModelSettings
+
+
+def test_info_on_a_scene_reports_crs_size_bands_and_tiles(make_raster):
+    scene = make_raster(height=1000, width=700, bands=4, nodata=0)
+    result = CliRunner().invoke(cli, ["info", str(scene), "--json"])
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.output)
+    assert facts["crs"] == "EPSG:32654"
+    assert facts["size"] == "700 x 1000 pixels"
+    assert facts["bands"] == 4 and facts["nodata"] == 0
+    assert facts["tiles"].startswith("6 (3 rows x 2 columns)")
+
+
+def test_info_on_a_model_reads_settings_without_loading_it(tmp_path):
+    import zipfile
+
+    path = tmp_path / "m.keras"
+    with zipfile.ZipFile(path, "w") as archive:  # settings alone are enough for info
+        archive.writestr("config.json", "{}")
+    settings = ModelSettings(image_size=256, num_layers=4, class_names=["bg", "slide"])
+    write_settings(path, settings)
+    result = CliRunner().invoke(cli, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "bg, slide" in result.output and "256" in result.output
+
+
+def test_info_on_a_non_raster_is_one_line(tmp_path):
+    bad = tmp_path / "notes.tif"
+    bad.write_text("hello")
+    result = CliRunner().invoke(cli, ["info", str(bad)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "not a raster" in result.output
