@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.errors import ConfigError
+from geoseg.settings import ModelSettings, default_class_names
 
 __all__ = [
     "LOSSES", "SECTIONS", "Config", "ModelSection", "DatasetSection", "TrainSection",
@@ -313,13 +314,16 @@ class Config:
             ``image_size, image_channels, num_classes, base_filters, base_kernels, num_layers,
             dropout_rate, dilation, input_normalize, batch_norm, class_names, bands, overlap``.
         """
-        m = self.model
-        return {"image_size": m.image_width, "image_channels": m.image_channels,
-                "num_classes": m.num_classes, "base_filters": m.base_filters,
-                "base_kernels": m.base_kernels, "num_layers": m.num_layers,
-                "dropout_rate": m.dropout_rate, "dilation": m.dilation,
-                "input_normalize": m.input_normalize, "batch_norm": m.normalization,
-                "class_names": m.class_names, "bands": m.bands, "overlap": m.overlap}
+        return _model_kwargs(self.model)
+
+
+def _model_kwargs(m: ModelSection) -> dict[str, Any]:
+    return {"image_size": m.image_width, "image_channels": m.image_channels,
+            "num_classes": m.num_classes, "base_filters": m.base_filters,
+            "base_kernels": m.base_kernels, "num_layers": m.num_layers,
+            "dropout_rate": m.dropout_rate, "dilation": m.dilation,
+            "input_normalize": m.input_normalize, "batch_norm": m.normalization,
+            "class_names": list(m.class_names), "bands": list(m.bands), "overlap": m.overlap}
 
 
 def _schema(cls: type) -> dict[str, Key]:
@@ -394,26 +398,17 @@ def _derive_and_check(sections: dict[str, Any], source: str) -> None:
         return ConfigError(f"{source}: [{section}] {key}: {message}")
 
     model, mask, tiled = sections["model"], sections["mask"], sections["tiledinfer"]
-    size, layers, n = model.image_width, model.num_layers, model.num_classes
+    size, n = model.image_width, model.num_classes
     if model.image_height != size:
         raise fail("model", "image_height", f"{model.image_height} differs from image_width "
                    f"{size}; geoseg tiles are square, set both to the same size")
-    step = 2 ** (layers - 1)
-    if size % step:
-        raise fail("model", "image_width", f"tile size {size} is not divisible by 2**({layers}-1)"
-                   f"={step}; use {-(-size // step) * step} or fewer layers")
-    if any(k % 2 == 0 for k in model.base_kernels):
-        raise fail("model", "base_kernels", f"{model.base_kernels} must be odd sizes, e.g. (7,7)")
-    if not model.overlap < size:
-        raise fail("model", "overlap", f"{model.overlap} must be smaller than the tile {size}")
     bands = model.bands or tuple(range(1, model.image_channels + 1))
-    if len(bands) != model.image_channels:
-        raise fail("model", "bands", f"{len(bands)} bands given for image_channels "
-                   f"{model.image_channels}")
-    names = model.class_names or (("background", "landslide") if n == 2
-                                  else tuple(f"class_{i}" for i in range(n)))
-    if len(names) != n or len(set(names)) != n or not all(name.strip() for name in names):
-        raise fail("model", "class_names", f"need {n} different non-empty names (num_classes)")
+    names = model.class_names or tuple(default_class_names(n))
+    model = dataclasses.replace(model, bands=bands, class_names=names)
+    try:  # the architecture rules live in one place: ModelSettings
+        ModelSettings(**_model_kwargs(model))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: [model] {exc}") from None
     weights = sections["train"].class_weights
     if weights is not None and len(weights) != n:
         raise fail("train", "class_weights", f"{len(weights)} weights given for {n} classes")
@@ -432,7 +427,7 @@ def _derive_and_check(sections: dict[str, Any], source: str) -> None:
     if tiled.split_size not in (None, size):
         raise fail("tiledinfer", "split_size", f"{tiled.split_size} differs from image_width "
                    f"{size}; geoseg tiles at the model input size, remove split_size")
-    sections["model"] = dataclasses.replace(model, bands=bands, class_names=names)
+    sections["model"] = model
     if tiled.overlap is None:
         sections["tiledinfer"] = dataclasses.replace(tiled, overlap=model.overlap)
 

@@ -120,18 +120,22 @@ class ModelSettings:
         factor = 2 ** (self.num_layers - 1)
         if self.image_size % factor:
             raise ConfigError(
-                f"tile size {self.image_size} is not divisible by 2**(num_layers-1) = {factor} "
-                f"(num_layers = {self.num_layers}); use a multiple of {factor} or fewer layers"
+                f"tile size {self.image_size} is not divisible by 2**({self.num_layers}-1)"
+                f"={factor}; use {-(-self.image_size // factor) * factor} or fewer layers"
             )
         if any(k < 1 or k % 2 == 0 for k in self.base_kernels):
-            raise ConfigError(f"base_kernels must be odd and positive, got {self.base_kernels}")
+            raise ConfigError(f"base_kernels: {self.base_kernels} must be odd sizes, e.g. (7,7)")
         if any(d < 1 for d in self.dilation):
             raise ConfigError(f"dilation must be >= 1, got {self.dilation}")
         if not 0.0 <= self.dropout_rate < 1.0:
             raise ConfigError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
-        if len(self.class_names) != self.num_classes:
+        names = self.class_names
+        if len(names) != self.num_classes or len(set(names)) != len(names) or not all(
+            name.strip() for name in names
+        ):
             raise ConfigError(
-                f"class_names has {len(self.class_names)} names for {self.num_classes} classes"
+                f"class_names {names} must be {self.num_classes} different non-empty names "
+                "(one per class)"
             )
         if len(self.bands) != self.image_channels or min(self.bands) < 1:
             raise ConfigError(

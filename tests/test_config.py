@@ -100,7 +100,7 @@ def test_model_kwargs() -> None:
                            "base_kernels", "num_layers", "dropout_rate", "dilation",
                            "input_normalize", "batch_norm", "class_names", "bands", "overlap"}
     assert kwargs["image_size"] == 512
-    assert kwargs["bands"] == (4, 3, 2, 1)
+    assert kwargs["bands"] == [4, 3, 2, 1]
     assert kwargs["batch_norm"] is True
     assert kwargs["overlap"] == 32
     assert cfg.tiledinfer.overlap == 16
@@ -197,8 +197,7 @@ def test_malicious_value_is_never_evaluated(tmp_path) -> None:
     ("text", "expected"),
     [
         ("[model]\nimage_width = 500\nimage_height = 500\nnum_layers = 8",
-         "[model] image_width: tile size 500 is not divisible by 2**(8-1)=128; use 512 or "
-         "fewer layers"),
+         "[model] tile size 500 is not divisible by 2**(8-1)=128; use 512 or fewer layers"),
         ("[model]\nimage_height = 256", "image_height: 256 differs from image_width 512"),
         ("[model]\nnum_layers = 11", "not divisible by 2**(11-1)=1024; use 1024"),
         ("[model]\nnum_layers = 0", "[model] num_layers: must be an integer >= 1 and <= 16"),
@@ -220,12 +219,12 @@ def test_malicious_value_is_never_evaluated(tmp_path) -> None:
         ("[mask]\nrgb_map = {(255,0,0):1}", "no colour for class 0"),
         ("[mask]\nrgb_map = {}", "rgb_map: expected a dict"),
         ('[mask]\nmask_file_format = "png"', "mask_file_format: write the extension with its dot"),
-        ('[model]\nclass_names = ["a", "b", "c"]', "class_names: need 2 different non-empty"),
-        ('[model]\nclass_names = ["a", "a"]', "class_names: need 2 different non-empty"),
-        ("[model]\nbands = [1, 2]", "[model] bands: 2 bands given for image_channels 3"),
+        ('[model]\nclass_names = ["a", "b", "c"]', "must be 2 different non-empty names"),
+        ('[model]\nclass_names = ["a", "a"]', "must be 2 different non-empty names"),
+        ("[model]\nbands = [1, 2]", "[model] bands [1, 2] must list 3 band numbers"),
         ("[model]\nbands = [0, 1, 2]", "bands: must be a list of integers, each >= 1"),
         ("[train]\nclass_weights = [1.0]", "class_weights: 1 weights given for 2 classes"),
-        ("[model]\noverlap = 512", "[model] overlap: 512 must be smaller than the tile 512"),
+        ("[model]\noverlap = 512", "[model] overlap must be in [0, 512) for 512-pixel tiles, got 512"),
         ("[tiledinfer]\noverlap = 600", "[tiledinfer] overlap: 600 must be smaller"),
         ("[tiledinfer]\nsplit_size = 256", "split_size: 256 differs from image_width 512"),
         ("[infer]\nthreshold = 1.5", "[infer] threshold: must be a number > 0 and < 1, or None"),

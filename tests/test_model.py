@@ -64,7 +64,7 @@ def test_no_lambda_layers_normalisation_is_a_rescaling_layer():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"image_size": 500, "num_layers": 8}, "not divisible by 2\\*\\*\\(num_layers-1\\) = 128"),
+        ({"image_size": 500, "num_layers": 8}, "not divisible by 2\\*\\*\\(8-1\\)=128; use 512"),
         ({"base_kernels": (4, 4)}, "odd"),
         ({"dropout_rate": 1.0}, "dropout_rate"),
         ({"num_classes": 3, "class_names": ["a", "b"]}, "class_names"),
