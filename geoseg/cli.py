@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "predict": "predict",
     "vectorize": "vectorize",
     "info": "info",
+    "preview": "preview",
 }
 
 

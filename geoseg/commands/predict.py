@@ -43,6 +43,8 @@ def default_model_path() -> Path:
 @click.option("--cog", is_flag=True, help="Write Cloud Optimized GeoTIFFs (with overviews).")
 @click.option("--vector", "vector_path", type=click.Path(dir_okay=False), default=None,
               help="Also vectorise the mask into polygons (.gpkg, .shp, .geojson, ...).")
+@click.option("--preview", "preview_path", type=click.Path(dir_okay=False), default=None,
+              help="Also draw a PNG: scene | prediction | polygons.")
 @click.option("--require-crs", is_flag=True, help="Refuse scenes without a CRS (default: warn).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @overwrite_opt
@@ -59,6 +61,7 @@ def predict(
     device: str,
     cog: bool,
     vector_path: str | None,
+    preview_path: str | None,
     require_crs: bool,
     quiet: bool,
     overwrite: bool,
@@ -77,8 +80,9 @@ def predict(
     from geoseg.outputs import check_output_path
     from geoseg.predict import predict_scene
 
-    if vector_path is not None:
-        check_output_path(vector_path, overwrite)
+    for extra in (vector_path, preview_path):
+        if extra is not None:
+            check_output_path(extra, overwrite)
     model, settings = load_model(model_path or default_model_path())
     predictor = KerasPredictor(model, batch_size=batch_size, device=device)  # type: ignore[arg-type]
     with ProgressBar("tiles", enabled=not quiet) as progress:
@@ -105,3 +109,10 @@ def predict(
                                  probabilities_path=result.probabilities_path,
                                  overwrite=overwrite)
         click.echo(summary.describe())
+    if preview_path is not None:
+        from geoseg.preview import render_preview
+
+        render_preview(scene, preview_path, mask_path=result.mask_path,
+                       polygons_path=vector_path, bands=bands, overwrite=overwrite,
+                       title=Path(scene).name)
+        click.echo(f"{preview_path}: preview written")
