@@ -49,7 +49,8 @@ class GeosegGroup(click.Group):
             raise click.ClickException("interrupted; no complete output was written") from None
 
 
-@click.group(cls=GeosegGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="geoseg", cls=GeosegGroup,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="geoseg")
 @click.option("-v", "--verbose", count=True, help="More log messages (repeat for debug).")
 def cli(verbose: int) -> None:
