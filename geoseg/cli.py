@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "vectorize": "vectorize",
     "info": "info",
     "preview": "preview",
+    "export": "export",
 }
 
 
