@@ -55,6 +55,7 @@ from geoseg.errors import ConfigError, InputError, OutputError
 from geoseg.outputs import atomic_output, check_output_path
 from geoseg.predict import CLASS_NAMES_TAG
 from geoseg.scene import open_scene
+from geoseg.styles import polygon_style, write_style
 from geoseg.tiling import TileGrid
 
 __all__ = [
@@ -769,14 +770,17 @@ def vectorize_mask(
     connectivity: int = 8,
     classes: Sequence[int] | None = None,
     block_size: int = 2048,
+    layer: str | None = None,
+    style: bool = True,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> VectorizeSummary:
     """Vectorise a class mask and write the polygons (see :func:`polygons_from_mask`).
 
     The output format comes from the extension of ``out_path`` (:data:`VECTOR_FORMATS`); a
-    GeoPackage layer is named after the mask's file stem. The output is checked before any
-    work and written atomically; a mask without foreground gives an empty layer.
+    GeoPackage layer is named ``layer`` (default: the mask's file stem). The output is checked
+    before any work and written atomically; a mask without foreground gives an empty layer.
+    With ``style``, a QGIS ``.qml`` sidecar (semi-transparent red fill) is written next to it.
 
     Returns
     -------
@@ -799,7 +803,10 @@ def vectorize_mask(
         fill_holes=fill_holes, connectivity=connectivity, classes=classes, block_size=block_size,
         progress=progress,
     )
-    written = write_polygons(frame, final, layer=Path(mask_path).stem, overwrite=overwrite)
+    written = write_polygons(frame, final, layer=layer or Path(mask_path).stem,
+                             overwrite=overwrite)
+    if style:
+        write_style(written, polygon_style(), overwrite=True)
     areas = frame["area_m2"].to_numpy()
     log.info("%s: %d polygons written", written, len(frame))
     return VectorizeSummary(

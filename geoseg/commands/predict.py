@@ -107,7 +107,7 @@ def predict(
 
         summary = vectorize_mask(result.mask_path, vector_path,
                                  probabilities_path=result.probabilities_path,
-                                 overwrite=overwrite)
+                                 layer=Path(scene).stem, overwrite=overwrite)
         click.echo(summary.describe())
     if preview_path is not None:
         from geoseg.preview import render_preview

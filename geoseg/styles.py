@@ -1,0 +1,102 @@
+"""QGIS-ready styling: class colours, and ``.qml`` style sidecars QGIS loads automatically.
+
+QGIS applies ``<layer file stem>.qml`` found next to a raster or vector file when the layer is
+added, so masks open with landslides in red and background transparent, and polygons open as
+semi-transparent red fills. The same class colours go into the mask GeoTIFF's colour table,
+so GDAL-based tools see them too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+from geoseg.outputs import atomic_output
+
+__all__ = ["class_colours", "raster_style", "polygon_style", "write_style", "style_path"]
+
+LANDSLIDE_RED = (227, 26, 28)
+_OTHER_COLOURS = [(31, 120, 180), (51, 160, 44), (255, 127, 0), (106, 61, 154), (177, 89, 40),
+                  (166, 206, 227), (178, 223, 138), (251, 154, 153), (253, 191, 111)]
+
+
+def class_colours(class_names: Sequence[str]) -> dict[int, tuple[int, int, int, int]]:
+    """RGBA colour per class id: background transparent, landslide red, others distinct.
+
+    >>> class_colours(["background", "landslide"])[1]
+    (227, 26, 28, 255)
+    """
+    colours: dict[int, tuple[int, int, int, int]] = {}
+    others = iter(_OTHER_COLOURS * (len(class_names) // len(_OTHER_COLOURS) + 1))
+    for class_id, name in enumerate(class_names):
+        lowered = name.lower()
+        if lowered == "background" or (class_id == 0 and len(class_names) > 1):
+            colours[class_id] = (0, 0, 0, 0)
+        elif "landslide" in lowered or len(class_names) <= 2:
+            colours[class_id] = (*LANDSLIDE_RED, 255)
+        else:
+            colours[class_id] = (*next(others), 255)
+    return colours
+
+
+def raster_style(class_names: Sequence[str]) -> str:
+    """A QGIS paletted-renderer style for a class mask (nodata 255 left transparent)."""
+    entries = "\n".join(
+        f'        <paletteEntry value="{class_id}" color="#{r:02x}{g:02x}{b:02x}" '
+        f'alpha="{a}" label={quoteattr(name)}/>'
+        for (class_id, (r, g, b, a)), name in zip(class_colours(class_names).items(),
+                                                  class_names, strict=True)
+    )
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.28" styleCategories="AllStyleCategories">
+  <pipe>
+    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
+      <colorPalette>
+{entries}
+      </colorPalette>
+    </rasterrenderer>
+  </pipe>
+</qgis>
+"""
+
+
+def polygon_style(fill_alpha: int = 110) -> str:
+    """A QGIS single-symbol style: semi-transparent red fill, solid red outline."""
+    r, g, b = LANDSLIDE_RED
+    options = {"color": f"{r},{g},{b},{fill_alpha}", "outline_color": f"{r},{g},{b},255",
+               "outline_width": "0.4", "outline_width_unit": "MM", "style": "solid",
+               "outline_style": "solid"}
+    option_lines = "\n".join(
+        f'            <Option type="QString" name="{key}" value="{value}"/>'
+        for key, value in options.items()
+    )
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.28" styleCategories="Symbology">
+  <renderer-v2 type="singleSymbol" symbollevels="0" enableorderby="0" forceraster="0">
+    <symbols>
+      <symbol type="fill" name="0" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleFill" enabled="1" pass="0" locked="0">
+          <Option type="Map">
+{option_lines}
+          </Option>
+        </layer>
+      </symbol>
+    </symbols>
+  </renderer-v2>
+</qgis>
+"""
+
+
+def style_path(layer_path: str | os.PathLike[str]) -> Path:
+    """The sidecar QGIS looks for: the layer file with a ``.qml`` extension."""
+    return Path(layer_path).with_suffix(".qml")
+
+
+def write_style(layer_path: str | os.PathLike[str], style: str, overwrite: bool = False) -> Path:
+    """Write ``style`` as the ``.qml`` sidecar of ``layer_path`` (atomically)."""
+    target = style_path(layer_path)
+    with atomic_output(target, overwrite) as tmp:
+        tmp.write_text(style, encoding="utf-8")
+    return target
