@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "info": "info",
     "preview": "preview",
     "export": "export",
+    "tile": "tile",
 }
 
 
