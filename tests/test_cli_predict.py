@@ -92,3 +92,19 @@ def test_help_lists_predict_options():
     for option in ("--model", "--out", "--probabilities", "--overlap", "--batch-size", "--bands",
                    "--device", "--cog", "--threshold", "--overwrite", "--require-crs"):
         assert option in result.output
+
+
+def test_predict_reads_a_scene_inside_a_zip_through_vsizip(make_raster, tmp_path, model_path):
+    import zipfile
+
+    scene = make_raster(height=90, width=110)
+    with zipfile.ZipFile(tmp_path / "scenes.zip", "w") as archive:
+        archive.write(scene, "inside/scene.tif")
+    common = ["--model", str(model_path), "-q"]
+    direct = run("predict", str(scene), "--out", str(tmp_path / "a.tif"), *common)
+    zipped = run("predict", f"/vsizip/{tmp_path / 'scenes.zip'}/inside/scene.tif",
+                 "--out", str(tmp_path / "b.tif"), *common)
+    assert direct.exit_code == 0 and zipped.exit_code == 0, zipped.output
+    with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+        assert a.transform == b.transform and a.crs == b.crs

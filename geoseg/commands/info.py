@@ -6,11 +6,11 @@ import json
 
 import click
 
-from geoseg.commands.options import existing_file
+from geoseg.commands.options import raster_input
 
 
 @click.command(short_help="Describe a scene or a model as geoseg sees it.")
-@click.argument("path", type=existing_file)
+@click.argument("path", type=raster_input)
 @click.option("--tile-size", type=click.IntRange(min=16), default=512, show_default=True,
               help="Tile size used to count a scene's tiles.")
 @click.option("--overlap", type=click.IntRange(min=0), default=64, show_default=True,

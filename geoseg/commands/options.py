@@ -60,6 +60,25 @@ existing_file = click.Path(exists=True, dir_okay=False, readable=True)
 """An input file that must exist (click reports a missing one in one line)."""
 
 
+class RasterInputType(click.ParamType):
+    """An existing raster file, or a GDAL virtual path (``/vsizip/...``, ``/vsicurl/...``).
+
+    Virtual paths are passed to GDAL unchecked; it reports them when it opens them.
+    """
+
+    name = "RASTER"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value)
+        if text.startswith("/vsi"):
+            return text
+        return existing_file.convert(value, param, ctx)
+
+
+raster_input = RasterInputType()
+"""A scene argument: an existing file or a GDAL virtual file system path."""
+
+
 class ProgressBar:
     """A click progress bar on stderr, created when the library first reports a total.
 

@@ -9,9 +9,9 @@ import click
 from geoseg.commands.options import (
     ProgressBar,
     bands_opt,
-    existing_file,
     overlap_opt,
     overwrite_opt,
+    raster_input,
 )
 
 
@@ -21,7 +21,7 @@ def default_model_path() -> Path:
 
 
 @click.command(short_help="Segment a scene into a class-mask GeoTIFF.")
-@click.argument("scene", type=existing_file)
+@click.argument("scene", type=raster_input)
 @click.option("-m", "--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Trained geoseg .keras model [default: the bundled demo model].")
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), required=True,
@@ -33,7 +33,9 @@ def default_model_path() -> Path:
               help="uint8: round(p*254) with a GDAL scale of 1/254, nodata 255; "
                    "float32: p with nodata NaN.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Landslide probability threshold [default: most probable class].")
+              help="Landslide probability threshold: a pixel is landslide when its "
+                   "probability is >= it [default: most probable class]. geoseg evaluate "
+                   "reports the threshold with the best landslide F1 (threshold_sweep.csv).")
 @overlap_opt
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
               help="Tiles per model call.")

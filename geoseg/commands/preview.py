@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from geoseg.commands.options import bands_opt, existing_file, overwrite_opt
+from geoseg.commands.options import bands_opt, existing_file, overwrite_opt, raster_input
 
 
 class WindowType(click.ParamType):
@@ -29,7 +29,7 @@ class WindowType(click.ParamType):
 
 
 @click.command(short_help="Draw image | truth | prediction | polygons as a PNG.")
-@click.argument("scene", type=existing_file)
+@click.argument("scene", type=raster_input)
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), required=True,
               help="PNG to write.")
 @click.option("--truth", "truth_path", type=existing_file, default=None,

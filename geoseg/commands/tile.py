@@ -6,7 +6,12 @@ from typing import Any
 
 import click
 
-from geoseg.commands.options import BandListType, ProgressBar, existing_file, overwrite_opt
+from geoseg.commands.options import (
+    BandListType,
+    ProgressBar,
+    overwrite_opt,
+    raster_input,
+)
 
 
 class SplitType(click.ParamType):
@@ -27,7 +32,7 @@ class SplitType(click.ParamType):
 
 
 @click.command(short_help="Cut training chips from scenes, with a leak-free spatial split.")
-@click.argument("scenes", nargs=-1, required=True, type=existing_file)
+@click.argument("scenes", nargs=-1, required=True, type=raster_input)
 @click.option("-l", "--labels", "labels", multiple=True, required=True,
               type=click.Path(exists=True, readable=True),
               help="Labels of a SCENE: polygons (.gpkg, .shp, ...) or a label raster. "

@@ -1,0 +1,149 @@
+"""``geoseg evaluate``: landslide accuracy of a model on labelled scenes or a dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from geoseg.commands.options import (
+    ProgressBar,
+    bands_opt,
+    existing_file,
+    overlap_opt,
+    overwrite_opt,
+)
+from geoseg.commands.predict import default_model_path
+
+
+def _data_source(
+    scenes: tuple[str, ...], labels: tuple[str, ...], dataset: str | None, split: str | None,
+    test_dirs: tuple[Path | None, Path | None],
+) -> list[tuple[str, str]] | str | tuple[Path, Path]:
+    """Scene/label pairs, a dataset folder, or the config's [test] folders; usage errors."""
+    if scenes and dataset is not None:
+        raise click.UsageError("give SCENES with --labels, or --dataset, not both")
+    if split is not None and dataset is None:
+        raise click.UsageError("--split applies to --dataset")
+    if scenes:
+        if len(labels) != len(scenes):
+            raise click.UsageError(
+                f"give one --labels per scene, in the same order: {len(scenes)} scene(s), "
+                f"{len(labels)} --labels"
+            )
+        return list(zip(scenes, labels, strict=True))
+    if labels:
+        raise click.UsageError("--labels needs the SCENES they label")
+    if dataset is not None:
+        return dataset
+    images_dir, masks_dir = test_dirs
+    if images_dir is not None and masks_dir is not None:
+        return (images_dir, masks_dir)
+    raise click.UsageError(
+        "nothing to evaluate: give SCENES with --labels, --dataset DIR, or a --config whose "
+        "[test] section has images_dir and masks_dir"
+    )
+
+
+@click.command(short_help="Measure a model's landslide accuracy on labelled data.")
+@click.argument("scenes", nargs=-1, type=existing_file)
+@click.option("-l", "--labels", multiple=True, type=click.Path(exists=True),
+              help="Labels of a SCENE, once per scene in the same order: a vector layer "
+                   "(every polygon a landslide), a label raster or an RGB mask on its grid.")
+@click.option("--dataset", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder in the reference layout: images/ and masks/ (RGB-coded PNGs), or "
+                   "a dataset root with split folders, or a geoseg tile chip folder.")
+@click.option("--split", default=None,
+              help="Split of --dataset to evaluate [default: its images/ and masks/, else "
+                   "test/, else valid/].")
+@click.option("-m", "--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Trained geoseg .keras model [default: the bundled demo model].")
+@click.option("-c", "--config", "config_path", type=existing_file, default=None,
+              help="FlexUNet config: [mask] rgb_map and mask_file_format, [eval] "
+                   "iou_threshold and output_dir, [test] folders when nothing else is given.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Report folder (evaluation.json/.csv, threshold_sweep.csv/.png, scenes.csv) "
+                   "[default: [eval] output_dir of --config, else print only].")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Landslide probability threshold, as in geoseg predict [default: most "
+                   "probable class].")
+@overlap_opt
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Tiles per model call.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
+              show_default=True, help="Where the model runs; auto uses a GPU when one is visible.")
+@click.option("--iou-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+              help="IoU for a predicted landslide polygon to match a true one [default: [eval] "
+                   "iou_threshold, 0.5].")
+@bands_opt
+@click.option("--no-objects", is_flag=True, help="Skip the polygon (object) metrics.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@overwrite_opt
+def evaluate(
+    scenes: tuple[str, ...],
+    labels: tuple[str, ...],
+    dataset: str | None,
+    split: str | None,
+    model_path: str | None,
+    config_path: str | None,
+    out_dir: str | None,
+    threshold: float | None,
+    overlap: int | None,
+    batch_size: int,
+    device: str,
+    iou_threshold: float | None,
+    bands: list[int] | None,
+    no_objects: bool,
+    quiet: bool,
+    overwrite: bool,
+) -> None:
+    """Predict labelled SCENES (or a --dataset) as geoseg predict does and score the result.
+
+    Pixels without scene data or without a label are left out. Landslide IoU, F1, precision
+    and recall come first, pooled over all scenes (micro average); then matched landslide
+    polygons, the best probability threshold, and the per-class table.
+
+    \b
+    Examples:
+      geoseg evaluate scene.tif --labels inventory.gpkg --model model.keras --out report/
+      geoseg evaluate --dataset hokkaido-iburi/valid --model model.keras
+    """
+    from geoseg.config import default_config, load_config
+    from geoseg.evaluate import DICE_NOTE, check_report_dir, write_report
+
+    config = load_config(config_path) if config_path else default_config()
+    source = _data_source(scenes, labels, dataset, split,
+                          (config.test.images_dir, config.test.masks_dir))
+    report_dir = out_dir if out_dir is not None else config.eval.output_dir
+    if report_dir is not None:
+        check_report_dir(report_dir, overwrite)
+
+    from geoseg.evaluate import evaluate_dataset, evaluate_scenes
+    from geoseg.inference import KerasPredictor
+    from geoseg.model import load_model
+
+    model_file = model_path or default_model_path()
+    model, settings = load_model(model_file)
+    predictor = KerasPredictor(model, batch_size=batch_size, device=device)  # type: ignore[arg-type]
+    common = {
+        "overlap": overlap, "bands": bands, "threshold": threshold,
+        "iou_threshold": iou_threshold or config.eval.iou_threshold,
+        "rgb_map": config.mask.rgb_map, "objects": not no_objects,
+    }  # fmt: skip
+    with ProgressBar("tiles", enabled=not quiet) as progress:
+        if isinstance(source, list):
+            result = evaluate_scenes(source, predictor, settings, progress=progress, **common)
+        else:
+            result = evaluate_dataset(source, predictor, settings, split=split,
+                                      mask_suffix=config.mask.mask_file_format,
+                                      progress=progress, **common)
+    count = len(result.scenes)
+    click.echo(
+        f"{Path(model_file).name} on {count} scene{'s' if count != 1 else ''} "
+        f"({result.report.confusion.total} pixels scored, pooled) in {result.seconds:.1f} s"
+    )
+    click.echo(result.report.format_table())
+    click.echo(DICE_NOTE)
+    if report_dir is not None:
+        written = write_report(result, report_dir, overwrite=overwrite)
+        click.echo(f"report: {', '.join(str(p) for p in written)}")
