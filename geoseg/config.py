@@ -540,3 +540,20 @@ def schema_markdown() -> str:
                          f"{spec.doc} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def reference_markdown() -> str:
+    """The whole configuration reference page (``docs/config.md``), generated from the schema."""
+    return (
+        "# Configuration reference\n\n"
+        "Generated from `geoseg.config` (`python -m geoseg.config > docs/config.md`); a test "
+        "keeps it in step with the code.\n\n"
+        "The format is the reference FlexUNet `train_eval_infer.config`: INI sections whose "
+        "values are Python literals, read with `ast.literal_eval` (never evaluated as code). "
+        "Relative paths are resolved against the config file's folder. Unknown keys are an "
+        "error naming the closest valid key.\n\n" + schema_markdown()
+    )
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

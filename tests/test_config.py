@@ -224,7 +224,7 @@ def test_malicious_value_is_never_evaluated(tmp_path) -> None:
         ("[model]\nbands = [1, 2]", "[model] bands [1, 2] must list 3 band numbers"),
         ("[model]\nbands = [0, 1, 2]", "bands: must be a list of integers, each >= 1"),
         ("[train]\nclass_weights = [1.0]", "class_weights: 1 weights given for 2 classes"),
-        ("[model]\noverlap = 512", "[model] overlap must be in [0, 512) for 512-pixel tiles, got 512"),
+        ("[model]\noverlap = 512", "overlap must be in [0, 512) for 512-pixel tiles, got 512"),
         ("[tiledinfer]\noverlap = 600", "[tiledinfer] overlap: 600 must be smaller"),
         ("[tiledinfer]\nsplit_size = 256", "split_size: 256 differs from image_width 512"),
         ("[infer]\nthreshold = 1.5", "[infer] threshold: must be a number > 0 and < 1, or None"),
@@ -336,3 +336,12 @@ def test_fuzz_random_values_only_raise_config_error(tmp_path, entries) -> None:
     else:
         assert cfg.model.image_width % 2 ** (cfg.model.num_layers - 1) == 0
     assert not marker.exists()
+
+
+def test_docs_config_reference_is_current():
+    from pathlib import Path
+
+    from geoseg.config import reference_markdown
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "config.md"
+    assert page.read_text() == reference_markdown(), "regenerate: python -m geoseg.config"
