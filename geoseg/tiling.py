@@ -22,8 +22,11 @@ from functools import cached_property
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
+
+from geoseg.errors import InputError
 
 __all__ = ["Tile", "TileGrid", "axis_offsets", "pad_to_tile", "read_tile", "valid_mask"]
 
@@ -219,9 +222,22 @@ def read_tile(
         Band-last, as Keras expects; padded parts mirror the scene.
     valid : ndarray of bool, shape (tile_size, tile_size)
         True where the scene has data; False for nodata and for padding.
+
+    Raises
+    ------
+    InputError
+        The window's pixels cannot be read (truncated or corrupted file).
     """
     indexes = list(bands) if bands is not None else list(dataset.indexes)
-    data = dataset.read(indexes, window=tile.window)
+    try:
+        data = dataset.read(indexes, window=tile.window)
+    except RasterioIOError as exc:
+        w = tile.window
+        raise InputError(
+            f"{dataset.name}: pixels at rows {w.row_off}-{w.row_off + w.height}, columns "
+            f"{w.col_off}-{w.col_off + w.width} cannot be read; the file is truncated or "
+            "corrupted: copy it again or repair it with gdal_translate"
+        ) from exc
     nodata = dataset.nodata
     valid = valid_mask(data, nodata)
     if np.issubdtype(data.dtype, np.floating):
