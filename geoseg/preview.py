@@ -151,7 +151,7 @@ def render_preview(
     if polygons_path is not None:
         panels.append(("polygons", None, _read_vectors(polygons_path, bbox, crs)))
 
-    figure = Figure(figsize=(4.2 * len(panels), 4.6), dpi=150)
+    figure = Figure(figsize=(4.2 * len(panels), 4.6), dpi=120)
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for ax, (name, classes, vectors) in zip(axes, panels, strict=True):
         ax.imshow(rgb, extent=view.extent, interpolation="nearest")
@@ -165,6 +165,8 @@ def render_preview(
         ax.set_title(name)
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.set_xlabel("")
+        ax.set_ylabel("")
     if title:
         figure.suptitle(title)
     figure.tight_layout()
