@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "preview": "preview",
     "export": "export",
     "tile": "tile",
+    "train": "train",
 }
 
 

@@ -201,21 +201,25 @@ class TrainSection:
     validation_steps: int | None = _key(None, INT, "Validation batches; None = all.", minimum=1)
     patience: int = _key(10, INT, "Epochs without improvement before stopping.", minimum=0)
     metrics: tuple[str, ...] = _key(("dice_coef_multiclass", "val_dice_coef_multiclass"),
-                                    STR_LIST, "Metrics plotted after training.")
+                                    STR_LIST, f"Reference plot list. {_COMPAT} (every logged "
+                                    "metric is plotted)")
     model_dir: Path = _key("./models/", PATH, "Folder for the model and checkpoints.")
-    eval_dir: Path = _key("./eval/", PATH, "Folder for training curves and logs.")
+    eval_dir: Path = _key("./eval/", PATH, f"Reference folder for curves and logs. {_COMPAT} "
+                          "(geoseg writes them into the output folder)")
     images_dir: Path | None = _key(None, PATH, "Training images folder.")
     masks_dir: Path | None = _key(None, PATH, "Training masks folder.")
     create_backup: bool = _key(False, BOOL, f"Reference backup switch. {_COMPAT}")
     learning_rate_reducer: bool = _key(True, BOOL, "Reduce the learning rate on plateaus.")
     reducer_factor: float = _key(0.5, FLOAT, "Learning-rate reduction factor.", above=0, below=1)
     reducer_patience: int = _key(4, INT, "Epochs on a plateau before reducing.", minimum=0)
-    epoch_change_infer: bool = _key(False, BOOL, f"Per-epoch preview. {_COMPAT}")
+    epoch_change_infer: bool = _key(True, BOOL, "After every epoch, save image | truth | "
+                                    "prediction panels of a few validation tiles.")
     epoch_change_infer_dir: Path = _key("./epoch_change_infer", PATH, _COMPAT)
     epoch_change_tiled_infer: bool = _key(False, BOOL, f"Per-epoch tiled preview. {_COMPAT}")
     epoch_change_tiled_infer_dir: Path = _key("./epoch_change_tiled_infer", PATH, _COMPAT)
-    num_infer_images: int = _key(6, INT, f"Per-epoch preview images. {_COMPAT}", minimum=0)
-    save_weights_only: bool = _key(True, BOOL, "Checkpoints hold weights only.")
+    num_infer_images: int = _key(6, INT, "Tiles in the per-epoch previews.", minimum=0)
+    save_weights_only: bool = _key(True, BOOL, f"Reference checkpoint switch. {_COMPAT} (the "
+                                   "best model is saved with its settings, last.keras in full)")
     seed: int = _key(42, INT, "Seed of shuffling, augmentation and initialisation.", minimum=0)
     augmentation: bool = _key(True, BOOL, "Random flips and rotations of training tiles.")
     class_weights: tuple[float, ...] | None = _key(None, FLOAT_LIST, "Loss weight per class; "
@@ -267,7 +271,9 @@ class TiledInferSection:
 class ImageSection:
     """The [image] section: image files."""
 
-    color_order: str = _key("RGB", STR, "Channel order of image files.", choices=("RGB", "BGR"))
+    color_order: str = _key("RGB", STR, f"Channel order of image files. {_COMPAT} (geoseg "
+                            "reads bands in file order; choose them with [model] bands)",
+                            choices=("RGB", "BGR"))
 
 
 @dataclass(frozen=True)

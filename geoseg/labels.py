@@ -893,6 +893,8 @@ class RasterLabels(LabelSource):
         self._reader: DatasetReader | WarpedVRT = self._dataset
         try:
             self._bands = _label_bands(self._dataset, self._source, rgb_map is not None)
+            if len(self._bands) == 1:  # class ids: an rgb_map only applies to RGB masks
+                self._table = None
             differences = _grid_differences(self._dataset, scene)
             if differences:
                 self._reader = self._resampled(scene, differences, resample)

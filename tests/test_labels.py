@@ -524,3 +524,26 @@ def test_label_fraction_counts_valid_labelled_pixels():
     valid = np.array([[True, True, False, True], [True, True, True, True]])
     assert label_fraction(labels, valid) == pytest.approx(3 / 6)
     assert label_fraction(labels, np.zeros_like(valid)) == 0.0
+
+
+def test_one_band_class_rasters_ignore_an_rgb_map(tmp_path):
+    """Chips from `geoseg tile` are one band of class ids, even where a config has an rgb_map."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    from geoseg.labels import open_labels
+
+    profile = {"driver": "GTiff", "width": 8, "height": 8, "count": 1, "dtype": "uint8",
+               "crs": "EPSG:32654", "transform": from_origin(0, 80, 10, 10)}
+    classes = np.zeros((8, 8), dtype=np.uint8)
+    classes[2:5, 3:6] = 1
+    with rasterio.open(tmp_path / "scene.tif", "w", **profile) as dst:
+        dst.write(classes, 1)
+    with rasterio.open(tmp_path / "labels.tif", "w", **profile) as dst:
+        dst.write(classes, 1)
+    with rasterio.open(tmp_path / "scene.tif") as scene, open_labels(
+        tmp_path / "labels.tif", scene, rgb_map={(0, 0, 0): 0, (255, 0, 0): 1}
+    ) as labels:
+        np.testing.assert_array_equal(labels.read(Window(0, 0, 8, 8), 8), classes)

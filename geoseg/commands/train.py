@@ -1,0 +1,109 @@
+"""``geoseg train``: train a FlexUNet from a config, on a dataset folder or on whole scenes."""
+
+from __future__ import annotations
+
+import click
+
+from geoseg.commands.options import existing_file, overwrite_opt
+
+
+def _pairs(scenes: tuple[str, ...], labels: tuple[str, ...], scene_opt: str,
+           labels_opt: str) -> list[tuple[str, str]]:
+    if len(scenes) != len(labels):
+        raise click.UsageError(f"{len(scenes)} {scene_opt} but {len(labels)} {labels_opt}; "
+                               f"give one {labels_opt} per {scene_opt}, in the same order")
+    return list(zip(scenes, labels, strict=True))
+
+
+@click.command(short_help="Train a FlexUNet on labelled tiles or scenes.")
+@click.argument("config_path", metavar="CONFIG", type=existing_file)
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder for model.keras, last.keras, the log, curves and previews "
+                   "[default: the config's [train] model_dir].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Train until this epoch, counting epochs done before --resume "
+                   "[default: the config's [train] epochs].")
+@click.option("--dataset", "dataset_dir", type=click.Path(exists=True, file_okay=False),
+              default=None,
+              help="Dataset folder replacing the config's image and mask folders: the "
+                   "reference layout (train/ and valid/, each with images/ and masks/) or a "
+                   "chip folder written by 'geoseg tile' (index.gpkg).")
+@click.option("--scene", "scenes", multiple=True, type=existing_file,
+              help="Scene to train on, tiled like prediction; repeat, each with --labels.")
+@click.option("--labels", "labels", multiple=True, type=click.Path(exists=True),
+              help="Labels of each --scene (polygons or a label raster), in the same order.")
+@click.option("--valid-scene", "valid_scenes", multiple=True, type=existing_file,
+              help="Scene to validate on; repeat, each with --valid-labels "
+                   "[default: the config's [valid] folders].")
+@click.option("--valid-labels", "valid_labels", multiple=True, type=click.Path(exists=True),
+              help="Labels of each --valid-scene, in the same order.")
+@click.option("--monitor", default=None,
+              help="Logged value choosing the best model, early stopping and learning-rate "
+                   "steps, e.g. val_landslide_iou [default: val_loss].")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in the output folder from last.keras and its log.")
+@overwrite_opt
+@click.option("-q", "--quiet", is_flag=True, help="No line per epoch.")
+def train(
+    config_path: str,
+    out_dir: str | None,
+    epochs: int | None,
+    dataset_dir: str | None,
+    scenes: tuple[str, ...],
+    labels: tuple[str, ...],
+    valid_scenes: tuple[str, ...],
+    valid_labels: tuple[str, ...],
+    monitor: str | None,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
+    """Train the FlexUNet that CONFIG describes and save it with its settings.
+
+    Tiles are read exactly as 'geoseg predict' reads them (same grid, bands, padding and raw
+    values). The output folder gets model.keras (the best epoch, for 'geoseg predict'),
+    last.keras (for --resume), training_log.csv, training_curves.png and
+    epoch_previews/. A non-empty output folder is refused without --resume or --overwrite.
+
+    \b
+    Examples:
+      geoseg train hokkaido.config --dataset data/hokkaido-iburi --out runs/first
+      geoseg train my.config --scene a.tif --labels a.gpkg --scene b.tif --labels b.gpkg
+      geoseg train hokkaido.config --out runs/first --resume --epochs 40
+    """
+    from pathlib import Path
+
+    from geoseg.config import load_config
+    from geoseg.datasets import LabelledScene, dataset_split
+    from geoseg.train import train as run_training
+
+    if dataset_dir is not None and scenes:
+        raise click.UsageError("give either --dataset or --scene/--labels, not both")
+    config = load_config(config_path)
+    suffix = config.mask.mask_file_format
+    train_set = valid_set = None
+    if dataset_dir is not None:
+        train_set = dataset_split(dataset_dir, "train", suffix)
+        if not train_set:
+            raise click.UsageError(f"{dataset_dir}: has no train split")
+        valid_set = dataset_split(dataset_dir, "valid", suffix)
+    elif scenes:
+        train_set = [LabelledScene(Path(s), Path(lab))
+                     for s, lab in _pairs(scenes, labels, "--scene", "--labels")]
+    elif labels:
+        raise click.UsageError("--labels needs a --scene for each labels file")
+    if valid_scenes or valid_labels:
+        valid_set = [LabelledScene(Path(s), Path(lab)) for s, lab in
+                     _pairs(valid_scenes, valid_labels, "--valid-scene", "--valid-labels")]
+
+    result = run_training(
+        config, out_dir=out_dir, train_scenes=train_set, valid_scenes=valid_set, epochs=epochs,
+        resume=resume, overwrite=overwrite, monitor=monitor,
+        report=(lambda line: None) if quiet else click.echo,
+    )
+    best = ", ".join(f"{key} {value:.4f}" for key, value in result.best.items()
+                     if key == result.monitor or key.endswith("_iou"))
+    click.echo(f"model: {result.model_path} (epoch {result.best_epoch} of {result.last_epoch}"
+               + (f"; {best})" if best else ")"))
+    click.echo(f"log: {result.log_path}; curves: {result.curves_path}"
+               + (f"; previews: {result.previews_dir}" if result.previews_dir else ""))

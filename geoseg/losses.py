@@ -1,0 +1,204 @@
+"""Training losses for segmentation, with per-pixel weights and class weights.
+
+Targets are class-id tiles ``(batch, size, size)`` (or with a trailing axis of 1) in which
+:data:`IGNORE` (255, :data:`geoseg.labels.NO_LABEL`) marks pixels that must not count: no
+image data, reflect padding, no label. :func:`decode_target` turns such a target into one-hot
+classes and a per-pixel weight (0 for ignored pixels, 1 otherwise), and every loss here is a
+weighted mean over that weight, so ignored pixels change neither the loss nor its gradient.
+
+Losses (``[model] loss`` of a config, see :func:`make_loss`):
+
+* ``categorical_crossentropy``: ``sum(w * cw[y] * -log p[y]) / sum(w)``;
+* ``dice``: ``1 - mean_c(cw[c] * dice_c) / mean(cw)`` with the soft Dice
+  ``dice_c = (2 sum(w t p) + 1) / (sum(w t) + sum(w p) + 1)`` pooled over the batch;
+* ``ce_dice``: their sum;
+* ``focal``: ``sum(w * cw[y] * -(1 - p[y])**gamma * log p[y]) / sum(w)``, gamma 2.
+
+``cw`` are the class weights (``[train] class_weights``; all 1 by default): give the rare
+landslide class a larger weight to count its pixels more. A single-channel (sigmoid) output is
+treated as the two classes ``(1 - p, p)``. Models are saved without their compiled loss
+(``geoseg.model.load_model`` loads with ``compile=False``), so nothing here is serialised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+# isort: off
+import geoseg._quiet_tf  # noqa: F401  (first: silences TensorFlow's native start-up logs)
+import tensorflow as tf
+# isort: on
+
+from geoseg.config import LOSSES
+from geoseg.errors import ConfigError
+from geoseg.labels import NO_LABEL
+
+__all__ = [
+    "IGNORE",
+    "LossFn",
+    "crossentropy",
+    "decode_target",
+    "dice",
+    "focal",
+    "make_loss",
+    "two_class",
+]
+
+IGNORE = NO_LABEL
+"""Target value of pixels left out of losses and metrics."""
+
+EPSILON = 1e-7
+SMOOTH = 1.0
+FOCAL_GAMMA = 2.0
+
+LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+def decode_target(y_true: tf.Tensor, num_classes: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """One-hot classes and per-pixel weights from a class-id target.
+
+    Parameters
+    ----------
+    y_true : tensor, shape (..., size, size) or (..., size, size, 1)
+        Class ids, any numeric dtype; :data:`IGNORE` for pixels that do not count.
+    num_classes : int
+        Classes of the one-hot encoding (2 for a sigmoid model).
+
+    Returns
+    -------
+    onehot : tensor, float32, shape (..., size, size, num_classes)
+        Zero everywhere on ignored pixels.
+    weight : tensor, float32, shape (..., size, size)
+        1 where the pixel counts, 0 where it is ignored.
+    """
+    labels = tf.convert_to_tensor(y_true)
+    if labels.dtype.is_floating:
+        labels = tf.round(labels)
+    labels = tf.cast(labels, tf.int32)
+    if labels.shape.rank is not None and labels.shape.rank >= 1 and labels.shape[-1] == 1:
+        labels = tf.squeeze(labels, axis=-1)
+    counted = tf.not_equal(labels, IGNORE)
+    onehot = tf.one_hot(tf.where(counted, labels, -1), num_classes, dtype=tf.float32)
+    return onehot, tf.cast(counted, tf.float32)
+
+
+def two_class(y_pred: tf.Tensor) -> tf.Tensor:
+    """Class probabilities with a class axis of at least 2: ``(1 - p, p)`` for a sigmoid."""
+    probs = tf.cast(y_pred, tf.float32)
+    if probs.shape[-1] == 1:
+        probs = tf.concat([1.0 - probs, probs], axis=-1)
+    return probs
+
+
+def _class_weights(class_weights: Sequence[float] | None, num_classes: int) -> tf.Tensor:
+    if class_weights is None:
+        return tf.ones([num_classes], tf.float32)
+    return tf.constant(list(class_weights), tf.float32)
+
+
+def _weighted_mean(per_pixel: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(per_pixel * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
+
+
+def crossentropy(
+    onehot: tf.Tensor, probs: tf.Tensor, weight: tf.Tensor,
+    class_weights: Sequence[float] | None = None,
+) -> tf.Tensor:
+    """Weighted categorical cross-entropy (a scalar; 0 when no pixel counts).
+
+    Parameters
+    ----------
+    onehot, probs : tensor, shape (..., classes)
+        True classes one-hot, and predicted probabilities.
+    weight : tensor, shape (...)
+        Per-pixel weight (0 = ignored).
+    class_weights : sequence of float, optional
+        Weight of each class; 1 by default.
+    """
+    probs = tf.clip_by_value(tf.cast(probs, tf.float32), EPSILON, 1.0)
+    cw = tf.reduce_sum(onehot * _class_weights(class_weights, onehot.shape[-1]), axis=-1)
+    per_pixel = -tf.reduce_sum(onehot * tf.math.log(probs), axis=-1)
+    return _weighted_mean(per_pixel * cw, weight)
+
+
+def dice(
+    onehot: tf.Tensor, probs: tf.Tensor, weight: tf.Tensor,
+    class_weights: Sequence[float] | None = None,
+) -> tf.Tensor:
+    """``1 -`` the class-weighted mean soft Dice, pooled over all counted pixels (a scalar).
+
+    Parameters are those of :func:`crossentropy`.
+    """
+    probs = tf.cast(probs, tf.float32)
+    w = weight[..., None]
+    axes = list(range(onehot.shape.rank - 1))
+    intersection = tf.reduce_sum(w * onehot * probs, axis=axes)
+    total = tf.reduce_sum(w * onehot, axis=axes) + tf.reduce_sum(w * probs, axis=axes)
+    per_class = (2.0 * intersection + SMOOTH) / (total + SMOOTH)
+    cw = _class_weights(class_weights, onehot.shape[-1])
+    return 1.0 - tf.reduce_sum(cw * per_class) / tf.reduce_sum(cw)
+
+
+def focal(
+    onehot: tf.Tensor, probs: tf.Tensor, weight: tf.Tensor,
+    class_weights: Sequence[float] | None = None, gamma: float = FOCAL_GAMMA,
+) -> tf.Tensor:
+    """Weighted focal loss: cross-entropy scaled by ``(1 - p_true)**gamma`` (a scalar).
+
+    Parameters are those of :func:`crossentropy`, and the focusing exponent ``gamma``.
+    """
+    probs = tf.clip_by_value(tf.cast(probs, tf.float32), EPSILON, 1.0)
+    p_true = tf.reduce_sum(onehot * probs, axis=-1)
+    cw = tf.reduce_sum(onehot * _class_weights(class_weights, onehot.shape[-1]), axis=-1)
+    per_pixel = -((1.0 - p_true) ** gamma) * tf.math.log(tf.maximum(p_true, EPSILON))
+    return _weighted_mean(per_pixel * cw, weight)
+
+
+def make_loss(
+    name: str, num_classes: int, class_weights: Sequence[float] | None = None
+) -> LossFn:
+    """The Keras loss ``loss(y_true, y_pred)`` called ``name``, on class-id targets.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`geoseg.config.LOSSES`.
+    num_classes : int
+        Output channels of the model (1 for a sigmoid model).
+    class_weights : sequence of float, optional
+        One weight per class (two for a sigmoid model: background, foreground).
+
+    Returns
+    -------
+    callable
+        ``loss(y_true, y_pred) -> scalar``, named ``name``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown loss, or a class weight count that does not match the classes.
+    """
+    if name not in LOSSES:
+        raise ConfigError(f"loss {name!r} is not one of {', '.join(LOSSES)}")
+    classes = max(2, num_classes)
+    if class_weights is not None and len(class_weights) != classes:
+        raise ConfigError(f"class_weights: {len(class_weights)} weights given for {classes} "
+                          "classes")
+    if class_weights is not None and not sum(class_weights) > 0:
+        raise ConfigError("class_weights: at least one class needs a weight above 0")
+    weights = None if class_weights is None else tuple(float(w) for w in class_weights)
+
+    def loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        onehot, weight = decode_target(y_true, classes)
+        probs = two_class(y_pred)
+        value = tf.constant(0.0)
+        if name in ("categorical_crossentropy", "ce_dice"):
+            value += crossentropy(onehot, probs, weight, weights)
+        if name in ("dice", "ce_dice"):
+            value += dice(onehot, probs, weight, weights)
+        if name == "focal":
+            value += focal(onehot, probs, weight, weights)
+        return value
+
+    loss.__name__ = name
+    return loss

@@ -1,0 +1,375 @@
+"""Training a FlexUNet on labelled tiles: ``geoseg train``.
+
+:func:`train` builds the model from a config's ``[model]`` section, streams tiles read
+exactly as prediction reads them (:mod:`geoseg.datasets`, :mod:`geoseg.pipeline`), and
+writes into one output folder:
+
+``model.keras``
+    The best model so far (by ``monitor``), with its settings: ready for ``geoseg predict``.
+``last.keras``
+    The model after the latest epoch, with optimizer state, for ``resume``.
+``training_log.csv``
+    One row per epoch: losses, metrics (``landslide_iou`` ...), learning rate, seconds.
+``training_curves.png``
+    The curves of the log, drawn when training ends (or is interrupted).
+``epoch_previews/epoch_NNN.png``
+    Image | truth | prediction of a few fixed validation tiles after every epoch (when
+    ``[train] epoch_change_infer`` is on and ``num_infer_images`` > 0).
+
+An output folder is never emptied silently: a non-empty folder is refused unless ``resume``
+(continue from ``last.keras`` and the log's epoch count) or ``overwrite`` (delete the files
+above, and only those, first). With more than one GPU visible the model is replicated with
+``tf.distribute.MirroredStrategy``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+# isort: off
+import geoseg._quiet_tf  # noqa: F401  (first: silences TensorFlow's native start-up logs)
+import keras
+import tensorflow as tf
+# isort: on
+import numpy as np
+
+from geoseg.augment import Augmentation
+from geoseg.callbacks import (
+    EpochPreviews,
+    EpochRecorder,
+    SettingsCheckpoint,
+    improved,
+    read_log,
+)
+from geoseg.config import Config
+from geoseg.datasets import LabelledScene, TileDataset, reference_scenes
+from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError
+from geoseg.losses import make_loss
+from geoseg.model import build_flexunet, read_settings
+from geoseg.pipeline import training_dataset, validation_dataset
+from geoseg.settings import ModelSettings
+from geoseg.train_metrics import training_metrics
+from geoseg.trainplots import class_colours, plot_history
+
+__all__ = [
+    "CURVES_NAME",
+    "LAST_NAME",
+    "LOG_NAME",
+    "MODEL_NAME",
+    "PREVIEWS_DIR",
+    "TrainResult",
+    "prepare_out_dir",
+    "train",
+]
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "model.keras"
+LAST_NAME = "last.keras"
+LOG_NAME = "training_log.csv"
+CURVES_NAME = "training_curves.png"
+PREVIEWS_DIR = "epoch_previews"
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run did and wrote."""
+
+    out_dir: Path
+    model_path: Path
+    """The best model (``model.keras``)."""
+    last_path: Path
+    log_path: Path
+    curves_path: Path
+    previews_dir: Path | None
+    """None when previews were off."""
+    first_epoch: int
+    """First epoch run by this call (1-based; > 1 when resumed)."""
+    last_epoch: int
+    """Epochs done in total."""
+    monitor: str
+    best_epoch: int | None
+    """Epoch of ``model.keras``; None if ``monitor`` was never a number."""
+    best: dict[str, float]
+    """Logged values of the best epoch."""
+    stopped_early: bool
+    train_tiles: int
+    valid_tiles: int
+    seconds: float
+
+
+def prepare_out_dir(out_dir: PathLike, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Check (and create) the output folder of a training run.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    InputError
+        ``resume`` and ``overwrite`` together, or ``resume`` without ``last.keras``/log.
+    OutputExistsError
+        The folder is not empty and neither ``resume`` nor ``overwrite`` is set.
+    OutputError
+        The path is a file, or the folder cannot be created.
+    """
+    out = Path(out_dir)
+    if resume and overwrite:
+        raise InputError("resume continues the run in the output folder and overwrite replaces "
+                         "it; give only one of them")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: is a file; give a folder for the training outputs")
+    if resume:
+        for name in (LAST_NAME, LOG_NAME):
+            if not (out / name).is_file():
+                raise InputError(f"{out}: no {name} to resume from; train without --resume "
+                                 "first")
+        return out
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(f"{out}: is not empty; pass --resume to continue its "
+                                    "training, --overwrite to replace its outputs, or choose "
+                                    "another folder")
+        for name in (MODEL_NAME, LAST_NAME, LOG_NAME, CURVES_NAME):
+            (out / name).unlink(missing_ok=True)
+        for preview in (out / PREVIEWS_DIR).glob("epoch_*.png"):
+            preview.unlink()
+        return out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot be created ({exc.strerror or exc})") from None
+    return out
+
+
+def _mode(monitor: str) -> str:
+    return "min" if monitor.removeprefix("val_") == "loss" else "max"
+
+
+def _check_monitor(monitor: str, metric_names: Sequence[str], validation: bool) -> None:
+    names = ["loss", *metric_names]
+    known = names + ([f"val_{n}" for n in names] if validation else [])
+    if monitor not in known:
+        hint = " (val_ values need validation data)" if monitor.startswith("val_") else ""
+        raise ConfigError(f"monitor {monitor!r} is not one of {', '.join(known)}{hint}")
+
+
+def _config_scenes(config: Config, section: str) -> list[LabelledScene] | None:
+    part = config.train if section == "train" else config.valid
+    if part.images_dir is None or part.masks_dir is None:
+        return None
+    return reference_scenes(part.images_dir, part.masks_dir, config.mask.mask_file_format)
+
+
+def _optimizer(config: Config) -> keras.optimizers.Optimizer:
+    options: dict[str, float] = {"learning_rate": config.model.learning_rate}
+    if config.model.clipvalue is not None:
+        options["clipvalue"] = config.model.clipvalue
+    try:
+        return keras.optimizers.get({"class_name": config.model.optimizer, "config": options})
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"[model] optimizer: {config.model.optimizer!r} is not a Keras "
+                          f"optimizer such as \"Adam\" ({exc})") from None
+
+
+def _strategy() -> tf.distribute.Strategy:
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        log.info("training on %d GPUs with MirroredStrategy", len(gpus))
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _best_row(rows: Sequence[dict[str, float]], monitor: str) -> dict[str, float] | None:
+    best: dict[str, float] | None = None
+    for row in rows:
+        if improved(row.get(monitor), None if best is None else best[monitor], _mode(monitor)):
+            best = row
+    return best
+
+
+def _previews(tiles: TileDataset, count: int, folder: Path, colours: np.ndarray,
+              batch_size: int) -> EpochPreviews:
+    picks = sorted(set(np.linspace(0, len(tiles) - 1, min(count, len(tiles))).round()
+                       .astype(int).tolist()))
+    images, truths, valid = tiles.read_many(picks)
+    return EpochPreviews(folder, images, truths, valid, colours,
+                         [tiles.describe(i) for i in picks], batch_size)
+
+
+def train(
+    config: Config,
+    *,
+    out_dir: PathLike | None = None,
+    train_scenes: Sequence[LabelledScene] | None = None,
+    valid_scenes: Sequence[LabelledScene] | None = None,
+    epochs: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    monitor: str | None = None,
+    report: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train a FlexUNet as ``config`` says and save it with its settings.
+
+    Parameters
+    ----------
+    config : Config
+        ``[model]`` gives the network, optimizer (``learning_rate``, ``clipvalue``), loss and
+        metrics; ``[train]`` the data folders, ``epochs``, ``batch_size``, ``steps_per_epoch``,
+        ``validation_steps``, ``patience``, the learning-rate reducer, ``seed``,
+        ``augmentation``, ``class_weights`` and the previews; ``[valid]`` the validation
+        folders; ``[mask] rgb_map`` the mask colours.
+    out_dir : path, optional
+        Output folder [default: ``[train] model_dir``].
+    train_scenes : sequence of LabelledScene, optional
+        Training images and labels [default: ``[train] images_dir``/``masks_dir``].
+    valid_scenes : sequence of LabelledScene, optional
+        Validation images and labels [default: ``[valid]`` folders, if set]; an empty
+        sequence trains without validation.
+    epochs : int, optional
+        Train until this epoch (counting epochs done before a resume) [default:
+        ``[train] epochs``].
+    resume : bool
+        Continue the run in ``out_dir`` from ``last.keras`` and its log.
+    overwrite : bool
+        Replace the outputs of an earlier run in ``out_dir``.
+    monitor : str, optional
+        Logged value that picks the best model, stops early and reduces the learning rate
+        [default: ``val_loss``, or ``loss`` without validation]; metrics (``*_iou``,
+        ``dice_coef_multiclass``) are maximised, losses minimised.
+    report : callable, optional
+        Receives one line per epoch and a few notes [default: the module logger at INFO].
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ConfigError
+        Invalid model settings, loss, metric, optimizer or monitor; or ``resume`` with other
+        model settings than the saved run.
+    InputError
+        No training data, unusable images or labels, or nothing left to resume.
+    OutputExistsError, OutputError
+        See :func:`prepare_out_dir`.
+    """
+    started = time.perf_counter()
+    say = report or log.info
+    settings = ModelSettings(**config.model_kwargs())
+    total = config.train.epochs if epochs is None else epochs
+    if total < 1:
+        raise ConfigError(f"epochs must be >= 1, got {total}")
+    if train_scenes is None:
+        train_scenes = _config_scenes(config, "train")
+        if train_scenes is None:
+            raise InputError(f"{config.source}: no training data; set [train] images_dir and "
+                             "masks_dir, or give a dataset folder or scenes with labels")
+    if valid_scenes is None:
+        valid_scenes = _config_scenes(config, "valid") or []
+    metrics = training_metrics(settings, config.model.metrics)
+    metric_names = [m.name for m in metrics]
+    validation = bool(valid_scenes)
+    monitor = monitor or ("val_loss" if validation else "loss")
+    _check_monitor(monitor, metric_names, validation)
+    loss = make_loss(config.model.loss, settings.num_classes, config.train.class_weights)
+    out = prepare_out_dir(out_dir if out_dir is not None else config.train.model_dir,
+                          resume=resume, overwrite=overwrite)
+    paths = {name: out / name for name in (MODEL_NAME, LAST_NAME, LOG_NAME, CURVES_NAME)}
+    rows: list[dict[str, float]] = []
+    if resume:
+        saved = read_settings(paths[LAST_NAME])
+        if saved.to_dict() != settings.to_dict():
+            raise ConfigError(f"{config.source}: [model] differs from the model in "
+                              f"{paths[LAST_NAME]}; resume with the config it was trained with")
+        try:
+            rows = read_log(paths[LOG_NAME])
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{paths[LOG_NAME]}: unreadable training log ({exc})") from None
+    done = int(rows[-1]["epoch"]) if rows else 0
+    if done >= total:
+        raise InputError(f"{out}: {done} epochs are done already; ask for more epochs "
+                         f"(e.g. --epochs {done + total if epochs is None else done + 10})")
+
+    with ExitStack() as stack:
+        train_tiles = stack.enter_context(
+            TileDataset(train_scenes, settings, rgb_map=config.mask.rgb_map))
+        valid_tiles = stack.enter_context(
+            TileDataset(valid_scenes, settings, rgb_map=config.mask.rgb_map)
+        ) if validation else None
+        batch = config.train.batch_size
+        steps = config.train.steps_per_epoch or math.ceil(len(train_tiles) / batch)
+        say(f"training on {len(train_tiles)} tiles"
+            + (f", validating on {len(valid_tiles)}" if valid_tiles else ", no validation")
+            + f"; {steps} steps of {batch} per epoch, epochs {done + 1}-{total}")
+
+        keras.utils.set_random_seed(config.train.seed)
+        with _strategy().scope():
+            model = build_flexunet(settings)
+            model.compile(optimizer=_optimizer(config), loss=loss, metrics=metrics)
+            if resume:
+                model.optimizer.build(model.trainable_variables)
+                model.load_weights(paths[LAST_NAME])
+        if config.model.show_summary:
+            model.summary(print_fn=say)
+
+        augmentation = Augmentation(
+            value_range=(0.0, 255.0) if settings.input_normalize else None,
+        ) if config.train.augmentation else None
+        data = training_dataset(train_tiles, batch, config.train.seed, augmentation,
+                                start=done * steps * batch)
+        best = _best_row(rows, monitor)
+        checkpoint = SettingsCheckpoint(
+            settings, paths[MODEL_NAME], paths[LAST_NAME], monitor, _mode(monitor),
+            best=best[monitor] if best is not None and paths[MODEL_NAME].exists() else None)
+        stopper = keras.callbacks.EarlyStopping(monitor=monitor, mode=_mode(monitor),
+                                                patience=config.train.patience,
+                                                restore_best_weights=True)
+        callbacks: list[keras.callbacks.Callback] = [
+            EpochRecorder(paths[LOG_NAME], rows, total, say), stopper, checkpoint]
+        if config.train.learning_rate_reducer:
+            callbacks.insert(1, keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, mode=_mode(monitor), factor=config.train.reducer_factor,
+                patience=config.train.reducer_patience, verbose=0))
+        previews = None
+        if config.train.epoch_change_infer and config.train.num_infer_images > 0:
+            previews = out / PREVIEWS_DIR
+            colours = class_colours(settings.num_classes, config.mask.rgb_map)
+            callbacks.append(_previews(valid_tiles or train_tiles,
+                                       config.train.num_infer_images, previews, colours, batch))
+        try:
+            model.fit(data, epochs=total, initial_epoch=done, steps_per_epoch=steps,
+                      validation_data=validation_dataset(valid_tiles, batch)
+                      if valid_tiles else None,
+                      validation_steps=config.train.validation_steps if valid_tiles else None,
+                      callbacks=callbacks, shuffle=False, verbose=0)
+        finally:
+            if rows:
+                plot_history(rows, paths[CURVES_NAME])
+        counts = (len(train_tiles), len(valid_tiles) if valid_tiles else 0)
+
+    best = _best_row(rows, monitor)
+    last = int(rows[-1]["epoch"]) if rows else done
+    result = TrainResult(
+        out_dir=out, model_path=paths[MODEL_NAME], last_path=paths[LAST_NAME],
+        log_path=paths[LOG_NAME], curves_path=paths[CURVES_NAME], previews_dir=previews,
+        first_epoch=done + 1, last_epoch=last, monitor=monitor,
+        best_epoch=int(best["epoch"]) if best is not None else None,
+        best=dict(best) if best is not None else {}, stopped_early=last < total,
+        train_tiles=counts[0], valid_tiles=counts[1],
+        seconds=time.perf_counter() - started)
+    say(f"best epoch {result.best_epoch} by {monitor}: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in result.best.items()
+                    if k.startswith("val_") or (not validation and k != "epoch")))
+    return result
+

@@ -1,0 +1,184 @@
+"""Pictures of a training run: per-epoch preview panels and the loss and metric curves.
+
+Both are PNG files drawn with matplotlib's Agg canvas (no display, no pyplot state) and
+written through :func:`geoseg.outputs.atomic_output`. This module never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from geoseg.outputs import atomic_output
+
+__all__ = ["INVALID_COLOUR", "class_colours", "display_image", "plot_history", "save_preview"]
+
+INVALID_COLOUR = (128, 128, 128)
+"""Colour of pixels that do not count (no data, padding, no label) in the truth panels."""
+
+_FALLBACK = [(0, 0, 0), (255, 0, 0), (0, 160, 255), (255, 200, 0), (0, 200, 80),
+             (200, 0, 200), (255, 128, 0), (0, 255, 255)]
+
+PathLike = str | os.PathLike[str]
+
+
+def class_colours(
+    num_classes: int, rgb_map: Mapping[tuple[int, int, int], int] | None = None
+) -> np.ndarray:
+    """One RGB colour per class: its first ``rgb_map`` colour, else a fixed palette.
+
+    Returns
+    -------
+    ndarray of uint8, shape (max(2, num_classes), 3)
+    """
+    count = max(2, num_classes)
+    colours = np.array([_FALLBACK[i % len(_FALLBACK)] for i in range(count)], dtype=np.uint8)
+    seen: set[int] = set()
+    for colour, cls in (rgb_map or {}).items():
+        if 0 <= cls < count and cls not in seen:
+            colours[cls] = colour
+            seen.add(cls)
+    return colours
+
+
+def display_image(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """An image tile as 0-1 RGB for display.
+
+    Values within 0-255 are shown as 8-bit data; other ranges are stretched between the 2nd
+    and 98th percentiles of the valid pixels. One band is shown grey; more than three bands
+    show the first three.
+
+    Parameters
+    ----------
+    image : ndarray, shape (size, size, bands)
+        Raw pixel values.
+    valid : ndarray of bool, shape (size, size), optional
+
+    Returns
+    -------
+    ndarray of float32, shape (size, size, 3)
+    """
+    data = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
+    data = data.astype(np.float32)
+    pixels = data[valid] if valid is not None and valid.any() else data.reshape(-1, 3)
+    if pixels.size and pixels.min() >= 0 and pixels.max() <= 255:
+        return np.clip(data / 255.0, 0.0, 1.0)
+    low, high = (np.percentile(pixels, (2, 98)) if pixels.size else (0.0, 1.0))
+    return np.clip((data - low) / max(float(high - low), 1e-12), 0.0, 1.0)
+
+
+def _painted(classes: np.ndarray, valid: np.ndarray | None, colours: np.ndarray) -> np.ndarray:
+    picture = colours[np.clip(classes, 0, len(colours) - 1)]
+    if valid is not None:
+        picture[~valid] = INVALID_COLOUR
+    return picture
+
+
+def save_preview(
+    path: PathLike,
+    images: np.ndarray,
+    truths: np.ndarray,
+    predictions: np.ndarray,
+    valid: np.ndarray,
+    colours: np.ndarray,
+    *,
+    titles: Sequence[str] | None = None,
+    notes: Sequence[str] | None = None,
+    heading: str = "",
+) -> None:
+    """Write a panel of tiles, one row each: image | truth | prediction.
+
+    Parameters
+    ----------
+    path : path
+        PNG to write (replaced if it exists).
+    images : ndarray, shape (n, size, size, bands)
+        Raw pixel values.
+    truths, predictions : ndarray of int, shape (n, size, size)
+        Class ids.
+    valid : ndarray of bool, shape (n, size, size)
+        Pixels that count; grey in the truth column.
+    colours : ndarray of uint8, shape (classes, 3)
+        See :func:`class_colours`.
+    titles : sequence of str, optional
+        One name per tile, shown over its image.
+    notes : sequence of str, optional
+        One note per tile, shown over its prediction (e.g. its IoU).
+    heading : str
+        Figure title (e.g. the epoch).
+
+    Raises
+    ------
+    OutputError
+        The file cannot be written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    count = len(images)
+    fig = Figure(figsize=(9, 3 * count + 0.4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(count, 3, squeeze=False)
+    for row in range(count):
+        name = titles[row] if titles is not None else f"tile {row + 1}"
+        panels = [(display_image(images[row], valid[row]), f"{name}: image"),
+                  (_painted(truths[row], valid[row], colours), "truth"),
+                  (_painted(predictions[row], None, colours),
+                   f"prediction {notes[row]}" if notes is not None else "prediction")]
+        for ax, (picture, label) in zip(axes[row], panels, strict=True):
+            ax.imshow(picture, interpolation="nearest")
+            ax.set_title(label, fontsize=9)
+            ax.set_axis_off()
+    if heading:
+        fig.suptitle(heading)
+    fig.tight_layout()
+    with atomic_output(path, overwrite=True) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+
+
+def plot_history(rows: Sequence[Mapping[str, float]], path: PathLike) -> None:
+    """Plot the loss and every metric per epoch, training and validation, and the learning rate.
+
+    Parameters
+    ----------
+    rows : sequence of mappings
+        One per epoch with ``epoch`` and the logged values (``loss``, ``val_loss``,
+        ``landslide_iou``, ..., ``learning_rate``); missing or NaN values leave gaps.
+    path : path
+        PNG to write (replaced if it exists).
+
+    Raises
+    ------
+    OutputError
+        The file cannot be written.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    names = [k for k in keys if not k.startswith("val_") and k not in ("epoch", "seconds")]
+    columns = min(3, max(1, len(names)))
+    fig = Figure(figsize=(4.2 * columns, 3.2 * math.ceil(len(names) / columns)))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(math.ceil(len(names) / columns), columns, squeeze=False).ravel()
+    epochs = [row.get("epoch", i + 1) for i, row in enumerate(rows)]
+    for ax, name in zip(axes, names, strict=False):
+        for key, label in ((name, "training"), (f"val_{name}", "validation")):
+            if key in keys:
+                values = [row.get(key, math.nan) for row in rows]
+                ax.plot(epochs, values, marker="o", markersize=3, label=label)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        if name == "learning_rate":
+            ax.set_yscale("log")
+        elif f"val_{name}" in keys:
+            ax.legend(fontsize=8)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    with atomic_output(path, overwrite=True) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
