@@ -28,7 +28,9 @@ from rasterio.windows import transform as window_transform
 
 from geoseg.errors import InputError
 
-__all__ = ["Tile", "TileGrid", "axis_offsets", "pad_to_tile", "read_tile", "valid_mask"]
+__all__ = [
+    "Tile", "TileGrid", "axis_offsets", "block_windows", "pad_to_tile", "read_tile", "valid_mask",
+]
 
 
 def axis_offsets(extent: int, tile_size: int, overlap: int) -> list[int]:
@@ -155,6 +157,20 @@ class TileGrid:
         """All tiles, row by row (the order prediction streams them in)."""
         for row in range(len(self.row_offsets)):
             yield from self.row_tiles(row)
+
+
+def block_windows(height: int, width: int, block_size: int) -> Iterator[Window]:
+    """Non-overlapping windows of at most ``block_size`` pixels partitioning a scene.
+
+    For streaming passes that must visit every pixel exactly once (vectorising, scoring),
+    unlike the model's overlapping tiles. Row by row, top-left first.
+
+    >>> [tuple(w.flatten()) for w in block_windows(3, 5, 4)]
+    [(0, 0, 4, 3), (4, 0, 1, 3)]
+    """
+    for row in range(0, height, block_size):
+        for col in range(0, width, block_size):
+            yield Window(col, row, min(block_size, width - col), min(block_size, height - row))
 
 
 def _pad_mode(length: int) -> str:

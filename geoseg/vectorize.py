@@ -1,7 +1,7 @@
 """Vectorise a class mask into polygons for GIS: one feature per connected landslide.
 
-The mask is read block by block (non-overlapping windows taken from :class:`geoseg.tiling.
-TileGrid`), so a mask larger than memory works; only the polygons are held. Each block is
+The mask is read block by block (non-overlapping windows from :func:`geoseg.tiling.
+block_windows`), so a mask larger than memory works; only the polygons are held. Each block is
 polygonised with :func:`rasterio.features.shapes` in *global pixel coordinates* (whole numbers,
 exact in float64). A polygon that does not reach an internal block edge is complete; the
 others are pieces of a component cut by the blocks. Pieces of one class are linked when they
@@ -32,7 +32,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +56,7 @@ from geoseg.outputs import atomic_output, check_output_path
 from geoseg.predict import CLASS_NAMES_TAG
 from geoseg.scene import open_scene
 from geoseg.styles import polygon_style, write_style
-from geoseg.tiling import TileGrid
+from geoseg.tiling import block_windows
 
 __all__ = [
     "VECTOR_FORMATS",
@@ -357,21 +357,6 @@ def _class_block(src: rasterio.io.DatasetReader, window: Window) -> tuple[np.nda
 
 
 # ------------------------------------------------------------------------------ blocks
-def _blocks(grid: TileGrid) -> Iterator[Window]:
-    """Non-overlapping windows covering the grid's scene.
-
-    With overlap 0 the grid's tiles abut, except the last of each axis, which the tiler pulls
-    back to end on the scene edge; here it starts where its neighbour ends instead.
-    """
-    size = grid.tile_size
-    for tile in grid:
-        window = tile.window
-        col = grid.col_offsets[tile.col - 1] + size if tile.col else 0
-        row = grid.row_offsets[tile.row - 1] + size if tile.row else 0
-        yield Window(col, row, window.col_off + window.width - col,
-                     window.row_off + window.height - row)
-
-
 def _block_stats(
     geoms: np.ndarray,
     class_ids: np.ndarray,
@@ -669,10 +654,10 @@ def polygons_from_mask(
         metric = _Metric.for_raster(src)
         # Without later changes to the geometry, small complete polygons can go at once.
         drop_early = min_area > 0 and simplify == 0 and fill_holes == 0
-        grid = TileGrid(src.height, src.width, block_size, 0, src.transform)
-        log.info("%s: vectorising %d block(s) of up to %d px", src.name, len(grid), block_size)
+        blocks = list(block_windows(src.height, src.width, block_size))
+        log.info("%s: vectorising %d block(s) of up to %d px", src.name, len(blocks), block_size)
         complete, cut = [], []
-        for window in _blocks(grid):
+        for window in blocks:
             pieces, on_edge = _vectorise_block(src, prob, window, classes, connectivity)
             whole = pieces.take(np.flatnonzero(~on_edge))
             whole.geoms = _to_map(whole.geoms, src.transform)
@@ -682,7 +667,7 @@ def polygons_from_mask(
             cut.append(pieces.take(np.flatnonzero(on_edge)))
             log.debug("block %s: %d complete, %d cut polygons", window, len(whole), on_edge.sum())
             if progress is not None:
-                progress(1, len(grid))
+                progress(1, len(blocks))
         cut_pieces = _Pieces.concat(cut)
         merged = _merge_cut(cut_pieces, connectivity) if len(cut_pieces) else _Pieces.empty()
         log.info("%d polygons cut by block edges merged into %d", len(cut_pieces), len(merged))
