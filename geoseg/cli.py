@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "export": "export",
     "tile": "tile",
     "train": "train",
+    "evaluate": "evaluate",
 }
 
 

@@ -1,0 +1,662 @@
+"""Accuracy of a model on labelled scenes, measured through the pipeline users run.
+
+Every scene is predicted with :func:`geoseg.predict.predict_scene` exactly as ``geoseg
+predict`` would (same tiler, overlap, blending, threshold), into a class mask and a float32
+probability GeoTIFF in a work folder. Those are then read back in blocks of the scene grid with
+the labels (:func:`geoseg.labels.open_labels`), so a scene of any size is scored in constant
+memory and seams between tiles count like any other error:
+
+- a :class:`~geoseg.metrics.ConfusionMatrix` over the pixels that are *evaluated*: the scene
+  has data there (the mask is not nodata) and the labels have a class (not
+  :data:`~geoseg.labels.NO_LABEL`);
+- a :class:`~geoseg.metrics.ThresholdSweep` of the landslide probability over the same pixels;
+- object metrics (:func:`~geoseg.metrics.match_objects`): predicted landslides are the
+  polygons :func:`geoseg.vectorize.polygons_from_mask` makes of the evaluated prediction (what
+  ``geoseg predict --vector`` writes); true landslides are the label file's own polygons
+  (reprojected, repaired, clipped to the evaluated area) for a vector layer, or the polygons of
+  the evaluated label raster.
+
+Several scenes are pooled (micro average: confusion matrices, sweeps and object counts are
+summed), and each scene keeps its own report. The reference dataset layout (``images/*.png``
+with RGB-coded ``masks/*.png``) is evaluated the same way, each PNG a small scene without
+georeference whose pure-white pixels are no data (:data:`geoseg.datasets.WHITE_NODATA`).
+
+This module never imports TensorFlow or click.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import shapely
+from rasterio.errors import NotGeoreferencedWarning
+
+from geoseg.datasets import LabelledScene, dataset_split, reference_scenes
+from geoseg.errors import InputError, OutputError, OutputExistsError
+from geoseg.labels import NO_LABEL, LabelSource, VectorLabels, open_labels
+from geoseg.metrics import (
+    ConfusionMatrix,
+    MetricsReport,
+    ObjectMatch,
+    ThresholdSweep,
+    match_objects,
+)
+from geoseg.outputs import atomic_output
+from geoseg.predict import MASK_NODATA, BatchPredictor, predict_scene
+from geoseg.scene import open_scene
+from geoseg.settings import ModelSettings
+from geoseg.tiling import TileGrid, block_windows
+from geoseg.vectorize import polygons_from_mask
+
+__all__ = [
+    "DICE_NOTE",
+    "REPORT_FILES",
+    "SCENES_FILE",
+    "Evaluation",
+    "SceneReport",
+    "check_report_dir",
+    "evaluate_dataset",
+    "evaluate_scene",
+    "evaluate_scenes",
+    "merge_reports",
+    "write_report",
+]
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+RgbMap = Mapping[tuple[int, int, int], int]
+Progress = Callable[[int, int], None]
+
+_POLYGON = 3  # shapely.get_type_id of a Polygon
+
+BLOCK = 1024
+"""Side of the blocks the predictions and labels are read back in (a multiple of 256)."""
+
+REPORT_FILES = ("evaluation.json", "evaluation.csv", "threshold_sweep.csv", "threshold_sweep.png")
+"""Files :func:`write_report` writes into the report folder."""
+SCENES_FILE = "scenes.csv"
+"""Per-scene figures, written by :func:`write_report` for an :class:`Evaluation`."""
+
+DICE_NOTE = (
+    "dice_coef_multiclass (the reference FlexUNet metric) pools every class, background "
+    "included: each pixel adds one 1 to truth and prediction, so it equals overall accuracy "
+    "and stays high even when every landslide is missed. Judge the model by the landslide "
+    "IoU/F1 above."
+)
+"""Why the reference metric overstates landslide accuracy (after ConfusionMatrix's docs)."""
+
+
+@dataclass(frozen=True)
+class SceneReport:
+    """The figures of one scene."""
+
+    name: str
+    """The scene's file name."""
+    report: MetricsReport
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Pooled and per-scene figures of an evaluation run."""
+
+    report: MetricsReport
+    """All scenes pooled (micro average)."""
+    scenes: list[SceneReport]
+    """One report per scene, in input order."""
+    seconds: float
+    """Wall time of the run (prediction included)."""
+
+
+# ------------------------------------------------------------------------------ quiet PNGs
+class _NoCrsFilter(logging.Filter):
+    """Drops the "has no CRS" warnings that plain images (PNG tiles) would raise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "no CRS" not in record.getMessage()
+
+
+@contextmanager
+def _georeference_not_expected(quiet: bool) -> Iterator[None]:
+    """Silence missing-georeference warnings (rasterio's and geoseg's) while ``quiet``."""
+    if not quiet:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("geoseg.scene", "geoseg.vectorize")]
+    no_crs = _NoCrsFilter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        for logger in loggers:
+            logger.addFilter(no_crs)
+        try:
+            yield
+        finally:
+            for logger in loggers:
+                logger.removeFilter(no_crs)
+
+
+# ------------------------------------------------------------------------------ helpers
+@dataclass(frozen=True)
+class _Run:
+    """What every scene of one evaluation is predicted and scored with."""
+
+    predictor: BatchPredictor
+    settings: ModelSettings
+    overlap: int | None
+    bands: Sequence[int] | None
+    threshold: float | None
+    rgb_map: RgbMap | None
+    iou_threshold: float
+    objects: bool
+
+    @property
+    def class_names(self) -> list[str]:
+        """Classes of the masks: a sigmoid model's single class gets a background class 0."""
+        names = self.settings.class_names
+        return ["background", names[0]] if self.settings.num_classes == 1 else list(names)
+
+
+def _with_nodata(image: Path, nodata: float, work_dir: Path) -> Path:
+    """A GeoTIFF copy of ``image`` whose nodata is ``nodata`` (for images that lack one)."""
+    with rasterio.open(image) as src:
+        data = src.read()
+        profile = {
+            "driver": "GTiff", "width": src.width, "height": src.height, "count": src.count,
+            "dtype": src.dtypes[0], "crs": src.crs, "transform": src.transform,
+            "nodata": nodata,
+        }  # fmt: skip
+    copy = work_dir / f"{image.stem}.image.tif"
+    with rasterio.open(copy, "w", **profile) as dst:
+        dst.write(data)
+    return copy
+
+
+def _uint8_raster(path: Path, like: rasterio.io.DatasetReader, nodata: int
+                  ) -> rasterio.io.DatasetWriter:
+    """A one-band uint8 GeoTIFF on the grid of ``like``, open for writing."""
+    return rasterio.open(
+        path, "w", driver="GTiff", width=like.width, height=like.height, count=1, dtype="uint8",
+        crs=like.crs, transform=like.transform, nodata=nodata, tiled=True, blockxsize=256,
+        blockysize=256, compress="deflate",
+    )
+
+
+def _polygonal(geoms: np.ndarray) -> np.ndarray:
+    """The polygonal parts of each geometry as one MultiPolygon (None if it has none)."""
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    polygons, inner = shapely.get_parts(parts, return_index=True)  # collections hold multis
+    keep = shapely.get_type_id(polygons) == _POLYGON
+    out = np.full(len(geoms), None, dtype=object)
+    if keep.any():
+        shapely.multipolygons(polygons[keep], indices=owner[inner][keep], out=out)
+    return out
+
+
+def _vector_truth(path: Path, crs: object, footprint: object, pixel_area: float) -> np.ndarray:
+    """The label layer's polygons in the scene CRS, repaired and clipped to ``footprint``."""
+    frame = gpd.read_file(path, engine="pyogrio").to_crs(crs)
+    geoms = np.asarray(frame.geometry.array, dtype=object)
+    geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+    geoms = _polygonal(shapely.make_valid(geoms))
+    geoms = _polygonal(shapely.intersection(geoms[shapely.is_geometry(geoms)], footprint))
+    geoms = geoms[shapely.is_geometry(geoms)]
+    # Pieces under half a pixel cannot be delineated by a pixel mask: not objects here.
+    return geoms[shapely.area(geoms) >= 0.5 * pixel_area]
+
+
+def _mask_polygons(path: Path, class_id: int) -> np.ndarray:
+    """Polygons of one class of a mask, as ``geoseg predict --vector`` makes them."""
+    frame = polygons_from_mask(path, classes=[class_id])
+    return np.asarray(frame.geometry.array, dtype=object)
+
+
+# ------------------------------------------------------------------------------ merging
+def _merge_objects(first: ObjectMatch | None, second: ObjectMatch | None) -> ObjectMatch | None:
+    """Both matchings as one, over the concatenated truth and prediction lists."""
+    if first is None or second is None:
+        return first or second
+    pairs = first.pairs + [(t + first.n_truth, p + first.n_pred, iou)
+                           for t, p, iou in second.pairs]
+    pairs.sort(key=lambda pair: -pair[2])
+    return ObjectMatch(pairs, first.n_truth + second.n_truth, first.n_pred + second.n_pred,
+                       first.iou_threshold)
+
+
+def merge_reports(reports: Sequence[MetricsReport]) -> MetricsReport:
+    """Pool several reports (micro average): counts of pixels, thresholds and objects add up.
+
+    Parameters
+    ----------
+    reports : sequence of MetricsReport
+        Reports with the same classes and thresholds (from one model).
+
+    Returns
+    -------
+    MetricsReport
+
+    Raises
+    ------
+    ValueError
+        ``reports`` is empty.
+    ConfigError
+        The reports have different classes or thresholds.
+    """
+    if not reports:
+        raise ValueError("no report to merge")
+    confusion = reports[0].confusion
+    sweep = reports[0].sweep
+    objects = reports[0].objects
+    for report in reports[1:]:
+        confusion = confusion.merge(report.confusion)
+        if sweep is not None and report.sweep is not None:
+            sweep = sweep.merge(report.sweep)
+        objects = _merge_objects(objects, report.objects)
+    return MetricsReport(confusion, objects=objects, sweep=sweep)
+
+
+# ------------------------------------------------------------------------------ one scene
+def _score(
+    run: _Run,
+    mask_path: Path,
+    prob_path: Path,
+    scene: rasterio.io.DatasetReader,
+    labels: LabelSource,
+    labels_path: Path,
+    work: Path,
+) -> MetricsReport:
+    """Read prediction and labels back block by block and score them."""
+    names = run.class_names
+    confusion = ConfusionMatrix(len(names), names)
+    sweep = ThresholdSweep()
+    foreground = MetricsReport(confusion).foreground
+    prob_band = 1 if run.settings.num_classes == 1 else foreground + 1
+    vector_truth = isinstance(labels, VectorLabels)
+    pred_path = work / "predicted.evaluated.tif"
+    # Objects need the evaluated area: the truth classes there, or just the area itself
+    # (1, nodata 0) to clip the polygons of a vector layer with.
+    truth_path = work / ("evaluated.tif" if vector_truth else "truth.evaluated.tif")
+    with ExitStack() as stack:
+        mask_src = stack.enter_context(rasterio.open(mask_path))
+        prob_src = stack.enter_context(rasterio.open(prob_path))
+        if run.objects:
+            pred_dst = stack.enter_context(_uint8_raster(pred_path, mask_src, MASK_NODATA))
+            truth_dst = stack.enter_context(
+                _uint8_raster(truth_path, mask_src, 0 if vector_truth else MASK_NODATA)
+            )
+        for window in block_windows(mask_src.height, mask_src.width, BLOCK):
+            pred = mask_src.read(1, window=window)
+            prob = np.clip(prob_src.read(prob_band, window=window), 0.0, 1.0)
+            truth = labels.read(window, BLOCK)[: pred.shape[0], : pred.shape[1]]
+            valid = (pred != MASK_NODATA) & (truth != NO_LABEL)
+            confusion.update(truth, pred, valid)
+            sweep.update(prob, truth == foreground, valid)
+            if run.objects:
+                pred_dst.write(np.where(valid, pred, MASK_NODATA), 1, window=window)
+                evaluated = valid.astype(np.uint8) if vector_truth else np.where(
+                    valid, truth, MASK_NODATA)
+                truth_dst.write(evaluated, 1, window=window)
+    if not run.objects:
+        return MetricsReport(confusion, sweep=sweep)
+    predicted = _mask_polygons(pred_path, foreground)
+    if vector_truth:
+        footprint = shapely.union_all(_mask_polygons(truth_path, 1))
+        truth = _vector_truth(labels_path, scene.crs, footprint, abs(scene.transform.determinant))
+    else:
+        truth = _mask_polygons(truth_path, foreground)
+    return MetricsReport(confusion, objects=match_objects(truth, predicted, run.iou_threshold),
+                         sweep=sweep)
+
+
+def _evaluate_one(
+    run: _Run, scene: LabelledScene, work_root: Path, progress: Progress | None
+) -> MetricsReport:
+    """Predict one scene into a work folder, score it, and remove the work folder."""
+    work = Path(tempfile.mkdtemp(prefix=f"{scene.image.stem}-", dir=work_root))
+    try:
+        image = scene.image
+        if scene.image_nodata is not None:
+            image = _with_nodata(image, scene.image_nodata, work)
+        with ExitStack() as stack:
+            with _georeference_not_expected(True):  # predict_scene says it once, below
+                src = stack.enter_context(open_scene(image))
+            # Labels first: their mistakes surface before the prediction, not after it.
+            labels = stack.enter_context(open_labels(
+                scene.labels, src, num_classes=len(run.class_names), rgb_map=run.rgb_map
+            ))
+            result = predict_scene(
+                image, work / "mask.tif", run.predictor, run.settings, overlap=run.overlap,
+                bands=run.bands, threshold=run.threshold,
+                probabilities_path=work / "probabilities.tif", probability_dtype="float32",
+                progress=progress,
+            )
+            log.info("%s: %d tiles predicted in %.1f s", scene.image.name,
+                     result.tiles_predicted, result.seconds)
+            with _georeference_not_expected(True):
+                return _score(run, result.mask_path, work / "probabilities.tif", src, labels,
+                              scene.labels, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # free the disk before the next scene
+
+
+def _tiles_in(scenes: Sequence[LabelledScene], settings: ModelSettings, overlap: int) -> int:
+    total = 0
+    for scene in scenes:
+        with open_scene(scene.image) as src:
+            total += len(TileGrid.for_dataset(src, settings.image_size, overlap))
+    return total
+
+
+def evaluate_scenes(
+    scenes: Sequence[LabelledScene | tuple[PathLike, PathLike]],
+    predictor: BatchPredictor,
+    settings: ModelSettings,
+    *,
+    work_dir: PathLike | None = None,
+    overlap: int | None = None,
+    bands: Sequence[int] | None = None,
+    threshold: float | None = None,
+    iou_threshold: float = 0.5,
+    rgb_map: RgbMap | None = None,
+    objects: bool = True,
+    expect_georeference: bool = True,
+    progress: Progress | None = None,
+) -> Evaluation:
+    """Predict and score several labelled scenes; pool their figures.
+
+    Parameters
+    ----------
+    scenes : sequence of LabelledScene or (scene, labels) pairs
+        Scenes (any raster GDAL reads) with their labels: a vector layer (every polygon a
+        landslide), a label raster of class ids, or an RGB-coded mask (with ``rgb_map``), on
+        the scene grid (see :func:`geoseg.labels.open_labels`). A
+        :class:`~geoseg.datasets.LabelledScene`'s ``image_nodata`` marks more no data.
+    predictor : BatchPredictor
+        The model (:class:`geoseg.inference.KerasPredictor`, or any batch function).
+    settings : ModelSettings
+        The model's settings.
+    work_dir : path, optional
+        Folder for the temporary predictions (one scene at a time, removed after scoring);
+        a new temporary folder (under ``TMPDIR``) by default.
+    overlap, bands, threshold :
+        As :func:`geoseg.predict.predict_scene`: the model's overlap and bands, argmax.
+    iou_threshold : float
+        IoU for a predicted landslide polygon to match a true one, in (0, 1].
+    rgb_map : mapping of (R, G, B) -> int, optional
+        Colours of RGB-coded label rasters.
+    objects : bool
+        Also match landslide polygons (vectorising can be slow on very large scenes).
+    expect_georeference : bool
+        False for plain images (PNG tiles): their missing CRS is not warned about.
+    progress : callable, optional
+        ``progress(tiles_just_predicted, tiles_total)`` over all scenes.
+
+    Returns
+    -------
+    Evaluation
+
+    Raises
+    ------
+    InputError
+        No scene, a bad ``iou_threshold``, or a scene, its labels or a setting is unusable
+        (see :func:`geoseg.predict.predict_scene` and :func:`geoseg.labels.open_labels`).
+    ConfigError
+        ``rgb_map`` is invalid, or missing for RGB-coded labels.
+    OutputError
+        ``work_dir`` does not exist.
+    """
+    started = time.perf_counter()
+    pairs = [s if isinstance(s, LabelledScene) else LabelledScene(Path(s[0]), Path(s[1]))
+             for s in scenes]
+    if not pairs:
+        raise InputError("no scene to evaluate")
+    if not 0 < iou_threshold <= 1:
+        raise InputError(f"--iou-threshold must be in (0, 1], got {iou_threshold}")
+    run = _Run(predictor, settings, overlap, bands, threshold, rgb_map, iou_threshold, objects)
+    with ExitStack() as stack:
+        stack.enter_context(_georeference_not_expected(not expect_georeference))
+        if work_dir is None:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="geoseg-eval-")))
+        else:
+            root = Path(work_dir)
+            if not root.is_dir():
+                raise OutputError(f"{root}: work folder does not exist; create it first")
+        tiles = None
+        if progress is not None:
+            with _georeference_not_expected(True):
+                total = _tiles_in(pairs, settings, settings.overlap if overlap is None
+                                  else overlap)
+
+            def tiles(done: int, _scene_total: int) -> None:
+                progress(done, total)
+
+        results = [SceneReport(scene.image.name, _evaluate_one(run, scene, root, tiles))
+                   for scene in pairs]
+    return Evaluation(merge_reports([r.report for r in results]), results,
+                      time.perf_counter() - started)
+
+
+def evaluate_scene(
+    scene_path: PathLike,
+    labels_path: PathLike,
+    predictor: BatchPredictor,
+    settings: ModelSettings,
+    *,
+    work_dir: PathLike | None = None,
+    overlap: int | None = None,
+    bands: Sequence[int] | None = None,
+    threshold: float | None = None,
+    iou_threshold: float = 0.5,
+    rgb_map: RgbMap | None = None,
+    objects: bool = True,
+    progress: Progress | None = None,
+) -> MetricsReport:
+    """Predict one labelled scene and score it (see :func:`evaluate_scenes`).
+
+    Returns
+    -------
+    MetricsReport
+        Pixel confusion matrix, landslide threshold sweep and (with ``objects``) polygon
+        matching over the evaluated pixels.
+
+    Raises
+    ------
+    InputError, ConfigError
+        As :func:`evaluate_scenes`.
+    """
+    return evaluate_scenes(
+        [(scene_path, labels_path)], predictor, settings, work_dir=work_dir, overlap=overlap,
+        bands=bands, threshold=threshold, iou_threshold=iou_threshold, rgb_map=rgb_map,
+        objects=objects, progress=progress,
+    ).report
+
+
+def _dataset_scenes(
+    source: PathLike | tuple[PathLike, PathLike], split: str | None, mask_suffix: str
+) -> list[LabelledScene]:
+    if isinstance(source, tuple):
+        return reference_scenes(source[0], source[1], mask_suffix)
+    root = Path(source)
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset folder not found; check the path")
+    if split is None and (root / "images").is_dir():
+        return reference_scenes(root / "images", root / "masks", mask_suffix)
+    splits = [split] if split is not None else ["test", "valid"]
+    for name in splits:
+        scenes = dataset_split(root, name, mask_suffix)
+        if scenes:
+            return scenes
+    wanted = " or ".join(f"{name}/" for name in splits)
+    raise InputError(
+        f"{root}: has no images/ and masks/ folders, nor a {wanted} split holding them"
+    )
+
+
+def evaluate_dataset(
+    source: PathLike | tuple[PathLike, PathLike],
+    predictor: BatchPredictor,
+    settings: ModelSettings,
+    *,
+    rgb_map: RgbMap | None = None,
+    split: str | None = None,
+    mask_suffix: str = ".png",
+    work_dir: PathLike | None = None,
+    overlap: int | None = None,
+    bands: Sequence[int] | None = None,
+    threshold: float | None = None,
+    iou_threshold: float = 0.5,
+    objects: bool = True,
+    progress: Progress | None = None,
+) -> Evaluation:
+    """Predict and score a dataset in the reference layout, each image as a small scene.
+
+    Images are read by rasterio (PNG, GeoTIFF, ...) and go through the same tiler and
+    :func:`~geoseg.predict.predict_scene` as scenes; pure-white pixels of the reference PNGs
+    are no data and are not scored. Images without georeference are expected here: their
+    missing CRS is not warned about, and object areas are in pixels.
+
+    Parameters
+    ----------
+    source : path or (images_dir, masks_dir)
+        A folder holding ``images/`` and ``masks/``; a dataset root holding a split folder
+        (``<split>/images``, ``<split>/masks``; ``test/``, else ``valid/`` without ``split``);
+        a chip folder written by ``geoseg tile`` (its ``split`` chips); or the two folders.
+    predictor, settings :
+        The model and its settings.
+    rgb_map : mapping of (R, G, B) -> int, optional
+        Mask colour of each class (``[mask] rgb_map``); needed for RGB-coded masks.
+    split : str, optional
+        Split folder or chip split to evaluate.
+    mask_suffix : str
+        Extension of the masks (``[mask] mask_file_format``).
+    work_dir, overlap, bands, threshold, iou_threshold, objects, progress :
+        As :func:`evaluate_scenes`.
+
+    Returns
+    -------
+    Evaluation
+
+    Raises
+    ------
+    InputError
+        The layout is not found, an image has no mask, or a file is unusable.
+    ConfigError
+        ``rgb_map`` is missing for RGB masks or invalid.
+    """
+    return evaluate_scenes(
+        _dataset_scenes(source, split, mask_suffix), predictor, settings, work_dir=work_dir,
+        overlap=overlap, bands=bands, threshold=threshold, iou_threshold=iou_threshold,
+        rgb_map=rgb_map, objects=objects, expect_georeference=False, progress=progress,
+    )
+
+
+# ------------------------------------------------------------------------------ outputs
+def _report_paths(out_dir: Path, with_scenes: bool) -> list[Path]:
+    names = [*REPORT_FILES, SCENES_FILE] if with_scenes else list(REPORT_FILES)
+    return [out_dir / name for name in names]
+
+
+def check_report_dir(out_dir: PathLike, overwrite: bool = False) -> list[Path]:
+    """Check, before any work, that a report can be written into ``out_dir``.
+
+    Returns
+    -------
+    list of Path
+        The files :func:`write_report` will write (``scenes.csv`` last).
+
+    Raises
+    ------
+    OutputError
+        ``out_dir`` is a file.
+    OutputExistsError
+        One of the report files exists and ``overwrite`` is False.
+    """
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: is a file; give a folder for the evaluation report")
+    paths = _report_paths(folder, with_scenes=True)
+    existing = [p.name for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(
+            f"{folder}: holds a report already ({', '.join(existing)}); pass --overwrite to "
+            "replace it or choose another folder"
+        )
+    return paths
+
+
+def _scene_rows(scenes: Sequence[SceneReport]) -> list[dict[str, object]]:
+    rows = []
+    for scene in scenes:
+        landslide = scene.report.class_rows()[scene.report.foreground]
+        row: dict[str, object] = {
+            "scene": scene.name, "pixels": scene.report.confusion.total,
+            "support": landslide["support"], "predicted": landslide["predicted"],
+            "iou": landslide["iou"], "f1": landslide["f1"],
+            "precision": landslide["precision"], "recall": landslide["recall"],
+        }  # fmt: skip
+        objects = scene.report.objects
+        if objects is not None:
+            row |= {"truth_objects": objects.n_truth, "predicted_objects": objects.n_pred,
+                    "matched_objects": objects.true_positives}  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def write_report(
+    report: MetricsReport | Evaluation, out_dir: PathLike, *, overwrite: bool = False
+) -> list[Path]:
+    """Write an evaluation report into ``out_dir`` (created if missing).
+
+    Files: ``evaluation.json`` (all figures, landslide first, n/a as null),
+    ``evaluation.csv`` (per-class table), ``threshold_sweep.csv`` and
+    ``threshold_sweep.png`` (landslide precision/recall/F1/IoU per threshold), and for an
+    :class:`Evaluation` ``scenes.csv`` (landslide figures per scene). Each file is written
+    atomically.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Raises
+    ------
+    OutputError
+        ``out_dir`` cannot be created or written.
+    OutputExistsError
+        A report file exists and ``overwrite`` is False.
+    """
+    folder = Path(out_dir)
+    check_report_dir(folder, overwrite)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the report folder ({exc.strerror})") from exc
+    scenes = report.scenes if isinstance(report, Evaluation) else None
+    metrics = report.report if isinstance(report, Evaluation) else report
+    paths = _report_paths(folder, with_scenes=scenes is not None)
+    metrics.to_json(paths[0], overwrite)
+    metrics.to_csv(paths[1], overwrite)
+    metrics.sweep_to_csv(paths[2], overwrite)
+    metrics.plot_sweep(paths[3], overwrite)
+    if scenes is not None:
+        rows = _scene_rows(scenes)
+        with atomic_output(paths[4], overwrite) as tmp, tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: "n/a" if isinstance(v, float) and math.isnan(v) else v
+                                 for k, v in row.items()})  # fmt: skip
+    return paths
