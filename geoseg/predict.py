@@ -1,10 +1,19 @@
 """Tiled prediction of a whole scene, streamed: read tiles, infer, blend, write blocks.
 
-The scene is never read whole. Tiles come from :mod:`geoseg.tiling` in row order, a reader
-thread prefetches them, the model runs on fixed-size batches (which may span tile rows), the
-class probabilities are blended in a :class:`~geoseg.blending.RowBandAccumulator`, and every
-band of rows that no later tile can touch is finished and handed to a writer thread. Memory is
-set by the tiles in flight and one band of rows, not by the scene height.
+The scene is never read whole. Three threads form a pipeline, so that the model is never idle
+waiting for input or output work:
+
+- a reader reads tiles from :mod:`geoseg.tiling` in row order, skips those without data and
+  stacks fixed-size batches (which may span tile rows), up to two batches ahead;
+- the calling thread only runs the model on each batch;
+- a blender adds each tile's class probabilities to a
+  :class:`~geoseg.blending.RowBandAccumulator` and, before a new tile row, finishes every
+  256-row block row above it, classifies it and writes it.
+
+Memory is set by the batches in flight and a band of one tile plus one block of rows, not by
+the scene's height; the GDAL block cache is bounded for the run (unless ``GDAL_CACHEMAX`` is
+set), so it does not grow with the scene either. Outputs are written to temporary files and
+moved into place only when complete (:func:`geoseg.outputs.atomic_output`).
 
 The model is any callable mapping a float32 batch ``(n, size, size, bands)`` to probabilities
 ``(n, size, size, classes)``: :class:`geoseg.inference.KerasPredictor` in practice, a plain numpy
@@ -15,23 +24,24 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from queue import Full, Queue
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.windows import Window
 
-from geoseg.blending import RowBandAccumulator, weight_window
+from geoseg.blending import RowBandAccumulator, coverage_weights
 from geoseg.errors import InputError
 from geoseg.outputs import atomic_output, check_output_path
 from geoseg.scene import open_scene, select_bands
@@ -61,6 +71,7 @@ BLOCK = 256
 """Block size of the output GeoTIFFs; bands of rows are flushed in multiples of it."""
 
 ProbabilityDtype = Literal["uint8", "float32"]
+_T = TypeVar("_T")
 
 
 class BatchPredictor(Protocol):
@@ -85,30 +96,22 @@ class PredictionResult:
     foreground_pixels: int
 
 
-def _prefetched(
-    executor: ThreadPoolExecutor, jobs: Iterator[Callable[[], object]], depth: int
-) -> Iterator[object]:
-    """Run ``jobs`` on ``executor`` keeping up to ``depth`` ahead; yield results in order."""
-    pending: deque[Future[object]] = deque()
-    for job in jobs:
-        pending.append(executor.submit(job))
-        if len(pending) > depth:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
-
-
 def _classify(
     probs: np.ndarray, valid: np.ndarray, threshold: float | None
 ) -> np.ndarray:
-    """Class ids from probabilities (K, h, w): argmax, or foreground >= threshold."""
-    probs = np.nan_to_num(probs, nan=0.0)
+    """Class ids from probabilities (K, h, w): argmax, or foreground >= threshold.
+
+    Comparisons with NaN (from a broken model) are false: class 0 for one- and two-class
+    models; for more classes a NaN probability never wins.
+    """
     if probs.shape[0] == 1:
         classes = probs[0] >= (0.5 if threshold is None else threshold)
     elif threshold is not None:
         classes = probs[1] >= threshold
+    elif probs.shape[0] == 2:
+        classes = probs[1] > probs[0]  # argmax: a tie goes to the first class
     else:
-        classes = np.argmax(probs, axis=0)
+        classes = np.argmax(np.nan_to_num(probs, nan=-np.inf), axis=0)
     mask = classes.astype(np.uint8)
     mask[~valid] = MASK_NODATA
     return mask
@@ -139,6 +142,7 @@ def _output_profile(src: rasterio.io.DatasetReader, count: int, dtype: str, noda
         "blockxsize": BLOCK,
         "blockysize": BLOCK,
         "compress": "deflate",
+        "zlevel": 1,  # 8x less CPU than the default level 6, for files about 1/4 larger
         "BIGTIFF": "IF_SAFER",
     }
 
@@ -159,14 +163,6 @@ def _describe_outputs(
         if dtype == "uint8":
             prob_dst.scales = [1.0 / PROBABILITY_SCALE] * settings.num_classes
             prob_dst.offsets = [0.0] * settings.num_classes
-
-
-def _band_height(grid: TileGrid, batch_size: int) -> int:
-    """Rows the accumulator must hold: unflushed block remainder plus all tiles in flight."""
-    rows_in_flight = math.ceil(batch_size / grid.shape[1]) + 1
-    stride = grid.tile_size - grid.overlap
-    needed = BLOCK + grid.tile_size + stride * rows_in_flight
-    return min(needed, grid.height + BLOCK)
 
 
 def predict_scene(
@@ -203,7 +199,9 @@ def predict_scene(
     bands : sequence of int, optional
         1-based scene bands in model order; the model's bands by default.
     threshold : float, optional
-        Foreground probability threshold (models with 1 or 2 classes); argmax by default.
+        Foreground probability threshold (models with 1 or 2 classes): foreground where
+        ``p >= threshold``; argmax by default. :mod:`geoseg.evaluate`'s threshold sweep
+        finds the one with the best landslide F1 on labelled data.
     probabilities_path : path, optional
         Also write per-class probabilities: one band per class.
     probability_dtype : {"uint8", "float32"}
@@ -258,6 +256,10 @@ def predict_scene(
         prob_tmp = (
             stack.enter_context(atomic_output(prob_final, overwrite)) if prob_final else None
         )
+        if "GDAL_CACHEMAX" not in os.environ:  # a user's own setting wins
+            out_bytes = 1 + (settings.num_classes * np.dtype(probability_dtype).itemsize
+                             if prob_final else 0)
+            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_cache_bytes(src, grid, out_bytes)))
         stats = _run(src, grid, band_list, predictor, settings, threshold, probability_dtype,
                      _staging(mask_tmp, cog), _staging(prob_tmp, cog) if prob_tmp else None,
                      progress)
@@ -287,6 +289,118 @@ def _to_cog(final_tmp: Path) -> None:
     stage.unlink()
 
 
+@dataclass
+class _Batch:
+    """Tiles read ahead for one model call, and the nodata-only tiles passed over before them."""
+
+    tiles: list[Tile]
+    valid: list[np.ndarray]
+    images: np.ndarray
+    skipped: int
+
+
+class _Failure:
+    """An exception raised in the read-ahead thread, carried to the consumer."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+_DONE = object()
+
+
+def _read_ahead(items: Iterator[_T], depth: int) -> Iterator[_T]:
+    """Produce ``items`` in a background thread, up to ``depth`` ahead; yield them in order.
+
+    Exceptions of the producer re-raise here. Closing the generator stops the thread (after
+    the item it is producing) and waits for it, so the producer's resources can close next.
+    """
+    queue: Queue[object] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as error:  # noqa: BLE001  (re-raised in the consumer)
+            put(_Failure(error))
+
+    thread = threading.Thread(target=produce, name="geoseg-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _aligned(row: int) -> int:
+    """The block boundary at or above scene row ``row``."""
+    return row - row % BLOCK
+
+
+def _batches(
+    src: rasterio.io.DatasetReader, grid: TileGrid, bands: list[int], batch_size: int
+) -> Iterator[_Batch]:
+    """Read the grid's tiles in row order and group those with data into model batches.
+
+    A batch holds ``batch_size`` tiles (fewer at the end) of one or several tile rows; its
+    images are one contiguous float32 array. The last item may hold no tiles: it reports the
+    nodata-only tiles after the last batch.
+    """
+    size = grid.tile_size
+    shape = (batch_size, size, size, len(bands))
+    images = np.empty(shape, dtype=np.float32)
+    tiles: list[Tile] = []
+    valid: list[np.ndarray] = []
+    skipped = 0
+    for tile in grid:
+        image, tile_valid = read_tile(src, tile, size, bands)
+        if not tile_valid.any():  # nodata only: nothing to predict
+            skipped += 1
+            continue
+        images[len(tiles)] = image
+        tiles.append(tile)
+        valid.append(tile_valid)
+        if len(tiles) == batch_size:
+            yield _Batch(tiles, valid, images, skipped)
+            images = np.empty(shape, dtype=np.float32)
+            tiles, valid, skipped = [], [], 0
+    if tiles or skipped:
+        yield _Batch(tiles, valid, images[: len(tiles)], skipped)
+
+
+def _cache_bytes(src: rasterio.io.DatasetReader, grid: TileGrid, out_bytes: int) -> int:
+    """GDAL block cache for one run: the input blocks of a tile row and a block row beyond,
+    and two block rows of output; at least 32 MiB.
+
+    Without a bound GDAL caches up to 5% of the machine's memory, so the memory of a run would
+    grow with the scene until that much is used.
+    """
+    pixel = sum(np.dtype(dtype).itemsize for dtype in src.dtypes)
+    block_rows = min(src.block_shapes[0][0], grid.tile_size)
+    needed = (pixel * grid.width * (grid.tile_size + 2 * block_rows)
+              + out_bytes * grid.width * 2 * BLOCK)
+    return max(32 * 2**20, needed)
+
+
 def _run(
     src: rasterio.io.DatasetReader,
     grid: TileGrid,
@@ -299,14 +413,23 @@ def _run(
     prob_path: Path | None,
     progress: Callable[[int, int], None] | None,
 ) -> tuple[int, int]:
-    """The streaming loop; returns (tiles predicted, foreground pixels)."""
-    tile_size = grid.tile_size
+    """The streaming loop; returns (tiles predicted, foreground pixels).
+
+    Three threads: the reader reads tiles and stacks batches, this thread only runs the model,
+    and the blender adds each batch's probabilities to the accumulator and finishes, classifies
+    and writes every band of rows that no later tile touches. The model is never idle waiting
+    for reading, blending or writing, which overlap with the next batch.
+    """
     batch_size = max(1, int(predictor.batch_size))
+    # Tiles are added in row order, and the rows above a new tile row's block boundary are
+    # finished first: the band holds less than one block plus one tile.
     accumulator = RowBandAccumulator(
-        grid.width, settings.num_classes, _band_height(grid, batch_size),
-        weight_window(tile_size, grid.overlap),
+        coverage_weights(grid.height, grid.row_offsets, grid.tile_size, grid.overlap),
+        coverage_weights(grid.width, grid.col_offsets, grid.tile_size, grid.overlap),
+        settings.num_classes, min(BLOCK + grid.tile_size, grid.height), grid.tile_size,
+        grid.overlap,
     )
-    row_offsets = grid.row_offsets
+    total = len(grid)
     foreground = 0
     predicted = 0
 
@@ -322,70 +445,45 @@ def _run(
                 **_output_profile(src, settings.num_classes, probability_dtype, nodata),
             ))
         _describe_outputs(mask_dst, prob_dst, settings, probability_dtype)
-        reader = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="geoseg-read"))
-        writer = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="geoseg-write"))
-        writes: deque[Future[int]] = deque()
 
-        def write_rows(until: int) -> None:
+        def finish_rows(until: int) -> None:
+            """Classify and write scene rows ``[top, until)``, one block row at a time."""
             nonlocal foreground
-            row_off, probs, valid = accumulator.flush(until)
-            if probs.shape[1] == 0:
-                return
-
-            def job() -> int:
+            while accumulator.top < until:
+                row_off, probs, valid = accumulator.flush(
+                    min(until, _aligned(accumulator.top) + BLOCK)
+                )
                 mask = _classify(probs, valid, threshold)
                 window = Window(0, row_off, grid.width, mask.shape[0])
                 mask_dst.write(mask, 1, window=window)
                 if prob_dst is not None:
                     prob_dst.write(_probability_band(probs, valid, probability_dtype),
                                    window=window)
-                return int(np.count_nonzero((mask != 0) & (mask != MASK_NODATA)))
+                foreground += np.count_nonzero(mask) - np.count_nonzero(mask == MASK_NODATA)
 
-            writes.append(writer.submit(job))
-            while len(writes) > 2:
-                foreground += writes.popleft().result()
-
-        def reads() -> Iterator[Callable[[], object]]:
-            for tile in grid:
-                yield lambda tile=tile: (tile, *read_tile(src, tile, tile_size, bands))
-
-        batch: list[tuple[Tile, np.ndarray, np.ndarray]] = []
-
-        def run_batch() -> None:
-            nonlocal predicted
-            images = np.stack([image for _, image, _ in batch])
-            probs = predictor(images)
-            for (tile, _, valid), tile_probs in zip(batch, probs, strict=True):
+        def blend(batch: _Batch, probs: np.ndarray) -> None:
+            for tile, valid, tile_probs in zip(batch.tiles, batch.valid, probs, strict=True):
+                finish_rows(_aligned(grid.row_offsets[tile.row]))
                 accumulator.add(tile.window, tile_probs, valid)
-            predicted += len(batch)
-            if progress is not None:
-                progress(len(batch), len(grid))
-            batch.clear()
 
-        def flush_before(row: int) -> None:
-            """Finish the rows above grid row ``row``: no tile still to come touches them."""
-            ready = row_offsets[row]
-            aligned = ready - ready % BLOCK
-            if aligned > accumulator.top:
-                write_rows(aligned)
-
-        for item in _prefetched(reader, reads(), depth=2 * batch_size):
-            tile, image, valid = item  # type: ignore[misc]
-            if not valid.any():  # nodata only: nothing to predict
-                if progress is not None:
-                    progress(1, len(grid))
+        blender = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="geoseg-blend"))
+        pending: deque[Future[None]] = deque()
+        batches = stack.enter_context(closing(_read_ahead(
+            _batches(src, grid, bands, batch_size), depth=2
+        )))
+        for batch in batches:
+            if progress is not None and batch.skipped:
+                progress(batch.skipped, total)
+            if not batch.tiles:
                 continue
-            bottom = int(tile.window.row_off + tile.window.height)
-            if batch and bottom > accumulator.top + accumulator.band_height:
-                run_batch()
-            if not batch:
-                flush_before(tile.row)
-            batch.append((tile, image, valid))
-            if len(batch) == batch_size:
-                run_batch()
-        if batch:
-            run_batch()
-        write_rows(grid.height)
-        while writes:
-            foreground += writes.popleft().result()
+            probs = predictor(batch.images)
+            pending.append(blender.submit(blend, batch, probs))
+            while len(pending) > 1:
+                pending.popleft().result()
+            predicted += len(batch.tiles)
+            if progress is not None:
+                progress(len(batch.tiles), total)
+        while pending:
+            pending.popleft().result()
+        blender.submit(finish_rows, grid.height).result()
     return predicted, foreground
