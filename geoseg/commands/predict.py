@@ -1,8 +1,9 @@
-"""``geoseg predict``: segment a whole scene into a class-mask GeoTIFF."""
+"""``geoseg predict``: segment whole scenes into class-mask GeoTIFFs, on one or many machines."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,8 +12,10 @@ from geoseg.commands.options import (
     bands_opt,
     overlap_opt,
     overwrite_opt,
-    raster_input,
 )
+
+if TYPE_CHECKING:
+    from geoseg.predict import PredictionResult
 
 
 def default_model_path() -> Path:
@@ -20,12 +23,14 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parents[1] / "data" / "demo_model.keras"
 
 
-@click.command(short_help="Segment a scene into a class-mask GeoTIFF.")
-@click.argument("scene", type=raster_input)
+@click.command(short_help="Segment scenes into class-mask GeoTIFFs.")
+@click.argument("scenes", nargs=-1, required=True)
 @click.option("-m", "--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Trained geoseg .keras model [default: the bundled demo model].")
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), required=True,
-              help="Class mask GeoTIFF to write (uint8, nodata 255).")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="Class mask GeoTIFF to write for one scene (uint8, nodata 255).")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the outputs of several scenes: <scene stem>_mask.tif, ...")
 @click.option("--probabilities", "probabilities_path", type=click.Path(dir_okay=False),
               default=None, help="Also write per-class probabilities to this GeoTIFF.")
 @click.option("--probability-dtype", type=click.Choice(["uint8", "float32"]), default="uint8",
@@ -42,18 +47,32 @@ def default_model_path() -> Path:
 @bands_opt
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
               show_default=True, help="Where the model runs; auto uses a GPU when one is visible.")
+@click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32",
+              show_default=True,
+              help="bfloat16: faster on CPUs with bfloat16 instructions and recent GPUs; "
+                   "probabilities differ slightly from float32.")
 @click.option("--cog", is_flag=True, help="Write Cloud Optimized GeoTIFFs (with overviews).")
 @click.option("--vector", "vector_path", type=click.Path(dir_okay=False), default=None,
               help="Also vectorise the mask into polygons (.gpkg, .shp, .geojson, ...).")
 @click.option("--preview", "preview_path", type=click.Path(dir_okay=False), default=None,
               help="Also draw a PNG: scene | prediction | polygons.")
+@click.option("--also", type=click.Choice(["probabilities", "vector"]), multiple=True,
+              help="With --out-dir: also write <stem>_probabilities.tif and/or "
+                   "<stem>_landslides.gpkg for every scene (repeatable).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="With --out-dir: spread the scenes over a local Dask cluster of N worker "
+                   "processes.")
+@click.option("--dask-scheduler", default=None, metavar="ADDRESS",
+              help="With --out-dir: spread the scenes over the Dask cluster at ADDRESS "
+                   "(tcp://host:8786); workers must see the same paths.")
 @click.option("--require-crs", is_flag=True, help="Refuse scenes without a CRS (default: warn).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @overwrite_opt
 def predict(
-    scene: str,
+    scenes: tuple[str, ...],
     model_path: str | None,
-    out_path: str,
+    out_path: str | None,
+    out_dir: str | None,
     probabilities_path: str | None,
     probability_dtype: str,
     threshold: float | None,
@@ -61,22 +80,65 @@ def predict(
     batch_size: int,
     bands: list[int] | None,
     device: str,
+    precision: str,
     cog: bool,
     vector_path: str | None,
     preview_path: str | None,
+    also: tuple[str, ...],
+    workers: int | None,
+    dask_scheduler: str | None,
     require_crs: bool,
     quiet: bool,
     overwrite: bool,
 ) -> None:
-    """Segment SCENE tile by tile and stitch a class mask aligned with it.
+    """Segment SCENES tile by tile and stitch a class mask aligned with each.
 
     The output has the scene's CRS, transform and size; pixels where the scene has no data
     are nodata (255). Overlapping tiles are blended, so there are no seams.
 
+    SCENES are files, GDAL virtual paths (/vsizip/..., /vsicurl/...), glob patterns
+    ("tiles/*.tif") or @list.txt files (one of those per line). One scene goes to --out;
+    several go to --out-dir, one after another or spread over Dask workers (--workers,
+    --dask-scheduler), each worker loading the model once.
+
     \b
-    Example:
+    Examples:
       geoseg predict scene.tif --model model.keras --out pred.tif --probabilities prob.tif
+      geoseg predict "area/*.tif" --model model.keras --out-dir preds --workers 2 --also vector
     """
+    from geoseg.distributed import expand_scenes
+
+    if (out_path is None) == (out_dir is None):
+        raise click.UsageError("give --out for one scene or --out-dir for several")
+    scene_paths = expand_scenes(scenes)
+    model = Path(model_path) if model_path else default_model_path()
+    if out_path is not None:
+        if len(scene_paths) != 1:
+            raise click.UsageError(f"{len(scene_paths)} scenes given: use --out-dir for several")
+        for option, value in (("--also", also), ("--workers", workers),
+                              ("--dask-scheduler", dask_scheduler)):
+            if value:
+                raise click.UsageError(f"{option} applies with --out-dir")
+        _predict_one(scene_paths[0], model, out_path, probabilities_path,
+                     probability_dtype, threshold, overlap, batch_size, bands, device, precision,
+                     cog, vector_path, preview_path, require_crs, quiet, overwrite)
+        return
+    for option, value in (("--probabilities", probabilities_path), ("--vector", vector_path),
+                          ("--preview", preview_path)):
+        if value:
+            raise click.UsageError(f"{option} names one scene's output; with --out-dir use "
+                                   "--also probabilities / --also vector")
+    _predict_many(scene_paths, model, Path(out_dir or "."), also, probability_dtype, threshold,
+                  overlap, batch_size, bands, device, precision, cog, workers, dask_scheduler,
+                  require_crs, quiet, overwrite)
+
+
+def _predict_one(
+    scene: str, model_path: Path, out_path: str, probabilities_path: str | None,
+    probability_dtype: str, threshold: float | None, overlap: int | None, batch_size: int,
+    bands: list[int] | None, device: str, precision: str, cog: bool, vector_path: str | None,
+    preview_path: str | None, require_crs: bool, quiet: bool, overwrite: bool,
+) -> None:
     from geoseg.inference import KerasPredictor
     from geoseg.model import load_model
     from geoseg.outputs import check_output_path
@@ -85,8 +147,9 @@ def predict(
     for extra in (vector_path, preview_path):
         if extra is not None:
             check_output_path(extra, overwrite)
-    model, settings = load_model(model_path or default_model_path())
-    predictor = KerasPredictor(model, batch_size=batch_size, device=device)  # type: ignore[arg-type]
+    model, settings = load_model(model_path)
+    predictor = KerasPredictor(model, batch_size=batch_size, device=device,  # type: ignore[arg-type]
+                               precision=precision)  # type: ignore[arg-type]
     with ProgressBar("tiles", enabled=not quiet) as progress:
         result = predict_scene(
             scene, out_path, predictor, settings,
@@ -96,12 +159,7 @@ def predict(
             cog=cog, overwrite=overwrite, require_crs=require_crs,
             progress=progress,
         )
-    rate = result.tiles_predicted / result.seconds if result.seconds > 0 else 0.0
-    click.echo(
-        f"{result.mask_path}: {result.tiles_predicted} of {result.tiles_total} tiles predicted "
-        f"in {result.seconds:.1f} s ({rate:.2f} tiles/s), "
-        f"{result.foreground_pixels} landslide pixels"
-    )
+    click.echo(_describe(result))
     if result.probabilities_path is not None:
         click.echo(f"{result.probabilities_path}: class probabilities")
     if vector_path is not None:
@@ -109,7 +167,7 @@ def predict(
 
         summary = vectorize_mask(result.mask_path, vector_path,
                                  probabilities_path=result.probabilities_path,
-                                 layer=Path(scene).stem, overwrite=overwrite)
+                                 overwrite=overwrite)
         click.echo(summary.describe())
     if preview_path is not None:
         from geoseg.preview import render_preview
@@ -118,3 +176,53 @@ def predict(
                        polygons_path=vector_path, bands=bands, overwrite=overwrite,
                        title=Path(scene).name)
         click.echo(f"{preview_path}: preview written")
+
+
+def _predict_many(
+    scenes: list[str], model_path: Path, out_dir: Path, also: tuple[str, ...],
+    probability_dtype: str, threshold: float | None, overlap: int | None, batch_size: int,
+    bands: list[int] | None, device: str, precision: str, cog: bool, workers: int | None,
+    dask_scheduler: str | None, require_crs: bool, quiet: bool, overwrite: bool,
+) -> None:
+    from geoseg.distributed import PredictOptions, SceneOutcome, plan_jobs, predict_scenes
+
+    jobs = plan_jobs(scenes, out_dir, probabilities="probabilities" in also,
+                     vector="vector" in also, overwrite=overwrite)
+    options = PredictOptions(
+        model_path=model_path, batch_size=batch_size, device=device,  # type: ignore[arg-type]
+        precision=precision, overlap=overlap,  # type: ignore[arg-type]
+        bands=tuple(bands) if bands else None, threshold=threshold,
+        probability_dtype=probability_dtype,  # type: ignore[arg-type]
+        cog=cog, overwrite=overwrite, require_crs=require_crs,
+    )
+    where = (f"{workers} local workers" if workers else
+             f"the Dask cluster at {dask_scheduler}" if dask_scheduler is not None
+             else "this process")
+    if not quiet:
+        noun = "scene" if len(jobs) == 1 else "scenes"
+        click.echo(f"{len(jobs)} {noun} -> {out_dir} on {where}", err=True)
+
+    def report(outcome: SceneOutcome) -> None:
+        if outcome.result is None:
+            click.echo(f"{outcome.job.scene}: FAILED: {outcome.error}", err=True)
+            return
+        click.echo(_describe(outcome.result)
+                   + (f" [worker {outcome.worker}]" if workers or dask_scheduler else ""))
+        if outcome.vector is not None:
+            click.echo(outcome.vector.describe())
+
+    outcomes = predict_scenes(jobs, options, workers=workers, scheduler=dask_scheduler,
+                              progress=report)
+    failed = [o for o in outcomes if o.result is None]
+    if failed:
+        raise click.ClickException(
+            f"{len(failed)} of {len(outcomes)} scenes failed (see above), first: "
+            f"{failed[0].job.scene}: {failed[0].error}"
+        )
+
+
+def _describe(result: PredictionResult) -> str:
+    rate = result.tiles_predicted / result.seconds if result.seconds > 0 else 0.0
+    return (f"{result.mask_path}: {result.tiles_predicted} of {result.tiles_total} tiles "
+            f"predicted in {result.seconds:.1f} s ({rate:.2f} tiles/s), "
+            f"{result.foreground_pixels} landslide pixels")
