@@ -237,6 +237,7 @@ def predict_job(job: SceneJob, options: PredictOptions) -> SceneOutcome:
             overlap=options.overlap, bands=options.bands, threshold=options.threshold,
             probabilities_path=job.probabilities, probability_dtype=options.probability_dtype,
             cog=options.cog, overwrite=options.overwrite, require_crs=options.require_crs,
+            model_name=options.model_path.name,
         )
         summary = None
         if job.vector is not None:
@@ -244,7 +245,7 @@ def predict_job(job: SceneJob, options: PredictOptions) -> SceneOutcome:
 
             summary = vectorize_mask(result.mask_path, job.vector,
                                      probabilities_path=result.probabilities_path,
-                                     overwrite=options.overwrite)
+                                     layer=Path(job.scene).stem, overwrite=options.overwrite)
     except GeosegError as exc:
         return SceneOutcome(job, None, str(exc), worker)
     return SceneOutcome(job, result, None, worker, summary)

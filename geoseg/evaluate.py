@@ -341,7 +341,7 @@ def _evaluate_one(
                 image, work / "mask.tif", run.predictor, run.settings, overlap=run.overlap,
                 bands=run.bands, threshold=run.threshold,
                 probabilities_path=work / "probabilities.tif", probability_dtype="float32",
-                progress=progress,
+                style=False, progress=progress,
             )
             log.info("%s: %d tiles predicted in %.1f s", scene.image.name,
                      result.tiles_predicted, result.seconds)

@@ -41,11 +41,13 @@ import rasterio
 import rasterio.shutil
 from rasterio.windows import Window
 
+from geoseg import __version__
 from geoseg.blending import RowBandAccumulator, coverage_weights
 from geoseg.errors import InputError
 from geoseg.outputs import atomic_output, check_output_path
 from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
+from geoseg.styles import class_colours, raster_style, write_style
 from geoseg.tiling import Tile, TileGrid, read_tile
 
 __all__ = [
@@ -67,6 +69,10 @@ PROBABILITY_SCALE = 254
 """uint8 probabilities store ``round(p * 254)``; the GeoTIFF's scale factor undoes it."""
 CLASS_NAMES_TAG = "GEOSEG_CLASS_NAMES"
 """Dataset tag holding the JSON list of class names, read back by the vectoriser."""
+MODEL_TAG = "GEOSEG_MODEL"
+"""Dataset tag naming the model file that made the prediction."""
+SETTINGS_TAG = "GEOSEG_MODEL_SETTINGS"
+"""Dataset tag holding the model's settings as JSON."""
 BLOCK = 256
 """Block size of the output GeoTIFFs; bands of rows are flushed in multiples of it."""
 
@@ -152,12 +158,23 @@ def _describe_outputs(
     prob_dst: rasterio.io.DatasetWriter | None,
     settings: ModelSettings,
     dtype: ProbabilityDtype,
+    model_name: str | None,
 ) -> None:
-    names = json.dumps(settings.class_names)
-    mask_dst.update_tags(**{CLASS_NAMES_TAG: names})
-    mask_dst.set_band_description(1, "class")
+    """Class names, colours and the model's settings, for GDAL, QGIS and later geoseg runs.
+
+    No timestamp is written: the same inputs and model give the same output bytes.
+    """
+    tags = {CLASS_NAMES_TAG: json.dumps(settings.class_names),
+            MODEL_TAG: model_name or "", SETTINGS_TAG: json.dumps(settings.to_dict()),
+            "GEOSEG_VERSION": __version__}
+    mask_dst.update_tags(**tags)
+    mask_dst.update_tags(1, **{f"CLASS_{i}": name for i, name in enumerate(settings.class_names)})
+    mask_dst.set_band_description(
+        1, "class: " + ", ".join(f"{i}={name}" for i, name in enumerate(settings.class_names))
+    )
+    mask_dst.write_colormap(1, class_colours(settings.class_names))
     if prob_dst is not None:
-        prob_dst.update_tags(**{CLASS_NAMES_TAG: names})
+        prob_dst.update_tags(**tags)
         for band, name in enumerate(settings.class_names, start=1):
             prob_dst.set_band_description(band, f"probability {name}")
         if dtype == "uint8":
@@ -179,6 +196,8 @@ def predict_scene(
     cog: bool = False,
     overwrite: bool = False,
     require_crs: bool = False,
+    model_name: str | None = None,
+    style: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> PredictionResult:
     """Predict a whole scene tile by tile and write a class mask GeoTIFF aligned with it.
@@ -213,6 +232,10 @@ def predict_scene(
         Replace existing outputs.
     require_crs : bool
         Refuse scenes without a CRS instead of warning.
+    model_name : str, optional
+        Name of the model (its file), recorded in the outputs' tags with its settings.
+    style : bool
+        Write a QGIS ``.qml`` style next to the mask (landslides red, background clear).
     progress : callable, optional
         Called as ``progress(tiles_just_finished, tiles_total)`` while tiles finish.
 
@@ -223,7 +246,7 @@ def predict_scene(
     Raises
     ------
     InputError
-        Unreadable scene, band mismatch, bad threshold.
+        Unreadable scene, band mismatch, bad threshold, or a scene that is nodata everywhere.
     OutputError, OutputExistsError
         Outputs cannot be written, or exist without ``overwrite``.
     """
@@ -262,11 +285,18 @@ def predict_scene(
             stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_cache_bytes(src, grid, out_bytes)))
         stats = _run(src, grid, band_list, predictor, settings, threshold, probability_dtype,
                      _staging(mask_tmp, cog), _staging(prob_tmp, cog) if prob_tmp else None,
-                     progress)
+                     model_name, progress)
+        if stats[0] == 0:
+            raise InputError(
+                f"{src.name}: every pixel is nodata (nodata value {src.nodata}); nothing to "
+                "predict: check the scene, or its nodata value (gdal_edit.py -a_nodata)"
+            )
         if cog:
             _to_cog(mask_tmp)
             if prob_tmp is not None:
                 _to_cog(prob_tmp)
+    if style:
+        write_style(mask_final, raster_style(settings.class_names), overwrite=True)
     return PredictionResult(
         mask_path=mask_final,
         probabilities_path=prob_final,
@@ -356,8 +386,22 @@ def _aligned(row: int) -> int:
     return row - row % BLOCK
 
 
+def _warn_if_out_of_range(name: str, image: np.ndarray, valid: np.ndarray) -> None:
+    """Warn when a model trained on 8-bit imagery is fed values far beyond 0-255."""
+    values = image[valid]
+    low, high = float(values.min()), float(values.max())
+    if low < -1.0 or high > 1.5 * 255:
+        log.warning("%s: pixel values %.4g to %.4g, but the model divides by 255 and was "
+                    "trained on 0-255 imagery: rescale the scene to 8 bits (gdal_translate "
+                    "-ot Byte -scale) or predictions will be meaningless", name, low, high)
+
+
 def _batches(
-    src: rasterio.io.DatasetReader, grid: TileGrid, bands: list[int], batch_size: int
+    src: rasterio.io.DatasetReader,
+    grid: TileGrid,
+    bands: list[int],
+    batch_size: int,
+    check_range: bool = False,
 ) -> Iterator[_Batch]:
     """Read the grid's tiles in row order and group those with data into model batches.
 
@@ -376,6 +420,9 @@ def _batches(
         if not tile_valid.any():  # nodata only: nothing to predict
             skipped += 1
             continue
+        if check_range:  # once, on the first tile with data
+            _warn_if_out_of_range(src.name, image, tile_valid)
+            check_range = False
         images[len(tiles)] = image
         tiles.append(tile)
         valid.append(tile_valid)
@@ -411,6 +458,7 @@ def _run(
     probability_dtype: ProbabilityDtype,
     mask_path: Path,
     prob_path: Path | None,
+    model_name: str | None,
     progress: Callable[[int, int], None] | None,
 ) -> tuple[int, int]:
     """The streaming loop; returns (tiles predicted, foreground pixels).
@@ -444,7 +492,7 @@ def _run(
                 prob_path, "w",
                 **_output_profile(src, settings.num_classes, probability_dtype, nodata),
             ))
-        _describe_outputs(mask_dst, prob_dst, settings, probability_dtype)
+        _describe_outputs(mask_dst, prob_dst, settings, probability_dtype, model_name)
 
         def finish_rows(until: int) -> None:
             """Classify and write scene rows ``[top, until)``, one block row at a time."""
@@ -469,7 +517,7 @@ def _run(
         blender = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="geoseg-blend"))
         pending: deque[Future[None]] = deque()
         batches = stack.enter_context(closing(_read_ahead(
-            _batches(src, grid, bands, batch_size), depth=2
+            _batches(src, grid, bands, batch_size, settings.input_normalize), depth=2
         )))
         for batch in batches:
             if progress is not None and batch.skipped:

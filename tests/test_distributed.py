@@ -120,7 +120,7 @@ def test_two_dask_workers_write_the_same_bytes_as_one_process(tmp_path, scenes, 
     assert pids and str(os.getpid()) not in pids  # run by worker processes, not this one
     names = sorted(p.name for p in serial.iterdir())
     assert names == sorted(p.name for p in spread.iterdir())
-    assert len(names) == 6  # a mask and probabilities per scene, nothing else
+    assert len(names) == 9  # a mask, its QGIS style and probabilities per scene, nothing else
     for name in names:
         assert (serial / name).read_bytes() == (spread / name).read_bytes(), name
     with rasterio.open(spread / "east_mask.tif") as mask, rasterio.open(scenes[2]) as src:

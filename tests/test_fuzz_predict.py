@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import rasterio
 from conftest import PixelwisePredictor, write_raster
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from geoseg.errors import InputError
 from geoseg.predict import MASK_NODATA, predict_scene
 from geoseg.settings import ModelSettings
 
@@ -32,9 +34,14 @@ def test_any_scene_is_covered_and_nodata_is_exact(tmp_path_factory, height, widt
         data[:, row : row + h, col : col + w] = 0
     scene = write_raster(folder / "scene.tif", data, nodata=0)
     model = ModelSettings(image_size=tile, num_layers=3, overlap=int((tile - 1) * overlap_share))
+    nodata = (data == 0).all(axis=0)
+    if nodata.all():  # the documented refusal, and nothing left behind
+        with pytest.raises(InputError, match="every pixel is nodata"):
+            predict_scene(scene, folder / "mask.tif", PixelwisePredictor(batch), model)
+        assert not (folder / "mask.tif").exists()
+        return
     result = predict_scene(scene, folder / "mask.tif", PixelwisePredictor(batch), model,
                            probabilities_path=folder / "prob.tif", probability_dtype="float32")
-    nodata = (data == 0).all(axis=0)
     with rasterio.open(folder / "mask.tif") as mask, rasterio.open(folder / "prob.tif") as prob:
         classes, probs = mask.read(1), prob.read(2)
     assert ((classes == MASK_NODATA) == nodata).all()

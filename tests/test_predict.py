@@ -166,7 +166,7 @@ def test_cog_output_is_a_valid_cloud_optimized_geotiff(make_raster, tmp_path):
         assert src.overviews(1), "a COG carries overviews"
         assert src.profile["tiled"] and src.crs.to_string() == TEST_CRS
         assert src.tags()[CLASS_NAMES_TAG]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.tif", "scene.tif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.qml", "mask.tif", "scene.tif"]
 
 
 def test_scene_without_crs_warns_or_is_refused(make_raster, tmp_path, caplog):

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from geoseg.predict import PredictionResult
 
 
+def _layer_name(scene: str) -> str:
+    """GeoPackage layer name for a scene's polygons: the scene's file stem."""
+    return Path(scene).stem
+
+
 def default_model_path() -> Path:
     """The bundled demo model, used when ``--model`` is not given."""
     return Path(__file__).resolve().parents[1] / "data" / "demo_model.keras"
@@ -157,7 +162,7 @@ def _predict_one(
             probabilities_path=probabilities_path,
             probability_dtype=probability_dtype,  # type: ignore[arg-type]
             cog=cog, overwrite=overwrite, require_crs=require_crs,
-            progress=progress,
+            model_name=Path(model_path).name, progress=progress,
         )
     click.echo(_describe(result))
     if result.probabilities_path is not None:
@@ -167,7 +172,7 @@ def _predict_one(
 
         summary = vectorize_mask(result.mask_path, vector_path,
                                  probabilities_path=result.probabilities_path,
-                                 overwrite=overwrite)
+                                 layer=_layer_name(scene), overwrite=overwrite)
         click.echo(summary.describe())
     if preview_path is not None:
         from geoseg.preview import render_preview
