@@ -88,3 +88,20 @@ class PixelwisePredictor:
 @pytest.fixture
 def pixelwise() -> PixelwisePredictor:
     return PixelwisePredictor()
+
+
+def pixelwise_keras_model(settings):  # type: ignore[no-untyped-def]
+    """A Keras model computing p(landslide) = softmax of 0.05 * (band1 - 128) per pixel.
+
+    Translation-equivariant, so stitched predictions must equal whole-array ones; keras is
+    imported here, not at module level, so tests without TensorFlow stay light.
+    """
+    import keras
+
+    inputs = keras.Input((settings.image_size, settings.image_size, settings.image_channels))
+    conv = keras.layers.Conv2D(2, 1, activation="softmax", name="probabilities")
+    outputs = conv(inputs)
+    kernel = np.zeros((1, 1, settings.image_channels, 2), dtype="float32")
+    kernel[0, 0, 0, 1] = 0.05
+    conv.set_weights([kernel, np.array([0.0, -0.05 * 128], dtype="float32")])
+    return keras.Model(inputs, outputs)

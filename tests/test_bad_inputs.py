@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from test_cli_predict import pixelwise_keras_model
+from conftest import pixelwise_keras_model
 
 from geoseg.cli import cli
 from geoseg.model import build_flexunet, save_model

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
+from conftest import pixelwise_keras_model
 
 from geoseg.cli import cli
 from geoseg.model import save_model
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16, base_filters=4)
-
-
-def pixelwise_keras_model(settings: ModelSettings) -> keras.Model:
-    """A Keras model computing p(landslide) = sigmoid(0.05 * (band1 - 128)) per pixel."""
-    inputs = keras.Input((settings.image_size, settings.image_size, settings.image_channels))
-    conv = keras.layers.Conv2D(2, 1, activation="softmax", name="probabilities")
-    outputs = conv(inputs)
-    kernel = np.zeros((1, 1, settings.image_channels, 2), dtype="float32")
-    kernel[0, 0, 0, 1] = 0.05
-    conv.set_weights([kernel, np.array([0.0, -0.05 * 128], dtype="float32")])
-    return keras.Model(inputs, outputs)
 
 
 def expected_probability(band1: np.ndarray) -> np.ndarray:

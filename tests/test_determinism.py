@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from click.testing import CliRunner
-from test_cli_predict import pixelwise_keras_model
+from conftest import pixelwise_keras_model
 
 from geoseg.cli import cli
 from geoseg.model import build_flexunet, save_model

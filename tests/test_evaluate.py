@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
-from conftest import TEST_CRS, TEST_TRANSFORM, PixelwisePredictor, write_raster
+from conftest import (
+    TEST_CRS,
+    TEST_TRANSFORM,
+    PixelwisePredictor,
+    pixelwise_keras_model,
+    write_raster,
+)
 from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry import box
 
@@ -291,19 +297,6 @@ def test_report_files_written_and_not_clobbered(tmp_path, shifted_scene):
 
 
 # ------------------------------------------------------------------------------ command
-def pixelwise_keras_model(settings: ModelSettings):
-    """A Keras model: p(landslide) = softmax of 0.05 * (band1 - 128), ~1 at 255, ~0 at 0."""
-    import keras
-
-    inputs = keras.Input((settings.image_size, settings.image_size, settings.image_channels))
-    conv = keras.layers.Conv2D(2, 1, activation="softmax", name="probabilities")
-    outputs = conv(inputs)
-    kernel = np.zeros((1, 1, settings.image_channels, 2), dtype="float32")
-    kernel[0, 0, 0, 1] = 0.05
-    conv.set_weights([kernel, np.array([0.0, -0.05 * 128], dtype="float32")])
-    return keras.Model(inputs, outputs)
-
-
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     from geoseg.model import save_model

@@ -7,8 +7,8 @@ from importlib.metadata import entry_points
 import numpy as np
 import rasterio
 from click.testing import CliRunner
+from conftest import pixelwise_keras_model
 from rasterio.rio.main import main_group
-from test_cli_predict import pixelwise_keras_model
 
 from geoseg.cli import cli
 from geoseg.model import save_model
