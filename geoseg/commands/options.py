@@ -88,7 +88,8 @@ class ProgressBar:
 
     def __init__(self, label: str, enabled: bool = True):
         self.label = label
-        self.enabled = enabled
+        # Off when stderr is not a terminal: a log file would get a bare label, no progress.
+        self.enabled = enabled and click.get_text_stream("stderr").isatty()
         self._bar: Any = None
 
     def __call__(self, done: int, total: int) -> None:
