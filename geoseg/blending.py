@@ -111,6 +111,8 @@ class RowBandAccumulator:
         Rows kept at once; must cover every tile still being accumulated plus unflushed rows.
     tile_size, overlap : int
         The grid's tiles; every added tile must be one of them.
+    top : int
+        First scene row still to finish (> 0 when a run resumes below rows finished earlier).
     """
 
     def __init__(
@@ -121,9 +123,10 @@ class RowBandAccumulator:
         band_height: int,
         tile_size: int,
         overlap: int,
+        top: int = 0,
     ):
         self.width = col_weights.shape[0]
-        self.top = 0
+        self.top = top
         # The window repeated along the class axis: multiplying contiguous arrays of the same
         # shape is many times faster than broadcasting over a short last axis.
         self._weights = np.repeat(weight_window(tile_size, overlap)[..., None], num_classes, 2)
@@ -159,21 +162,26 @@ class RowBandAccumulator:
         valid : ndarray of bool (tile_size, tile_size)
             Scene pixels with data (padding is False).
 
+        Rows of the tile above :attr:`top` are finished already and left out (a resumed run
+        re-predicts the tiles that straddle its first unfinished row).
+
         Raises
         ------
         ValueError
-            The tile's rows are not all inside the band.
+            The tile does not reach below :attr:`top`, or ends below the band.
         """
         rows, cols = int(window.height), int(window.width)
         row_off, c0 = int(window.row_off), int(window.col_off)
-        if row_off < self.top or row_off + rows > self.top + self.band_height:
+        done = max(0, self.top - row_off)
+        if done >= rows or row_off + rows > self.top + self.band_height:
             raise ValueError(f"tile rows {row_off}+{rows} outside the band at {self.top}")
         weighted = self._scratch[:rows, :cols]
         np.multiply(probabilities[:rows, :cols], self._weights[:rows, :cols], out=weighted)
-        for ring, part in self._segments(row_off, row_off + rows):
+        weighted, tile_valid = weighted[done:], valid[done:rows, :cols]
+        for ring, part in self._segments(row_off + done, row_off + rows):
             sums = self._sums[ring, c0 : c0 + cols]
             np.add(sums, weighted[part], out=sums)
-            self._valid[ring, c0 : c0 + cols] |= valid[part, :cols]
+            self._valid[ring, c0 : c0 + cols] |= tile_valid[part]
 
     def flush(self, until: int) -> tuple[int, np.ndarray, np.ndarray]:
         """Finish scene rows ``[top, until)`` and drop them from the band.

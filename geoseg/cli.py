@@ -50,7 +50,10 @@ class GeosegGroup(click.Group):
         except GeosegError as exc:
             raise click.ClickException(str(exc)) from exc
         except KeyboardInterrupt:
-            raise click.ClickException("interrupted; no complete output was written") from None
+            raise click.ClickException(
+                "interrupted; no complete output was written (geoseg predict continues with "
+                "--resume)"
+            ) from None
 
 
 @click.group(name="geoseg", cls=GeosegGroup,

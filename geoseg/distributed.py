@@ -72,6 +72,7 @@ class PredictOptions:
     cog: bool = False
     overwrite: bool = False
     require_crs: bool = False
+    resume: bool = False
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ def predict_job(job: SceneJob, options: PredictOptions) -> SceneOutcome:
             overlap=options.overlap, bands=options.bands, threshold=options.threshold,
             probabilities_path=job.probabilities, probability_dtype=options.probability_dtype,
             cog=options.cog, overwrite=options.overwrite, require_crs=options.require_crs,
-            model_name=options.model_path.name,
+            model_name=options.model_path.name, resume=options.resume,
         )
         summary = None
         if job.vector is not None:

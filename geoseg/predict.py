@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import deque
@@ -44,6 +45,7 @@ from rasterio.windows import Window
 from geoseg import __version__
 from geoseg.blending import RowBandAccumulator, coverage_weights
 from geoseg.errors import InputError
+from geoseg.journal import FinishedRows, PredictionJournal
 from geoseg.outputs import atomic_output, check_output_path
 from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
@@ -198,6 +200,7 @@ def predict_scene(
     require_crs: bool = False,
     model_name: str | None = None,
     style: bool = True,
+    resume: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> PredictionResult:
     """Predict a whole scene tile by tile and write a class mask GeoTIFF aligned with it.
@@ -236,6 +239,10 @@ def predict_scene(
         Name of the model (its file), recorded in the outputs' tags with its settings.
     style : bool
         Write a QGIS ``.qml`` style next to the mask (landslides red, background clear).
+    resume : bool
+        Continue an interrupted run of the same scene, model and options from its last
+        finished band of rows (see :mod:`geoseg.journal`); the output is identical to an
+        uninterrupted run. Without an interrupted run to continue, start from the top.
     progress : callable, optional
         Called as ``progress(tiles_just_finished, tiles_total)`` while tiles finish.
 
@@ -275,6 +282,16 @@ def predict_scene(
             grid = TileGrid.for_dataset(src, tile_size, overlap)
         except ValueError as exc:
             raise InputError(f"--overlap: {exc}") from exc
+        journal = PredictionJournal(mask_final, {
+            "scene": os.fspath(scene_path), "size": [src.height, src.width],
+            "transform": list(src.transform)[:6], "crs": str(src.crs), "bands": band_list,
+            "settings": settings.to_dict(), "overlap": overlap, "threshold": threshold,
+            "probabilities": prob_final is not None, "probability_dtype": probability_dtype,
+        })
+        finished = journal.load() if resume else []
+        if finished:
+            log.info("%s: resuming below row %d", mask_final, _end_row(finished))
+            _remove_stale_partials(mask_final, prob_final)
         mask_tmp = stack.enter_context(atomic_output(mask_final, overwrite))
         prob_tmp = (
             stack.enter_context(atomic_output(prob_final, overwrite)) if prob_final else None
@@ -283,18 +300,27 @@ def predict_scene(
             out_bytes = 1 + (settings.num_classes * np.dtype(probability_dtype).itemsize
                              if prob_final else 0)
             stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_cache_bytes(src, grid, out_bytes)))
-        stats = _run(src, grid, band_list, predictor, settings, threshold, probability_dtype,
-                     _staging(mask_tmp, cog), _staging(prob_tmp, cog) if prob_tmp else None,
-                     model_name, progress)
-        if stats[0] == 0:
-            raise InputError(
-                f"{src.name}: every pixel is nodata (nodata value {src.nodata}); nothing to "
-                "predict: check the scene, or its nodata value (gdal_edit.py -a_nodata)"
-            )
+        journal.start(keep=bool(finished))
+        try:
+            stats = _run(src, grid, band_list, predictor, settings, threshold,
+                         probability_dtype, _staging(mask_tmp, cog),
+                         _staging(prob_tmp, cog) if prob_tmp else None, model_name, progress,
+                         journal, finished)
+            if stats[0] == 0 and not finished:
+                raise InputError(
+                    f"{src.name}: every pixel is nodata (nodata value {src.nodata}); nothing "
+                    "to predict: check the scene, or its nodata value (gdal_edit.py -a_nodata)"
+                )
+        except KeyboardInterrupt:
+            raise  # the journal stays: --resume continues from it
+        except BaseException:
+            journal.discard()
+            raise
         if cog:
             _to_cog(mask_tmp)
             if prob_tmp is not None:
                 _to_cog(prob_tmp)
+    journal.discard()
     if style:
         write_style(mask_final, raster_style(settings.class_names), overwrite=True)
     return PredictionResult(
@@ -305,6 +331,19 @@ def predict_scene(
         seconds=time.perf_counter() - started,
         foreground_pixels=stats[1],
     )
+
+
+def _end_row(finished: Sequence[FinishedRows]) -> int:
+    """The first scene row after the rows an interrupted run finished."""
+    return finished[-1].row_off + finished[-1].mask.shape[0] if finished else 0
+
+
+def _remove_stale_partials(*outputs: Path | None) -> None:
+    """Remove the temporary folders a killed run left next to its outputs."""
+    for output in outputs:
+        if output is not None:
+            for stale in output.parent.glob(f".{output.name}.partial-*"):
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _staging(final_tmp: Path, cog: bool) -> Path:
@@ -402,12 +441,14 @@ def _batches(
     bands: list[int],
     batch_size: int,
     check_range: bool = False,
+    start_row: int = 0,
 ) -> Iterator[_Batch]:
     """Read the grid's tiles in row order and group those with data into model batches.
 
     A batch holds ``batch_size`` tiles (fewer at the end) of one or several tile rows; its
     images are one contiguous float32 array. The last item may hold no tiles: it reports the
-    nodata-only tiles after the last batch.
+    nodata-only tiles after the last batch. Tiles ending above ``start_row`` (finished by an
+    interrupted run) are passed over like nodata-only ones.
     """
     size = grid.tile_size
     shape = (batch_size, size, size, len(bands))
@@ -416,6 +457,9 @@ def _batches(
     valid: list[np.ndarray] = []
     skipped = 0
     for tile in grid:
+        if tile.window.row_off + tile.window.height <= start_row:
+            skipped += 1
+            continue
         image, tile_valid = read_tile(src, tile, size, bands)
         if not tile_valid.any():  # nodata only: nothing to predict
             skipped += 1
@@ -460,6 +504,8 @@ def _run(
     prob_path: Path | None,
     model_name: str | None,
     progress: Callable[[int, int], None] | None,
+    journal: PredictionJournal,
+    finished: Sequence[FinishedRows],
 ) -> tuple[int, int]:
     """The streaming loop; returns (tiles predicted, foreground pixels).
 
@@ -475,7 +521,7 @@ def _run(
         coverage_weights(grid.height, grid.row_offsets, grid.tile_size, grid.overlap),
         coverage_weights(grid.width, grid.col_offsets, grid.tile_size, grid.overlap),
         settings.num_classes, min(BLOCK + grid.tile_size, grid.height), grid.tile_size,
-        grid.overlap,
+        grid.overlap, top=_end_row(finished),
     )
     total = len(grid)
     foreground = 0
@@ -493,6 +539,13 @@ def _run(
                 **_output_profile(src, settings.num_classes, probability_dtype, nodata),
             ))
         _describe_outputs(mask_dst, prob_dst, settings, probability_dtype, model_name)
+        for rows in finished:  # written by the interrupted run: copied, not predicted again
+            window = Window(0, rows.row_off, grid.width, rows.mask.shape[0])
+            mask_dst.write(rows.mask, 1, window=window)
+            if prob_dst is not None and rows.probabilities is not None:
+                prob_dst.write(rows.probabilities, window=window)
+            foreground += np.count_nonzero(rows.mask) - np.count_nonzero(
+                rows.mask == MASK_NODATA)
 
         def finish_rows(until: int) -> None:
             """Classify and write scene rows ``[top, until)``, one block row at a time."""
@@ -504,9 +557,11 @@ def _run(
                 mask = _classify(probs, valid, threshold)
                 window = Window(0, row_off, grid.width, mask.shape[0])
                 mask_dst.write(mask, 1, window=window)
+                band = None
                 if prob_dst is not None:
-                    prob_dst.write(_probability_band(probs, valid, probability_dtype),
-                                   window=window)
+                    band = _probability_band(probs, valid, probability_dtype)
+                    prob_dst.write(band, window=window)
+                journal.save(row_off, mask, band)
                 foreground += np.count_nonzero(mask) - np.count_nonzero(mask == MASK_NODATA)
 
         def blend(batch: _Batch, probs: np.ndarray) -> None:
@@ -517,7 +572,8 @@ def _run(
         blender = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="geoseg-blend"))
         pending: deque[Future[None]] = deque()
         batches = stack.enter_context(closing(_read_ahead(
-            _batches(src, grid, bands, batch_size, settings.input_normalize), depth=2
+            _batches(src, grid, bands, batch_size, settings.input_normalize,
+                     _end_row(finished)), depth=2
         )))
         for batch in batches:
             if progress is not None and batch.skipped:

@@ -74,7 +74,27 @@ def test_tiles_outside_the_band_and_bad_flushes_are_refused():
         accumulator.add(tile.window, np.zeros((64, 64, 2), np.float32), np.ones((64, 64), bool))
     with pytest.raises(ValueError, match="cannot flush"):
         accumulator.flush(101)
-    accumulator.flush(50)
+    accumulator.flush(64)  # tile (0, 0) covers rows 0..64: all finished now
     with pytest.raises(ValueError, match="outside the band"):
         accumulator.add(grid.tile(0, 0).window, np.zeros((64, 64, 2), np.float32),
                         np.ones((64, 64), bool))
+
+
+def test_a_band_resumed_below_finished_rows_blends_the_same():
+    """Starting at row `top`, with only the tiles reaching below it, gives the same rows."""
+    grid = TileGrid(300, 90, 64, 16)
+    rows_w = coverage_weights(300, grid.row_offsets, 64, 16)
+    cols_w = coverage_weights(90, grid.col_offsets, 64, 16)
+    rng = np.random.default_rng(4)
+    probs = {(t.row, t.col): rng.random((64, 64, 2), dtype=np.float32) for t in grid}
+    valid = np.ones((64, 64), bool)
+
+    def blend(top: int) -> np.ndarray:
+        acc = RowBandAccumulator(rows_w, cols_w, 2, 300, 64, 16, top=top)
+        for t in grid:
+            if t.window.row_off + t.window.height > top:
+                acc.add(t.window, probs[(t.row, t.col)], valid)
+        return acc.flush(300)[1]
+
+    whole, resumed = blend(0), blend(100)
+    np.testing.assert_array_equal(resumed, whole[:, 100:])

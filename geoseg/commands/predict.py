@@ -72,6 +72,9 @@ def default_model_path() -> Path:
                    "(tcp://host:8786); workers must see the same paths.")
 @click.option("--require-crs", is_flag=True, help="Refuse scenes without a CRS (default: warn).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run with the same scene, model and options from "
+                   "its last finished rows (the result is identical to an uninterrupted run).")
 @overwrite_opt
 def predict(
     scenes: tuple[str, ...],
@@ -94,6 +97,7 @@ def predict(
     dask_scheduler: str | None,
     require_crs: bool,
     quiet: bool,
+    resume: bool,
     overwrite: bool,
 ) -> None:
     """Segment SCENES tile by tile and stitch a class mask aligned with each.
@@ -126,7 +130,7 @@ def predict(
                 raise click.UsageError(f"{option} applies with --out-dir")
         _predict_one(scene_paths[0], model, out_path, probabilities_path,
                      probability_dtype, threshold, overlap, batch_size, bands, device, precision,
-                     cog, vector_path, preview_path, require_crs, quiet, overwrite)
+                     cog, vector_path, preview_path, require_crs, quiet, overwrite, resume)
         return
     for option, value in (("--probabilities", probabilities_path), ("--vector", vector_path),
                           ("--preview", preview_path)):
@@ -135,14 +139,14 @@ def predict(
                                    "--also probabilities / --also vector")
     _predict_many(scene_paths, model, Path(out_dir or "."), also, probability_dtype, threshold,
                   overlap, batch_size, bands, device, precision, cog, workers, dask_scheduler,
-                  require_crs, quiet, overwrite)
+                  require_crs, quiet, overwrite, resume)
 
 
 def _predict_one(
     scene: str, model_path: Path, out_path: str, probabilities_path: str | None,
     probability_dtype: str, threshold: float | None, overlap: int | None, batch_size: int,
     bands: list[int] | None, device: str, precision: str, cog: bool, vector_path: str | None,
-    preview_path: str | None, require_crs: bool, quiet: bool, overwrite: bool,
+    preview_path: str | None, require_crs: bool, quiet: bool, overwrite: bool, resume: bool,
 ) -> None:
     from geoseg.inference import KerasPredictor
     from geoseg.model import load_model
@@ -161,7 +165,7 @@ def _predict_one(
             overlap=overlap, bands=bands, threshold=threshold,
             probabilities_path=probabilities_path,
             probability_dtype=probability_dtype,  # type: ignore[arg-type]
-            cog=cog, overwrite=overwrite, require_crs=require_crs,
+            cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
             model_name=Path(model_path).name, progress=progress,
         )
     click.echo(_describe(result))
@@ -187,7 +191,7 @@ def _predict_many(
     scenes: list[str], model_path: Path, out_dir: Path, also: tuple[str, ...],
     probability_dtype: str, threshold: float | None, overlap: int | None, batch_size: int,
     bands: list[int] | None, device: str, precision: str, cog: bool, workers: int | None,
-    dask_scheduler: str | None, require_crs: bool, quiet: bool, overwrite: bool,
+    dask_scheduler: str | None, require_crs: bool, quiet: bool, overwrite: bool, resume: bool,
 ) -> None:
     from geoseg.distributed import PredictOptions, SceneOutcome, plan_jobs, predict_scenes
 
@@ -198,7 +202,7 @@ def _predict_many(
         precision=precision, overlap=overlap,  # type: ignore[arg-type]
         bands=tuple(bands) if bands else None, threshold=threshold,
         probability_dtype=probability_dtype,  # type: ignore[arg-type]
-        cog=cog, overwrite=overwrite, require_crs=require_crs,
+        cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
     )
     where = (f"{workers} local workers" if workers else
              f"the Dask cluster at {dask_scheduler}" if dask_scheduler is not None
