@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,12 @@ class PredictionJournal:
         if probabilities is not None:
             arrays["probabilities"] = probabilities
         partial = self.folder / f"partial_{row_off:010d}.npz"
-        with open(partial, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+        # An .npz numpy can load, deflated at level 1: the journal must cost little CPU next to
+        # the model (level 6, numpy's default, took ~3% of a prediction's throughput).
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            for name, array in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.ascontiguousarray(array))
         os.replace(partial, self._strip(row_off))
 
     def discard(self) -> None:
