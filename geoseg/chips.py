@@ -46,7 +46,6 @@ import logging
 import math
 import os
 import shutil
-import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -59,13 +58,12 @@ import numpy as np
 import rasterio
 import shapely
 from pyproj import CRS, Transformer
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import DatasetReader
 
-from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError
+from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError, param
 from geoseg.labels import NO_LABEL, LabelSource, label_fraction, open_labels
 from geoseg.outputs import atomic_output, temporary_sibling
-from geoseg.scene import open_scene
+from geoseg.scene import data_bands, open_scene, quiet_georeference
 from geoseg.tiling import Tile, TileGrid, read_tile
 
 __all__ = ["CHIP_FORMATS", "PNG_RGB_MAP", "SPLITS", "ChipSummary", "write_chips"]
@@ -338,8 +336,8 @@ def _check_out_dir(out: Path, overwrite: bool) -> Path:
             raise OutputError(f"{out}: is a file; give a folder for the chips")
         if any(out.iterdir()) and not overwrite:
             raise OutputExistsError(
-                f"{out}: is not empty; choose a new folder or pass --overwrite to replace its "
-                "chips"
+                f"{out}: is not empty; choose a new folder or pass {param('overwrite')} to "
+                "replace its chips"
             )
         if not os.access(out, os.W_OK):
             raise OutputError(f"{out}: folder is not writable; choose another output")
@@ -362,7 +360,7 @@ def _open(
     chip_format: str,
 ) -> _Scene:
     dataset = stack.enter_context(open_scene(scene_path))
-    selected = list(bands) if bands is not None else list(dataset.indexes)
+    selected = list(bands) if bands is not None else data_bands(dataset)
     beyond = [b for b in selected if not 1 <= b <= dataset.count]
     if beyond:
         raise InputError(f"{scene_path}: has {dataset.count} bands; band {beyond[0]} does not "
@@ -371,7 +369,8 @@ def _open(
     if chip_format == "png" and (len(selected) != 3 or dtype != np.uint8):
         raise InputError(
             f"{scene_path}: PNG chips are 8-bit RGB like the reference dataset, but the chosen "
-            f"bands are {len(selected)} of {dtype}; use --format tif (or --bands for 3 of uint8)"
+            f"bands are {len(selected)} of {dtype}; use {param('chip_format')} tif (or "
+            f"{param('bands')} for 3 of uint8)"
         )
     labels = stack.enter_context(open_labels(labels_path, dataset))
     grid = TileGrid.for_dataset(dataset, tile_size, overlap)
@@ -385,7 +384,7 @@ def _check_together(scenes: list[_Scene]) -> None:
             raise InputError(
                 f"{scene.path}: gives {len(scene.bands)} bands of {scene.dtype} but "
                 f"{first.path} gives {len(first.bands)} of {first.dtype}; chips of one set must "
-                "match (choose --bands, or tile the scenes into separate folders)"
+                f"match (choose {param('bands')}, or tile the scenes into separate folders)"
             )
         if first.dataset.crs is None or scene.dataset.crs is None:
             unreferenced = first if first.dataset.crs is None else scene
@@ -423,7 +422,7 @@ def _survey(
             if chip_format == "png" and (labels == NO_LABEL).any():
                 raise InputError(
                     f"{scene.labels_path}: window {name} has unlabelled pixels, which PNG masks "
-                    "cannot hold; use --format tif"
+                    f"cannot hold; use {param('chip_format')} tif"
                 )
             height, width = int(tile.window.height), int(tile.window.width)
             nodata = 1.0 - np.count_nonzero(valid[:height, :width]) / (height * width)
@@ -631,8 +630,7 @@ def _write_png_chip(staging: Path, name: str, image: np.ndarray, labels: np.ndar
         palette[cls] = colour
     mask = np.moveaxis(palette[labels], -1, 0)
     size = image.shape[-1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+    with quiet_georeference():
         for folder, data in (("images", image), ("labels", mask)):
             with rasterio.open(staging / folder / f"{name}.png", "w", driver="PNG", width=size,
                                height=size, count=3, dtype="uint8") as dst:
@@ -661,7 +659,6 @@ def _write_index(
         },
         geometry=gpd.GeoSeries(footprints, crs=crs),
     )
-    with atomic_output(path, overwrite) as tmp, warnings.catch_warnings():
+    with atomic_output(path, overwrite) as tmp, quiet_georeference():
         # A scene without CRS was reported when it was opened; pyogrio would repeat it.
-        warnings.filterwarnings("ignore", message="'crs' was not provided", category=UserWarning)
         frame.to_file(tmp, driver="GPKG", layer="chips", engine="pyogrio")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import warnings
 from typing import Any
 
 import click
@@ -30,6 +31,49 @@ COMMANDS: dict[str, str] = {
 }
 
 
+FLAGS: dict[str, str] = {
+    "probabilities_path": "--probabilities",
+    "vector_path": "--vector",
+    "preview_path": "--preview",
+    "out_path": "--out",
+    "scheduler": "--dask-scheduler",
+    "chip_format": "--format",
+}
+"""Library parameter names whose command-line flag is not ``--`` plus the name in kebab case."""
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a library parameter: ``require_crs`` -> ``--require-crs``.
+
+    >>> flag("require_crs"), flag("probabilities_path")
+    ('--require-crs', '--probabilities')
+    """
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+class _SayOnce(logging.Filter):
+    """Lets each distinct warning through once per run (one scene, several outputs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING:
+            return True
+        text = record.getMessage()
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
+
+
+def _warning_as_log(message: Warning | str, category: type[Warning], filename: str,
+                    lineno: int, file: object = None, line: str | None = None) -> None:
+    """Python warnings of other libraries (pyogrio, rasterio) as one geoseg warning line."""
+    logging.getLogger("geoseg").warning("%s", str(message).splitlines()[0])
+
+
 class GeosegGroup(click.Group):
     """A group that loads its subcommands lazily and reports library errors in one line."""
 
@@ -48,12 +92,11 @@ class GeosegGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GeosegError as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(exc.worded(flag)) from exc
         except KeyboardInterrupt:
-            raise click.ClickException(
-                "interrupted; no complete output was written (geoseg predict continues with "
-                "--resume)"
-            ) from None
+            click.echo("Interrupted: no complete output was written (geoseg predict continues "
+                       "with --resume)", err=True)
+            ctx.exit(130)
 
 
 @click.group(name="geoseg", cls=GeosegGroup,
@@ -68,6 +111,11 @@ def cli(verbose: int) -> None:
     """
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        for old in [f for f in handler.filters if isinstance(f, _SayOnce)]:
+            handler.removeFilter(old)
+        handler.addFilter(_SayOnce())  # new each run: an earlier run's warnings may be repeated
+    warnings.showwarning = _warning_as_log
     if verbose < 2:
         # TensorFlow's C++ start-up chatter is not for users.
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

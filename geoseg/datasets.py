@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,15 +35,13 @@ from typing import Final
 
 import numpy as np
 import pyogrio
-import rasterio
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.io import DatasetReader
 
 from geoseg.errors import InputError
 from geoseg.labels import NO_LABEL, LabelSource, open_labels
-from geoseg.scene import select_bands
+from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
-from geoseg.tiling import Tile, TileGrid, read_tile, valid_mask
+from geoseg.tiling import Tile, TileGrid, read_tile
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -229,15 +226,7 @@ def dataset_split(root: PathLike, split: str, mask_suffix: str = ".png") -> list
 
 def _open_image(path: Path) -> DatasetReader:
     """Open an image for training; rasters without georeference (PNG tiles) are fine here."""
-    if not path.is_file():
-        raise InputError(f"{path}: image file not found")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
-    except RasterioIOError as exc:
-        raise InputError(f"{path}: cannot be read as a raster ({str(exc).splitlines()[0]})"
-                         ) from None
+    return open_scene(path, expect_crs=False)
 
 
 class _Opened:
@@ -359,13 +348,9 @@ class TileDataset:
         size = self.settings.image_size
         with self._lock:
             opened = self._opened(number)
-            image, valid = read_tile(opened.image, tile, size, self._bands[number])
-            masked = opened.image.dataset_mask(window=tile.window) > 0
+            image, valid = read_tile(opened.image, tile, size, self._bands[number],
+                                     self.scenes[number].image_nodata)
             labels = opened.labels.read(tile.window, size)
-        valid[: masked.shape[0], : masked.shape[1]] &= masked
-        extra = self.scenes[number].image_nodata
-        if extra is not None:
-            valid &= valid_mask(np.moveaxis(image, -1, 0), extra)
         valid &= labels != NO_LABEL
         mask = np.where(valid, labels, 0).astype(np.uint8)
         return image, mask, valid

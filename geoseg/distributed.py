@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from geoseg.errors import GeosegError, InputError, OutputError
+from geoseg.errors import GeosegError, InputError, OutputError, ParameterError, param
 from geoseg.outputs import check_output_path
 
 if TYPE_CHECKING:
@@ -97,6 +97,8 @@ class SceneOutcome:
     """Where it ran: ``host:pid``."""
     vector: VectorizeSummary | None = None
     """What was written to ``job.vector``, when it was asked for."""
+    failure: GeosegError | None = None
+    """The error behind ``error``, for callers that word its parameters their own way."""
 
 
 def expand_scenes(items: Iterable[str]) -> list[str]:
@@ -175,7 +177,7 @@ def plan_jobs(
         stem = PurePosixPath(scene).stem
         if stem in seen:
             raise InputError(f"{seen[stem]} and {scene} would both write {stem}{MASK_SUFFIX}; "
-                             "rename one or run them into different --out-dir folders")
+                             f"rename one or run them into different {param('out_dir')} folders")
         seen[stem] = scene
         jobs.append(SceneJob(
             scene=scene,
@@ -238,7 +240,7 @@ def predict_job(job: SceneJob, options: PredictOptions) -> SceneOutcome:
             overlap=options.overlap, bands=options.bands, threshold=options.threshold,
             probabilities_path=job.probabilities, probability_dtype=options.probability_dtype,
             cog=options.cog, overwrite=options.overwrite, require_crs=options.require_crs,
-            model_name=options.model_path.name, resume=options.resume,
+            model_file=options.model_path, resume=options.resume,
         )
         summary = None
         if job.vector is not None:
@@ -248,7 +250,7 @@ def predict_job(job: SceneJob, options: PredictOptions) -> SceneOutcome:
                                      probabilities_path=result.probabilities_path,
                                      layer=Path(job.scene).stem, overwrite=options.overwrite)
     except GeosegError as exc:
-        return SceneOutcome(job, None, str(exc), worker)
+        return SceneOutcome(job, None, str(exc), worker, failure=exc)
     return SceneOutcome(job, result, None, worker, summary)
 
 
@@ -288,9 +290,9 @@ def predict_scenes(
         Cannot reach the scheduler.
     """
     if workers is not None and scheduler is not None:
-        raise InputError("give either --workers or --dask-scheduler, not both")
+        raise ParameterError(f"give either {param('workers')} or {param('scheduler')}, not both")
     if workers is not None and workers < 1:
-        raise InputError(f"--workers must be >= 1, got {workers}")
+        raise ParameterError(f"{param('workers')} must be >= 1, got {workers}")
     options = _absolute(options)
     jobs = [_absolute_job(job) for job in jobs]
     if workers is None and scheduler is None:
@@ -335,7 +337,7 @@ def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
-        raise InputError("--workers and --dask-scheduler need Dask: "
+        raise InputError(f"{param('workers')} and {param('scheduler')} need Dask: "
                          "pip install 'geoseg[dask]'") from exc
     dask_log = logging.getLogger("distributed")
     previous = dask_log.level
@@ -346,7 +348,7 @@ def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
                 try:
                     client = Client(scheduler, timeout="20s")
                 except (OSError, TimeoutError, ValueError) as exc:
-                    raise InputError(f"--dask-scheduler {scheduler}: cannot connect ({exc})") \
+                    raise InputError(f"{param('scheduler')} {scheduler}: cannot connect ({exc})") \
                         from exc
             else:
                 threads = str(max(1, (os.cpu_count() or 1) // workers))

@@ -46,7 +46,7 @@ import shapely
 from rasterio.errors import NotGeoreferencedWarning
 
 from geoseg.datasets import LabelledScene, dataset_split, reference_scenes
-from geoseg.errors import InputError, OutputError, OutputExistsError
+from geoseg.errors import InputError, OutputError, OutputExistsError, ParameterError, param
 from geoseg.labels import NO_LABEL, LabelSource, VectorLabels, open_labels
 from geoseg.metrics import (
     ConfusionMatrix,
@@ -57,7 +57,7 @@ from geoseg.metrics import (
 )
 from geoseg.outputs import atomic_output
 from geoseg.predict import MASK_NODATA, BatchPredictor, predict_scene
-from geoseg.scene import open_scene
+from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
 from geoseg.tiling import TileGrid, block_windows
 from geoseg.vectorize import polygons_from_mask
@@ -168,21 +168,6 @@ class _Run:
         """Classes of the masks: a sigmoid model's single class gets a background class 0."""
         names = self.settings.class_names
         return ["background", names[0]] if self.settings.num_classes == 1 else list(names)
-
-
-def _with_nodata(image: Path, nodata: float, work_dir: Path) -> Path:
-    """A GeoTIFF copy of ``image`` whose nodata is ``nodata`` (for images that lack one)."""
-    with rasterio.open(image) as src:
-        data = src.read()
-        profile = {
-            "driver": "GTiff", "width": src.width, "height": src.height, "count": src.count,
-            "dtype": src.dtypes[0], "crs": src.crs, "transform": src.transform,
-            "nodata": nodata,
-        }  # fmt: skip
-    copy = work_dir / f"{image.stem}.image.tif"
-    with rasterio.open(copy, "w", **profile) as dst:
-        dst.write(data)
-    return copy
 
 
 def _uint8_raster(path: Path, like: rasterio.io.DatasetReader, nodata: int
@@ -328,8 +313,6 @@ def _evaluate_one(
     work = Path(tempfile.mkdtemp(prefix=f"{scene.image.stem}-", dir=work_root))
     try:
         image = scene.image
-        if scene.image_nodata is not None:
-            image = _with_nodata(image, scene.image_nodata, work)
         with ExitStack() as stack:
             with _georeference_not_expected(True):  # predict_scene says it once, below
                 src = stack.enter_context(open_scene(image))
@@ -341,7 +324,7 @@ def _evaluate_one(
                 image, work / "mask.tif", run.predictor, run.settings, overlap=run.overlap,
                 bands=run.bands, threshold=run.threshold,
                 probabilities_path=work / "probabilities.tif", probability_dtype="float32",
-                style=False, progress=progress,
+                style=False, extra_nodata=scene.image_nodata, progress=progress,
             )
             log.info("%s: %d tiles predicted in %.1f s", scene.image.name,
                      result.tiles_predicted, result.seconds)
@@ -352,10 +335,16 @@ def _evaluate_one(
         shutil.rmtree(work, ignore_errors=True)  # free the disk before the next scene
 
 
-def _tiles_in(scenes: Sequence[LabelledScene], settings: ModelSettings, overlap: int) -> int:
+def _count_tiles(
+    scenes: Sequence[LabelledScene], settings: ModelSettings, overlap: int,
+    bands: Sequence[int] | None,
+) -> int:
+    """The tiles of every scene, checking each scene, its bands and the grid on the way, so
+    that a mistake in any scene is reported before the first one is predicted."""
     total = 0
     for scene in scenes:
         with open_scene(scene.image) as src:
+            select_bands(src, settings.bands, bands)
             total += len(TileGrid.for_dataset(src, settings.image_size, overlap))
     return total
 
@@ -424,7 +413,7 @@ def evaluate_scenes(
     if not pairs:
         raise InputError("no scene to evaluate")
     if not 0 < iou_threshold <= 1:
-        raise InputError(f"--iou-threshold must be in (0, 1], got {iou_threshold}")
+        raise ParameterError(f"{param('iou_threshold')} must be in (0, 1], got {iou_threshold}")
     run = _Run(predictor, settings, overlap, bands, threshold, rgb_map, iou_threshold, objects)
     with ExitStack() as stack:
         stack.enter_context(_georeference_not_expected(not expect_georeference))
@@ -434,11 +423,11 @@ def evaluate_scenes(
             root = Path(work_dir)
             if not root.is_dir():
                 raise OutputError(f"{root}: work folder does not exist; create it first")
+        with _georeference_not_expected(True):
+            total = _count_tiles(pairs, settings,
+                                 settings.overlap if overlap is None else overlap, bands)
         tiles = None
         if progress is not None:
-            with _georeference_not_expected(True):
-                total = _tiles_in(pairs, settings, settings.overlap if overlap is None
-                                  else overlap)
 
             def tiles(done: int, _scene_total: int) -> None:
                 progress(done, total)
@@ -591,8 +580,8 @@ def check_report_dir(out_dir: PathLike, overwrite: bool = False) -> list[Path]:
     existing = [p.name for p in paths if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(
-            f"{folder}: holds a report already ({', '.join(existing)}); pass --overwrite to "
-            "replace it or choose another folder"
+            f"{folder}: holds a report already ({', '.join(existing)}); pass "
+            f"{param('overwrite')} to replace it or choose another folder"
         )
     return paths
 

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 # isort: on
 
-from geoseg.errors import ModelError, OutputError, OutputExistsError
+from geoseg.errors import ModelError, OutputError, OutputExistsError, param
 from geoseg.model import load_model
 from geoseg.outputs import atomic_output, temporary_sibling
 
@@ -38,7 +38,8 @@ def settings_sidecar(path: Path) -> Path:
 def _check_target(path: Path, overwrite: bool) -> None:
     for target in (path, settings_sidecar(path)):
         if target.exists() and not overwrite:
-            raise OutputExistsError(f"{target}: exists already; pass --overwrite to replace it")
+            raise OutputExistsError(f"{target}: exists already; pass {param('overwrite')} to "
+                                    "replace it")
     if not path.parent.exists():
         raise OutputError(f"{path}: folder {path.parent} does not exist; create it first")
 

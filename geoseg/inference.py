@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from geoseg.errors import InputError, ModelError
+from geoseg.errors import InputError, ModelError, ParameterError, param
 
 __all__ = ["Device", "KerasPredictor", "Precision", "bfloat16_model", "resolve_device"]
 
@@ -47,7 +47,7 @@ def resolve_device(device: Device) -> str:
         return "/CPU:0"
     if device == "gpu":
         if not gpus:
-            raise InputError("--device gpu: TensorFlow sees no GPU here; use --device auto or cpu")
+            raise InputError(f"{param('device')} gpu: TensorFlow sees no GPU here; use auto or cpu")
         return "/GPU:0"
     return "/GPU:0" if gpus else "/CPU:0"
 
@@ -114,9 +114,10 @@ class KerasPredictor:
         jit_compile: bool = False,
     ):
         if batch_size < 1:
-            raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+            raise ParameterError(f"{param('batch_size')} must be >= 1, got {batch_size}")
         if precision not in ("float32", "bfloat16"):
-            raise InputError(f"--precision must be float32 or bfloat16, got {precision!r}")
+            raise ParameterError(f"{param('precision')} must be float32 or bfloat16, got "
+                                 f"{precision!r}")
         self.model = bfloat16_model(model) if precision == "bfloat16" else model
         self.batch_size = batch_size
         self.device = resolve_device(device)

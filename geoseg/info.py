@@ -10,9 +10,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import rasterio
+
 from geoseg.model_file import is_model_file, read_settings
-from geoseg.scene import open_scene
-from geoseg.tiling import TileGrid
+from geoseg.scene import data_bands, describe_validity, open_scene, read_window
+from geoseg.tiling import TileGrid, block_windows
 
 __all__ = ["describe", "describe_scene", "describe_model"]
 
@@ -20,7 +23,8 @@ __all__ = ["describe", "describe_scene", "describe_model"]
 def describe_scene(
     path: str | os.PathLike[str], tile_size: int = 512, overlap: int = 64
 ) -> dict[str, Any]:
-    """Size, CRS, bands, nodata and the tile grid of a raster at the given settings.
+    """Size, CRS, bands (with their colour interpretation), where validity comes from, how much
+    of the scene holds data, and the tile grid of a raster at the given settings.
 
     Raises
     ------
@@ -35,17 +39,29 @@ def describe_scene(
             "kind": "scene",
             "driver": src.driver,
             "size": f"{src.width} x {src.height} pixels",
-            "bands": src.count,
+            "bands": [f"{band} {colour.name}" + (f" ({description})" if description else "")
+                      for band, colour, description
+                      in zip(src.indexes, src.colorinterp, src.descriptions, strict=True)],
+            "data bands": data_bands(src),
             "dtypes": sorted(set(src.dtypes)),
-            "band descriptions": [d or "-" for d in src.descriptions],
-            "colour interpretation": [c.name for c in src.colorinterp],
             "nodata": src.nodata,
+            "validity from": describe_validity(src),
+            "valid fraction": round(valid_fraction(src), 4),
             "crs": crs.to_string() if crs else None,
             "pixel size": (abs(src.transform.a), abs(src.transform.e)),
             "bounds": tuple(round(v, 3) for v in src.bounds),
             "tiles": f"{len(grid)} ({grid.shape[0]} rows x {grid.shape[1]} columns) of "
                      f"{tile_size} px with {overlap} px overlap",
         }
+
+
+def valid_fraction(dataset: rasterio.io.DatasetReader, block_size: int = 1024) -> float:
+    """The share of a scene's pixels that hold data (its data bands read block by block)."""
+    bands = data_bands(dataset) or list(dataset.indexes)
+    valid = 0
+    for window in block_windows(dataset.height, dataset.width, block_size):
+        valid += int(np.count_nonzero(read_window(dataset, window, bands)[1]))
+    return valid / (dataset.width * dataset.height)
 
 
 def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:

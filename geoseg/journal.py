@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from geoseg.errors import InputError
+from geoseg.errors import InputError, param
 
 __all__ = ["FinishedRows", "PredictionJournal"]
 
@@ -74,7 +74,7 @@ class PredictionJournal:
         if json.loads(record.read_text()) != self.fingerprint:
             raise InputError(
                 f"{self.folder}: the interrupted run used another scene, model or options; "
-                "run again with the same ones, or without --resume to start over"
+                f"run again with the same ones, or without {param('resume')} to start over"
             )
         finished: list[FinishedRows] = []
         for path in sorted(self.folder.glob("rows_*.npz")):

@@ -38,12 +38,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
-import rasterio
 import shapely
 from affine import Affine
 from pyproj import CRS
 from rasterio.enums import ColorInterp, Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.features import rasterize
 from rasterio.io import DatasetReader
 from rasterio.transform import array_bounds
@@ -54,6 +52,7 @@ from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 
 from geoseg.errors import ConfigError, InputError
+from geoseg.scene import open_scene
 from geoseg.tiling import TileGrid, pad_to_tile
 
 __all__ = [
@@ -379,14 +378,8 @@ def decode_rgb_mask(
 
 
 def _open_raster(path: Path) -> DatasetReader:
-    try:
-        with warnings.catch_warnings():
-            # PNG masks carry no georeference; that is expected, not worth a warning.
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
-    except RasterioIOError as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputError(f"{path}: cannot be read as a raster ({reason})") from None
+    # PNG masks carry no georeference; that is expected, not worth a warning.
+    return open_scene(path, expect_crs=False)
 
 
 def _label_bands(dataset: DatasetReader, source: str, has_rgb_map: bool) -> list[int]:

@@ -10,29 +10,68 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from geoseg.errors import OutputError, OutputExistsError
+from geoseg.errors import OutputError, OutputExistsError, OutputIsInputError, param
 
-__all__ = ["check_output_path", "atomic_output", "temporary_sibling"]
+__all__ = ["atomic_output", "check_output_path", "is_same_file", "temporary_sibling"]
 
 
-def check_output_path(path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+def is_same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> bool:
+    """Whether two paths name one file: through symlinks, ``./``, hard links or letter case.
+
+    GDAL virtual paths (``/vsi...``) are compared as text.
+
+    >>> is_same_file("a/../b.tif", "./b.tif")
+    True
+    """
+    a, b = os.fspath(first), os.fspath(second)
+    if a.startswith("/vsi") or b.startswith("/vsi"):
+        return a == b
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): compare where they lead
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def check_output_path(
+    path: str | os.PathLike[str],
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+) -> Path:
     """Check that ``path`` can be written, before any work starts.
+
+    Parameters
+    ----------
+    path : path
+        The output file.
+    overwrite : bool
+        Whether an existing file may be replaced.
+    inputs : paths
+        The run's input files (and their sidecars): an output that is one of them is refused
+        even with ``overwrite``.
 
     Raises
     ------
+    OutputIsInputError
+        ``path`` is one of ``inputs``.
     OutputExistsError
         The file exists and ``overwrite`` is False.
     OutputError
         The folder does not exist, is not a folder, or is not writable; or ``path`` is a folder.
     """
     out = Path(path)
+    for source in inputs:
+        if is_same_file(out, source):
+            raise OutputIsInputError(
+                f"{out}: is an input of this run ({source}); geoseg never writes over its "
+                "inputs: choose another output name"
+            )
     if out.is_dir():
         raise OutputError(f"{out}: is a folder; give a file name for the output")
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out}: exists already; pass --overwrite to replace it")
+        raise OutputExistsError(f"{out}: exists already; pass {param('overwrite')} to replace it")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.exists():
         raise OutputError(f"{out}: folder {parent} does not exist; create it first")
@@ -53,12 +92,17 @@ def temporary_sibling(path: Path, tag: str = "partial") -> Path:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+def atomic_output(
+    path: str | os.PathLike[str],
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+) -> Iterator[Path]:
     """Yield a temporary path to write; move it to ``path`` only if the block succeeds.
 
     The temporary path has the same file name inside a hidden sibling folder, so drivers that
     write several files (a Shapefile's ``.shp/.shx/.dbf/.prj``, GDAL's ``.aux.xml``) keep their
-    names: each file is renamed into place, the main file last. On any exception (including
+    names: each file is renamed into place, the main file last. ``path`` is checked first
+    (:func:`check_output_path`, with ``overwrite`` and ``inputs``). On any exception (including
     KeyboardInterrupt) the temporary folder is removed and the exception propagates; an
     ``OSError`` such as a full disk becomes an :class:`OutputError`.
 
@@ -71,7 +115,7 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = False) -> Iter
     >>> target.read_text()
     'done'
     """
-    final = check_output_path(path, overwrite)
+    final = check_output_path(path, overwrite, inputs)
     workdir = temporary_sibling(final)
     try:
         workdir.mkdir()

@@ -44,10 +44,11 @@ from rasterio.windows import Window
 
 from geoseg import __version__
 from geoseg.blending import RowBandAccumulator, coverage_weights
-from geoseg.errors import InputError
+from geoseg.errors import InputError, ParameterError, param
 from geoseg.journal import FinishedRows, PredictionJournal
-from geoseg.outputs import atomic_output, check_output_path
-from geoseg.scene import open_scene, select_bands
+from geoseg.outputs import atomic_output, check_output_path, is_same_file
+from geoseg.predictor import file_digest
+from geoseg.scene import describe_validity, open_scene, scene_fingerprint, select_bands
 from geoseg.settings import ModelSettings
 from geoseg.styles import class_colours, raster_style, write_style
 from geoseg.tiling import Tile, TileGrid, read_tile
@@ -198,9 +199,10 @@ def predict_scene(
     cog: bool = False,
     overwrite: bool = False,
     require_crs: bool = False,
-    model_name: str | None = None,
+    model_file: str | os.PathLike[str] | None = None,
     style: bool = True,
     resume: bool = False,
+    extra_nodata: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PredictionResult:
     """Predict a whole scene tile by tile and write a class mask GeoTIFF aligned with it.
@@ -208,7 +210,9 @@ def predict_scene(
     Parameters
     ----------
     scene_path : path
-        Input raster (any GDAL format; GeoTIFF in practice).
+        Input raster (any GDAL format; GeoTIFF in practice). Pixels are valid or not by GDAL's
+        mask rules (nodata, NaN, internal or ``.msk`` masks, alpha: :mod:`geoseg.scene`);
+        invalid pixels are nodata in every output.
     out_path : path
         Class mask GeoTIFF to write: uint8 class ids, nodata 255 where the scene has none; same
         CRS, transform and size as the scene; tiled 256x256, deflate.
@@ -235,14 +239,20 @@ def predict_scene(
         Replace existing outputs.
     require_crs : bool
         Refuse scenes without a CRS instead of warning.
-    model_name : str, optional
-        Name of the model (its file), recorded in the outputs' tags with its settings.
+    model_file : path, optional
+        The model's file: its name is recorded in the outputs' tags with its settings, its
+        bytes in the resume journal, and it is never written over.
     style : bool
         Write a QGIS ``.qml`` style next to the mask (landslides red, background clear).
     resume : bool
         Continue an interrupted run of the same scene, model and options from its last
         finished band of rows (see :mod:`geoseg.journal`); the output is identical to an
-        uninterrupted run. Without an interrupted run to continue, start from the top.
+        uninterrupted run. Without an interrupted run to continue, start from the top. A scene
+        or model file whose content changed since (:func:`geoseg.scene.scene_fingerprint`,
+        the model file's digest) is refused.
+    extra_nodata : float, optional
+        A second nodata value: pixels equal to it in every band hold no data (the white
+        wedges of the reference dataset's PNG tiles).
     progress : callable, optional
         Called as ``progress(tiles_just_finished, tiles_total)`` while tiles finish.
 
@@ -253,48 +263,53 @@ def predict_scene(
     Raises
     ------
     InputError
-        Unreadable scene, band mismatch, bad threshold, or a scene that is nodata everywhere.
-    OutputError, OutputExistsError
-        Outputs cannot be written, or exist without ``overwrite``.
+        Unreadable scene, band mismatch, or a scene that is nodata everywhere.
+    ParameterError
+        An impossible overlap, threshold or probability dtype.
+    OutputError, OutputExistsError, OutputIsInputError
+        Outputs cannot be written, exist without ``overwrite``, or are an input of the run.
     """
     started = time.perf_counter()
     if threshold is not None:
         if settings.num_classes > 2:
-            raise InputError("--threshold applies to models with one or two classes; "
-                             f"this model has {settings.num_classes}")
+            raise ParameterError(f"{param('threshold')} applies to models with one or two "
+                                 f"classes; this model has {settings.num_classes}")
         if not 0.0 <= threshold <= 1.0:
-            raise InputError(f"--threshold must be between 0 and 1, got {threshold}")
+            raise ParameterError(f"{param('threshold')} must be between 0 and 1, got {threshold}")
     if probability_dtype not in ("uint8", "float32"):
-        raise InputError(f"probability dtype must be uint8 or float32, got {probability_dtype!r}")
-    mask_final = check_output_path(out_path, overwrite)
-    prob_final = (
-        check_output_path(probabilities_path, overwrite) if probabilities_path else None
-    )
-    if prob_final is not None and prob_final.resolve() == mask_final.resolve():
-        raise InputError("the probabilities output must differ from the mask output")
+        raise ParameterError(f"{param('probability_dtype')} must be uint8 or float32, got "
+                             f"{probability_dtype!r}")
     overlap = settings.overlap if overlap is None else overlap
     tile_size = settings.image_size
 
     with ExitStack() as stack:
         src = stack.enter_context(open_scene(scene_path, require_crs=require_crs))
         band_list = select_bands(src, settings.bands, bands)
-        try:
-            grid = TileGrid.for_dataset(src, tile_size, overlap)
-        except ValueError as exc:
-            raise InputError(f"--overlap: {exc}") from exc
+        grid = TileGrid.for_dataset(src, tile_size, overlap)
+        inputs = [*src.files, *([model_file] if model_file is not None else [])]
+        mask_final = check_output_path(out_path, overwrite, inputs)
+        prob_final = (check_output_path(probabilities_path, overwrite, inputs)
+                      if probabilities_path else None)
+        if prob_final is not None and is_same_file(prob_final, mask_final):
+            raise ParameterError(f"{param('probabilities_path')} must differ from the mask "
+                                 f"output ({mask_final})")
         journal = PredictionJournal(mask_final, {
-            "scene": os.fspath(scene_path), "size": [src.height, src.width],
+            "scene": os.fspath(scene_path), "content": scene_fingerprint(src),
+            "model": file_digest(model_file) if model_file is not None else None,
+            "size": [src.height, src.width],
             "transform": list(src.transform)[:6], "crs": str(src.crs), "bands": band_list,
             "settings": settings.to_dict(), "overlap": overlap, "threshold": threshold,
             "probabilities": prob_final is not None, "probability_dtype": probability_dtype,
+            "extra_nodata": extra_nodata,
         })
         finished = journal.load() if resume else []
         if finished:
             log.info("%s: resuming below row %d", mask_final, _end_row(finished))
             _remove_stale_partials(mask_final, prob_final)
-        mask_tmp = stack.enter_context(atomic_output(mask_final, overwrite))
+        mask_tmp = stack.enter_context(atomic_output(mask_final, overwrite, inputs))
         prob_tmp = (
-            stack.enter_context(atomic_output(prob_final, overwrite)) if prob_final else None
+            stack.enter_context(atomic_output(prob_final, overwrite, inputs)) if prob_final
+            else None
         )
         if "GDAL_CACHEMAX" not in os.environ:  # a user's own setting wins
             out_bytes = 1 + (settings.num_classes * np.dtype(probability_dtype).itemsize
@@ -304,12 +319,14 @@ def predict_scene(
         try:
             stats = _run(src, grid, band_list, predictor, settings, threshold,
                          probability_dtype, _staging(mask_tmp, cog),
-                         _staging(prob_tmp, cog) if prob_tmp else None, model_name, progress,
-                         journal, finished)
+                         _staging(prob_tmp, cog) if prob_tmp else None,
+                         Path(model_file).name if model_file is not None else None, progress,
+                         journal, finished, extra_nodata)
             if stats[0] == 0 and not finished:
                 raise InputError(
-                    f"{src.name}: every pixel is nodata (nodata value {src.nodata}); nothing "
-                    "to predict: check the scene, or its nodata value (gdal_edit.py -a_nodata)"
+                    f"{src.name}: every pixel is nodata (validity from "
+                    f"{_validity_words(src)}); nothing to predict: check the scene, its nodata "
+                    "value (gdal_edit.py -a_nodata) or its mask"
                 )
         except KeyboardInterrupt:
             raise  # the journal stays: --resume continues from it
@@ -331,6 +348,11 @@ def predict_scene(
         seconds=time.perf_counter() - started,
         foreground_pixels=stats[1],
     )
+
+
+def _validity_words(src: rasterio.io.DatasetReader) -> str:
+    source = describe_validity(src)
+    return f"nodata value {src.nodata}" if source == "nodata value" else source
 
 
 def _end_row(finished: Sequence[FinishedRows]) -> int:
@@ -442,6 +464,7 @@ def _batches(
     batch_size: int,
     check_range: bool = False,
     start_row: int = 0,
+    extra_nodata: float | None = None,
 ) -> Iterator[_Batch]:
     """Read the grid's tiles in row order and group those with data into model batches.
 
@@ -460,7 +483,7 @@ def _batches(
         if tile.window.row_off + tile.window.height <= start_row:
             skipped += 1
             continue
-        image, tile_valid = read_tile(src, tile, size, bands)
+        image, tile_valid = read_tile(src, tile, size, bands, extra_nodata)
         if not tile_valid.any():  # nodata only: nothing to predict
             skipped += 1
             continue
@@ -506,6 +529,7 @@ def _run(
     progress: Callable[[int, int], None] | None,
     journal: PredictionJournal,
     finished: Sequence[FinishedRows],
+    extra_nodata: float | None,
 ) -> tuple[int, int]:
     """The streaming loop; returns (tiles predicted, foreground pixels).
 
@@ -573,7 +597,7 @@ def _run(
         pending: deque[Future[None]] = deque()
         batches = stack.enter_context(closing(_read_ahead(
             _batches(src, grid, bands, batch_size, settings.input_normalize,
-                     _end_row(finished)), depth=2
+                     _end_row(finished), extra_nodata), depth=2
         )))
         for batch in batches:
             if progress is not None and batch.skipped:

@@ -1,33 +1,95 @@
-"""Opening input scenes with checks that turn GDAL's complaints into one-line errors."""
+"""The one way geoseg opens and reads input rasters: checked, mask-aware, band-aware.
+
+:func:`open_scene` opens a raster and turns GDAL's complaints into one-line errors;
+:func:`read_window` reads pixels together with their validity; :func:`select_bands` picks the
+bands a model reads; :func:`describe_validity` says where validity comes from. Every command
+(predict, evaluate, tile, train, preview, info) reads scenes through them, so a pixel is
+valid or not in the same way everywhere.
+
+Validity follows GDAL's mask rules (RFC 15, ``GDALGetMaskBand``), as rasterio's
+``read_masks``/``dataset_mask`` expose them:
+
+- a **per-dataset mask** (an internal GeoTIFF mask, an external ``.msk`` sidecar) or an
+  **alpha band** masks every band: a pixel is valid where the mask (alpha) is non-zero, so a
+  partly transparent pixel is valid;
+- a **nodata value** (or a per-band mask) marks pixels of each band; a pixel is invalid when
+  *every* band read for the model is invalid there, as in GDAL's dataset mask. A pixel with
+  nodata in only some bands is kept, with those bands' values as they are;
+- **NaN** counts as nodata in every band (GDAL only does so when the nodata value is NaN);
+- an optional extra no-data value (``extra_nodata``: the white wedges of the reference PNG
+  tiles) is read as a second nodata value of each band.
+
+The bands read are the model's; an alpha band is never fed to a model unless asked for: it is
+the mask. This module never imports TensorFlow.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import math
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import rasterio
-from rasterio.errors import RasterioIOError
+from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
 
-from geoseg.errors import InputError
+from geoseg.errors import InputError, param
 
-__all__ = ["open_scene", "select_bands"]
+__all__ = [
+    "Validity",
+    "data_bands",
+    "describe_validity",
+    "open_scene",
+    "quiet_georeference",
+    "read_window",
+    "scene_fingerprint",
+    "select_bands",
+]
 
 log = logging.getLogger(__name__)
 
+Validity = Literal["internal mask", ".msk sidecar", "alpha band", "nodata value", "none"]
+"""Where a scene's validity comes from (NaN in float bands always counts too)."""
+
+
+def _plural(count: int, noun: str) -> str:
+    """``1 band``, ``3 bands``.
+
+    >>> _plural(1, "band"), _plural(3, "band")
+    ('1 band', '3 bands')
+    """
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
 
 def open_scene(
-    path: str | os.PathLike[str], require_crs: bool = False
+    path: str | os.PathLike[str], require_crs: bool = False, expect_crs: bool = True
 ) -> rasterio.io.DatasetReader:
     """Open a raster for reading, checking it is one GDAL can read and that it has a size.
 
     GDAL virtual paths (``/vsizip/...``, ``/vsicurl/...``) are passed through unchecked.
 
+    Parameters
+    ----------
+    path : path
+        The raster.
+    require_crs : bool
+        Refuse a raster without a CRS.
+    expect_crs : bool
+        Warn (once, in geoseg's words) when the raster has no CRS. False for plain images such
+        as the reference PNG tiles, which have none by nature: nothing is said.
+
     Raises
     ------
     InputError
-        Missing file, a folder, not a raster, empty, or no CRS while ``require_crs``.
+        Missing file, a folder, not a raster, or no CRS while ``require_crs``.
     """
     text = os.fspath(path)
     if not text.startswith("/vsi"):
@@ -37,7 +99,10 @@ def open_scene(
         if source.is_dir():
             raise InputError(f"{source}: is a folder; give a raster file such as scene.tif")
     try:
-        dataset = rasterio.open(text)
+        with warnings.catch_warnings():
+            # rasterio's warning names its own source line; geoseg says it below, once.
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            dataset = rasterio.open(text)
     except RasterioIOError as exc:
         raise InputError(
             f"{text}: not a raster GDAL can read ({str(exc).splitlines()[0]}); "
@@ -47,9 +112,32 @@ def open_scene(
         if require_crs:
             dataset.close()
             raise InputError(f"{text}: has no CRS; assign one (gdal_edit.py -a_srs) or drop "
-                             "--require-crs")
-        log.warning("%s has no CRS: outputs will be in pixel coordinates", text)
+                             f"{param('require_crs')}")
+        if expect_crs:
+            log.warning("%s has no CRS: outputs will be in pixel coordinates", text)
     return dataset
+
+
+@contextlib.contextmanager
+def quiet_georeference() -> Iterator[None]:
+    """Silence rasterio's and pyogrio's missing-georeference warnings.
+
+    For data that needs no georeference (PNG tiles), or whose missing CRS geoseg has already
+    reported once in its own words (:func:`open_scene`).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        warnings.filterwarnings("ignore", message="'crs' was not provided", category=UserWarning)
+        yield
+
+
+def _is_alpha(dataset: rasterio.io.DatasetReader, band: int) -> bool:
+    return dataset.colorinterp[band - 1] == ColorInterp.alpha
+
+
+def data_bands(dataset: rasterio.io.DatasetReader) -> list[int]:
+    """The 1-based bands that hold data: every band but an alpha band."""
+    return [b for b in dataset.indexes if not _is_alpha(dataset, b)]
 
 
 def select_bands(
@@ -59,8 +147,10 @@ def select_bands(
 ) -> list[int]:
     """The 1-based bands to read for a model, checked against the scene.
 
-    Without ``user_bands`` the scene must have exactly as many bands as the model takes (then
-    the model's own band list is used); with them, their count must match the model's.
+    Without ``user_bands``: a scene with exactly the model's bands besides an alpha band
+    (RGBA into an RGB model) gives those bands, alpha becoming the validity mask; otherwise
+    the scene must have exactly as many bands as the model takes, and the model's own band
+    list is used. With ``user_bands``, every band must exist and their count match the model's.
 
     Raises
     ------
@@ -69,20 +159,139 @@ def select_bands(
     """
     name = dataset.name
     wanted = len(model_bands)
-    if user_bands is None:
-        if dataset.count != wanted:
-            raise InputError(
-                f"{name}: has {dataset.count} bands but the model takes {wanted} "
-                f"(bands {','.join(map(str, model_bands))}); choose them with --bands"
-            )
-        bands = list(model_bands)
-    else:
+    if user_bands is not None:
         bands = list(user_bands)
+        beyond = [b for b in bands if not 1 <= b <= dataset.count]
+        if beyond:
+            raise InputError(f"{name}: has {_plural(dataset.count, 'band')}; band {beyond[0]} "
+                             f"does not exist ({param('bands')})")
         if len(bands) != wanted:
-            raise InputError(
-                f"--bands lists {len(bands)} bands but the model takes {wanted}"
-            )
-    beyond = [b for b in bands if not 1 <= b <= dataset.count]
-    if beyond:
-        raise InputError(f"{name}: has {dataset.count} bands; band {beyond[0]} does not exist")
-    return bands
+            raise InputError(f"{param('bands')} lists {_plural(len(bands), 'band')} but the "
+                             f"model takes {wanted}")
+        if len(set(bands)) < len(bands):
+            log.warning("%s: band %s is fed to the model more than once (bands %s)", name,
+                        next(b for b in bands if bands.count(b) > 1), ",".join(map(str, bands)))
+        alpha = [b for b in bands if _is_alpha(dataset, b)]
+        if alpha:
+            log.warning("%s: band %d is an alpha band, fed to the model as data", name, alpha[0])
+        return bands
+    data = data_bands(dataset)
+    if len(data) == wanted and dataset.count != wanted:
+        return list(model_bands) if set(model_bands) <= set(data) else data
+    if dataset.count != wanted:
+        alpha = " (and an alpha band)" if len(data) < dataset.count else ""
+        raise InputError(
+            f"{name}: has {_plural(len(data), 'band')}{alpha} but the model takes {wanted} "
+            f"(bands {','.join(map(str, model_bands))}); choose them with {param('bands')}"
+        )
+    return list(model_bands)
+
+
+def _dataset_mask_band(dataset: rasterio.io.DatasetReader) -> int | None:
+    """A band whose GDAL mask is the per-dataset mask or alpha, if the scene has one."""
+    for band, flags in zip(dataset.indexes, dataset.mask_flag_enums, strict=True):
+        if MaskFlags.per_dataset in flags and not _is_alpha(dataset, band):
+            return band
+    return None
+
+
+def read_window(
+    dataset: rasterio.io.DatasetReader,
+    window: Window,
+    bands: Sequence[int],
+    extra_nodata: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``bands`` in ``window`` with the validity of each pixel (see the module's rules).
+
+    Returns
+    -------
+    data : ndarray, shape (bands, height, width)
+        The raw values, in the raster's dtype.
+    valid : ndarray of bool, shape (height, width)
+
+    Raises
+    ------
+    InputError
+        The window's pixels cannot be read (truncated or corrupted file).
+    """
+    indexes = list(bands)
+    try:
+        data = dataset.read(indexes, window=window)
+        band_valid = np.zeros(data.shape[1:], dtype=bool)
+        for position, band in enumerate(indexes):
+            band_valid |= _band_valid(dataset, band, data[position], window, extra_nodata)
+        mask_band = _dataset_mask_band(dataset)
+        if mask_band is not None:
+            band_valid &= dataset.read_masks(mask_band, window=window) > 0
+    except RasterioIOError as exc:
+        w = window
+        raise InputError(
+            f"{dataset.name}: pixels at rows {w.row_off}-{w.row_off + w.height}, columns "
+            f"{w.col_off}-{w.col_off + w.width} cannot be read; the file is truncated or "
+            "corrupted: copy it again or repair it with gdal_translate"
+        ) from exc
+    return data, band_valid
+
+
+def _band_valid(
+    dataset: rasterio.io.DatasetReader,
+    band: int,
+    values: np.ndarray,
+    window: Window,
+    extra_nodata: float | None,
+) -> np.ndarray:
+    """Pixels of one band that hold data, by the band's own mask (nodata, per-band mask)."""
+    flags = dataset.mask_flag_enums[band - 1]
+    if MaskFlags.nodata in flags or MaskFlags.all_valid in flags or MaskFlags.per_dataset in flags:
+        valid = np.ones(values.shape, dtype=bool)
+        nodata = dataset.nodatavals[band - 1]
+        if nodata is not None and not math.isnan(nodata):
+            valid &= values != nodata
+    else:  # a mask of this band alone
+        valid = dataset.read_masks(band, window=window) > 0
+    if np.issubdtype(values.dtype, np.floating):
+        valid &= ~np.isnan(values)
+    if extra_nodata is not None:
+        valid &= values != extra_nodata
+    return valid
+
+
+def describe_validity(dataset: rasterio.io.DatasetReader) -> Validity:
+    """Where the scene's validity comes from: its mask, alpha band, nodata value, or none."""
+    if any(_is_alpha(dataset, b) for b in dataset.indexes):
+        return "alpha band"
+    mask_band = _dataset_mask_band(dataset)
+    if mask_band is not None:
+        files = [Path(f).name.lower() for f in dataset.files]
+        return ".msk sidecar" if any(f.endswith(".msk") for f in files) else "internal mask"
+    if any(v is not None for v in dataset.nodatavals):
+        return "nodata value"
+    return "none"
+
+
+def scene_fingerprint(dataset: rasterio.io.DatasetReader, sample_bytes: int = 1 << 20) -> str:
+    """A cheap fingerprint of a raster's content: its files' sizes, times and sampled bytes.
+
+    Hashes, for each file of the dataset (the raster and its sidecars), its size, modification
+    time and up to
+    ``sample_bytes`` at its start, middle and end: a replaced or rewritten scene gets another
+    fingerprint without reading gigabytes. Virtual paths (``/vsicurl/...``) hash a few pixel
+    windows instead.
+    """
+    digest = hashlib.sha256()
+    files = [Path(f) for f in dataset.files if Path(f).is_file()]
+    if not files:
+        digest.update(repr((dataset.shape, dataset.dtypes, dataset.transform)).encode())
+        for window in (Window(0, 0, min(256, dataset.width), min(256, dataset.height)),):
+            digest.update(dataset.read(window=window).tobytes())
+    for path in files:
+        stat = path.stat()
+        size = stat.st_size
+        digest.update(f"{path.name}:{size}:{stat.st_mtime_ns}".encode())
+        with path.open("rb") as handle:
+            for start in sorted({0, max(0, size // 2 - sample_bytes // 2),
+                                 max(0, size - sample_bytes)}):
+                handle.seek(start)
+                digest.update(handle.read(sample_bytes))
+    return digest.hexdigest()
+

@@ -22,14 +22,14 @@ from functools import cached_property
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from geoseg.errors import InputError
+from geoseg.errors import InputError, ParameterError, param
+from geoseg.scene import data_bands, read_window
 
 __all__ = [
-    "Tile", "TileGrid", "axis_offsets", "block_windows", "pad_to_tile", "read_tile", "valid_mask",
+    "Tile", "TileGrid", "axis_offsets", "block_windows", "pad_to_tile", "read_tile",
 ]
 
 
@@ -91,6 +91,8 @@ class Tile:
 class TileGrid:
     """A regular grid of ``tile_size`` windows with ``overlap`` over a ``height x width`` scene.
 
+    Raises :class:`~geoseg.errors.ParameterError` for an impossible tile size or overlap.
+
     Parameters
     ----------
     height, width : int
@@ -110,9 +112,15 @@ class TileGrid:
     transform: Affine = Affine.identity()
 
     def __post_init__(self) -> None:
-        # Validate once, with the arithmetic's own messages.
-        self.row_offsets  # noqa: B018
-        self.col_offsets  # noqa: B018
+        if self.height < 1 or self.width < 1:
+            raise InputError(f"a scene of {self.width} x {self.height} pixels has no tiles")
+        if self.tile_size < 1:
+            raise ParameterError(f"the tile size must be at least 1 pixel, got {self.tile_size}")
+        if not 0 <= self.overlap < self.tile_size:
+            raise ParameterError(
+                f"{param('overlap')} must be at least 0 and less than the tile size "
+                f"({self.tile_size} pixels), got {self.overlap}"
+            )
 
     @classmethod
     def for_dataset(
@@ -192,32 +200,12 @@ def pad_to_tile(array: np.ndarray, tile_size: int) -> np.ndarray:
     return array
 
 
-def valid_mask(data: np.ndarray, nodata: float | None) -> np.ndarray:
-    """Pixels that hold data: not every band equal to ``nodata`` (NaN counts as nodata).
-
-    Parameters
-    ----------
-    data : ndarray, shape (bands, height, width)
-    nodata : float or None
-        The scene's nodata value; None means only NaN is missing.
-
-    Returns
-    -------
-    ndarray of bool, shape (height, width)
-    """
-    missing = np.zeros(data.shape[1:], dtype=bool)
-    if np.issubdtype(data.dtype, np.floating):
-        missing |= np.isnan(data).all(axis=0)
-    if nodata is not None and not math.isnan(nodata):
-        missing |= (data == nodata).all(axis=0)
-    return ~missing
-
-
 def read_tile(
     dataset: rasterio.io.DatasetReader,
     tile: Tile,
     tile_size: int,
     bands: Sequence[int] | None = None,
+    extra_nodata: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read one tile of a scene, padded to ``tile_size`` x ``tile_size``.
 
@@ -230,32 +218,25 @@ def read_tile(
     tile_size : int
         Side of the returned arrays.
     bands : sequence of int, optional
-        1-based band indexes in the order the model expects; all bands by default.
+        1-based band indexes in the order the model expects; every band but alpha by default.
+    extra_nodata : float, optional
+        A second nodata value (see :func:`geoseg.scene.read_window`).
 
     Returns
     -------
     image : ndarray, shape (tile_size, tile_size, bands), float32
         Band-last, as Keras expects; padded parts mirror the scene.
     valid : ndarray of bool, shape (tile_size, tile_size)
-        True where the scene has data; False for nodata and for padding.
+        True where the scene has data (:func:`geoseg.scene.read_window`: nodata, NaN, masks
+        and alpha say where it has none); False for padding.
 
     Raises
     ------
     InputError
         The window's pixels cannot be read (truncated or corrupted file).
     """
-    indexes = list(bands) if bands is not None else list(dataset.indexes)
-    try:
-        data = dataset.read(indexes, window=tile.window)
-    except RasterioIOError as exc:
-        w = tile.window
-        raise InputError(
-            f"{dataset.name}: pixels at rows {w.row_off}-{w.row_off + w.height}, columns "
-            f"{w.col_off}-{w.col_off + w.width} cannot be read; the file is truncated or "
-            "corrupted: copy it again or repair it with gdal_translate"
-        ) from exc
-    nodata = dataset.nodata
-    valid = valid_mask(data, nodata)
+    indexes = list(bands) if bands is not None else data_bands(dataset)
+    data, valid = read_window(dataset, tile.window, indexes, extra_nodata)
     if np.issubdtype(data.dtype, np.floating):
         data = np.nan_to_num(data, nan=0.0)
     image = pad_to_tile(data.astype(np.float32, copy=False), tile_size)

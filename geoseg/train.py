@@ -50,7 +50,7 @@ from geoseg.callbacks import (
 )
 from geoseg.config import Config
 from geoseg.datasets import LabelledScene, TileDataset, reference_scenes
-from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError
+from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError, param
 from geoseg.losses import make_loss
 from geoseg.model import build_flexunet, read_settings
 from geoseg.pipeline import training_dataset, validation_dataset
@@ -132,13 +132,14 @@ def prepare_out_dir(out_dir: PathLike, *, resume: bool = False, overwrite: bool 
     if resume:
         for name in (LAST_NAME, LOG_NAME):
             if not (out / name).is_file():
-                raise InputError(f"{out}: no {name} to resume from; train without --resume "
-                                 "first")
+                raise InputError(f"{out}: no {name} to resume from; train without "
+                                 f"{param('resume')} first")
         return out
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise OutputExistsError(f"{out}: is not empty; pass --resume to continue its "
-                                    "training, --overwrite to replace its outputs, or choose "
+            raise OutputExistsError(f"{out}: is not empty; pass {param('resume')} to continue "
+                                    f"its training, {param('overwrite')} to replace its "
+                                    "outputs, or choose "
                                     "another folder")
         for name in (MODEL_NAME, LAST_NAME, LOG_NAME, CURVES_NAME):
             (out / name).unlink(missing_ok=True)
@@ -298,8 +299,9 @@ def train(
             raise InputError(f"{paths[LOG_NAME]}: unreadable training log ({exc})") from None
     done = int(rows[-1]["epoch"]) if rows else 0
     if done >= total:
+        more = done + total if epochs is None else done + 10
         raise InputError(f"{out}: {done} epochs are done already; ask for more epochs "
-                         f"(e.g. --epochs {done + total if epochs is None else done + 10})")
+                         f"(e.g. {param('epochs')} {more})")
 
     with ExitStack() as stack:
         train_tiles = stack.enter_context(

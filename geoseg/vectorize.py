@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -46,7 +45,6 @@ import shapely
 from affine import Affine
 from pyproj.crs import ProjectedCRS
 from pyproj.crs.coordinate_operation import LambertAzimuthalEqualAreaConversion
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize, shapes
 from rasterio.windows import Window
 from shapely.geometry import shape
@@ -54,7 +52,7 @@ from shapely.geometry import shape
 from geoseg.errors import ConfigError, InputError, OutputError
 from geoseg.outputs import atomic_output, check_output_path
 from geoseg.predict import CLASS_NAMES_TAG
-from geoseg.scene import open_scene
+from geoseg.scene import open_scene, quiet_georeference
 from geoseg.styles import polygon_style, write_style
 from geoseg.tiling import block_windows
 
@@ -234,10 +232,8 @@ def _valid(geoms: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------ inputs
 def _open(path: Path) -> rasterio.io.DatasetReader:
-    with warnings.catch_warnings():
-        # A mask without geotransform is reported once, below, in geoseg's own words.
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        return open_scene(path)
+    # A mask without CRS is reported below, with what it means for areas.
+    return open_scene(path, expect_crs=False)
 
 
 def _check_mask(src: rasterio.io.DatasetReader) -> None:
@@ -288,7 +284,7 @@ def _check_classes(classes: Sequence[int] | None, names: Sequence[str], mask: st
 def _check_probabilities(prob: rasterio.io.DatasetReader, src: rasterio.io.DatasetReader) -> None:
     if Path(prob.name).resolve() == Path(src.name).resolve():
         raise InputError(f"{prob.name}: is the mask itself; pass the probability raster "
-                         "written with it (geoseg predict --probabilities)")
+                         "written with it (the prediction's probabilities output)")
     same = (
         prob.width == src.width
         and prob.height == src.height
@@ -734,7 +730,7 @@ def write_polygons(
         The file exists and ``overwrite`` is False.
     """
     final, fmt = _output_format(Path(path))
-    with atomic_output(final, overwrite) as tmp:
+    with atomic_output(final, overwrite) as tmp, quiet_georeference():
         if fmt == "GeoParquet":
             frame.to_parquet(tmp, index=False)
         else:
@@ -780,9 +776,12 @@ def vectorize_mask(
         Unknown extension, pyarrow missing for ``.parquet``, unwritable folder.
     OutputExistsError
         The output exists and ``overwrite`` is False.
+    OutputIsInputError
+        The output is the mask or the probabilities.
     """
+    inputs = [p for p in (mask_path, probabilities_path) if p is not None]
+    check_output_path(out_path, overwrite, inputs)
     final, _ = _output_format(Path(out_path))
-    check_output_path(final, overwrite)
     frame = polygons_from_mask(
         mask_path, probabilities_path=probabilities_path, min_area=min_area, simplify=simplify,
         fill_holes=fill_holes, connectivity=connectivity, classes=classes, block_size=block_size,

@@ -39,6 +39,8 @@ def write_raster(
     }
     if crs is not None:
         profile["crs"] = crs
+    if bands == 4:  # four bands of data, not RGBA (GDAL's default reading of 4 x uint8)
+        profile["photometric"] = "MINISBLACK"
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
     return path
@@ -83,6 +85,19 @@ class PixelwisePredictor:
         self.calls += 1
         p = np.clip(batch[..., :1] / 255.0, 0.0, 1.0)
         return np.concatenate([1.0 - p, p], axis=-1).astype(np.float32)
+
+
+class InterruptedAfter(PixelwisePredictor):
+    """Raises KeyboardInterrupt (Ctrl-C) on its n-th call."""
+
+    def __init__(self, calls: int):
+        super().__init__(batch_size=4)
+        self.limit = calls
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if self.calls + 1 == self.limit:
+            raise KeyboardInterrupt
+        return super().__call__(batch)
 
 
 @pytest.fixture

@@ -250,7 +250,7 @@ def test_scene_without_crs_with_a_label_raster(tmp_path):
     with rasterio.open(out / "labels" / "scene_r001_c001.tif") as chip:
         assert chip.crs is None and chip.nodata == 255
         np.testing.assert_array_equal(chip.read(1), classes[36:, 36:])
-    with pytest.raises(InputError, match="unlabelled pixels.*--format tif"):
+    with pytest.raises(InputError, match="unlabelled pixels.*chip_format tif"):
         write_chips(scene, labels, tmp_path / "png", tile_size=64, overlap=16,
                     chip_format="png")
 

@@ -362,5 +362,5 @@ def test_command_reports_unusable_labels_in_one_line(tmp_path, run, model_path, 
     (tmp_path / "notes.tif").write_text("not a raster")
     result = run(scene, "--labels", tmp_path / "notes.tif", "--model", model_path, "-q")
     assert result.exit_code == 1
-    assert "notes.tif: cannot be read as a raster" in result.output
+    assert "notes.tif: not a raster GDAL can read" in result.output
     assert "Traceback" not in result.output

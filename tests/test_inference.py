@@ -48,7 +48,7 @@ def test_xla_gives_the_float32_answer_and_batches_are_padded(model, tiles):
 
 
 def test_bad_options_are_refused(model):
-    with pytest.raises(InputError, match="--batch-size"):
+    with pytest.raises(InputError, match="batch_size must be"):
         KerasPredictor(model, batch_size=0)
-    with pytest.raises(InputError, match="--precision"):
+    with pytest.raises(InputError, match="precision must be"):
         KerasPredictor(model, precision="float16")  # type: ignore[arg-type]

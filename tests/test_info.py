@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+from conftest import TEST_CRS, TEST_TRANSFORM
 
 from geoseg.cli import cli
 from geoseg.model_file import write_settings
@@ -18,8 +19,29 @@ def test_info_on_a_scene_reports_crs_size_bands_and_tiles(make_raster):
     facts = json.loads(result.output)
     assert facts["crs"] == "EPSG:32654"
     assert facts["size"] == "700 x 1000 pixels"
-    assert facts["bands"] == 4 and facts["nodata"] == 0
+    assert len(facts["bands"]) == 4 and facts["nodata"] == 0
+    assert facts["validity from"] == "nodata value"
     assert facts["tiles"].startswith("6 (3 rows x 2 columns)")
+
+
+def test_info_says_where_validity_comes_from_and_how_much_is_valid(tmp_path):
+    import numpy as np
+    import rasterio
+
+    rgba = np.full((4, 20, 50), 100, dtype=np.uint8)
+    rgba[3, :, :10] = 0  # a fifth of the scene is transparent
+    path = tmp_path / "drone.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=50, height=20, count=4, dtype="uint8",
+                       crs=TEST_CRS, transform=TEST_TRANSFORM, photometric="RGB",
+                       alpha="YES") as dst:
+        dst.write(rgba)
+    result = CliRunner().invoke(cli, ["info", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.output)
+    assert facts["bands"] == ["1 red", "2 green", "3 blue", "4 alpha"]
+    assert facts["data bands"] == [1, 2, 3]
+    assert facts["validity from"] == "alpha band"
+    assert facts["valid fraction"] == 0.8
 
 
 def test_info_on_a_model_reads_settings_without_loading_it(tmp_path):

@@ -19,8 +19,10 @@ SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)
 
 def test_mask_carries_colour_table_class_names_and_model(make_raster, tmp_path):
     scene = make_raster(height=80, width=90)
+    model_path = tmp_path / "m.keras"
+    model_path.write_bytes(b"stands for a model file")
     predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS,
-                  model_name="m.keras")
+                  model_file=model_path)
     with rasterio.open(tmp_path / "mask.tif") as src:
         colours = src.colormap(1)
         assert colours[1] == (227, 26, 28, 255)  # (GeoTIFF palettes hold no alpha: the .qml does)

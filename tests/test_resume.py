@@ -9,9 +9,8 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-from conftest import PixelwisePredictor
+from conftest import InterruptedAfter, PixelwisePredictor
 
 from geoseg.errors import InputError
 from geoseg.model import build_flexunet, save_model
@@ -23,19 +22,6 @@ SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)
 
 def digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-class InterruptedAfter(PixelwisePredictor):
-    """Raises KeyboardInterrupt (Ctrl-C) on its n-th call."""
-
-    def __init__(self, calls: int):
-        super().__init__(batch_size=4)
-        self.limit = calls
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        if self.calls + 1 == self.limit:
-            raise KeyboardInterrupt
-        return super().__call__(batch)
 
 
 def test_resume_after_ctrl_c_gives_the_uninterrupted_bytes(make_raster, tmp_path):

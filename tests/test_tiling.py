@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.windows import transform as window_transform
 
-from geoseg.tiling import TileGrid, axis_offsets, pad_to_tile, read_tile, valid_mask
+from geoseg.tiling import TileGrid, axis_offsets, pad_to_tile, read_tile
 
 
 @pytest.mark.parametrize(
@@ -119,14 +119,6 @@ def test_pad_to_tile_reflects_bottom_and_right():
     padded = pad_to_tile(array, 4)
     assert padded.shape == (1, 4, 4)
     np.testing.assert_array_equal(padded[0, :, 3], [1, 4, 1, 4])
-
-
-def test_valid_mask_needs_every_band_at_nodata():
-    data = np.array([[[0, 0, 5]], [[0, 7, 0]]], dtype=np.uint8)  # 2 bands, 1x3
-    np.testing.assert_array_equal(valid_mask(data, 0), [[False, True, True]])
-    np.testing.assert_array_equal(valid_mask(data, None), [[True, True, True]])
-    floats = np.array([[[np.nan, 1.0]]], dtype=np.float32)
-    np.testing.assert_array_equal(valid_mask(floats, None), [[False, True]])
 
 
 def test_nodata_pixels_are_invalid_in_read_tile(make_raster):

@@ -223,7 +223,7 @@ def test_resume_needs_a_run_with_the_same_model(trained, scenes, tmp_path):
 def test_a_non_empty_output_folder_is_refused_and_left_alone(scenes, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / MODEL_NAME).write_text("an older model")
-    with pytest.raises(OutputExistsError, match="--resume .* --overwrite"):
+    with pytest.raises(OutputExistsError, match="resume=True .* overwrite=True"):
         train(parse_config(config_text()), out_dir=tmp_path, train_scenes=scenes["train"])
     assert (tmp_path / MODEL_NAME).read_text() == "an older model"
     result = train(parse_config(config_text(epochs=1, steps_per_epoch=1)), out_dir=tmp_path,

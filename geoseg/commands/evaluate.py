@@ -119,12 +119,11 @@ def evaluate(
         check_report_dir(report_dir, overwrite)
 
     from geoseg.evaluate import evaluate_dataset, evaluate_scenes
-    from geoseg.inference import KerasPredictor
-    from geoseg.model import load_model
+    from geoseg.predictor import load_predictor
 
     model_file = model_path or default_model_path()
-    model, settings = load_model(model_file)
-    predictor = KerasPredictor(model, batch_size=batch_size, device=device)  # type: ignore[arg-type]
+    predictor = load_predictor(model_file, batch_size, device)  # type: ignore[arg-type]
+    settings = predictor.settings
     common = {
         "overlap": overlap, "bands": bands, "threshold": threshold,
         "iou_threshold": iou_threshold or config.eval.iou_threshold,

@@ -15,6 +15,7 @@ from geoseg.commands.options import (
 )
 
 if TYPE_CHECKING:
+    from geoseg.distributed import SceneOutcome
     from geoseg.predict import PredictionResult
 
 
@@ -148,25 +149,23 @@ def _predict_one(
     bands: list[int] | None, device: str, precision: str, cog: bool, vector_path: str | None,
     preview_path: str | None, require_crs: bool, quiet: bool, overwrite: bool, resume: bool,
 ) -> None:
-    from geoseg.inference import KerasPredictor
-    from geoseg.model import load_model
     from geoseg.outputs import check_output_path
     from geoseg.predict import predict_scene
+    from geoseg.predictor import load_predictor
 
+    predictor = load_predictor(model_path, batch_size, device,  # type: ignore[arg-type]
+                               precision)  # type: ignore[arg-type]
     for extra in (vector_path, preview_path):
         if extra is not None:
-            check_output_path(extra, overwrite)
-    model, settings = load_model(model_path)
-    predictor = KerasPredictor(model, batch_size=batch_size, device=device,  # type: ignore[arg-type]
-                               precision=precision)  # type: ignore[arg-type]
+            check_output_path(extra, overwrite, inputs=[scene, model_path])
     with ProgressBar("tiles", enabled=not quiet) as progress:
         result = predict_scene(
-            scene, out_path, predictor, settings,
+            scene, out_path, predictor, predictor.settings,
             overlap=overlap, bands=bands, threshold=threshold,
             probabilities_path=probabilities_path,
             probability_dtype=probability_dtype,  # type: ignore[arg-type]
             cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
-            model_name=Path(model_path).name, progress=progress,
+            model_file=model_path, progress=progress,
         )
     click.echo(_describe(result))
     if result.probabilities_path is not None:
@@ -193,7 +192,7 @@ def _predict_many(
     bands: list[int] | None, device: str, precision: str, cog: bool, workers: int | None,
     dask_scheduler: str | None, require_crs: bool, quiet: bool, overwrite: bool, resume: bool,
 ) -> None:
-    from geoseg.distributed import PredictOptions, SceneOutcome, plan_jobs, predict_scenes
+    from geoseg.distributed import PredictOptions, plan_jobs, predict_scenes
 
     jobs = plan_jobs(scenes, out_dir, probabilities="probabilities" in also,
                      vector="vector" in also, overwrite=overwrite)
@@ -213,7 +212,7 @@ def _predict_many(
 
     def report(outcome: SceneOutcome) -> None:
         if outcome.result is None:
-            click.echo(f"{outcome.job.scene}: FAILED: {outcome.error}", err=True)
+            click.echo(f"{outcome.job.scene}: FAILED: {_reason(outcome)}", err=True)
             return
         click.echo(_describe(outcome.result)
                    + (f" [worker {outcome.worker}]" if workers or dask_scheduler else ""))
@@ -226,8 +225,15 @@ def _predict_many(
     if failed:
         raise click.ClickException(
             f"{len(failed)} of {len(outcomes)} scenes failed (see above), first: "
-            f"{failed[0].job.scene}: {failed[0].error}"
+            f"{failed[0].job.scene}: {_reason(failed[0])}"
         )
+
+
+def _reason(outcome: SceneOutcome) -> str:
+    """Why a scene failed, with the library's parameters worded as this command's flags."""
+    from geoseg.cli import flag
+
+    return outcome.failure.worded(flag) if outcome.failure is not None else str(outcome.error)
 
 
 def _describe(result: PredictionResult) -> str:
