@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from geoseg.errors import ModelError, OutputError, OutputExistsError, param
 from geoseg.model import load_model
-from geoseg.outputs import atomic_output, temporary_sibling
+from geoseg.outputs import atomic_output, refuse_inputs, temporary_sibling
 
 __all__ = ["ExportFormat", "EXPORT_FORMATS", "export_model", "settings_sidecar"]
 
@@ -35,7 +35,8 @@ def settings_sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".geoseg.json")
 
 
-def _check_target(path: Path, overwrite: bool) -> None:
+def _check_target(path: Path, overwrite: bool, model_path: str | os.PathLike[str]) -> None:
+    refuse_inputs(path, [model_path])
     for target in (path, settings_sidecar(path)):
         if target.exists() and not overwrite:
             raise OutputExistsError(f"{target}: exists already; pass {param('overwrite')} to "
@@ -83,7 +84,7 @@ def export_model(
         raise ModelError(f"unknown export format {export_format!r}; choose one of "
                          f"{', '.join(EXPORT_FORMATS)}")
     target = Path(out_path)
-    _check_target(target, overwrite)
+    _check_target(target, overwrite, model_path)
     model, settings = load_model(model_path)
     size, channels = settings.image_size, settings.image_channels
     model(np.zeros((1, size, size, channels), dtype=np.float32))  # exporters need a called model

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from geoseg.errors import OutputError, OutputExistsError, OutputIsInputError, param
 
-__all__ = ["atomic_output", "check_output_path", "is_same_file", "temporary_sibling"]
+__all__ = [
+    "atomic_output", "check_output_path", "is_same_file", "refuse_inputs", "temporary_sibling",
+]
 
 
 def is_same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> bool:
@@ -33,6 +35,23 @@ def is_same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) 
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet): compare where they lead
         return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def refuse_inputs(path: str | os.PathLike[str],
+                  inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Refuse an output that is one of the run's inputs (whatever ``overwrite`` says).
+
+    Raises
+    ------
+    OutputIsInputError
+        ``path`` names the same file as one of ``inputs``.
+    """
+    for source in inputs:
+        if is_same_file(path, source):
+            raise OutputIsInputError(
+                f"{path}: is an input of this run ({source}); geoseg never writes over its "
+                "inputs: choose another output name"
+            )
 
 
 def check_output_path(
@@ -62,12 +81,7 @@ def check_output_path(
         The folder does not exist, is not a folder, or is not writable; or ``path`` is a folder.
     """
     out = Path(path)
-    for source in inputs:
-        if is_same_file(out, source):
-            raise OutputIsInputError(
-                f"{out}: is an input of this run ({source}); geoseg never writes over its "
-                "inputs: choose another output name"
-            )
+    refuse_inputs(out, inputs)
     if out.is_dir():
         raise OutputError(f"{out}: is a folder; give a file name for the output")
     if out.exists() and not overwrite:

@@ -170,7 +170,8 @@ def render_preview(
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    with atomic_output(out_path, overwrite) as tmp:
+    inputs = [p for p in (scene_path, truth_path, mask_path, polygons_path) if p is not None]
+    with atomic_output(out_path, overwrite, inputs) as tmp:
         figure.savefig(tmp, format="png")
     return Path(out_path)
 

@@ -168,7 +168,7 @@ def test_mistakes_are_refused_before_tensorflow_loads(make_raster, model, tmp_pa
     assert done.returncode != 0
     assert message in done.stderr, done.stderr
     assert "TF_NOT_LOADED" in done.stderr, f"{case}: TensorFlow was imported first"
-    assert seconds < 10, f"{case}: {seconds:.1f} s"  # headroom for a loaded CI machine
+    assert seconds < 2, f"{case}: {seconds:.1f} s"  # about 0.3 s on an idle 2-core machine
 
 
 def test_band_messages(make_raster, model, tmp_path, caplog):
@@ -207,3 +207,12 @@ def test_a_warning_is_said_once_in_geosegs_words(make_raster, model, tmp_path):
     assert "'crs' was not provided" not in done.stderr  # pyogrio's repeat of it is silenced
     assert ".py:" not in done.stderr, done.stderr  # no third-party warning's file and line
     assert all(line.startswith("WARNING: ") for line in done.stderr.splitlines()), done.stderr
+
+
+def test_export_never_replaces_the_model(model, tmp_path):
+    copy = tmp_path / "m.keras"
+    copy.write_bytes(model.read_bytes())
+    result = CliRunner().invoke(cli, ["export", str(copy), "--format", "tflite", "--out",
+                                      str(copy), "--overwrite"])
+    assert "is an input of this run" in one_error_line(result)
+    assert digest(copy) == digest(model)
