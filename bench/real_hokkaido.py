@@ -167,6 +167,7 @@ def main() -> None:
     from geoseg.evaluate import evaluate_dataset, evaluate_scene, write_report
     from geoseg.inference import KerasPredictor
     from geoseg.model import load_model
+    from geoseg.predict import PredictOptions
 
     with tempfile.TemporaryDirectory(prefix="geoseg-hokkaido-") as tmp:
         out = args.out or Path(tmp)
@@ -187,8 +188,8 @@ def main() -> None:
 
         image, mask = mosaic(args.data / "valid", out)
         started = time.perf_counter()
-        scene = evaluate_scene(image, mask, predictor, settings, overlap=args.overlap,
-                               rgb_map=RGB_MAP)
+        scene = evaluate_scene(image, mask, predictor, settings,
+                               options=PredictOptions(overlap=args.overlap), rgb_map=RGB_MAP)
         scene_seconds = time.perf_counter() - started
         print(f"valid/ as one 1024x1536 scene (assigned georeference {MOSAIC_CRS}, {PIXEL:g} m "
               f"pixels, upper-left near 42.75 N 141.98 E; overlap {args.overlap}, "

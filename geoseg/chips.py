@@ -64,7 +64,8 @@ from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsErro
 from geoseg.labels import NO_LABEL, LabelSource, label_fraction, open_labels
 from geoseg.outputs import atomic_output, temporary_sibling
 from geoseg.scene import data_bands, open_scene, quiet_georeference
-from geoseg.tiling import Tile, TileGrid, read_tile
+from geoseg.settings import ModelSettings
+from geoseg.tiling import Tile, TileGrid, check_grid_size, grid_size, read_tile
 
 __all__ = ["CHIP_FORMATS", "PNG_RGB_MAP", "SPLITS", "ChipSummary", "write_chips"]
 
@@ -159,8 +160,9 @@ def write_chips(
     labels_path: PathLike | Sequence[PathLike],
     out_dir: PathLike,
     *,
-    tile_size: int = 512,
-    overlap: int = 64,
+    tile_size: int | None = None,
+    overlap: int | None = None,
+    settings: ModelSettings | None = None,
     bands: Sequence[int] | None = None,
     chip_format: str = "tif",
     split: Sequence[float] = (0.8, 0.1, 0.1),
@@ -183,10 +185,13 @@ def write_chips(
     out_dir : path
         Folder for ``images/``, ``labels/`` and ``index.gpkg`` (see the module docstring);
         created if missing (its parent must exist), refused if not empty unless ``overwrite``.
-    tile_size, overlap : int
-        The grid, as for prediction.
+    tile_size, overlap : int, optional
+        The grid, as for prediction: those of ``settings`` when not given, else 512-pixel
+        tiles and an eighth of the tile (:func:`geoseg.tiling.grid_size`).
+    settings : ModelSettings, optional
+        The model the chips are for: its tile size and overlap are the defaults.
     bands : sequence of int, optional
-        1-based bands to keep, in this order; all bands by default.
+        1-based bands to keep, in this order; every band but alpha by default.
     chip_format : {"tif", "png"}
         GeoTIFF chips, or reference-style PNG (8-bit, 3-band images only).
     split : sequence of three floats
@@ -217,7 +222,7 @@ def write_chips(
         A scene or labels file is missing or unsuitable, the scene and labels counts differ,
         scenes disagree in band count or dtype, or PNG chips are asked for scenes that are not
         8-bit RGB or labels with unlabelled pixels.
-    ConfigError
+    ConfigError, ParameterError
         A setting is out of range.
     OutputExistsError
         ``out_dir`` is not empty and ``overwrite`` is False.
@@ -225,6 +230,7 @@ def write_chips(
         ``out_dir`` cannot be created or written.
     """
     pairs = _pairs(scene_path, labels_path)
+    tile_size, overlap = grid_size(tile_size, overlap, settings)
     block = _check_settings(tile_size, overlap, chip_format, split, split_block, seed,
                             min_foreground, keep_empty)
     out = _check_out_dir(Path(out_dir), overwrite)
@@ -304,11 +310,7 @@ def _check_settings(
     keep_empty: float,
 ) -> int:
     """Check the settings; return the split block side in pixels."""
-    if tile_size < 1:
-        raise ConfigError(f"tile size: must be at least 1 pixel, got {tile_size}")
-    if not 0 <= overlap < tile_size:
-        raise ConfigError(f"overlap: must be 0..{tile_size - 1} for {tile_size}-pixel tiles, "
-                          f"got {overlap}")
+    check_grid_size(tile_size, overlap)
     if chip_format not in CHIP_FORMATS:
         raise ConfigError(f"chip format: must be one of {', '.join(CHIP_FORMATS)}, "
                           f"got {chip_format!r}")

@@ -22,6 +22,7 @@ import ast
 import configparser
 import dataclasses
 import difflib
+import logging
 import math
 import operator
 import os
@@ -38,6 +39,8 @@ __all__ = [
     "SplitSection", "EvalSection", "InferSection", "TiledInferSection", "ImageSection",
     "MaskSection", "load_config", "parse_config", "default_config", "schema_markdown",
 ]
+
+log = logging.getLogger(__name__)
 
 LOSSES = ("categorical_crossentropy", "dice", "ce_dice", "focal")
 """Loss functions the trainer knows (``[model] loss``)."""
@@ -150,6 +153,8 @@ def _key(default: Any, kind: Kind, doc: str, **rules: Any) -> Any:
 
 
 _COMPAT = "Compatibility only: accepted, not used."
+_NOT_READ = ("Not read by geoseg, which warns when it is set: geoseg predict takes scenes, outputs "
+             "and these options on its command line.")
 
 
 @dataclass(frozen=True)
@@ -181,7 +186,9 @@ class ModelSection:
                                         '"landslide" for 2 classes, else "class_0"...')
     bands: tuple[int, ...] = _key(None, INT_LIST, "1-based scene bands fed to the model, in "
                                   "order; None = 1..image_channels.", minimum=1)
-    overlap: int = _key(64, INT, "Recommended tile overlap (pixels) for prediction.", minimum=0)
+    overlap: int | None = _key(None, INT, "Recommended tile overlap (pixels) for prediction, "
+                               "stored in the model; None = image_width // 8 (64 for 512).",
+                               minimum=0)
 
 
 @dataclass(frozen=True)
@@ -247,21 +254,24 @@ class EvalSection:
 class InferSection:
     """The [infer] section: prediction of single images."""
 
-    images_dir: Path | None = _key(None, PATH, "Images to predict.")
-    output_dir: Path | None = _key(None, PATH, "Folder for predicted masks.")
-    threshold: float | None = _key(None, FLOAT, "Foreground probability threshold (2 classes); "
+    images_dir: Path | None = _key(None, PATH, f"Images to predict. {_NOT_READ}")
+    output_dir: Path | None = _key(None, PATH, f"Folder for predicted masks. {_NOT_READ}")
+    threshold: float | None = _key(None, FLOAT, f"{_NOT_READ} Foreground probability threshold "
+                                   "(2 classes); "
                                    "None = argmax.", above=0, below=1)
-    batch_size: int = _key(4, INT, "Tiles per prediction batch.", minimum=1)
+    batch_size: int = _key(4, INT, f"Tiles per prediction batch. {_NOT_READ}", minimum=1)
 
 
 @dataclass(frozen=True)
 class TiledInferSection:
     """The [tiledinfer] section: prediction of whole scenes, tile by tile."""
 
-    images_dir: Path | None = _key(None, PATH, "Scenes to predict.")
-    output_dir: Path | None = _key(None, PATH, "Folder for the stitched predictions.")
-    overlap: int = _key(None, INT, "Tile overlap (pixels); None = [model] overlap.", minimum=0)
-    batch_size: int = _key(4, INT, "Tiles per prediction batch.", minimum=1)
+    images_dir: Path | None = _key(None, PATH, f"Scenes to predict. {_NOT_READ}")
+    output_dir: Path | None = _key(None, PATH, f"Folder for the stitched predictions. {_NOT_READ}")
+    overlap: int | None = _key(None, INT, "Tile overlap (pixels) of predictions; stored in the "
+                               "model as its recommended overlap. None = [model] overlap.",
+                               minimum=0)
+    batch_size: int = _key(4, INT, f"Tiles per prediction batch. {_NOT_READ}", minimum=1)
     bitwise_blending: bool = _key(True, BOOL, f"Reference blending switch. {_COMPAT}")
     split_size: int | None = _key(None, INT, "Reference tile size; must equal image_width "
                                   "if given (compatibility).", minimum=1)
@@ -318,9 +328,11 @@ class Config:
         -------
         dict
             ``image_size, image_channels, num_classes, base_filters, base_kernels, num_layers,
-            dropout_rate, dilation, input_normalize, batch_norm, class_names, bands, overlap``.
+            dropout_rate, dilation, input_normalize, batch_norm, class_names, bands, overlap``;
+            the overlap is ``[tiledinfer] overlap`` (which defaults to ``[model] overlap``):
+            the model carries it as the overlap ``geoseg predict`` uses.
         """
-        return _model_kwargs(self.model)
+        return _model_kwargs(self.model) | {"overlap": self.tiledinfer.overlap}
 
 
 def _model_kwargs(m: ModelSection) -> dict[str, Any]:
@@ -411,10 +423,11 @@ def _derive_and_check(sections: dict[str, Any], source: str) -> None:
     bands = model.bands or tuple(range(1, model.image_channels + 1))
     names = model.class_names or tuple(default_class_names(n))
     model = dataclasses.replace(model, bands=bands, class_names=names)
-    try:  # the architecture rules live in one place: ModelSettings
-        ModelSettings(**_model_kwargs(model))
+    try:  # the architecture rules and the overlap default live in one place: ModelSettings
+        settings = ModelSettings(**_model_kwargs(model))
     except ConfigError as exc:
         raise ConfigError(f"{source}: [model] {exc}") from None
+    model = dataclasses.replace(model, overlap=settings.overlap)
     weights = sections["train"].class_weights
     if weights is not None and len(weights) != n:
         raise fail("train", "class_weights", f"{len(weights)} weights given for {n} classes")
@@ -476,7 +489,18 @@ def parse_config(text: str, source: str = "<string>",
         sections[name] = cls(**{key: _value(spec, given.get(key), f"{source}: [{name}] {key}", base)
                                 for key, spec in _schema(cls).items()})
     _derive_and_check(sections, source)
+    _warn_unread(parser, source)
     return Config(**sections, source=source)
+
+
+def _warn_unread(parser: configparser.ConfigParser, source: str) -> None:
+    """Say, once, which keys of the file geoseg does not read (set, but without effect)."""
+    unread = [f"[{name}] {key}" for name, cls in SECTIONS.items() if parser.has_section(name)
+              for key, spec in _schema(cls).items()
+              if key in parser[name] and _NOT_READ in spec.doc]
+    if unread:
+        log.warning("%s: %s not read by geoseg (geoseg predict takes scenes, outputs and "
+                    "prediction options on its command line)", source, ", ".join(unread))
 
 
 def _ini_problem(exc: configparser.Error, lines: list[str]) -> str:

@@ -41,7 +41,7 @@ from geoseg.errors import InputError
 from geoseg.labels import NO_LABEL, LabelSource, open_labels
 from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
-from geoseg.tiling import Tile, TileGrid, read_tile
+from geoseg.tiling import Tile, TileGrid, grid_size, read_tile
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -291,7 +291,7 @@ class TileDataset:
             raise InputError("no labelled images to read tiles from")
         self.scenes = list(scenes)
         self.settings = settings
-        self.overlap = settings.overlap if overlap is None else overlap
+        self.overlap = grid_size(None, overlap, settings)[1]
         self._rgb_map = rgb_map
         self._label_classes = max(2, settings.num_classes)  # a sigmoid model has 0/1 labels
         self._keep_open = max(1, keep_open)
@@ -304,7 +304,7 @@ class TileDataset:
             for number in range(len(self.scenes)):
                 opened = self._opened(number)
                 self._bands.append(select_bands(opened.image, settings.bands, settings.bands))
-                grid = TileGrid.for_dataset(opened.image, settings.image_size, self.overlap)
+                grid = TileGrid.for_model(opened.image, settings, overlap)
                 self._cut.append(len(grid) > 1)
                 self.tiles.extend((number, tile) for tile in grid)
         except BaseException:

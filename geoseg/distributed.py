@@ -1,7 +1,8 @@
 """Predicting many scenes: one after another in this process, or spread over a Dask cluster.
 
-A run is a list of :class:`SceneJob` (a scene and the paths of its outputs) and one
-:class:`PredictOptions` (the model and how to predict). :func:`predict_scenes` runs the jobs
+A run is a list of :class:`~geoseg.jobs.SceneJob` (a scene and the paths of its outputs), one
+:class:`~geoseg.predictor.ModelSpec` (the model) and one
+:class:`~geoseg.predict.PredictOptions` (how to predict). :func:`predict_scenes` runs the jobs
 
 - serially in this process when no cluster is asked for;
 - on a new local cluster of ``workers`` processes (``dask.distributed.LocalCluster`` with one
@@ -9,8 +10,8 @@ A run is a list of :class:`SceneJob` (a scene and the paths of its outputs) and 
 - on an existing Dask distributed cluster at ``scheduler`` (every worker must see the scene,
   model and output paths, e.g. on a shared file system).
 
-Each scene is one task: :func:`predict_job`, which runs :func:`geoseg.predict.predict_scene`
-exactly as a single-process run does, so outputs are byte-identical whichever way they are
+Each scene is one task: :func:`predict_job`, which runs :func:`geoseg.jobs.run_job` exactly
+as a single-process run does, so outputs are byte-identical whichever way they are
 made. Each worker process loads the model once, on its first task, and keeps it (a cache in
 this module, keyed by the model file and the predictor settings). A scene that fails with a
 user-facing error (:class:`~geoseg.errors.GeosegError`) is reported in its
@@ -33,16 +34,16 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from geoseg.errors import GeosegError, InputError, OutputError, ParameterError, param
+from geoseg.jobs import SceneJob, run_job
 from geoseg.outputs import check_output_path
+from geoseg.predict import PredictOptions
+from geoseg.predictor import ModelPredictor, ModelSpec
 
 if TYPE_CHECKING:
-    from geoseg.inference import Device, KerasPredictor, Precision
-    from geoseg.predict import PredictionResult, ProbabilityDtype
-    from geoseg.settings import ModelSettings
+    from geoseg.predict import PredictionResult
     from geoseg.vectorize import VectorizeSummary
 
 __all__ = [
-    "PredictOptions",
     "SceneJob",
     "SceneOutcome",
     "expand_scenes",
@@ -55,35 +56,6 @@ MASK_SUFFIX = "_mask.tif"
 PROBABILITIES_SUFFIX = "_probabilities.tif"
 VECTOR_SUFFIX = "_landslides.gpkg"
 _GLOB_CHARS = frozenset("*?[")
-
-
-@dataclass(frozen=True)
-class PredictOptions:
-    """How to predict every scene of a run (see :func:`geoseg.predict.predict_scene`)."""
-
-    model_path: Path
-    batch_size: int = 4
-    device: Device = "auto"
-    precision: Precision = "float32"
-    overlap: int | None = None
-    bands: tuple[int, ...] | None = None
-    threshold: float | None = None
-    probability_dtype: ProbabilityDtype = "uint8"
-    cog: bool = False
-    overwrite: bool = False
-    require_crs: bool = False
-    resume: bool = False
-
-
-@dataclass(frozen=True)
-class SceneJob:
-    """One scene and where its outputs go."""
-
-    scene: str
-    """A file path or a GDAL virtual path (``/vsizip/...``)."""
-    mask: Path
-    probabilities: Path | None = None
-    vector: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -193,35 +165,29 @@ def plan_jobs(
     for job in jobs:
         for path in (job.mask, job.probabilities, job.vector):
             if path is not None:
-                check_output_path(path, overwrite)
+                check_output_path(path, overwrite, inputs=[job.scene])
     return jobs
 
 
-_PREDICTORS: dict[tuple[object, ...], tuple[KerasPredictor, ModelSettings]] = {}
-"""This process's loaded models, so that a worker loads each model once for all its tasks."""
+_PREDICTORS: dict[tuple[object, ...], ModelPredictor] = {}
+"""This process's model, so that a worker loads each model once for all its tasks."""
 
 
-def _predictor(options: PredictOptions) -> tuple[KerasPredictor, ModelSettings]:
-    from geoseg.inference import KerasPredictor
-    from geoseg.model import load_model
-
-    path = Path(options.model_path).resolve()
+def _predictor(model: ModelSpec) -> ModelPredictor:
+    path = model.path.resolve()
     try:
         stat = path.stat()
     except OSError:
-        stat = None  # load_model says what is wrong
-    key = (str(path), stat and stat.st_mtime_ns, stat and stat.st_size, options.batch_size,
-           options.device, options.precision)
+        stat = None  # reading the model says what is wrong
+    key = (model, stat and stat.st_mtime_ns, stat and stat.st_size)
     if key not in _PREDICTORS:
-        model, settings = load_model(path)
-        predictor = KerasPredictor(model, options.batch_size, options.device,
-                                   precision=options.precision)
+        predictor = ModelPredictor(model)
         _PREDICTORS.clear()  # one model per process: a new model file replaces the old one
-        _PREDICTORS[key] = (predictor, settings)
+        _PREDICTORS[key] = predictor
     return _PREDICTORS[key]
 
 
-def predict_job(job: SceneJob, options: PredictOptions) -> SceneOutcome:
+def predict_job(job: SceneJob, model: ModelSpec, options: PredictOptions) -> SceneOutcome:
     """Predict one scene (the task run on a worker); the model is loaded once per process.
 
     Returns
@@ -230,32 +196,18 @@ def predict_job(job: SceneJob, options: PredictOptions) -> SceneOutcome:
         With the :class:`~geoseg.predict.PredictionResult`, or the error message if a
         :class:`~geoseg.errors.GeosegError` stopped the scene. Other exceptions propagate.
     """
-    from geoseg.predict import predict_scene
-
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
-        predictor, settings = _predictor(options)
-        result = predict_scene(
-            job.scene, job.mask, predictor, settings,
-            overlap=options.overlap, bands=options.bands, threshold=options.threshold,
-            probabilities_path=job.probabilities, probability_dtype=options.probability_dtype,
-            cog=options.cog, overwrite=options.overwrite, require_crs=options.require_crs,
-            model_file=options.model_path, resume=options.resume,
-        )
-        summary = None
-        if job.vector is not None:
-            from geoseg.vectorize import vectorize_mask
-
-            summary = vectorize_mask(result.mask_path, job.vector,
-                                     probabilities_path=result.probabilities_path,
-                                     layer=Path(job.scene).stem, overwrite=options.overwrite)
+        predictor = _predictor(model)
+        done = run_job(job, predictor, predictor.settings, options, model_file=model.path)
     except GeosegError as exc:
         return SceneOutcome(job, None, str(exc), worker, failure=exc)
-    return SceneOutcome(job, result, None, worker, summary)
+    return SceneOutcome(job, done.prediction, None, worker, done.vector)
 
 
 def predict_scenes(
     jobs: Sequence[SceneJob],
+    model: ModelSpec,
     options: PredictOptions,
     *,
     workers: int | None = None,
@@ -268,8 +220,10 @@ def predict_scenes(
     ----------
     jobs : sequence of SceneJob
         From :func:`plan_jobs`, or built by hand.
+    model : ModelSpec
+        The model, loaded once by each process that runs jobs.
     options : PredictOptions
-        The model and prediction settings shared by all jobs.
+        How every job is predicted.
     workers : int, optional
         Start a local cluster of this many worker processes (one thread each) for the run.
     scheduler : str, optional
@@ -293,19 +247,19 @@ def predict_scenes(
         raise ParameterError(f"give either {param('workers')} or {param('scheduler')}, not both")
     if workers is not None and workers < 1:
         raise ParameterError(f"{param('workers')} must be >= 1, got {workers}")
-    options = _absolute(options)
+    model = replace(model, path=model.path.absolute())
     jobs = [_absolute_job(job) for job in jobs]
     if workers is None and scheduler is None:
         outcomes = []
         for job in jobs:
-            outcomes.append(predict_job(job, options))
+            outcomes.append(predict_job(job, model, options))
             if progress is not None:
                 progress(outcomes[-1])
         return outcomes
     with _dask_client(workers, scheduler) as client:
         from distributed import as_completed
 
-        futures = client.map(predict_job, jobs, options=options, pure=False)
+        futures = client.map(predict_job, jobs, model=model, options=options, pure=False)
         order = {future.key: index for index, future in enumerate(futures)}
         done: list[SceneOutcome | None] = [None] * len(jobs)
         for future in as_completed(futures):
@@ -314,10 +268,6 @@ def predict_scenes(
             if progress is not None:
                 progress(outcome)
     return [outcome for outcome in done if outcome is not None]
-
-
-def _absolute(options: PredictOptions) -> PredictOptions:
-    return replace(options, model_path=Path(options.model_path).absolute())
 
 
 def _absolute_job(job: SceneJob) -> SceneJob:

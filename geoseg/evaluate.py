@@ -36,7 +36,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import geopandas as gpd
@@ -56,7 +56,7 @@ from geoseg.metrics import (
     match_objects,
 )
 from geoseg.outputs import atomic_output
-from geoseg.predict import MASK_NODATA, BatchPredictor, predict_scene
+from geoseg.predict import MASK_NODATA, BatchPredictor, PredictOptions, predict_scene
 from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
 from geoseg.tiling import TileGrid, block_windows
@@ -156,9 +156,7 @@ class _Run:
 
     predictor: BatchPredictor
     settings: ModelSettings
-    overlap: int | None
-    bands: Sequence[int] | None
-    threshold: float | None
+    options: PredictOptions
     rgb_map: RgbMap | None
     iou_threshold: float
     objects: bool
@@ -320,12 +318,11 @@ def _evaluate_one(
             labels = stack.enter_context(open_labels(
                 scene.labels, src, num_classes=len(run.class_names), rgb_map=run.rgb_map
             ))
-            result = predict_scene(
-                image, work / "mask.tif", run.predictor, run.settings, overlap=run.overlap,
-                bands=run.bands, threshold=run.threshold,
-                probabilities_path=work / "probabilities.tif", probability_dtype="float32",
-                style=False, extra_nodata=scene.image_nodata, progress=progress,
-            )
+            options = replace(run.options, probability_dtype="float32", style=False,
+                              extra_nodata=scene.image_nodata)
+            result = predict_scene(image, work / "mask.tif", run.predictor, run.settings, options,
+                                   probabilities_path=work / "probabilities.tif",
+                                   progress=progress)
             log.info("%s: %d tiles predicted in %.1f s", scene.image.name,
                      result.tiles_predicted, result.seconds)
             with _georeference_not_expected(True):
@@ -336,7 +333,7 @@ def _evaluate_one(
 
 
 def _count_tiles(
-    scenes: Sequence[LabelledScene], settings: ModelSettings, overlap: int,
+    scenes: Sequence[LabelledScene], settings: ModelSettings, overlap: int | None,
     bands: Sequence[int] | None,
 ) -> int:
     """The tiles of every scene, checking each scene, its bands and the grid on the way, so
@@ -345,7 +342,7 @@ def _count_tiles(
     for scene in scenes:
         with open_scene(scene.image) as src:
             select_bands(src, settings.bands, bands)
-            total += len(TileGrid.for_dataset(src, settings.image_size, overlap))
+            total += len(TileGrid.for_model(src, settings, overlap))
     return total
 
 
@@ -355,9 +352,7 @@ def evaluate_scenes(
     settings: ModelSettings,
     *,
     work_dir: PathLike | None = None,
-    overlap: int | None = None,
-    bands: Sequence[int] | None = None,
-    threshold: float | None = None,
+    options: PredictOptions | None = None,
     iou_threshold: float = 0.5,
     rgb_map: RgbMap | None = None,
     objects: bool = True,
@@ -380,8 +375,9 @@ def evaluate_scenes(
     work_dir : path, optional
         Folder for the temporary predictions (one scene at a time, removed after scoring);
         a new temporary folder (under ``TMPDIR``) by default.
-    overlap, bands, threshold :
-        As :func:`geoseg.predict.predict_scene`: the model's overlap and bands, argmax.
+    options : PredictOptions, optional
+        How scenes are predicted (overlap, bands, threshold), as by ``geoseg predict``; the
+        model's overlap and bands and argmax by default.
     iou_threshold : float
         IoU for a predicted landslide polygon to match a true one, in (0, 1].
     rgb_map : mapping of (R, G, B) -> int, optional
@@ -414,7 +410,8 @@ def evaluate_scenes(
         raise InputError("no scene to evaluate")
     if not 0 < iou_threshold <= 1:
         raise ParameterError(f"{param('iou_threshold')} must be in (0, 1], got {iou_threshold}")
-    run = _Run(predictor, settings, overlap, bands, threshold, rgb_map, iou_threshold, objects)
+    opts = options if options is not None else PredictOptions()
+    run = _Run(predictor, settings, opts, rgb_map, iou_threshold, objects)
     with ExitStack() as stack:
         stack.enter_context(_georeference_not_expected(not expect_georeference))
         if work_dir is None:
@@ -424,8 +421,7 @@ def evaluate_scenes(
             if not root.is_dir():
                 raise OutputError(f"{root}: work folder does not exist; create it first")
         with _georeference_not_expected(True):
-            total = _count_tiles(pairs, settings,
-                                 settings.overlap if overlap is None else overlap, bands)
+            total = _count_tiles(pairs, settings, opts.overlap, opts.bands)
         tiles = None
         if progress is not None:
 
@@ -445,9 +441,7 @@ def evaluate_scene(
     settings: ModelSettings,
     *,
     work_dir: PathLike | None = None,
-    overlap: int | None = None,
-    bands: Sequence[int] | None = None,
-    threshold: float | None = None,
+    options: PredictOptions | None = None,
     iou_threshold: float = 0.5,
     rgb_map: RgbMap | None = None,
     objects: bool = True,
@@ -467,8 +461,8 @@ def evaluate_scene(
         As :func:`evaluate_scenes`.
     """
     return evaluate_scenes(
-        [(scene_path, labels_path)], predictor, settings, work_dir=work_dir, overlap=overlap,
-        bands=bands, threshold=threshold, iou_threshold=iou_threshold, rgb_map=rgb_map,
+        [(scene_path, labels_path)], predictor, settings, work_dir=work_dir, options=options,
+        iou_threshold=iou_threshold, rgb_map=rgb_map,
         objects=objects, progress=progress,
     ).report
 
@@ -503,9 +497,7 @@ def evaluate_dataset(
     split: str | None = None,
     mask_suffix: str = ".png",
     work_dir: PathLike | None = None,
-    overlap: int | None = None,
-    bands: Sequence[int] | None = None,
-    threshold: float | None = None,
+    options: PredictOptions | None = None,
     iou_threshold: float = 0.5,
     objects: bool = True,
     progress: Progress | None = None,
@@ -531,7 +523,7 @@ def evaluate_dataset(
         Split folder or chip split to evaluate.
     mask_suffix : str
         Extension of the masks (``[mask] mask_file_format``).
-    work_dir, overlap, bands, threshold, iou_threshold, objects, progress :
+    work_dir, options, iou_threshold, objects, progress :
         As :func:`evaluate_scenes`.
 
     Returns
@@ -547,7 +539,7 @@ def evaluate_dataset(
     """
     return evaluate_scenes(
         _dataset_scenes(source, split, mask_suffix), predictor, settings, work_dir=work_dir,
-        overlap=overlap, bands=bands, threshold=threshold, iou_threshold=iou_threshold,
+        options=options, iou_threshold=iou_threshold,
         rgb_map=rgb_map, objects=objects, expect_georeference=False, progress=progress,
     )
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Literal
 
 # isort: off
 import geoseg._quiet_tf  # noqa: F401  (first: silences TensorFlow's native start-up logs)
@@ -24,14 +23,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from geoseg.errors import InputError, ModelError, ParameterError, param
+from geoseg.errors import InputError, ModelError, param
+from geoseg.predictor import Device, Precision, check_run_settings
 
 __all__ = ["Device", "KerasPredictor", "Precision", "bfloat16_model", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
-Device = Literal["auto", "cpu", "gpu"]
-Precision = Literal["float32", "bfloat16"]
 
 
 def resolve_device(device: Device) -> str:
@@ -113,11 +111,7 @@ class KerasPredictor:
         precision: Precision = "float32",
         jit_compile: bool = False,
     ):
-        if batch_size < 1:
-            raise ParameterError(f"{param('batch_size')} must be >= 1, got {batch_size}")
-        if precision not in ("float32", "bfloat16"):
-            raise ParameterError(f"{param('precision')} must be float32 or bfloat16, got "
-                                 f"{precision!r}")
+        check_run_settings(batch_size, device, precision)
         self.model = bfloat16_model(model) if precision == "bfloat16" else model
         self.batch_size = batch_size
         self.device = resolve_device(device)

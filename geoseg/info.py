@@ -15,13 +15,15 @@ import rasterio
 
 from geoseg.model_file import is_model_file, read_settings
 from geoseg.scene import data_bands, describe_validity, open_scene, read_window
-from geoseg.tiling import TileGrid, block_windows
+from geoseg.settings import ModelSettings
+from geoseg.tiling import TileGrid, block_windows, grid_size
 
 __all__ = ["describe", "describe_scene", "describe_model"]
 
 
 def describe_scene(
-    path: str | os.PathLike[str], tile_size: int = 512, overlap: int = 64
+    path: str | os.PathLike[str], tile_size: int | None = None, overlap: int | None = None,
+    settings: ModelSettings | None = None,
 ) -> dict[str, Any]:
     """Size, CRS, bands (with their colour interpretation), where validity comes from, how much
     of the scene holds data, and the tile grid of a raster at the given settings.
@@ -31,6 +33,7 @@ def describe_scene(
     InputError
         The file is not a readable raster.
     """
+    tile_size, overlap = grid_size(tile_size, overlap, settings)
     with open_scene(path) as src:
         grid = TileGrid.for_dataset(src, tile_size, overlap)
         crs = src.crs
@@ -79,9 +82,15 @@ def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def describe(
-    path: str | os.PathLike[str], tile_size: int = 512, overlap: int = 64
+    path: str | os.PathLike[str], tile_size: int | None = None, overlap: int | None = None,
+    model: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """:func:`describe_model` for ``.keras`` files, :func:`describe_scene` for anything else."""
+    """:func:`describe_model` for ``.keras`` files, :func:`describe_scene` for anything else.
+
+    A scene's tiles are counted with ``tile_size`` and ``overlap``, else those of ``model``,
+    else the defaults (:func:`geoseg.tiling.grid_size`).
+    """
     if is_model_file(Path(path)):
         return describe_model(path)
-    return describe_scene(path, tile_size, overlap)
+    settings = read_settings(model) if model is not None else None
+    return describe_scene(path, tile_size, overlap, settings)

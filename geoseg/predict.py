@@ -185,24 +185,69 @@ def _describe_outputs(
             prob_dst.offsets = [0.0] * settings.num_classes
 
 
+@dataclass(frozen=True)
+class PredictOptions:
+    """How to predict a scene: everything but the scene, its outputs and the model.
+
+    One description of a prediction run, shared by :func:`predict_scene`, ``geoseg predict``,
+    :mod:`geoseg.evaluate` and the many-scene runner (:mod:`geoseg.distributed`).
+
+    Raises :class:`~geoseg.errors.ParameterError` for a threshold outside 0..1 or an unknown
+    probability dtype.
+
+    >>> PredictOptions(threshold=0.4, overwrite=True).threshold
+    0.4
+    """
+
+    overlap: int | None = None
+    """Tile overlap in pixels; the model's recommended overlap by default."""
+    bands: tuple[int, ...] | None = None
+    """1-based scene bands in model order; the model's bands (alpha left out) by default."""
+    threshold: float | None = None
+    """Foreground probability threshold (models with 1 or 2 classes): foreground where
+    ``p >= threshold``; argmax by default. :mod:`geoseg.evaluate`'s threshold sweep finds the
+    one with the best landslide F1 on labelled data."""
+    probability_dtype: ProbabilityDtype = "uint8"
+    """uint8 stores ``round(p * 254)`` with a GDAL scale of 1/254 and nodata 255; float32
+    stores p with nodata NaN."""
+    cog: bool = False
+    """Write Cloud Optimized GeoTIFFs (with overviews) instead of plain tiled GeoTIFFs."""
+    overwrite: bool = False
+    """Replace existing outputs (never an input of the run)."""
+    require_crs: bool = False
+    """Refuse scenes without a CRS instead of warning."""
+    resume: bool = False
+    """Continue an interrupted run of the same scene, model and options from its last
+    finished band of rows (see :mod:`geoseg.journal`); the output is identical to an
+    uninterrupted run. Without an interrupted run to continue, start from the top. A scene
+    or model file whose content changed since (:func:`geoseg.scene.scene_fingerprint`, the
+    model file's digest) is refused."""
+    extra_nodata: float | None = None
+    """A second nodata value: pixels equal to it in every band hold no data (the white
+    wedges of the reference dataset's PNG tiles)."""
+    style: bool = True
+    """Write a QGIS ``.qml`` style next to the mask (landslides red, background clear)."""
+
+    def __post_init__(self) -> None:
+        if self.bands is not None:
+            object.__setattr__(self, "bands", tuple(int(b) for b in self.bands))
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ParameterError(f"{param('threshold')} must be between 0 and 1, got "
+                                 f"{self.threshold}")
+        if self.probability_dtype not in ("uint8", "float32"):
+            raise ParameterError(f"{param('probability_dtype')} must be uint8 or float32, got "
+                                 f"{self.probability_dtype!r}")
+
+
 def predict_scene(
     scene_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     predictor: BatchPredictor,
     settings: ModelSettings,
+    options: PredictOptions | None = None,
     *,
-    overlap: int | None = None,
-    bands: Sequence[int] | None = None,
-    threshold: float | None = None,
     probabilities_path: str | os.PathLike[str] | None = None,
-    probability_dtype: ProbabilityDtype = "uint8",
-    cog: bool = False,
-    overwrite: bool = False,
-    require_crs: bool = False,
     model_file: str | os.PathLike[str] | None = None,
-    style: bool = True,
-    resume: bool = False,
-    extra_nodata: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PredictionResult:
     """Predict a whole scene tile by tile and write a class mask GeoTIFF aligned with it.
@@ -220,39 +265,14 @@ def predict_scene(
         The model as a batch function (see module docstring).
     settings : ModelSettings
         The model's settings: tile size, bands, classes, recommended overlap.
-    overlap : int, optional
-        Tile overlap in pixels; the model's recommended overlap by default.
-    bands : sequence of int, optional
-        1-based scene bands in model order; the model's bands by default.
-    threshold : float, optional
-        Foreground probability threshold (models with 1 or 2 classes): foreground where
-        ``p >= threshold``; argmax by default. :mod:`geoseg.evaluate`'s threshold sweep
-        finds the one with the best landslide F1 on labelled data.
+    options : PredictOptions, optional
+        How to predict (overlap, bands, threshold, outputs' form, overwrite, resume, ...);
+        the defaults of :class:`PredictOptions` without it.
     probabilities_path : path, optional
         Also write per-class probabilities: one band per class.
-    probability_dtype : {"uint8", "float32"}
-        uint8 stores ``round(p * 254)`` with a GDAL scale of 1/254 and nodata 255; float32
-        stores p with nodata NaN.
-    cog : bool
-        Write Cloud Optimized GeoTIFFs (with overviews) instead of plain tiled GeoTIFFs.
-    overwrite : bool
-        Replace existing outputs.
-    require_crs : bool
-        Refuse scenes without a CRS instead of warning.
     model_file : path, optional
         The model's file: its name is recorded in the outputs' tags with its settings, its
         bytes in the resume journal, and it is never written over.
-    style : bool
-        Write a QGIS ``.qml`` style next to the mask (landslides red, background clear).
-    resume : bool
-        Continue an interrupted run of the same scene, model and options from its last
-        finished band of rows (see :mod:`geoseg.journal`); the output is identical to an
-        uninterrupted run. Without an interrupted run to continue, start from the top. A scene
-        or model file whose content changed since (:func:`geoseg.scene.scene_fingerprint`,
-        the model file's digest) is refused.
-    extra_nodata : float, optional
-        A second nodata value: pixels equal to it in every band hold no data (the white
-        wedges of the reference dataset's PNG tiles).
     progress : callable, optional
         Called as ``progress(tiles_just_finished, tiles_total)`` while tiles finish.
 
@@ -265,27 +285,21 @@ def predict_scene(
     InputError
         Unreadable scene, band mismatch, or a scene that is nodata everywhere.
     ParameterError
-        An impossible overlap, threshold or probability dtype.
+        An impossible overlap, or a threshold for a model of more than two classes.
     OutputError, OutputExistsError, OutputIsInputError
         Outputs cannot be written, exist without ``overwrite``, or are an input of the run.
     """
     started = time.perf_counter()
-    if threshold is not None:
-        if settings.num_classes > 2:
-            raise ParameterError(f"{param('threshold')} applies to models with one or two "
-                                 f"classes; this model has {settings.num_classes}")
-        if not 0.0 <= threshold <= 1.0:
-            raise ParameterError(f"{param('threshold')} must be between 0 and 1, got {threshold}")
-    if probability_dtype not in ("uint8", "float32"):
-        raise ParameterError(f"{param('probability_dtype')} must be uint8 or float32, got "
-                             f"{probability_dtype!r}")
-    overlap = settings.overlap if overlap is None else overlap
-    tile_size = settings.image_size
+    opts = options if options is not None else PredictOptions()
+    threshold, probability_dtype, overwrite = opts.threshold, opts.probability_dtype, opts.overwrite
+    if threshold is not None and settings.num_classes > 2:
+        raise ParameterError(f"{param('threshold')} applies to models with one or two "
+                             f"classes; this model has {settings.num_classes}")
 
     with ExitStack() as stack:
-        src = stack.enter_context(open_scene(scene_path, require_crs=require_crs))
-        band_list = select_bands(src, settings.bands, bands)
-        grid = TileGrid.for_dataset(src, tile_size, overlap)
+        src = stack.enter_context(open_scene(scene_path, require_crs=opts.require_crs))
+        band_list = select_bands(src, settings.bands, opts.bands)
+        grid = TileGrid.for_model(src, settings, opts.overlap)
         inputs = [*src.files, *([model_file] if model_file is not None else [])]
         mask_final = check_output_path(out_path, overwrite, inputs)
         prob_final = (check_output_path(probabilities_path, overwrite, inputs)
@@ -298,11 +312,11 @@ def predict_scene(
             "model": file_digest(model_file) if model_file is not None else None,
             "size": [src.height, src.width],
             "transform": list(src.transform)[:6], "crs": str(src.crs), "bands": band_list,
-            "settings": settings.to_dict(), "overlap": overlap, "threshold": threshold,
+            "settings": settings.to_dict(), "overlap": grid.overlap, "threshold": threshold,
             "probabilities": prob_final is not None, "probability_dtype": probability_dtype,
-            "extra_nodata": extra_nodata,
+            "extra_nodata": opts.extra_nodata,
         })
-        finished = journal.load() if resume else []
+        finished = journal.load() if opts.resume else []
         if finished:
             log.info("%s: resuming below row %d", mask_final, _end_row(finished))
             _remove_stale_partials(mask_final, prob_final)
@@ -318,10 +332,10 @@ def predict_scene(
         journal.start(keep=bool(finished))
         try:
             stats = _run(src, grid, band_list, predictor, settings, threshold,
-                         probability_dtype, _staging(mask_tmp, cog),
-                         _staging(prob_tmp, cog) if prob_tmp else None,
+                         probability_dtype, _staging(mask_tmp, opts.cog),
+                         _staging(prob_tmp, opts.cog) if prob_tmp else None,
                          Path(model_file).name if model_file is not None else None, progress,
-                         journal, finished, extra_nodata)
+                         journal, finished, opts.extra_nodata)
             if stats[0] == 0 and not finished:
                 raise InputError(
                     f"{src.name}: every pixel is nodata (validity from "
@@ -333,12 +347,12 @@ def predict_scene(
         except BaseException:
             journal.discard()
             raise
-        if cog:
+        if opts.cog:
             _to_cog(mask_tmp)
             if prob_tmp is not None:
                 _to_cog(prob_tmp)
     journal.discard()
-    if style:
+    if opts.style:
         write_style(mask_final, raster_style(settings.class_names), overwrite=True)
     return PredictionResult(
         mask_path=mask_final,

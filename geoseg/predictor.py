@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -25,8 +26,13 @@ from geoseg.settings import ModelSettings
 if TYPE_CHECKING:
     from geoseg.inference import KerasPredictor
 
-__all__ = ["DEVICES", "PRECISIONS", "ModelPredictor", "file_digest", "load_predictor"]
+__all__ = [
+    "DEVICES", "PRECISIONS", "Device", "ModelPredictor", "ModelSpec", "Precision",
+    "check_run_settings", "file_digest", "load_predictor",
+]
 
+Device = Literal["auto", "cpu", "gpu"]
+Precision = Literal["float32", "bfloat16"]
 DEVICES = ("auto", "cpu", "gpu")
 """Where a model may run: ``auto`` uses a GPU when TensorFlow sees one."""
 PRECISIONS = ("float32", "bfloat16")
@@ -42,42 +48,63 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def check_run_settings(batch_size: int, device: str, precision: str) -> None:
+    """Refuse a batch size below 1, an unknown device or an unknown precision.
+
+    Raises
+    ------
+    ParameterError
+    """
+    if batch_size < 1:
+        raise ParameterError(f"{param('batch_size')} must be at least 1, got {batch_size}")
+    if device not in DEVICES:
+        raise ParameterError(f"{param('device')} must be one of {', '.join(DEVICES)}, got "
+                             f"{device!r}")
+    if precision not in PRECISIONS:
+        raise ParameterError(f"{param('precision')} must be one of {', '.join(PRECISIONS)}, "
+                             f"got {precision!r}")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which model to run, and how: a model file, tiles per call, device and precision.
+
+    Small and picklable, so it travels to Dask workers, which load the model themselves.
+
+    Raises
+    ------
+    ParameterError
+        A batch size below 1, an unknown device or precision.
+    """
+
+    path: Path
+    batch_size: int = 4
+    device: Device = "auto"
+    precision: Precision = "float32"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        check_run_settings(self.batch_size, self.device, self.precision)
+
+
 class ModelPredictor:
     """A :class:`geoseg.predict.BatchPredictor` over a model file, loaded on first use.
 
     Parameters
     ----------
-    path : path
-        A geoseg ``.keras`` model.
-    batch_size : int
-        Tiles per model call.
-    device : {"auto", "cpu", "gpu"}
-    precision : {"float32", "bfloat16"}
+    spec : ModelSpec
+        The model file and how to run it.
 
     Raises
     ------
     ModelError
         The file is missing or not a geoseg model (found without TensorFlow).
-    ParameterError
-        A batch size below 1, an unknown device or precision.
     """
 
-    def __init__(self, path: str | os.PathLike[str], batch_size: int = 4,
-                 device: Literal["auto", "cpu", "gpu"] = "auto",
-                 precision: Literal["float32", "bfloat16"] = "float32"):
-        if batch_size < 1:
-            raise ParameterError(f"{param('batch_size')} must be at least 1, got {batch_size}")
-        if device not in DEVICES:
-            raise ParameterError(f"{param('device')} must be one of {', '.join(DEVICES)}, "
-                                 f"got {device!r}")
-        if precision not in PRECISIONS:
-            raise ParameterError(f"{param('precision')} must be one of {', '.join(PRECISIONS)}, "
-                                 f"got {precision!r}")
-        self.path = Path(path)
-        self.settings: ModelSettings = read_settings(self.path)
-        self.batch_size = batch_size
-        self.device = device
-        self.precision = precision
+    def __init__(self, spec: ModelSpec):
+        self.spec = spec
+        self.settings: ModelSettings = read_settings(spec.path)
+        self.batch_size = spec.batch_size
         self._loaded: KerasPredictor | None = None
 
     def ready(self) -> KerasPredictor:
@@ -92,9 +119,9 @@ class ModelPredictor:
             from geoseg.inference import KerasPredictor
             from geoseg.model import load_model
 
-            model, _ = load_model(self.path)
-            self._loaded = KerasPredictor(model, self.batch_size, self.device,
-                                          precision=self.precision)
+            model, _ = load_model(self.spec.path)
+            self._loaded = KerasPredictor(model, self.spec.batch_size, self.spec.device,
+                                          precision=self.spec.precision)
         return self._loaded
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -102,9 +129,8 @@ class ModelPredictor:
         return self.ready()(batch)
 
 
-def load_predictor(path: str | os.PathLike[str], batch_size: int = 4,
-                   device: Literal["auto", "cpu", "gpu"] = "auto",
-                   precision: Literal["float32", "bfloat16"] = "float32") -> ModelPredictor:
+def load_predictor(path: str | os.PathLike[str], batch_size: int = 4, device: Device = "auto",
+                   precision: Precision = "float32") -> ModelPredictor:
     """The one way geoseg turns a model file into a batch predictor (see :class:`ModelPredictor`).
 
     >>> load_predictor("missing.keras")
@@ -112,4 +138,4 @@ def load_predictor(path: str | os.PathLike[str], batch_size: int = 4,
     ...
     geoseg.errors.ModelError: missing.keras: model file not found
     """
-    return ModelPredictor(path, batch_size, device, precision)
+    return ModelPredictor(ModelSpec(Path(path), batch_size, device, precision))

@@ -14,7 +14,7 @@ from typing import Any
 
 from geoseg.errors import ConfigError
 
-__all__ = ["ModelSettings", "default_class_names"]
+__all__ = ["DEFAULT_TILE_SIZE", "ModelSettings", "default_class_names", "default_overlap"]
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -39,6 +39,22 @@ def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     if len(pair) != 2:
         raise ConfigError(f"{name}: expected one integer or a pair such as (3,3), got {value!r}")
     return (pair[0], pair[1])
+
+
+DEFAULT_TILE_SIZE = 512
+"""Tile side when neither a model nor the user says otherwise."""
+
+
+def default_overlap(tile_size: int) -> int:
+    """The overlap geoseg uses unless told otherwise: an eighth of the tile (64 for 512).
+
+    The one rule for every path that needs a default overlap (model settings, configs,
+    ``geoseg tile`` and ``geoseg info`` without a model).
+
+    >>> default_overlap(512), default_overlap(256), default_overlap(64)
+    (64, 32, 8)
+    """
+    return tile_size // 8
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,7 @@ class ModelSettings:
         else:
             set_(self, "class_names", [str(n) for n in self.class_names])
         if self.overlap is None:
-            set_(self, "overlap", self.image_size // 8)
+            set_(self, "overlap", default_overlap(self.image_size))
         if not self.bands:
             set_(self, "bands", list(range(1, self.image_channels + 1)))
         else:

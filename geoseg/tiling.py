@@ -27,9 +27,11 @@ from rasterio.windows import transform as window_transform
 
 from geoseg.errors import InputError, ParameterError, param
 from geoseg.scene import data_bands, read_window
+from geoseg.settings import DEFAULT_TILE_SIZE, ModelSettings, default_overlap
 
 __all__ = [
-    "Tile", "TileGrid", "axis_offsets", "block_windows", "pad_to_tile", "read_tile",
+    "Tile", "TileGrid", "axis_offsets", "block_windows", "check_grid_size", "grid_size",
+    "pad_to_tile", "read_tile",
 ]
 
 
@@ -114,13 +116,7 @@ class TileGrid:
     def __post_init__(self) -> None:
         if self.height < 1 or self.width < 1:
             raise InputError(f"a scene of {self.width} x {self.height} pixels has no tiles")
-        if self.tile_size < 1:
-            raise ParameterError(f"the tile size must be at least 1 pixel, got {self.tile_size}")
-        if not 0 <= self.overlap < self.tile_size:
-            raise ParameterError(
-                f"{param('overlap')} must be at least 0 and less than the tile size "
-                f"({self.tile_size} pixels), got {self.overlap}"
-            )
+        check_grid_size(self.tile_size, self.overlap)
 
     @classmethod
     def for_dataset(
@@ -128,6 +124,15 @@ class TileGrid:
     ) -> TileGrid:
         """The grid over an open raster, carrying its transform."""
         return cls(dataset.height, dataset.width, tile_size, overlap, dataset.transform)
+
+    @classmethod
+    def for_model(
+        cls, dataset: rasterio.io.DatasetReader, settings: ModelSettings,
+        overlap: int | None = None,
+    ) -> TileGrid:
+        """The grid a model reads an open raster with: its tile size, and ``overlap`` or the
+        model's recommended one."""
+        return cls.for_dataset(dataset, *grid_size(None, overlap, settings))
 
     @cached_property
     def row_offsets(self) -> list[int]:
@@ -165,6 +170,50 @@ class TileGrid:
         """All tiles, row by row (the order prediction streams them in)."""
         for row in range(len(self.row_offsets)):
             yield from self.row_tiles(row)
+
+
+def check_grid_size(tile_size: int, overlap: int) -> None:
+    """Refuse a tile size below 1 or an overlap outside ``[0, tile_size)``.
+
+    Raises
+    ------
+    ParameterError
+    """
+    if tile_size < 1:
+        raise ParameterError(f"{param('tile_size')} must be at least 1 pixel, got {tile_size}")
+    if not 0 <= overlap < tile_size:
+        raise ParameterError(
+            f"{param('overlap')} must be at least 0 and less than the tile size "
+            f"({tile_size} pixels), got {overlap}"
+        )
+
+
+def grid_size(
+    tile_size: int | None = None,
+    overlap: int | None = None,
+    settings: ModelSettings | None = None,
+) -> tuple[int, int]:
+    """The tile size and overlap of a grid: as given, else the model's, else the defaults.
+
+    The one place where a missing tile size or overlap is decided, whatever path builds a grid
+    (prediction, training, chips, ``geoseg info``). Without a model: 512-pixel tiles
+    (:data:`~geoseg.settings.DEFAULT_TILE_SIZE`) and :func:`~geoseg.settings.default_overlap`
+    of the tile; a model gives its tile size and its recommended overlap (for a tile size of
+    its own, that tile's default overlap).
+
+    >>> grid_size(), grid_size(256), grid_size(256, 10)
+    ((512, 64), (256, 32), (256, 10))
+    >>> grid_size(settings=ModelSettings(image_size=128, num_layers=3, overlap=20))
+    (128, 20)
+    """
+    if tile_size is None:
+        tile_size = settings.image_size if settings is not None else DEFAULT_TILE_SIZE
+    if overlap is None:
+        own_tile = settings is not None and settings.image_size == tile_size
+        overlap = settings.overlap if own_tile and settings.overlap is not None else None
+    if overlap is None:
+        overlap = default_overlap(tile_size)
+    return tile_size, overlap
 
 
 def block_windows(height: int, width: int, block_size: int) -> Iterator[Window]:

@@ -23,7 +23,7 @@ from geoseg import chips as chips_module
 from geoseg import cli as cli_module
 from geoseg.chips import PNG_RGB_MAP, SPLITS, write_chips
 from geoseg.commands.tile import tile as tile_command
-from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError
+from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError, ParameterError
 from geoseg.labels import open_labels, read_mask_png
 from geoseg.tiling import TileGrid, read_tile
 
@@ -377,7 +377,7 @@ def test_existing_output_is_refused_then_replaced_with_overwrite(tmp_path):
     [
         ({"split": (0.8, 0.3, 0.1)}, ConfigError, "summing to 1"),
         ({"split_block": 32}, ConfigError, "split block"),
-        ({"overlap": 64}, ConfigError, "overlap"),
+        ({"overlap": 64}, ParameterError, "overlap"),
         ({"keep_empty": 1.5}, ConfigError, "keep empty"),
         ({"bands": [1, 5]}, InputError, "band 5 does not exist"),
     ],

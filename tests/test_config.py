@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -20,6 +21,7 @@ from geoseg.config import (
     schema_markdown,
 )
 from geoseg.errors import ConfigError
+from geoseg.settings import ModelSettings
 
 DATA = Path(__file__).parent / "data"
 HOKKAIDO = DATA / "hokkaido.config"
@@ -102,8 +104,32 @@ def test_model_kwargs() -> None:
     assert kwargs["image_size"] == 512
     assert kwargs["bands"] == [4, 3, 2, 1]
     assert kwargs["batch_norm"] is True
-    assert kwargs["overlap"] == 32
-    assert cfg.tiledinfer.overlap == 16
+    assert cfg.model.overlap == 32
+    assert kwargs["overlap"] == cfg.tiledinfer.overlap == 16  # the prediction overlap is stored
+
+
+@pytest.mark.parametrize("size", [64, 256, 512, 1024])
+def test_the_overlap_default_is_one_rule_whatever_builds_the_model(size: int) -> None:
+    from geoseg.settings import default_overlap
+
+    cfg = parse_config(f"[model]\nimage_width = {size}\nimage_height = {size}\nnum_layers = 3\n")
+    from_config = ModelSettings(**cfg.model_kwargs()).overlap
+    assert from_config == ModelSettings(image_size=size, num_layers=3).overlap == \
+        default_overlap(size) == cfg.model.overlap == cfg.tiledinfer.overlap
+
+
+def test_keys_geoseg_does_not_read_are_named_once(caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        parse_config('[infer]\nimages_dir = "a"\nbatch_size = 2\n[tiledinfer]\n'
+                     'output_dir = "b"\n', source="mine.config")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("mine.config: [infer] images_dir, [infer] batch_size, "
+                                  "[tiledinfer] output_dir not read by geoseg")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        parse_config("[tiledinfer]\noverlap = 8\n")
+    assert not caplog.records  # the overlap is read: the model carries it
 
 
 def test_config_is_frozen() -> None:

@@ -15,7 +15,6 @@ import geoseg.model
 from geoseg import distributed
 from geoseg.cli import cli
 from geoseg.distributed import (
-    PredictOptions,
     expand_scenes,
     plan_jobs,
     predict_job,
@@ -23,6 +22,8 @@ from geoseg.distributed import (
 )
 from geoseg.errors import InputError, OutputExistsError
 from geoseg.model import build_flexunet, save_model
+from geoseg.predict import PredictOptions
+from geoseg.predictor import ModelSpec
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16, base_filters=4,
@@ -90,15 +91,15 @@ def test_a_process_loads_the_model_once_and_a_bad_scene_does_not_stop_the_others
     monkeypatch.setattr(geoseg.model, "load_model", lambda p: loads.append(p) or original(p))
     bad = make_raster("four.tif", height=70, width=70, bands=4)
     jobs = plan_jobs([str(scenes[0]), str(bad), str(scenes[1])], tmp_path)
-    outcomes = predict_scenes(jobs, PredictOptions(model_path, batch_size=3, device="cpu"))
+    model = ModelSpec(model_path, batch_size=3, device="cpu")
+    outcomes = predict_scenes(jobs, model, PredictOptions())
     assert len(loads) == 1
     assert [o.error is None for o in outcomes] == [True, False, True]
     assert "has 4 bands but the model takes 3" in outcomes[1].error
     assert outcomes[0].result.mask_path == jobs[0].mask and jobs[0].mask.exists()
     assert not jobs[1].mask.exists()
     assert outcomes[0].worker.endswith(f":{os.getpid()}")
-    again = predict_job(jobs[0], PredictOptions(model_path, batch_size=3, device="cpu",
-                                                overwrite=True))
+    again = predict_job(jobs[0], model, PredictOptions(overwrite=True))
     assert again.error is None and len(loads) == 1  # same process, same model: cached
 
 

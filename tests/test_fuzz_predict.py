@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geoseg.errors import InputError
-from geoseg.predict import MASK_NODATA, predict_scene
+from geoseg.predict import MASK_NODATA, PredictOptions, predict_scene
 from geoseg.settings import ModelSettings
 
 
@@ -41,7 +41,8 @@ def test_any_scene_is_covered_and_nodata_is_exact(tmp_path_factory, height, widt
         assert not (folder / "mask.tif").exists()
         return
     result = predict_scene(scene, folder / "mask.tif", PixelwisePredictor(batch), model,
-                           probabilities_path=folder / "prob.tif", probability_dtype="float32")
+                           PredictOptions(probability_dtype="float32"),
+                           probabilities_path=folder / "prob.tif")
     with rasterio.open(folder / "mask.tif") as mask, rasterio.open(folder / "prob.tif") as prob:
         classes, probs = mask.read(1), prob.read(2)
     assert ((classes == MASK_NODATA) == nodata).all()

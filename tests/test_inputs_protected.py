@@ -17,7 +17,7 @@ from conftest import InterruptedAfter, PixelwisePredictor, pixelwise_keras_model
 from geoseg.cli import cli
 from geoseg.errors import InputError, OutputIsInputError
 from geoseg.model import save_model
-from geoseg.predict import predict_scene
+from geoseg.predict import PredictOptions, predict_scene
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)
@@ -87,7 +87,7 @@ def test_vectorize_and_mask_sidecar_inputs_are_protected(make_raster, tmp_path):
     with pytest.raises(OutputIsInputError):  # the scene's own sidecars count as inputs
         (tmp_path / "s.tif.aux.xml").write_text("<PAMDataset/>")
         predict_scene(scene, tmp_path / "s.tif.aux.xml", PixelwisePredictor(), SETTINGS,
-                      overwrite=True)
+                      PredictOptions(overwrite=True))
 
 
 def test_resume_on_a_replaced_scene_of_the_same_grid_is_refused(make_raster, tmp_path):
@@ -98,7 +98,8 @@ def test_resume_on_a_replaced_scene_of_the_same_grid_is_refused(make_raster, tmp
     assert journal.is_dir()
     make_raster("s.tif", height=1000, width=100, seed=2)  # same size and grid, new pixels
     with pytest.raises(InputError, match="another scene, model or options"):
-        predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS, resume=True)
+        predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS,
+                      PredictOptions(resume=True))
     assert not (tmp_path / "mask.tif").exists()
 
 
@@ -112,7 +113,8 @@ def test_resume_with_a_changed_model_file_is_refused(make_raster, tmp_path):
     model_file.write_bytes(b"other weights")
     with pytest.raises(InputError, match="another scene, model or options"):
         predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS,
-                      model_file=model_file, resume=True)
+                      PredictOptions(resume=True),
+                      model_file=model_file)
 
 
 def test_ctrl_c_exits_130_and_keeps_the_journal(make_raster, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import rasterio
 from conftest import PixelwisePredictor
 
 from geoseg.errors import InputError
-from geoseg.predict import CLASS_NAMES_TAG, MODEL_TAG, SETTINGS_TAG, predict_scene
+from geoseg.predict import CLASS_NAMES_TAG, MODEL_TAG, SETTINGS_TAG, PredictOptions, predict_scene
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)
@@ -38,7 +38,8 @@ def test_mask_carries_colour_table_class_names_and_model(make_raster, tmp_path):
 
 def test_cog_keeps_the_colour_table(make_raster, tmp_path):
     scene = make_raster(height=300, width=300)
-    predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS, cog=True)
+    predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS,
+                  PredictOptions(cog=True))
     with rasterio.open(tmp_path / "mask.tif") as src:
         assert src.colormap(1)[1] == (227, 26, 28, 255)
 

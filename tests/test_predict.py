@@ -14,6 +14,7 @@ from geoseg.predict import (
     CLASS_NAMES_TAG,
     MASK_NODATA,
     PROBABILITY_NODATA,
+    PredictOptions,
     predict_scene,
 )
 from geoseg.settings import ModelSettings
@@ -33,8 +34,8 @@ def test_stitched_probabilities_equal_the_whole_array_function(make_raster, tmp_
     """No seams: a translation-equivariant model gives the whole-array answer everywhere."""
     scene = make_raster(height=height, width=width)
     result = predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS,
-                           probabilities_path=tmp_path / "prob.tif",
-                           probability_dtype="float32")
+                           PredictOptions(probability_dtype="float32"),
+                           probabilities_path=tmp_path / "prob.tif")
     with rasterio.open(scene) as src:
         expected = src.read(1) / 255.0
     probs, _, _, _ = read(tmp_path / "prob.tif")
@@ -84,8 +85,8 @@ def test_nodata_propagates_and_nodata_only_tiles_are_skipped(make_raster, tmp_pa
     scene = make_raster(data=data, nodata=0)
     predictor = PixelwisePredictor(batch_size=2)
     result = predict_scene(scene, tmp_path / "mask.tif", predictor, SETTINGS,
-                           probabilities_path=tmp_path / "prob.tif",
-                           probability_dtype="float32")
+                           PredictOptions(probability_dtype="float32"),
+                           probabilities_path=tmp_path / "prob.tif")
     mask, _, _, _ = read(tmp_path / "mask.tif", 1)
     probs, _, _, _ = read(tmp_path / "prob.tif")
     nodata = (data == 0).all(axis=0)
@@ -97,7 +98,8 @@ def test_nodata_propagates_and_nodata_only_tiles_are_skipped(make_raster, tmp_pa
 
 def test_threshold_decides_the_landslide_class(make_raster, tmp_path):
     scene = make_raster(height=70, width=70)
-    predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS, threshold=0.8)
+    predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS,
+                  PredictOptions(threshold=0.8))
     mask, _, _, _ = read(tmp_path / "mask.tif", 1)
     with rasterio.open(scene) as src:
         p = src.read(1) / 255.0
@@ -117,8 +119,9 @@ def test_one_and_four_band_scenes(make_raster, tmp_path, bands):
 
 def test_band_selection_feeds_the_chosen_bands_in_order(make_raster, tmp_path):
     scene = make_raster(height=70, width=70, bands=4)
-    predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS, bands=[4, 2, 1],
-                  probabilities_path=tmp_path / "prob.tif", probability_dtype="float32")
+    predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS,
+                  PredictOptions(bands=[4, 2, 1], probability_dtype="float32"),
+                  probabilities_path=tmp_path / "prob.tif")
     probs, _, _, _ = read(tmp_path / "prob.tif")
     with rasterio.open(scene) as src:
         np.testing.assert_allclose(probs[1], src.read(4) / 255.0, atol=1e-5)
@@ -130,7 +133,7 @@ def test_band_count_mismatch_is_a_clear_error(make_raster, tmp_path):
         predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS)
     with pytest.raises(InputError, match="band 7 does not exist"):
         predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS,
-                      bands=[1, 2, 7])
+                      PredictOptions(bands=[1, 2, 7]))
     assert not list(tmp_path.glob("mask*")) and not list(tmp_path.glob(".mask*"))
 
 
@@ -141,7 +144,7 @@ def test_existing_output_is_refused_then_overwritten(make_raster, tmp_path):
     with pytest.raises(OutputExistsError):
         predict_scene(scene, out, PixelwisePredictor(), SETTINGS)
     assert out.read_bytes() == b"keep me"
-    predict_scene(scene, out, PixelwisePredictor(), SETTINGS, overwrite=True)
+    predict_scene(scene, out, PixelwisePredictor(), SETTINGS, PredictOptions(overwrite=True))
     assert read(out, 1)[0].shape == (50, 50)
 
 
@@ -161,7 +164,8 @@ def test_a_failing_model_leaves_no_output(make_raster, tmp_path):
 
 def test_cog_output_is_a_valid_cloud_optimized_geotiff(make_raster, tmp_path):
     scene = make_raster(height=600, width=520)
-    predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS, cog=True)
+    predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS,
+                  PredictOptions(cog=True))
     with rasterio.open(tmp_path / "mask.tif") as src:
         assert src.overviews(1), "a COG carries overviews"
         assert src.profile["tiled"] and src.crs.to_string() == TEST_CRS
@@ -172,7 +176,8 @@ def test_cog_output_is_a_valid_cloud_optimized_geotiff(make_raster, tmp_path):
 def test_scene_without_crs_warns_or_is_refused(make_raster, tmp_path, caplog):
     scene = make_raster(height=40, width=40, crs=None)
     with pytest.raises(InputError, match="has no CRS"):
-        predict_scene(scene, tmp_path / "a.tif", PixelwisePredictor(), SETTINGS, require_crs=True)
+        predict_scene(scene, tmp_path / "a.tif", PixelwisePredictor(), SETTINGS,
+                      PredictOptions(require_crs=True))
     predict_scene(scene, tmp_path / "b.tif", PixelwisePredictor(), SETTINGS)
     assert "no CRS" in caplog.text
     with rasterio.open(tmp_path / "b.tif") as src:
@@ -183,7 +188,7 @@ def test_bad_threshold_for_multiclass_model(make_raster, tmp_path):
     settings = ModelSettings(image_size=64, num_layers=3, num_classes=3)
     with pytest.raises(InputError, match="one or two classes"):
         predict_scene(make_raster(), tmp_path / "m.tif", PixelwisePredictor(), settings,
-                      threshold=0.5)
+                      PredictOptions(threshold=0.5))
 
 
 def test_batches_span_tile_rows_without_losing_tiles(make_raster, tmp_path):
@@ -191,7 +196,8 @@ def test_batches_span_tile_rows_without_losing_tiles(make_raster, tmp_path):
     scene = make_raster(height=700, width=70)
     predictor = PixelwisePredictor(batch_size=8)
     result = predict_scene(scene, tmp_path / "mask.tif", predictor, SETTINGS,
-                           probabilities_path=tmp_path / "prob.tif", probability_dtype="float32")
+                           PredictOptions(probability_dtype="float32"),
+                           probabilities_path=tmp_path / "prob.tif")
     probs, _, _, _ = read(tmp_path / "prob.tif")
     with rasterio.open(scene) as src:
         np.testing.assert_allclose(probs[1], src.read(1) / 255.0, atol=1e-5)

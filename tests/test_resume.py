@@ -14,7 +14,7 @@ from conftest import InterruptedAfter, PixelwisePredictor
 
 from geoseg.errors import InputError
 from geoseg.model import build_flexunet, save_model
-from geoseg.predict import predict_scene
+from geoseg.predict import PredictOptions, predict_scene
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)
@@ -38,8 +38,8 @@ def test_resume_after_ctrl_c_gives_the_uninterrupted_bytes(make_raster, tmp_path
     journal = tmp_path / ".mask.tif.resume"
     assert len(list(journal.glob("rows_*.npz"))) >= 2  # finished block rows were kept
     resumed_predictor = PixelwisePredictor(4)
-    resumed = predict_scene(scene, out, resumed_predictor, SETTINGS,
-                            probabilities_path=tmp_path / "prob.tif", resume=True)
+    resumed = predict_scene(scene, out, resumed_predictor, SETTINGS, PredictOptions(resume=True),
+                            probabilities_path=tmp_path / "prob.tif")
     assert resumed.tiles_predicted < full.tiles_predicted  # only the rest was predicted
     assert digest(out) == digest(reference / "mask.tif")
     assert digest(tmp_path / "prob.tif") == digest(reference / "prob.tif")
@@ -53,7 +53,7 @@ def test_resume_with_other_options_is_refused(make_raster, tmp_path):
         predict_scene(scene, tmp_path / "mask.tif", InterruptedAfter(8), SETTINGS)
     with pytest.raises(InputError, match="another scene, model or options"):
         predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS,
-                      threshold=0.7, resume=True)
+                      PredictOptions(threshold=0.7, resume=True))
     # without --resume the run starts over and succeeds
     predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS)
     assert not (tmp_path / ".mask.tif.resume").exists()
@@ -62,7 +62,7 @@ def test_resume_with_other_options_is_refused(make_raster, tmp_path):
 def test_resume_without_an_interrupted_run_starts_from_the_top(make_raster, tmp_path):
     scene = make_raster(height=300, width=100)
     result = predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS,
-                           resume=True)
+                           PredictOptions(resume=True))
     assert result.tiles_predicted == result.tiles_total
 
 

@@ -119,14 +119,16 @@ def evaluate(
         check_report_dir(report_dir, overwrite)
 
     from geoseg.evaluate import evaluate_dataset, evaluate_scenes
+    from geoseg.predict import PredictOptions
     from geoseg.predictor import load_predictor
 
     model_file = model_path or default_model_path()
     predictor = load_predictor(model_file, batch_size, device)  # type: ignore[arg-type]
     settings = predictor.settings
+    options = PredictOptions(overlap=overlap, bands=tuple(bands) if bands else None,
+                             threshold=threshold)
     common = {
-        "overlap": overlap, "bands": bands, "threshold": threshold,
-        "iou_threshold": iou_threshold or config.eval.iou_threshold,
+        "options": options, "iou_threshold": iou_threshold or config.eval.iou_threshold,
         "rgb_map": config.mask.rgb_map, "objects": not no_objects,
     }  # fmt: skip
     with ProgressBar("tiles", enabled=not quiet) as progress:

@@ -6,30 +6,28 @@ import json
 
 import click
 
-from geoseg.commands.options import raster_input
+from geoseg.commands.options import grid_model_opt, overlap_opt, raster_input, tile_size_opt
 
 
 @click.command(short_help="Describe a scene or a model as geoseg sees it.")
 @click.argument("path", type=raster_input)
-@click.option("--tile-size", type=click.IntRange(min=16), default=512, show_default=True,
-              help="Tile size used to count a scene's tiles.")
-@click.option("--overlap", type=click.IntRange(min=0), default=64, show_default=True,
-              help="Overlap used to count a scene's tiles.")
+@tile_size_opt
+@overlap_opt
+@grid_model_opt
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def info(path: str, tile_size: int, overlap: int, as_json: bool) -> None:
+def info(path: str, tile_size: int | None, overlap: int | None, model_path: str | None,
+         as_json: bool) -> None:
     """Describe PATH: a raster (CRS, size, bands, nodata, tiles) or a .keras model (settings).
 
     \b
     Examples:
       geoseg info scene.tif --tile-size 512 --overlap 64
+      geoseg info scene.tif --model model.keras
       geoseg info model.keras
     """
     from geoseg.info import describe
 
-    try:
-        facts = describe(path, tile_size, overlap)
-    except ValueError as exc:  # impossible tile/overlap combination
-        raise click.BadParameter(str(exc), param_hint="--overlap") from exc
+    facts = describe(path, tile_size, overlap, model_path)
     if as_json:
         click.echo(json.dumps(facts, indent=2, default=str))
         return

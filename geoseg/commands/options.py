@@ -27,7 +27,15 @@ overlap_opt = click.option(
     "--overlap",
     type=click.IntRange(min=0),
     default=None,
-    help="Pixels shared by neighbouring tiles [default: the model's recommended overlap].",
+    help="Pixels shared by neighbouring tiles [default: the model's recommended overlap, else "
+         "an eighth of the tile].",
+)
+
+grid_model_opt = click.option(
+    "-m", "--model", "model_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Take the tile size and overlap from this geoseg model.",
 )
 
 

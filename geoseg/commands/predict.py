@@ -16,12 +16,8 @@ from geoseg.commands.options import (
 
 if TYPE_CHECKING:
     from geoseg.distributed import SceneOutcome
-    from geoseg.predict import PredictionResult
-
-
-def _layer_name(scene: str) -> str:
-    """GeoPackage layer name for a scene's polygons: the scene's file stem."""
-    return Path(scene).stem
+    from geoseg.predict import PredictionResult, PredictOptions
+    from geoseg.predictor import ModelSpec
 
 
 def default_model_path() -> Path:
@@ -117,11 +113,19 @@ def predict(
       geoseg predict "area/*.tif" --model model.keras --out-dir preds --workers 2 --also vector
     """
     from geoseg.distributed import expand_scenes
+    from geoseg.predict import PredictOptions
+    from geoseg.predictor import ModelSpec
 
     if (out_path is None) == (out_dir is None):
         raise click.UsageError("give --out for one scene or --out-dir for several")
     scene_paths = expand_scenes(scenes)
-    model = Path(model_path) if model_path else default_model_path()
+    spec = ModelSpec(Path(model_path) if model_path else default_model_path(), batch_size,
+                     device, precision)  # type: ignore[arg-type]
+    options = PredictOptions(
+        overlap=overlap, bands=tuple(bands) if bands else None, threshold=threshold,
+        probability_dtype=probability_dtype,  # type: ignore[arg-type]
+        cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
+    )
     if out_path is not None:
         if len(scene_paths) != 1:
             raise click.UsageError(f"{len(scene_paths)} scenes given: use --out-dir for several")
@@ -129,80 +133,59 @@ def predict(
                               ("--dask-scheduler", dask_scheduler)):
             if value:
                 raise click.UsageError(f"{option} applies with --out-dir")
-        _predict_one(scene_paths[0], model, out_path, probabilities_path,
-                     probability_dtype, threshold, overlap, batch_size, bands, device, precision,
-                     cog, vector_path, preview_path, require_crs, quiet, overwrite, resume)
+        _predict_one(scene_paths[0], spec, options, out_path, probabilities_path, vector_path,
+                     preview_path, quiet)
         return
     for option, value in (("--probabilities", probabilities_path), ("--vector", vector_path),
                           ("--preview", preview_path)):
         if value:
             raise click.UsageError(f"{option} names one scene's output; with --out-dir use "
                                    "--also probabilities / --also vector")
-    _predict_many(scene_paths, model, Path(out_dir or "."), also, probability_dtype, threshold,
-                  overlap, batch_size, bands, device, precision, cog, workers, dask_scheduler,
-                  require_crs, quiet, overwrite, resume)
+    _predict_many(scene_paths, spec, options, Path(out_dir or "."), also, workers,
+                  dask_scheduler, quiet)
 
 
 def _predict_one(
-    scene: str, model_path: Path, out_path: str, probabilities_path: str | None,
-    probability_dtype: str, threshold: float | None, overlap: int | None, batch_size: int,
-    bands: list[int] | None, device: str, precision: str, cog: bool, vector_path: str | None,
-    preview_path: str | None, require_crs: bool, quiet: bool, overwrite: bool, resume: bool,
+    scene: str, spec: ModelSpec, options: PredictOptions, out_path: str,
+    probabilities_path: str | None, vector_path: str | None, preview_path: str | None,
+    quiet: bool,
 ) -> None:
+    from geoseg.jobs import SceneJob, run_job
     from geoseg.outputs import check_output_path
-    from geoseg.predict import predict_scene
-    from geoseg.predictor import load_predictor
+    from geoseg.predictor import ModelPredictor
 
-    predictor = load_predictor(model_path, batch_size, device,  # type: ignore[arg-type]
-                               precision)  # type: ignore[arg-type]
-    for extra in (vector_path, preview_path):
-        if extra is not None:
-            check_output_path(extra, overwrite, inputs=[scene, model_path])
+    predictor = ModelPredictor(spec)
+    if preview_path is not None:
+        check_output_path(preview_path, options.overwrite, inputs=[scene, spec.path])
+    job = SceneJob(scene, Path(out_path),
+                   Path(probabilities_path) if probabilities_path else None,
+                   Path(vector_path) if vector_path else None)
     with ProgressBar("tiles", enabled=not quiet) as progress:
-        result = predict_scene(
-            scene, out_path, predictor, predictor.settings,
-            overlap=overlap, bands=bands, threshold=threshold,
-            probabilities_path=probabilities_path,
-            probability_dtype=probability_dtype,  # type: ignore[arg-type]
-            cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
-            model_file=model_path, progress=progress,
-        )
+        done = run_job(job, predictor, predictor.settings, options, model_file=spec.path,
+                       progress=progress)
+    result = done.prediction
     click.echo(_describe(result))
     if result.probabilities_path is not None:
         click.echo(f"{result.probabilities_path}: class probabilities")
-    if vector_path is not None:
-        from geoseg.vectorize import vectorize_mask
-
-        summary = vectorize_mask(result.mask_path, vector_path,
-                                 probabilities_path=result.probabilities_path,
-                                 layer=_layer_name(scene), overwrite=overwrite)
-        click.echo(summary.describe())
+    if done.vector is not None:
+        click.echo(done.vector.describe())
     if preview_path is not None:
         from geoseg.preview import render_preview
 
         render_preview(scene, preview_path, mask_path=result.mask_path,
-                       polygons_path=vector_path, bands=bands, overwrite=overwrite,
-                       title=Path(scene).name)
+                       polygons_path=vector_path, bands=options.bands,
+                       overwrite=options.overwrite, title=Path(scene).name)
         click.echo(f"{preview_path}: preview written")
 
 
 def _predict_many(
-    scenes: list[str], model_path: Path, out_dir: Path, also: tuple[str, ...],
-    probability_dtype: str, threshold: float | None, overlap: int | None, batch_size: int,
-    bands: list[int] | None, device: str, precision: str, cog: bool, workers: int | None,
-    dask_scheduler: str | None, require_crs: bool, quiet: bool, overwrite: bool, resume: bool,
+    scenes: list[str], spec: ModelSpec, options: PredictOptions, out_dir: Path,
+    also: tuple[str, ...], workers: int | None, dask_scheduler: str | None, quiet: bool,
 ) -> None:
-    from geoseg.distributed import PredictOptions, plan_jobs, predict_scenes
+    from geoseg.distributed import plan_jobs, predict_scenes
 
     jobs = plan_jobs(scenes, out_dir, probabilities="probabilities" in also,
-                     vector="vector" in also, overwrite=overwrite)
-    options = PredictOptions(
-        model_path=model_path, batch_size=batch_size, device=device,  # type: ignore[arg-type]
-        precision=precision, overlap=overlap,  # type: ignore[arg-type]
-        bands=tuple(bands) if bands else None, threshold=threshold,
-        probability_dtype=probability_dtype,  # type: ignore[arg-type]
-        cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
-    )
+                     vector="vector" in also, overwrite=options.overwrite)
     where = (f"{workers} local workers" if workers else
              f"the Dask cluster at {dask_scheduler}" if dask_scheduler is not None
              else "this process")
@@ -219,7 +202,7 @@ def _predict_many(
         if outcome.vector is not None:
             click.echo(outcome.vector.describe())
 
-    outcomes = predict_scenes(jobs, options, workers=workers, scheduler=dask_scheduler,
+    outcomes = predict_scenes(jobs, spec, options, workers=workers, scheduler=dask_scheduler,
                               progress=report)
     failed = [o for o in outcomes if o.result is None]
     if failed:

@@ -9,8 +9,11 @@ import click
 from geoseg.commands.options import (
     BandListType,
     ProgressBar,
+    grid_model_opt,
+    overlap_opt,
     overwrite_opt,
     raster_input,
+    tile_size_opt,
 )
 
 
@@ -39,13 +42,12 @@ class SplitType(click.ParamType):
                    "Repeat once per scene, in the same order.")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for images/, labels/ and index.gpkg (created if missing).")
-@click.option("--tile-size", type=click.IntRange(min=16), default=512, show_default=True,
-              help="Chip side in pixels: the model's tile size.")
-@click.option("--overlap", type=click.IntRange(min=0), default=64, show_default=True,
-              help="Pixels shared by neighbouring windows, as for prediction.")
+@tile_size_opt
+@overlap_opt
+@grid_model_opt
 @click.option("--bands", type=BandListType(), default=None,
               help="Comma-separated 1-based bands to keep, in this order, e.g. 1,2,3 "
-                   "[default: all].")
+                   "[default: every band but alpha].")
 @click.option("--format", "chip_format", type=click.Choice(["tif", "png"]), default="tif",
               show_default=True,
               help="tif: GeoTIFF chips keeping their georeference; png: 8-bit RGB chips and "
@@ -67,8 +69,9 @@ def tile(
     scenes: tuple[str, ...],
     labels: tuple[str, ...],
     out_dir: str,
-    tile_size: int,
-    overlap: int,
+    tile_size: int | None,
+    overlap: int | None,
+    model_path: str | None,
     bands: list[int] | None,
     chip_format: str,
     split: tuple[float, float, float],
@@ -88,13 +91,17 @@ def tile(
     \b
     Example:
       geoseg tile scene.tif --labels landslides.gpkg --out chips/ --tile-size 512 --overlap 64
+      geoseg tile scene.tif --labels landslides.gpkg --out chips/ --model model.keras
     """
     from geoseg.chips import write_chips
+    from geoseg.model_file import read_settings
 
+    settings = read_settings(model_path) if model_path is not None else None
     with ProgressBar("windows", enabled=not quiet) as progress:
         summary = write_chips(
             list(scenes), list(labels), out_dir,
-            tile_size=tile_size, overlap=overlap, bands=bands, chip_format=chip_format,
+            tile_size=tile_size, overlap=overlap, settings=settings, bands=bands,
+            chip_format=chip_format,
             split=split, split_block=split_block, seed=seed, min_foreground=min_foreground,
             keep_empty=keep_empty, overwrite=overwrite, progress=progress,
         )

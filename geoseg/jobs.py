@@ -1,0 +1,99 @@
+"""One scene and its outputs: predicted, then vectorised, in one place.
+
+A :class:`SceneJob` names a scene and the outputs asked of it; :func:`run_job` checks every
+output before any work, predicts the class mask (and probabilities) with
+:func:`geoseg.predict.predict_scene`, and vectorises the mask when polygons are asked for.
+``geoseg predict`` (one scene) and :mod:`geoseg.distributed` (many scenes, on Dask workers) both
+run scenes through it, so a scene's outputs are made the same way whoever asks.
+
+This module never imports TensorFlow (the predictor does, when it first runs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from geoseg.outputs import check_output_path
+from geoseg.predict import BatchPredictor, PredictionResult, PredictOptions, predict_scene
+from geoseg.settings import ModelSettings
+
+if TYPE_CHECKING:
+    from geoseg.vectorize import VectorizeSummary
+
+__all__ = ["JobResult", "SceneJob", "run_job"]
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    """One scene and where its outputs go."""
+
+    scene: str
+    """A file path or a GDAL virtual path (``/vsizip/...``)."""
+    mask: Path
+    probabilities: Path | None = None
+    vector: Path | None = None
+
+    @property
+    def layer(self) -> str:
+        """Name of the polygons' layer (GeoPackage): the scene's file stem."""
+        return PurePosixPath(self.scene).stem
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a job wrote."""
+
+    prediction: PredictionResult
+    vector: VectorizeSummary | None = None
+    """What was written to the job's vector output, when it was asked for."""
+
+
+def run_job(
+    job: SceneJob,
+    predictor: BatchPredictor,
+    settings: ModelSettings,
+    options: PredictOptions | None = None,
+    *,
+    model_file: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> JobResult:
+    """Predict a scene into its mask (and probabilities), then vectorise it if asked.
+
+    Parameters
+    ----------
+    job : SceneJob
+        The scene and its outputs.
+    predictor, settings :
+        The model as a batch function, and its settings.
+    options : PredictOptions, optional
+        How to predict (see :func:`geoseg.predict.predict_scene`).
+    model_file : path, optional
+        The model's file (recorded in the outputs, never written over).
+    progress : callable, optional
+        Called as ``progress(tiles_just_finished, tiles_total)``.
+
+    Raises
+    ------
+    GeosegError
+        As :func:`geoseg.predict.predict_scene` and :func:`geoseg.vectorize.vectorize_mask`;
+        the vector output is checked before the prediction starts.
+    """
+    opts = options if options is not None else PredictOptions()
+    if job.vector is not None:
+        inputs = [job.scene, *([model_file] if model_file is not None else [])]
+        check_output_path(job.vector, opts.overwrite, inputs)
+    prediction = predict_scene(job.scene, job.mask, predictor, settings, opts,
+                               probabilities_path=job.probabilities, model_file=model_file,
+                               progress=progress)
+    if job.vector is None:
+        return JobResult(prediction)
+    from geoseg.vectorize import vectorize_mask
+
+    summary = vectorize_mask(prediction.mask_path, job.vector,
+                             probabilities_path=prediction.probabilities_path, layer=job.layer,
+                             overwrite=opts.overwrite)
+    return JobResult(prediction, summary)
