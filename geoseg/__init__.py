@@ -1,8 +1,63 @@
 """geoseg: find landslides in whole georeferenced scenes.
 
-The package is importable without TensorFlow being loaded: the tiler, the stitcher and the
-vectoriser are plain numpy/rasterio code. Only :mod:`geoseg.model` and
-:mod:`geoseg.inference` import TensorFlow/Keras.
+The public API, for notebooks and other tools (the ``geoseg`` command is a thin layer over it):
+
+- :func:`predict_scene` with :class:`PredictOptions`: a scene to a class mask (and
+  probabilities) GeoTIFF aligned with it; :func:`run_job` with a :class:`SceneJob` also
+  vectorises it;
+- :func:`load_predictor`: a geoseg ``.keras`` model file to a batch predictor (TensorFlow
+  loads on its first batch); :func:`load_model` for the Keras model itself;
+- :func:`vectorize_mask`: a class mask to landslide polygons (GeoPackage, Shapefile, ...);
+- :func:`evaluate_scenes` and :func:`evaluate_dataset`: scores through the predict path;
+- :func:`train_model`: a FlexUNet from a config and labelled rasters
+  (:func:`geoseg.train.train`);
+- :func:`open_scene`, :class:`TileGrid`: the mask-aware scene reader and the one tiler;
+- :class:`GeosegError`: everything geoseg refuses, with subclasses in :mod:`geoseg.errors`.
+
+Names are imported on first use, so ``import geoseg`` stays light: only :func:`load_model`,
+:func:`train_model` and a predictor's first batch load TensorFlow. The layers and their import rules
+are in ``docs/architecture.md``.
+
+>>> import geoseg
+>>> geoseg.PredictOptions(threshold=0.4).threshold
+0.4
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_PUBLIC: dict[str, tuple[str, str]] = {  # public name -> (module, name there)
+    "PredictOptions": ("geoseg.predict", "PredictOptions"),
+    "predict_scene": ("geoseg.predict", "predict_scene"),
+    "SceneJob": ("geoseg.jobs", "SceneJob"),
+    "run_job": ("geoseg.jobs", "run_job"),
+    "ModelSpec": ("geoseg.predictor", "ModelSpec"),
+    "load_predictor": ("geoseg.predictor", "load_predictor"),
+    "load_model": ("geoseg.model", "load_model"),
+    "vectorize_mask": ("geoseg.vectorize", "vectorize_mask"),
+    "evaluate_scenes": ("geoseg.evaluate", "evaluate_scenes"),
+    "evaluate_dataset": ("geoseg.evaluate", "evaluate_dataset"),
+    "train_model": ("geoseg.train", "train"),  # geoseg.train is the module's own name
+    "open_scene": ("geoseg.scene", "open_scene"),
+    "TileGrid": ("geoseg.tiling", "TileGrid"),
+    "ModelSettings": ("geoseg.settings", "ModelSettings"),
+    "GeosegError": ("geoseg.errors", "GeosegError"),
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module the first time it is asked for."""
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'geoseg' has no attribute {name!r}")
+    module, attribute = _PUBLIC[name]
+    return getattr(importlib.import_module(module), attribute)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -273,8 +273,11 @@ def predict_scenes(
 def _absolute_job(job: SceneJob) -> SceneJob:
     """The job with absolute paths, as workers may run in other folders."""
     scene = job.scene if job.scene.startswith("/vsi") else str(Path(job.scene).absolute())
-    return SceneJob(scene, *(Path(p).absolute() if p is not None else None
-                             for p in (job.mask, job.probabilities, job.vector)))
+    return replace(
+        job, scene=scene, mask=job.mask.absolute(),
+        probabilities=job.probabilities.absolute() if job.probabilities else None,
+        vector=job.vector.absolute() if job.vector else None,
+    )
 
 
 @contextlib.contextmanager

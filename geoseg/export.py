@@ -11,8 +11,9 @@ import contextlib
 import io
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 # isort: off
 import geoseg._quiet_tf  # noqa: F401  (first: silences TensorFlow's native start-up logs)
@@ -45,7 +46,7 @@ def _check_target(path: Path, overwrite: bool, model_path: str | os.PathLike[str
         raise OutputError(f"{path}: folder {path.parent} does not exist; create it first")
 
 
-def _quietly(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _quietly(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run an exporter that prints progress to stdout, keeping stdout for our own report."""
     with contextlib.redirect_stdout(io.StringIO()):
         return function(*args, **kwargs)

@@ -29,7 +29,7 @@ import shutil
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
@@ -46,6 +46,14 @@ from geoseg import __version__
 from geoseg.blending import RowBandAccumulator, coverage_weights
 from geoseg.errors import InputError, ParameterError, param
 from geoseg.journal import FinishedRows, PredictionJournal
+from geoseg.mask_format import (
+    CLASS_NAMES_TAG,
+    MASK_NODATA,
+    MODEL_TAG,
+    PROBABILITY_NODATA,
+    PROBABILITY_SCALE,
+    SETTINGS_TAG,
+)
 from geoseg.outputs import atomic_output, check_output_path, is_same_file
 from geoseg.predictor import file_digest
 from geoseg.scene import describe_validity, open_scene, scene_fingerprint, select_bands
@@ -55,27 +63,16 @@ from geoseg.tiling import Tile, TileGrid, read_tile
 
 __all__ = [
     "BatchPredictor",
+    "PredictOptions",
     "PredictionResult",
     "predict_scene",
     "MASK_NODATA",
     "PROBABILITY_NODATA",
     "CLASS_NAMES_TAG",
-]
+]  # the mask format's constants are defined in geoseg.mask_format, re-exported here
 
 log = logging.getLogger(__name__)
 
-MASK_NODATA = 255
-"""Class-mask value for pixels without scene data."""
-PROBABILITY_NODATA = 255
-"""uint8 probability value for pixels without scene data (probabilities use 0..254)."""
-PROBABILITY_SCALE = 254
-"""uint8 probabilities store ``round(p * 254)``; the GeoTIFF's scale factor undoes it."""
-CLASS_NAMES_TAG = "GEOSEG_CLASS_NAMES"
-"""Dataset tag holding the JSON list of class names, read back by the vectoriser."""
-MODEL_TAG = "GEOSEG_MODEL"
-"""Dataset tag naming the model file that made the prediction."""
-SETTINGS_TAG = "GEOSEG_MODEL_SETTINGS"
-"""Dataset tag holding the model's settings as JSON."""
 BLOCK = 256
 """Block size of the output GeoTIFFs; bands of rows are flushed in multiples of it."""
 
@@ -414,7 +411,7 @@ class _Failure:
 _DONE = object()
 
 
-def _read_ahead(items: Iterator[_T], depth: int) -> Iterator[_T]:
+def _read_ahead(items: Iterator[_T], depth: int) -> Generator[_T, None, None]:
     """Produce ``items`` in a background thread, up to ``depth`` ahead; yield them in order.
 
     Exceptions of the producer re-raise here. Closing the generator stops the thread (after

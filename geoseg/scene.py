@@ -179,9 +179,9 @@ def select_bands(
     if len(data) == wanted and dataset.count != wanted:
         return list(model_bands) if set(model_bands) <= set(data) else data
     if dataset.count != wanted:
-        alpha = " (and an alpha band)" if len(data) < dataset.count else ""
+        alpha_note = " (and an alpha band)" if len(data) < dataset.count else ""
         raise InputError(
-            f"{name}: has {_plural(len(data), 'band')}{alpha} but the model takes {wanted} "
+            f"{name}: has {_plural(len(data), 'band')}{alpha_note} but the model takes {wanted} "
             f"(bands {','.join(map(str, model_bands))}); choose them with {param('bands')}"
         )
     return list(model_bands)

@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyogrio
@@ -59,9 +60,11 @@ _SOILS = np.array(  # fresh scars: pinkish pumice, whitish grey, light brown, oc
 _FIELDS = np.array(  # ripe paddy, stubble, pasture, bare tilled soil
     [[0.42, 0.45, 0.22], [0.45, 0.38, 0.28], [0.28, 0.40, 0.18], [0.50, 0.45, 0.38]],
     dtype=np.float32)
-_CONIFER, _BROADLEAF = np.float32([0.08, 0.14, 0.13]), np.float32([0.17, 0.25, 0.17])
-_WATER, _GRAVEL = np.float32([0.08, 0.12, 0.13]), np.float32([0.62, 0.60, 0.56])
-_HAZE = np.float32([0.15, 0.16, 0.20])
+_CONIFER = np.array([0.08, 0.14, 0.13], dtype=np.float32)
+_BROADLEAF = np.array([0.17, 0.25, 0.17], dtype=np.float32)
+_WATER = np.array([0.08, 0.12, 0.13], dtype=np.float32)
+_GRAVEL = np.array([0.62, 0.60, 0.56], dtype=np.float32)
+_HAZE = np.array([0.15, 0.16, 0.20], dtype=np.float32)
 _GPKG_DATE = "2018-09-06T00:00:00Z"  # fixed GeoPackage last_change, for reproducible files
 
 
@@ -212,7 +215,8 @@ def _scar_outlines(rng: np.random.Generator, dem: np.ndarray, weight: np.ndarray
     cos, sin = np.cos(heading)[:, None], np.sin(heading)[:, None]
     xy = np.stack([x0[:, None] + ring[..., 0] * cos - ring[..., 1] * sin,
                    y0[:, None] + ring[..., 0] * sin + ring[..., 1] * cos], -1)
-    return shapely.polygons(xy), np.stack([x0, y0, heading, length], axis=1)
+    outlines = cast(np.ndarray, shapely.polygons(xy))  # an array: xy holds many rings
+    return outlines, np.stack([x0, y0, heading, length], axis=1)
 
 
 def make_scene(height: int, width: int, seed: int, *,
@@ -268,10 +272,12 @@ def make_scene(height: int, width: int, seed: int, *,
 
     # Valley floor: fields in rotated parcels, a river, and a gravel road along one foot.
     turn, size = rng.uniform(0, np.pi / 2), rng.uniform([10, 25], [18, 40])
-    rows = np.arange(height, dtype=np.float32)[:, None]
-    cols = np.arange(width, dtype=np.float32)[None, :]
-    cell = [np.floor((cols * np.cos(turn) + rows * np.sin(turn)) / size[0]).astype(int) % 64,
-            np.floor((rows * np.cos(turn) - cols * np.sin(turn)) / size[1]).astype(int) % 64]
+    row_grid = np.arange(height, dtype=np.float32)[:, None]
+    col_grid = np.arange(width, dtype=np.float32)[None, :]
+    cell = [
+        np.floor((col_grid * np.cos(turn) + row_grid * np.sin(turn)) / size[0]).astype(int) % 64,
+        np.floor((row_grid * np.cos(turn) - col_grid * np.sin(turn)) / size[1]).astype(int) % 64,
+    ]
     crops = _FIELDS[rng.integers(0, len(_FIELDS), 4096)] * rng.uniform(0.85, 1.15, (4096, 1))
     crops = crops[cell[0] * 64 + cell[1]] * (1 + 0.08 * stand)[..., None]
     rgb = np.where((np.abs(across) < floor)[..., None], crops, rgb)

@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 import numpy as np
 import rasterio
@@ -208,9 +209,8 @@ def grid_size(
     """
     if tile_size is None:
         tile_size = settings.image_size if settings is not None else DEFAULT_TILE_SIZE
-    if overlap is None:
-        own_tile = settings is not None and settings.image_size == tile_size
-        overlap = settings.overlap if own_tile and settings.overlap is not None else None
+    if overlap is None and settings is not None and settings.image_size == tile_size:
+        overlap = settings.overlap
     if overlap is None:
         overlap = default_overlap(tile_size)
     return tile_size, overlap
@@ -230,7 +230,7 @@ def block_windows(height: int, width: int, block_size: int) -> Iterator[Window]:
             yield Window(col, row, min(block_size, width - col), min(block_size, height - row))
 
 
-def _pad_mode(length: int) -> str:
+def _pad_mode(length: int) -> Literal["reflect", "edge"]:
     # reflect needs at least two pixels to mirror about; a 1-pixel axis can only be repeated.
     return "reflect" if length > 1 else "edge"
 
@@ -241,7 +241,7 @@ def pad_to_tile(array: np.ndarray, tile_size: int) -> np.ndarray:
     pad_h, pad_w = tile_size - height, tile_size - width
     if pad_h == 0 and pad_w == 0:
         return array
-    lead = [(0, 0)] * (array.ndim - 2)
+    lead: list[tuple[int, int]] = [(0, 0)] * (array.ndim - 2)
     if pad_h:
         array = np.pad(array, [*lead, (0, pad_h), (0, 0)], mode=_pad_mode(height))
     if pad_w:

@@ -50,8 +50,8 @@ from rasterio.windows import Window
 from shapely.geometry import shape
 
 from geoseg.errors import ConfigError, InputError, OutputError
+from geoseg.mask_format import CLASS_NAMES_TAG
 from geoseg.outputs import atomic_output, check_output_path
-from geoseg.predict import CLASS_NAMES_TAG
 from geoseg.scene import open_scene, quiet_georeference
 from geoseg.styles import polygon_style, write_style
 from geoseg.tiling import block_windows

@@ -127,17 +127,17 @@ def evaluate(
     settings = predictor.settings
     options = PredictOptions(overlap=overlap, bands=tuple(bands) if bands else None,
                              threshold=threshold)
-    common = {
-        "options": options, "iou_threshold": iou_threshold or config.eval.iou_threshold,
-        "rgb_map": config.mask.rgb_map, "objects": not no_objects,
-    }  # fmt: skip
+    iou = iou_threshold or config.eval.iou_threshold
     with ProgressBar("tiles", enabled=not quiet) as progress:
         if isinstance(source, list):
-            result = evaluate_scenes(source, predictor, settings, progress=progress, **common)
+            result = evaluate_scenes(source, predictor, settings, options=options,
+                                     iou_threshold=iou, rgb_map=config.mask.rgb_map,
+                                     objects=not no_objects, progress=progress)
         else:
             result = evaluate_dataset(source, predictor, settings, split=split,
-                                      mask_suffix=config.mask.mask_file_format,
-                                      progress=progress, **common)
+                                      mask_suffix=config.mask.mask_file_format, options=options,
+                                      iou_threshold=iou, rgb_map=config.mask.rgb_map,
+                                      objects=not no_objects, progress=progress)
     count = len(result.scenes)
     click.echo(
         f"{Path(model_file).name} on {count} scene{'s' if count != 1 else ''} "

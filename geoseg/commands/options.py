@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -87,6 +88,11 @@ raster_input = RasterInputType()
 """A scene argument: an existing file or a GDAL virtual file system path."""
 
 
+def _stderr() -> TextIO:
+    """The standard error stream (``CliRunner`` swaps it for its own while it runs)."""
+    return sys.stderr
+
+
 class ProgressBar:
     """A click progress bar on stderr, created when the library first reports a total.
 
@@ -97,7 +103,7 @@ class ProgressBar:
     def __init__(self, label: str, enabled: bool = True):
         self.label = label
         # Off when stderr is not a terminal: a log file would get a bare label, no progress.
-        self.enabled = enabled and click.get_text_stream("stderr").isatty()
+        self.enabled = enabled and _stderr().isatty()
         self._bar: Any = None
 
     def __call__(self, done: int, total: int) -> None:
@@ -105,7 +111,7 @@ class ProgressBar:
             return
         if self._bar is None:
             self._bar = click.progressbar(length=total, label=self.label, show_pos=True,
-                                          show_eta=True, file=click.get_text_stream("stderr"))
+                                          show_eta=True, file=_stderr())
             self._bar.__enter__()
         self._bar.update(done)
 

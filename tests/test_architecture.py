@@ -1,0 +1,121 @@
+"""The import rules of docs/architecture.md, checked on the package as it is."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "geoseg"
+TF_LAYER = "model and training"
+TF_FREE_IN_TF_LAYER = {"predictor"}
+
+
+def documented_layers() -> list[tuple[str, set[str]]]:
+    """(layer, modules) from the table in docs/architecture.md, top to bottom."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    table = text.split("<!-- layers:start -->")[1].split("<!-- layers:end -->")[0]
+    layers = []
+    for line in table.strip().splitlines()[2:]:
+        name, modules = (cell.strip() for cell in line.strip("|").split("|")[:2])
+        layers.append((name, set(re.findall(r"`([\w.*]+)`", modules))))
+    return layers
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE).with_suffix("")
+    return ".".join(relative.parts)
+
+
+def layer_of(module: str, layers: list[tuple[str, set[str]]]) -> int:
+    for index, (_, modules) in enumerate(layers):
+        if module in modules or any(m.endswith(".*") and module.startswith(m[:-1])
+                                    for m in modules):
+            return index
+    raise AssertionError(f"geoseg.{module} is in no layer of docs/architecture.md")
+
+
+def imports(path: Path, top_level_only: bool) -> set[str]:
+    """Absolute module names a file imports (at module level, or anywhere)."""
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.If):  # `if TYPE_CHECKING:` imports are for types only
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py")
+
+
+def test_every_module_is_in_the_table():
+    layers = documented_layers()
+    for path in SOURCES:
+        layer_of(module_name(path), layers)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: module_name(p))
+def test_modules_import_only_their_layer_and_the_layers_above(path: Path):
+    layers = documented_layers()
+    own = layer_of(module_name(path), layers)
+    for name in imports(path, top_level_only=True):
+        if not name.startswith("geoseg."):
+            continue
+        target = name.removeprefix("geoseg.")
+        candidates = [target, target.rsplit(".", 1)[0]]
+        module = next((c for c in candidates if (PACKAGE / f"{c.replace('.', '/')}.py").exists()),
+                      None)
+        if module is None or module == "__init__":
+            continue
+        assert layer_of(module, layers) <= own, (
+            f"geoseg.{module_name(path)} ({layers[own][0]}) imports geoseg.{module} "
+            f"({layers[layer_of(module, layers)][0]}), which comes later in the table"
+        )
+
+
+def test_the_library_never_imports_click():
+    cli_layer = documented_layers()[-1][1]
+    for path in SOURCES:
+        module = module_name(path)
+        if module in cli_layer or module.startswith("commands."):
+            continue
+        assert not {n for n in imports(path, top_level_only=False) if n.split(".")[0] == "click"}, (
+            f"geoseg.{module} imports click"
+        )
+
+
+def test_tensorflow_free_modules_load_without_tensorflow():
+    layers = documented_layers()
+    free = sorted(
+        module for name, modules in layers[:-1] for module in modules
+        if name != TF_LAYER or module in TF_FREE_IN_TF_LAYER
+    )
+    code = ("import sys\n" + "".join(f"import geoseg.{m}\n" for m in free)
+            + "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=ROOT)
+    assert done.stdout.strip() == "[]", f"TensorFlow or Keras loaded by one of {free}"
+
+
+def test_the_public_api_resolves_and_stays_light():
+    code = ("import sys, geoseg\n"
+            "light = [n for n in geoseg.__all__ if n not in ('load_model', 'train_model')]\n"
+            "for name in light:\n    getattr(geoseg, name)\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=ROOT)
+    assert done.stdout.strip() == "[]"
+    import geoseg
+
+    assert callable(geoseg.train_model) and callable(geoseg.load_model)
