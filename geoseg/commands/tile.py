@@ -10,6 +10,7 @@ from geoseg.commands.options import (
     BandListType,
     ProgressBar,
     overwrite_opt,
+    progress_opt,
     raster_input,
 )
 
@@ -62,6 +63,7 @@ class SplitType(click.ParamType):
 @click.option("--keep-empty", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Share of chips without landslide pixels to keep.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@progress_opt
 @overwrite_opt
 def tile(
     scenes: tuple[str, ...],
