@@ -32,6 +32,7 @@ SAMPLE = REPO / "sample_data" / "iburi_synthetic.tif"
 SAMPLE_LANDSLIDES = REPO / "sample_data" / "iburi_synthetic_landslides.gpkg"
 
 gdal.UseExceptions()
+gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")  # QGIS must not leave .aux.xml in sample_data
 
 
 @pytest.fixture(scope="session")
