@@ -217,7 +217,7 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
 
 def _model_parameter() -> QgsProcessingParameterFile:
     return QgsProcessingParameterFile(
-        "MODEL", "Model (.keras; empty: geoseg's bundled demo model)",
+        "MODEL", "Model (.keras; empty: the bundled demo model)",
         behavior=QgsProcessingParameterFile.File, optional=True, fileFilter=MODEL_FILTER)
 
 
@@ -225,10 +225,10 @@ def _prediction_parameters(algorithm: GeosegAlgorithm) -> None:
     """Model, bands, threshold, overlap and device: shared by Detect and Evaluate."""
     algorithm.addParameter(_model_parameter())
     algorithm.addParameter(QgsProcessingParameterBand(
-        "BANDS", "Bands fed to the model, in the model's order (empty: the model's bands)",
+        "BANDS", "Bands, in the model's order (empty: the model's)",
         None, "INPUT", optional=True, allowMultiple=True))
     algorithm.addParameter(QgsProcessingParameterNumber(
-        "THRESHOLD", "Landslide probability threshold (empty: the most probable class)",
+        "THRESHOLD", "Threshold (empty: the most probable class)",
         QgsProcessingParameterNumber.Double, None, True, 0.0, 1.0))
     algorithm.addParameter(QgsProcessingParameterNumber(
         "OVERLAP", "Tile overlap in pixels (empty: the model's)",
