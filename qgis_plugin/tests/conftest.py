@@ -45,14 +45,23 @@ def geoseg_executable() -> str:
 
 
 @pytest.fixture(scope="session")
-def profile(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A clean QGIS profile folder holding nothing but the unzipped plugin zip."""
-    root = tmp_path_factory.mktemp("qgis-profile")
-    archive = build_zip(tmp_path_factory.mktemp("dist") / "geoseg_qgis.zip")
-    plugins = root / "python" / "plugins"
+def plugin_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The zip a user installs with Install from ZIP."""
+    return build_zip(tmp_path_factory.mktemp("dist") / "geoseg_qgis.zip")
+
+
+def install_zip(archive: Path, plugins: Path) -> None:
+    """What Install from ZIP does: unpack into the profile's python/plugins folder."""
     plugins.mkdir(parents=True)
     with zipfile.ZipFile(archive) as zipped:
         zipped.extractall(plugins)
+
+
+@pytest.fixture(scope="session")
+def profile(tmp_path_factory: pytest.TempPathFactory, plugin_zip: Path) -> Path:
+    """A clean QGIS profile folder holding nothing but the unzipped plugin zip."""
+    root = tmp_path_factory.mktemp("qgis-profile")
+    install_zip(plugin_zip, root / "python" / "plugins")
     return root
 
 

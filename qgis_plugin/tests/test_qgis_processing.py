@@ -7,14 +7,17 @@ the same geoseg command run by hand; a cancelled detection leaves no output and 
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PLUGIN, SAMPLE, SAMPLE_LANDSLIDES
+from conftest import PLUGIN, SAMPLE, SAMPLE_LANDSLIDES, install_zip
 from osgeo import gdal
 from qgis.core import (
     QgsApplication,
@@ -239,6 +242,33 @@ def test_cancel_leaves_no_output_and_the_run_resumes_to_the_same_mask(configured
            "--probabilities", str(whole / "probabilities.tif"), "--device", "cpu")
     assert np.array_equal(pixels(results["OUTPUT"]), pixels(whole / "mask.tif"))
     assert np.array_equal(pixels(results["PROBABILITIES"]), pixels(whole / "probabilities.tif"))
+
+
+def test_qgis_process_runs_the_zip_installed_plugin_with_geoseg_on_path(
+        detected, configured, plugin_zip, tmp_path):
+    """QGIS's own plugin loader, in a fresh profile: enable, then run; geoseg from PATH."""
+    qgis_process = shutil.which("qgis_process.bin")
+    assert qgis_process, "qgis_process.bin is not installed"
+    install_zip(plugin_zip, tmp_path / "config" / "profiles" / "default" / "python" / "plugins")
+    bin_dir = tmp_path / "bin"  # geoseg alone: a venv's python on PATH would mislead QGIS's
+    bin_dir.mkdir()
+    (bin_dir / "geoseg").symlink_to(configured)
+    env = {**os.environ, "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path / "config"),
+           "QT_QPA_PLATFORM": "offscreen", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    enabled = subprocess.run([qgis_process, "plugins", "enable", PLUGIN], env=env,
+                             capture_output=True, text=True)
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    results, _ = detected
+    out = tmp_path / "polygons.gpkg"
+    done = subprocess.run([qgis_process, "--json", "run", "geoseg:vectorize", "--",
+                           f"INPUT={results['OUTPUT']}",
+                           f"PROBABILITIES={results['PROBABILITIES']}", f"OUTPUT={out}"],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["results"]["OUTPUT"] == str(out)
+    assert report["log"]["info"][0].startswith(f"{bin_dir / 'geoseg'} vectorize ")
+    assert features(out) == features(results["POLYGONS"])
 
 
 # Evaluate, cut chips, train
