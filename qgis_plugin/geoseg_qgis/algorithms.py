@@ -24,6 +24,7 @@ from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputFile,
     QgsProcessingOutputNumber,
+    QgsProcessingOutputVectorLayer,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
@@ -460,6 +461,7 @@ class CutTrainingChips(GeosegAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             "OVERWRITE", "Replace chips of an earlier run in the folder", defaultValue=False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Chip folder"))
+        self.addOutput(QgsProcessingOutputVectorLayer("INDEX", "Chip footprints"))
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
