@@ -250,11 +250,15 @@ def test_qgis_process_runs_the_zip_installed_plugin_with_geoseg_on_path(
     qgis_process = shutil.which("qgis_process.bin")
     assert qgis_process, "qgis_process.bin is not installed"
     install_zip(plugin_zip, tmp_path / "config" / "profiles" / "default" / "python" / "plugins")
-    bin_dir = tmp_path / "bin"  # geoseg alone: a venv's python on PATH would mislead QGIS's
+    bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "geoseg").symlink_to(configured)
-    env = {**os.environ, "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path / "config"),
-           "QT_QPA_PLATFORM": "offscreen", "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    # QGIS as a desktop starts it: no virtual environment on PATH (its python3 would become
+    # QGIS's Python home), the geoseg command alone added
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("VIRTUAL_ENV", "PYTHONHOME", "PYTHONPATH")}
+    env.update(QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "config"), QT_QPA_PLATFORM="offscreen",
+               PATH=os.pathsep.join([str(bin_dir), "/usr/bin", "/bin"]))
     enabled = subprocess.run([qgis_process, "plugins", "enable", PLUGIN], env=env,
                              capture_output=True, text=True)
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
@@ -321,3 +325,13 @@ def test_cut_chips_then_train_a_model_on_them(configured, scene, tmp_path):
     assert any(info.startswith("epoch 2/2 - ") for info in trained.infos)
     assert trained.progress[-1] == pytest.approx(100.0)
     assert len(trained.progress) == 6  # one update per training step
+
+    # a long continuation, cancelled at its first step: geoseg stops, the run stays resumable
+    log = (tmp_path / "run" / "training_log.csv").read_text()
+    cancelled = Recorder(cancel_at=0)
+    with pytest.raises(QgsProcessingException, match="Continue the run in the output folder"):
+        run("geoseg:train", {"CONFIG": str(config), "DATASET": str(chips), "EPOCHS": 500,
+                             "RESUME": True, "OUTPUT": str(tmp_path / "run")}, cancelled)
+    assert 0 < cancelled.progress[-1] < 1  # a step or two of 1494
+    assert (tmp_path / "run" / "training_log.csv").read_text() == log
+    assert Path(results["MODEL"]).is_file() and (tmp_path / "run" / "last.keras").is_file()
