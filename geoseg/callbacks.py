@@ -7,6 +7,8 @@
   never half-written) and reports one line per epoch.
 * :class:`EpochPreviews` predicts a few fixed tiles after every epoch and draws them as
   image | truth | prediction panels.
+* :class:`StepProgress` reports every training step to a ``progress(just_done, total)``
+  callback, as the other commands report tiles (``geoseg train --progress json``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from geoseg.outputs import atomic_output
 from geoseg.settings import ModelSettings
 from geoseg.trainplots import save_preview
 
-__all__ = ["EpochPreviews", "EpochRecorder", "SettingsCheckpoint", "improved", "read_log"]
+__all__ = ["EpochPreviews", "EpochRecorder", "SettingsCheckpoint", "StepProgress", "improved",
+           "read_log"]
 
 PathLike = str | os.PathLike[str]
 Row = dict[str, float]
@@ -172,6 +175,27 @@ class EpochRecorder(keras.callbacks.Callback):
                 writer.writerow({key: "n/a" if math.isnan(value) else
                                  (int(value) if key == "epoch" else value)
                                  for key, value in row.items()})
+
+
+class StepProgress(keras.callbacks.Callback):
+    """Call ``progress(1, total)`` after every training step.
+
+    Parameters
+    ----------
+    progress : callable
+        Receives ``(steps_just_done, steps_total)``.
+    total : int
+        Training steps of the run: epochs to do times steps per epoch (a run that stops early
+        ends below it).
+    """
+
+    def __init__(self, progress: Callable[[int, int], None], total: int):
+        super().__init__()
+        self.progress = progress
+        self.total = total
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self.progress(1, self.total)
 
 
 def _classes(probs: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import warnings
 from typing import Any
 
@@ -121,7 +122,19 @@ def cli(verbose: int) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """Handle SIGTERM as Ctrl-C, so the same cleanup runs.
+
+    A Cancel in QGIS, ``kill`` or a job scheduler's stop then removes the temporary outputs
+    and keeps the predict journal for ``--resume``. Further signals are ignored so they cannot
+    break that cleanup off half way.
+    """
+    signal.signal(signum, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    signal.signal(signal.SIGTERM, _interrupt)
     cli()

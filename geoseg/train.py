@@ -45,6 +45,7 @@ from geoseg.callbacks import (
     EpochPreviews,
     EpochRecorder,
     SettingsCheckpoint,
+    StepProgress,
     improved,
     read_log,
 )
@@ -219,6 +220,7 @@ def train(
     overwrite: bool = False,
     monitor: str | None = None,
     report: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
     """Train a FlexUNet as ``config`` says and save it with its settings.
 
@@ -250,6 +252,8 @@ def train(
         ``dice_coef_multiclass``) are maximised, losses minimised.
     report : callable, optional
         Receives one line per epoch and a few notes [default: the module logger at INFO].
+    progress : callable, optional
+        Called as ``progress(steps_just_done, steps_total)`` after every training step.
 
     Returns
     -------
@@ -349,6 +353,8 @@ def train(
             colours = class_colours(settings.num_classes, config.mask.rgb_map)
             callbacks.append(_previews(valid_tiles or train_tiles,
                                        config.train.num_infer_images, previews, colours, batch))
+        if progress is not None:
+            callbacks.append(StepProgress(progress, (total - done) * steps))
         try:
             model.fit(data, epochs=total, initial_epoch=done, steps_per_epoch=steps,
                       validation_data=validation_dataset(valid_tiles, batch)

@@ -12,6 +12,7 @@ from geoseg.commands.options import (
     existing_file,
     overlap_opt,
     overwrite_opt,
+    progress_opt,
 )
 from geoseg.commands.predict import default_model_path
 
@@ -78,6 +79,7 @@ def _data_source(
 @bands_opt
 @click.option("--no-objects", is_flag=True, help="Skip the polygon (object) metrics.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@progress_opt
 @overwrite_opt
 def evaluate(
     scenes: tuple[str, ...],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO, TypeVar
@@ -93,20 +94,48 @@ def _stderr() -> TextIO:
     return sys.stderr
 
 
-class ProgressBar:
-    """A click progress bar on stderr, created when the library first reports a total.
+PROGRESS_KEY = "geoseg.progress"
+"""Where ``--progress`` leaves its choice in the click context's ``meta``."""
 
-    Use as a context manager; pass the instance as the library's ``progress(done, total)``
-    callback. Disabled, it does nothing (for ``--quiet`` and scripts).
+
+def _remember_progress(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    ctx.meta[PROGRESS_KEY] = value
+    return value
+
+
+progress_opt = click.option(
+    "--progress", "progress_format", type=click.Choice(["bar", "json"]), default="bar",
+    show_default=True, expose_value=False, callback=_remember_progress,
+    help="bar: a progress bar on a terminal; json: one JSON line per step on stderr, "
+    '{"progress": 0.42, "done": 21, "total": 50, "message": "tiles"}, for programs that run '
+    "geoseg (shown even with --quiet).",
+)
+"""``--progress bar|json``, read by :class:`ProgressBar`; commands need no parameter for it."""
+
+
+class ProgressBar:
+    """Progress on stderr: a click progress bar, or JSON lines with ``--progress json``.
+
+    Use as a context manager; pass the instance as the library's
+    ``progress(just_done, total)`` callback. The bar is drawn only on a terminal and when
+    ``enabled`` (off for ``--quiet``); JSON lines are written whenever the command was given
+    ``--progress json``, at most one per thousandth of the total plus the last one.
     """
 
     def __init__(self, label: str, enabled: bool = True):
         self.label = label
+        ctx = click.get_current_context(silent=True)
+        self.json = ctx is not None and ctx.meta.get(PROGRESS_KEY) == "json"
         # Off when stderr is not a terminal: a log file would get a bare label, no progress.
-        self.enabled = enabled and _stderr().isatty()
+        self.enabled = enabled and not self.json and _stderr().isatty()
         self._bar: Any = None
+        self._done = 0
+        self._step = -1
 
     def __call__(self, done: int, total: int) -> None:
+        if self.json:
+            self._emit(done, total)
+            return
         if not self.enabled:
             return
         if self._bar is None:
@@ -114,6 +143,17 @@ class ProgressBar:
                                           show_eta=True, file=_stderr())
             self._bar.__enter__()
         self._bar.update(done)
+
+    def _emit(self, done: int, total: int) -> None:
+        self._done += done
+        fraction = min(1.0, self._done / total) if total > 0 else 1.0
+        step = int(fraction * 1000)
+        if step == self._step:
+            return
+        self._step = step
+        line = json.dumps({"progress": round(fraction, 4), "done": self._done, "total": total,
+                           "message": self.label})
+        click.echo(line, err=True)
 
     def __enter__(self) -> ProgressBar:
         return self

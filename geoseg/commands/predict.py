@@ -12,6 +12,7 @@ from geoseg.commands.options import (
     bands_opt,
     overlap_opt,
     overwrite_opt,
+    progress_opt,
 )
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ def default_model_path() -> Path:
                    "(tcp://host:8786); workers must see the same paths.")
 @click.option("--require-crs", is_flag=True, help="Refuse scenes without a CRS (default: warn).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@progress_opt
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted run with the same scene, model and options from "
                    "its last finished rows (the result is identical to an uninterrupted run).")

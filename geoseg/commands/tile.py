@@ -12,6 +12,7 @@ from geoseg.commands.options import (
     grid_model_opt,
     overlap_opt,
     overwrite_opt,
+    progress_opt,
     raster_input,
     tile_size_opt,
 )
@@ -64,6 +65,7 @@ class SplitType(click.ParamType):
 @click.option("--keep-empty", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Share of chips without landslide pixels to keep.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@progress_opt
 @overwrite_opt
 def tile(
     scenes: tuple[str, ...],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from geoseg.commands.options import existing_file, overwrite_opt
+from geoseg.commands.options import ProgressBar, existing_file, overwrite_opt, progress_opt
 
 
 def _pairs(scenes: tuple[str, ...], labels: tuple[str, ...], scene_opt: str,
@@ -44,6 +44,7 @@ def _pairs(scenes: tuple[str, ...], labels: tuple[str, ...], scene_opt: str,
               help="Continue the run in the output folder from last.keras and its log.")
 @overwrite_opt
 @click.option("-q", "--quiet", is_flag=True, help="No line per epoch.")
+@progress_opt
 def train(
     config_path: str,
     out_dir: str | None,
@@ -96,11 +97,13 @@ def train(
         valid_set = [LabelledScene(Path(s), Path(lab)) for s, lab in
                      _pairs(valid_scenes, valid_labels, "--valid-scene", "--valid-labels")]
 
-    result = run_training(
-        config, out_dir=out_dir, train_scenes=train_set, valid_scenes=valid_set, epochs=epochs,
-        resume=resume, overwrite=overwrite, monitor=monitor,
-        report=(lambda line: None) if quiet else click.echo,
-    )
+    # The epoch lines are the terminal's progress; the steps go out only with --progress json.
+    with ProgressBar("steps", enabled=False) as progress:
+        result = run_training(
+            config, out_dir=out_dir, train_scenes=train_set, valid_scenes=valid_set,
+            epochs=epochs, resume=resume, overwrite=overwrite, monitor=monitor,
+            report=(lambda line: None) if quiet else click.echo, progress=progress,
+        )
     best = ", ".join(f"{key} {value:.4f}" for key, value in result.best.items()
                      if key == result.monitor or key.endswith("_iou"))
     click.echo(f"model: {result.model_path} (epoch {result.best_epoch} of {result.last_epoch}"

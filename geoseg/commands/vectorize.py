@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from geoseg.commands.options import ProgressBar, existing_file, overwrite_opt
+from geoseg.commands.options import ProgressBar, existing_file, overwrite_opt, progress_opt
 
 
 def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
@@ -37,6 +37,7 @@ def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--classes", callback=_class_ids, default=None, metavar="IDS",
               help="Comma-separated class ids to vectorise [default: all but 0].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@progress_opt
 @overwrite_opt
 def vectorize(
     mask: str,

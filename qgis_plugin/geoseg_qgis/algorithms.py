@@ -1,0 +1,572 @@
+"""The Processing algorithms: each runs one ``geoseg`` command in a child process.
+
+TensorFlow never loads in QGIS: the algorithms build a command line (:mod:`.commands`), run it
+with :func:`.runner.run_geoseg`, turn its JSON progress lines into the dialog's progress bar
+and log, its ``Error:`` line into the algorithm's error, and Cancel into a clean stop. Outputs
+are loaded with the ``.qml`` styles geoseg writes next to them.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any
+
+from processing.core.ProcessingConfig import ProcessingConfig
+from qgis.core import (
+    QgsMapLayer,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputVectorLayer,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
+    QgsProject,
+)
+from qgis.PyQt.QtGui import QIcon
+
+from . import commands
+from .runner import (
+    GeosegCancelled,
+    GeosegError,
+    Progress,
+    find_executable,
+    remove_partials,
+    run_geoseg,
+)
+
+EXECUTABLE_SETTING = "GEOSEG_EXECUTABLE"
+ICON = Path(__file__).with_name("icon.svg")
+DEVICES = ["auto", "cpu", "gpu"]
+LABEL_FORMATS = ["gpkg", "shp", "geojson", "fgb"]
+MODEL_FILTER = "Keras models (*.keras)"
+
+
+class StyleLoader(QgsProcessingLayerPostProcessorInterface):
+    """Apply the ``.qml`` style geoseg wrote next to an output once QGIS has loaded it."""
+
+    _keep: dict[str, StyleLoader] = {}  # QGIS holds a plain pointer: keep one alive per style
+
+    def __init__(self, style: str):
+        super().__init__()
+        self.style = style
+
+    @classmethod
+    def for_output(cls, output: str) -> StyleLoader:
+        """The loader of ``output``'s sidecar style (``mask.tif`` -> ``mask.qml``)."""
+        style = str(Path(output).with_suffix(".qml"))
+        return cls._keep.setdefault(style, cls(style))
+
+    def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> None:
+        if not Path(self.style).is_file():
+            return
+        message, ok = layer.loadNamedStyle(self.style)
+        if not ok:
+            feedback.pushWarning(f"{self.style}: style not applied ({message})")
+        layer.triggerRepaint()
+
+
+class ProgressReport:
+    """Feed geoseg's progress lines to the dialog: the bar, its text and a log line per 10%."""
+
+    def __init__(self, feedback: QgsProcessingFeedback):
+        self.feedback = feedback
+        self._logged: tuple[str, int] | None = None
+
+    def __call__(self, progress: Progress) -> None:
+        self.feedback.setProgress(100.0 * progress.fraction)
+        self.feedback.setProgressText(f"{progress.message}: {progress.done} of {progress.total}")
+        step = (progress.message, int(progress.fraction * 10))
+        if step != self._logged:
+            self._logged = step
+            self.feedback.pushInfo(f"{progress.message}: {progress.done} of {progress.total} "
+                                   f"({100 * progress.fraction:.0f}%)")
+
+
+def _message(feedback: QgsProcessingFeedback, line: str) -> None:
+    if line.startswith("WARNING: "):
+        feedback.pushWarning(line[len("WARNING: "):])
+    else:
+        feedback.pushInfo(line)
+
+
+class GeosegAlgorithm(QgsProcessingAlgorithm):
+    """Shared parts: names, help, icon, and running geoseg with progress and cancel."""
+
+    NAME = ""
+    LABEL = ""
+    GROUP = ""
+    HELP = ""
+    CANCELLED = "Cancelled; no output was written."
+
+    def name(self) -> str:
+        return self.NAME
+
+    def displayName(self) -> str:
+        return self.LABEL
+
+    def group(self) -> str:
+        return self.GROUP
+
+    def groupId(self) -> str:
+        return self.GROUP.lower().replace(" ", "_")
+
+    def shortHelpString(self) -> str:
+        return self.HELP
+
+    def icon(self) -> QIcon:
+        return QIcon(str(ICON))
+
+    def createInstance(self) -> GeosegAlgorithm:
+        return type(self)()
+
+    def _advanced(self, parameter: QgsProcessingParameterDefinition) -> None:
+        parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(parameter)
+
+    def _optional_number(self, parameters: dict[str, Any], name: str,
+                         context: QgsProcessingContext) -> float | None:
+        if parameters.get(name) in (None, ""):
+            return None
+        return self.parameterAsDouble(parameters, name, context)
+
+    def _optional_int(self, parameters: dict[str, Any], name: str,
+                      context: QgsProcessingContext) -> int | None:
+        if parameters.get(name) in (None, ""):
+            return None
+        return self.parameterAsInt(parameters, name, context)
+
+    def _scene(self, parameters: dict[str, Any], name: str,
+               context: QgsProcessingContext) -> str | None:
+        """The file behind a raster layer parameter (None when optional and unset)."""
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            return None
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                f"{layer.name()}: geoseg reads raster files; save this layer as a GeoTIFF first")
+        return layer.source()
+
+    def _labels(self, parameters: dict[str, Any], name: str, context: QgsProcessingContext,
+                feedback: QgsProcessingFeedback) -> str | None:
+        """A file of the label polygons: the layer's own, or a copy of a selection or subset."""
+        if parameters.get(name) in (None, ""):
+            return None
+        return self.parameterAsCompatibleSourceLayerPath(
+            parameters, name, context, LABEL_FORMATS, "gpkg", feedback)
+
+    def _model(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
+        return self.parameterAsFile(parameters, "MODEL", context) or None
+
+    def _bands(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[int]:
+        return self.parameterAsInts(parameters, "BANDS", context)
+
+    def _device(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
+        return DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)]
+
+    def run_geoseg(self, args: list[str], feedback: QgsProcessingFeedback,
+                   outputs: list[str]) -> None:
+        """Run ``geoseg ARGS``; ``outputs`` are cleaned if a cancelled child must be killed.
+
+        Raises
+        ------
+        QgsProcessingException
+            geoseg is missing, failed (with its own message), or was cancelled.
+        """
+        try:
+            executable = find_executable(ProcessingConfig.getSetting(EXECUTABLE_SETTING))
+        except GeosegError as exc:
+            raise QgsProcessingException(str(exc)) from None
+        command = [executable, *args]
+        feedback.pushCommandInfo(" ".join(shlex.quote(part) for part in command))
+        try:
+            run_geoseg(command, on_progress=ProgressReport(feedback),
+                       on_output=feedback.pushInfo,
+                       on_message=lambda line: _message(feedback, line),
+                       is_canceled=feedback.isCanceled)
+        except GeosegCancelled as stop:
+            if stop.forced:
+                remove_partials(outputs)
+            raise QgsProcessingException(self.CANCELLED) from None
+        except GeosegError as exc:
+            raise QgsProcessingException(str(exc)) from None
+
+    @staticmethod
+    def style_on_load(output: str, context: QgsProcessingContext) -> None:
+        """Load ``output`` with geoseg's style when QGIS adds it to the project."""
+        if context.willLoadLayerOnCompletion(output):
+            context.layerToLoadOnCompletionDetails(output).setPostProcessor(
+                StyleLoader.for_output(output))
+
+
+def _model_parameter() -> QgsProcessingParameterFile:
+    return QgsProcessingParameterFile(
+        "MODEL", "Model (.keras; empty: the bundled demo model)",
+        behavior=QgsProcessingParameterFile.File, optional=True, fileFilter=MODEL_FILTER)
+
+
+def _prediction_parameters(algorithm: GeosegAlgorithm) -> None:
+    """Model, bands, threshold, overlap and device: shared by Detect and Evaluate."""
+    algorithm.addParameter(_model_parameter())
+    algorithm.addParameter(QgsProcessingParameterBand(
+        "BANDS", "Bands, in the model's order (empty: the model's)",
+        None, "INPUT", optional=True, allowMultiple=True))
+    algorithm.addParameter(QgsProcessingParameterNumber(
+        "THRESHOLD", "Threshold (empty: the most probable class)",
+        QgsProcessingParameterNumber.Double, None, True, 0.0, 1.0))
+    algorithm.addParameter(QgsProcessingParameterNumber(
+        "OVERLAP", "Tile overlap in pixels (empty: the model's)",
+        QgsProcessingParameterNumber.Integer, None, True, 0))
+    algorithm.addParameter(QgsProcessingParameterEnum(
+        "DEVICE", "Device", DEVICES, defaultValue=0))
+
+
+class DetectLandslides(GeosegAlgorithm):
+    """``geoseg predict`` with polygons: the scene in, mask, probabilities and polygons out."""
+
+    NAME = "detect"
+    LABEL = "Detect landslides"
+    GROUP = "Find landslides"
+    HELP = (
+        "Finds landslides in a scene with a geoseg model (geoseg predict): the scene is cut "
+        "into overlapping tiles, each tile is predicted, and the tiles are blended into a "
+        "class mask with the scene's CRS, grid and size.<br><br>"
+        "<b>Scene</b>: a raster file layer (GeoTIFF or any file GDAL reads).<br>"
+        "<b>Model</b>: a .keras model trained with geoseg; empty uses the small demo model "
+        "bundled with geoseg (trained on synthetic data: a demonstration, not a model for "
+        "real imagery).<br>"
+        "<b>Bands</b>: the scene bands to feed the model, in the model's order, when the "
+        "scene has other bands than the model.<br>"
+        "<b>Threshold</b>: a pixel is landslide when its probability is at least this; "
+        "'Evaluate a model' reports the threshold with the best F1.<br>"
+        "<b>Outputs</b>: the class mask (landslides red), the probabilities (one band per "
+        "class) and the landslide polygons with area, perimeter and confidence, loaded with "
+        "geoseg's styles.<br><br>"
+        "Cancel stops geoseg cleanly: no output is written, and the rows finished so far are "
+        "kept next to the mask. Run again with the same parameters and <b>Continue an "
+        "interrupted run</b> ticked to go on from there; the result is identical to an "
+        "uninterrupted run.")
+    CANCELLED = ("Cancelled; no output was written. The rows finished so far are kept: run "
+                 "again with the same parameters and 'Continue an interrupted run' ticked to "
+                 "go on from there.")
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Scene"))
+        _prediction_parameters(self)
+        self.addParameter(QgsProcessingParameterBoolean(
+            "RESUME", "Continue an interrupted run", defaultValue=False))
+        self._advanced(QgsProcessingParameterNumber(
+            "BATCH_SIZE", "Tiles per model call", QgsProcessingParameterNumber.Integer, 4,
+            False, 1))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Class mask"))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "PROBABILITIES", "Probabilities", optional=True, createByDefault=True))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            "POLYGONS", "Landslide polygons", QgsProcessing.TypeVectorPolygon, optional=True,
+            createByDefault=True))
+
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        scene = self._scene(parameters, "INPUT", context)
+        mask = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        probabilities = self.parameterAsOutputLayer(parameters, "PROBABILITIES", context) or None
+        polygons = self.parameterAsOutputLayer(parameters, "POLYGONS", context) or None
+        args = commands.predict_args(
+            scene, mask, probabilities=probabilities, polygons=polygons,
+            model=self._model(parameters, context), bands=self._bands(parameters, context),
+            threshold=self._optional_number(parameters, "THRESHOLD", context),
+            overlap=self._optional_int(parameters, "OVERLAP", context),
+            device=self._device(parameters, context),
+            batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
+            resume=self.parameterAsBoolean(parameters, "RESUME", context))
+        outputs = [path for path in (mask, probabilities, polygons) if path]
+        self.run_geoseg(args, feedback, outputs)
+        self.style_on_load(mask, context)
+        if polygons:
+            self.style_on_load(polygons, context)
+        return {"OUTPUT": mask, "PROBABILITIES": probabilities, "POLYGONS": polygons}
+
+
+class VectorizeMask(GeosegAlgorithm):
+    """``geoseg vectorize``: a class mask in, polygons out."""
+
+    NAME = "vectorize"
+    LABEL = "Vectorize a mask"
+    GROUP = "Find landslides"
+    HELP = (
+        "Turns a class mask written by 'Detect landslides' (or any class raster) into one "
+        "polygon per connected region (geoseg vectorize), in the mask's CRS, with class, "
+        "area_m2, perim_m and the centroid's longitude and latitude.<br><br>"
+        "<b>Probabilities</b>: the probabilities written with the mask add mean_prob and "
+        "max_prob (the confidence of each polygon).<br>"
+        "<b>Minimum area</b> and <b>Fill holes</b> are in m²; <b>Simplify</b> is a tolerance "
+        "in map units (0 keeps the pixel outlines).<br>"
+        "<b>Connectivity</b>: 8 joins pixels touching at a corner, 4 only along an edge.")
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Class mask"))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "PROBABILITIES", "Probabilities written with the mask", optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "MIN_AREA", "Minimum area (m²)", QgsProcessingParameterNumber.Double, 0.0, False,
+            0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "SIMPLIFY", "Simplify tolerance (map units)", QgsProcessingParameterNumber.Double,
+            0.0, False, 0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "FILL_HOLES", "Fill holes smaller than (m²)", QgsProcessingParameterNumber.Double,
+            0.0, False, 0.0))
+        self.addParameter(QgsProcessingParameterEnum(
+            "CONNECTIVITY", "Connectivity", ["8", "4"], defaultValue=0))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            "OUTPUT", "Landslide polygons", QgsProcessing.TypeVectorPolygon))
+
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        polygons = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        args = commands.vectorize_args(
+            self._scene(parameters, "INPUT", context), polygons,
+            probabilities=self._scene(parameters, "PROBABILITIES", context),
+            min_area=self.parameterAsDouble(parameters, "MIN_AREA", context),
+            simplify=self.parameterAsDouble(parameters, "SIMPLIFY", context),
+            fill_holes=self.parameterAsDouble(parameters, "FILL_HOLES", context),
+            connectivity=(8, 4)[self.parameterAsEnum(parameters, "CONNECTIVITY", context)])
+        self.run_geoseg(args, feedback, [polygons])
+        self.style_on_load(polygons, context)
+        return {"OUTPUT": polygons}
+
+
+class EvaluateModel(GeosegAlgorithm):
+    """``geoseg evaluate`` on one labelled scene, with its report folder and key figures."""
+
+    NAME = "evaluate"
+    LABEL = "Evaluate a model"
+    GROUP = "Train and evaluate"
+    HELP = (
+        "Predicts a labelled scene as 'Detect landslides' does and scores the result against "
+        "the true landslide polygons (geoseg evaluate).<br><br>"
+        "The log shows the key figures: landslide IoU, F1, precision and recall (pixels), "
+        "matched landslide polygons (objects), and the probability threshold with the best "
+        "F1. The report folder gets evaluation.json and .csv, threshold_sweep.csv and .png "
+        "and scenes.csv.<br><br>"
+        "<b>Labels</b>: polygons of every landslide in the scene (a selection or a filtered "
+        "layer is used as shown). Pixels without scene data are left out.<br>"
+        "<b>IoU for a match</b>: how much a predicted polygon must overlap a true one to find "
+        "it (empty: 0.5).")
+    FIGURES = {"LANDSLIDE_IOU": ("landslide", "iou"), "LANDSLIDE_F1": ("landslide", "f1"),
+               "PRECISION": ("landslide", "precision"), "RECALL": ("landslide", "recall"),
+               "BEST_THRESHOLD": ("best_threshold", "threshold")}
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Scene"))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "LABELS", "True landslides", [QgsProcessing.TypeVectorPolygon]))
+        _prediction_parameters(self)
+        self.addParameter(QgsProcessingParameterNumber(
+            "IOU_THRESHOLD", "IoU for a predicted polygon to match a true one (empty: 0.5)",
+            QgsProcessingParameterNumber.Double, None, True, 0.01, 1.0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "OBJECTS", "Score landslide polygons (objects) too", defaultValue=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "OVERWRITE", "Replace an earlier report in the folder", defaultValue=False))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Report folder"))
+        for name, label in (("LANDSLIDE_IOU", "Landslide IoU"), ("LANDSLIDE_F1", "Landslide F1"),
+                            ("PRECISION", "Landslide precision"),
+                            ("RECALL", "Landslide recall"),
+                            ("BEST_THRESHOLD", "Threshold with the best F1")):
+            self.addOutput(QgsProcessingOutputNumber(name, label))
+
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        report = self.parameterAsString(parameters, "OUTPUT", context)
+        args = commands.evaluate_args(
+            self._scene(parameters, "INPUT", context),
+            self._labels(parameters, "LABELS", context, feedback), report,
+            model=self._model(parameters, context), bands=self._bands(parameters, context),
+            threshold=self._optional_number(parameters, "THRESHOLD", context),
+            overlap=self._optional_int(parameters, "OVERLAP", context),
+            device=self._device(parameters, context),
+            iou_threshold=self._optional_number(parameters, "IOU_THRESHOLD", context),
+            objects=self.parameterAsBoolean(parameters, "OBJECTS", context),
+            overwrite=self.parameterAsBoolean(parameters, "OVERWRITE", context))
+        self.run_geoseg(args, feedback, [])
+        figures = json.loads((Path(report) / "evaluation.json").read_text(encoding="utf-8"))
+        results: dict[str, Any] = {"OUTPUT": report}
+        for name, (section, key) in self.FIGURES.items():
+            results[name] = (figures.get(section) or {}).get(key)
+        return results
+
+
+class CutTrainingChips(GeosegAlgorithm):
+    """``geoseg tile``: chips of a labelled scene, split spatially, with their footprints."""
+
+    NAME = "tile"
+    LABEL = "Cut training chips"
+    GROUP = "Train and evaluate"
+    HELP = (
+        "Cuts a labelled scene into training chips exactly where prediction reads its tiles "
+        "(geoseg tile), for 'Train a model'.<br><br>"
+        "Square blocks of the scene go to train, valid and test at random (seeded); chips "
+        "touching a chip of another split are dropped, so no pixel is shared between splits. "
+        "The folder gets images/, labels/ and index.gpkg with every chip's footprint, split "
+        "and landslide fraction (loaded into the project).<br><br>"
+        "<b>Split</b>: shares of train, valid and test, e.g. 0.8,0.1,0.1.<br>"
+        "<b>Format</b>: tif keeps the georeference; png writes 8-bit RGB chips and red/black "
+        "masks like the reference dataset.<br>"
+        "<b>Minimum landslide fraction</b> leaves out chips with fewer landslide pixels; "
+        "<b>Share of empty chips kept</b> thins out chips without any.")
+    FORMATS = ["tif", "png"]
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Scene"))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "LABELS", "Landslide polygons", [QgsProcessing.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterNumber(
+            "TILE_SIZE", "Chip size in pixels (the model's tile size)",
+            QgsProcessingParameterNumber.Integer, 512, False, 16))
+        self.addParameter(QgsProcessingParameterNumber(
+            "OVERLAP", "Overlap in pixels", QgsProcessingParameterNumber.Integer, 64, False, 0))
+        self.addParameter(QgsProcessingParameterBand(
+            "BANDS", "Bands to keep (empty: all)", None, "INPUT", optional=True,
+            allowMultiple=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            "FORMAT", "Format", self.FORMATS, defaultValue=0))
+        self.addParameter(QgsProcessingParameterString(
+            "SPLIT", "Split: train,valid,test shares", defaultValue="0.8,0.1,0.1"))
+        self.addParameter(QgsProcessingParameterNumber(
+            "SEED", "Seed", QgsProcessingParameterNumber.Integer, 0, False, 0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "MIN_FOREGROUND", "Minimum landslide fraction of a chip",
+            QgsProcessingParameterNumber.Double, None, True, 0.0, 1.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "KEEP_EMPTY", "Share of empty chips kept", QgsProcessingParameterNumber.Double,
+            1.0, False, 0.0, 1.0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "OVERWRITE", "Replace chips of an earlier run in the folder", defaultValue=False))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Chip folder"))
+        self.addOutput(QgsProcessingOutputVectorLayer("INDEX", "Chip footprints"))
+
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        out_dir = self.parameterAsString(parameters, "OUTPUT", context)
+        text = self.parameterAsString(parameters, "SPLIT", context)
+        try:
+            split = [float(part) for part in text.split(",")]
+        except ValueError:
+            raise QgsProcessingException(
+                f"Split {text!r}: give three shares such as 0.8,0.1,0.1") from None
+        args = commands.tile_args(
+            self._scene(parameters, "INPUT", context),
+            self._labels(parameters, "LABELS", context, feedback), out_dir,
+            tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
+            overlap=self.parameterAsInt(parameters, "OVERLAP", context),
+            bands=self._bands(parameters, context),
+            chip_format=self.FORMATS[self.parameterAsEnum(parameters, "FORMAT", context)],
+            split=split, seed=self.parameterAsInt(parameters, "SEED", context),
+            min_foreground=self._optional_number(parameters, "MIN_FOREGROUND", context),
+            keep_empty=self.parameterAsDouble(parameters, "KEEP_EMPTY", context),
+            overwrite=self.parameterAsBoolean(parameters, "OVERWRITE", context))
+        self.run_geoseg(args, feedback, [])
+        index = str(Path(out_dir) / "index.gpkg")
+        context.addLayerToLoadOnCompletion(index, QgsProcessingContext.LayerDetails(
+            "Training chips", context.project() or QgsProject.instance(), "INDEX"))
+        return {"OUTPUT": out_dir, "INDEX": index}
+
+
+class TrainModel(GeosegAlgorithm):
+    """``geoseg train``: a model from a config, on a dataset folder or a labelled scene."""
+
+    NAME = "train"
+    LABEL = "Train a model"
+    GROUP = "Train and evaluate"
+    HELP = (
+        "Trains a FlexUNet as a geoseg config file describes (geoseg train). Training takes "
+        "long: the progress bar counts training steps, the log gets a line per epoch, and "
+        "Cancel stops cleanly after the current step.<br><br>"
+        "<b>Config</b>: a FlexUNet INI config (see configs/ in geoseg's repository): the "
+        "network, loss, epochs, batch size and data folders.<br>"
+        "<b>Data</b>: a dataset folder (the reference layout, or chips from 'Cut training "
+        "chips'), or a scene with its landslide polygons; empty: the folders of the config. "
+        "A validation scene with its polygons is optional.<br>"
+        "<b>Output folder</b> gets model.keras (the best epoch, for 'Detect landslides'), "
+        "last.keras, training_log.csv, training_curves.png and epoch previews. An output "
+        "folder holding a run is refused unless <b>Continue the run</b> (with more epochs) or "
+        "<b>Replace</b> is ticked.")
+    CANCELLED = ("Cancelled. Epochs finished so far are saved in the output folder: run "
+                 "again with 'Continue the run in the output folder' ticked to go on.")
+
+    def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
+        self.addParameter(QgsProcessingParameterFile(
+            "CONFIG", "Config", behavior=QgsProcessingParameterFile.File,
+            fileFilter="geoseg configs (*.config *.ini *.cfg);;All files (*)"))
+        self.addParameter(QgsProcessingParameterFile(
+            "DATASET", "Dataset folder", behavior=QgsProcessingParameterFile.Folder,
+            optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "SCENE", "Training scene (instead of a dataset folder)", optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "LABELS", "Landslide polygons of the training scene",
+            [QgsProcessing.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "VALID_SCENE", "Validation scene", optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "VALID_LABELS", "Landslide polygons of the validation scene",
+            [QgsProcessing.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "EPOCHS", "Train until epoch (empty: the config's)",
+            QgsProcessingParameterNumber.Integer, None, True, 1))
+        self._advanced(QgsProcessingParameterString(
+            "MONITOR", "Value choosing the best model, e.g. val_landslide_iou (empty: val_loss)",
+            optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "RESUME", "Continue the run in the output folder", defaultValue=False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "OVERWRITE", "Replace a run in the output folder", defaultValue=False))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Output folder"))
+        self.addOutput(QgsProcessingOutputFile("MODEL", "Trained model"))
+
+    def _pair(self, parameters: dict[str, Any], scene: str, labels: str,
+              context: QgsProcessingContext,
+              feedback: QgsProcessingFeedback) -> tuple[str, str] | None:
+        image = self._scene(parameters, scene, context)
+        polygons = self._labels(parameters, labels, context, feedback)
+        if (image is None) != (polygons is None):
+            raise QgsProcessingException(f"give both {scene.lower().replace('_', ' ')} and "
+                                         "its landslide polygons, or neither")
+        return None if image is None or polygons is None else (image, polygons)
+
+    def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
+                         feedback: QgsProcessingFeedback) -> dict[str, Any]:
+        out_dir = self.parameterAsString(parameters, "OUTPUT", context)
+        args = commands.train_args(
+            self.parameterAsFile(parameters, "CONFIG", context), out_dir,
+            dataset=self.parameterAsFile(parameters, "DATASET", context) or None,
+            scene=self._pair(parameters, "SCENE", "LABELS", context, feedback),
+            valid_scene=self._pair(parameters, "VALID_SCENE", "VALID_LABELS", context,
+                                   feedback),
+            epochs=self._optional_int(parameters, "EPOCHS", context),
+            monitor=self.parameterAsString(parameters, "MONITOR", context) or None,
+            resume=self.parameterAsBoolean(parameters, "RESUME", context),
+            overwrite=self.parameterAsBoolean(parameters, "OVERWRITE", context))
+        self.run_geoseg(args, feedback, [])
+        return {"OUTPUT": out_dir, "MODEL": str(Path(out_dir) / "model.keras")}
+
+
+ALGORITHMS = [DetectLandslides, VectorizeMask, EvaluateModel, CutTrainingChips, TrainModel]

@@ -1,0 +1,113 @@
+"""geoseg command lines for the Processing algorithms, one builder per command.
+
+Plain Python, so geoseg's test suite checks every line built here against the real command
+line parser. Each builder returns the arguments after the executable; all of them ask for
+``--progress json``. File outputs chosen in QGIS get ``--overwrite``: QGIS's save dialog has
+already asked before replacing a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+PROGRESS = ["--progress", "json"]
+
+
+def _number(value: float) -> str:
+    """A number as geoseg reads it: no trailing ``.0`` on whole numbers.
+
+    >>> _number(0.5), _number(64.0), _number(3)
+    ('0.5', '64', '3')
+    """
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _options(**values: object) -> list[str]:
+    """``--name value`` for each value that is set; ``True`` gives a bare flag.
+
+    >>> _options(threshold=0.4, overlap=None, min_area=0, resume=True, quiet=False)
+    ['--threshold', '0.4', '--min-area', '0', '--resume']
+    """
+    args: list[str] = []
+    for name, value in values.items():
+        option = "--" + name.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            args.append(option)
+        elif isinstance(value, (int, float)):
+            args += [option, _number(value)]
+        else:
+            args += [option, str(value)]
+    return args
+
+
+def _bands(bands: Sequence[int]) -> str | None:
+    return ",".join(str(band) for band in bands) if bands else None
+
+
+def predict_args(
+    scene: str, mask: str, *, probabilities: str | None = None, polygons: str | None = None,
+    model: str | None = None, bands: Sequence[int] = (), threshold: float | None = None,
+    overlap: int | None = None, device: str = "auto", batch_size: int | None = None,
+    resume: bool = False,
+) -> list[str]:
+    """``geoseg predict``: a class mask, optionally probabilities and polygons."""
+    return ["predict", scene, "--out", mask, *_options(
+        probabilities=probabilities, vector=polygons, model=model, bands=_bands(bands),
+        threshold=threshold, overlap=overlap, device=device, batch_size=batch_size,
+        resume=resume), "--overwrite", *PROGRESS]
+
+
+def vectorize_args(
+    mask: str, polygons: str, *, probabilities: str | None = None, min_area: float = 0.0,
+    simplify: float = 0.0, fill_holes: float = 0.0, connectivity: int = 8,
+) -> list[str]:
+    """``geoseg vectorize``: polygons of a class mask."""
+    return ["vectorize", mask, "--out", polygons, *_options(
+        probabilities=probabilities, min_area=min_area, simplify=simplify,
+        fill_holes=fill_holes, connectivity=connectivity), "--overwrite", *PROGRESS]
+
+
+def evaluate_args(
+    scene: str, labels: str, report: str, *, model: str | None = None,
+    bands: Sequence[int] = (), threshold: float | None = None, overlap: int | None = None,
+    device: str = "auto", iou_threshold: float | None = None, objects: bool = True,
+    overwrite: bool = False,
+) -> list[str]:
+    """``geoseg evaluate``: accuracy of a model on a labelled scene, with a report folder."""
+    return ["evaluate", scene, "--labels", labels, "--out", report, *_options(
+        model=model, bands=_bands(bands), threshold=threshold, overlap=overlap, device=device,
+        iou_threshold=iou_threshold, no_objects=not objects, overwrite=overwrite), *PROGRESS]
+
+
+def tile_args(
+    scene: str, labels: str, out_dir: str, *, tile_size: int = 512, overlap: int = 64,
+    bands: Sequence[int] = (), chip_format: str = "tif", split: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0, min_foreground: float | None = None, keep_empty: float = 1.0,
+    overwrite: bool = False,
+) -> list[str]:
+    """``geoseg tile``: training chips of a labelled scene."""
+    return ["tile", scene, "--labels", labels, "--out", out_dir, *_options(
+        tile_size=tile_size, overlap=overlap, bands=_bands(bands), format=chip_format,
+        split=",".join(_number(share) for share in split), seed=seed,
+        min_foreground=min_foreground, keep_empty=keep_empty, overwrite=overwrite), *PROGRESS]
+
+
+def train_args(
+    config: str, out_dir: str, *, dataset: str | None = None,
+    scene: tuple[str, str] | None = None, valid_scene: tuple[str, str] | None = None,
+    epochs: int | None = None, monitor: str | None = None, resume: bool = False,
+    overwrite: bool = False,
+) -> list[str]:
+    """``geoseg train``: a model from a config, on a dataset folder or a labelled scene.
+
+    ``scene`` and ``valid_scene`` are (scene, labels) pairs.
+    """
+    args = ["train", config, "--out", out_dir, *_options(dataset=dataset)]
+    if scene is not None:
+        args += ["--scene", scene[0], "--labels", scene[1]]
+    if valid_scene is not None:
+        args += ["--valid-scene", valid_scene[0], "--valid-labels", valid_scene[1]]
+    return args + _options(epochs=epochs, monitor=monitor, resume=resume,
+                           overwrite=overwrite) + PROGRESS
