@@ -47,6 +47,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from geoseg.datasets import LabelledScene, dataset_split, reference_scenes
 from geoseg.errors import InputError, OutputError, OutputExistsError, ParameterError, param
+from geoseg.geometry import repair_polygons
 from geoseg.labels import NO_LABEL, LabelSource, VectorLabels, open_labels
 from geoseg.metrics import (
     ConfusionMatrix,
@@ -81,8 +82,6 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike[str]
 RgbMap = Mapping[tuple[int, int, int], int]
 Progress = Callable[[int, int], None]
-
-_POLYGON = 3  # shapely.get_type_id of a Polygon
 
 BLOCK = 1024
 """Side of the blocks the predictions and labels are read back in (a multiple of 256)."""
@@ -180,25 +179,13 @@ def _uint8_raster(path: Path, like: rasterio.io.DatasetReader, nodata: int
     )
 
 
-def _polygonal(geoms: np.ndarray) -> np.ndarray:
-    """The polygonal parts of each geometry as one MultiPolygon (None if it has none)."""
-    parts, owner = shapely.get_parts(geoms, return_index=True)
-    polygons, inner = shapely.get_parts(parts, return_index=True)  # collections hold multis
-    keep = shapely.get_type_id(polygons) == _POLYGON
-    out = np.full(len(geoms), None, dtype=object)
-    if keep.any():
-        shapely.multipolygons(polygons[keep], indices=owner[inner][keep], out=out)
-    return out
-
-
 def _vector_truth(path: Path, crs: object, footprint: object, pixel_area: float) -> np.ndarray:
     """The label layer's polygons in the scene CRS, repaired and clipped to ``footprint``."""
     frame = gpd.read_file(path, engine="pyogrio").to_crs(crs)
     geoms = np.asarray(frame.geometry.array, dtype=object)
     geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
-    geoms = _polygonal(shapely.make_valid(geoms))
-    geoms = _polygonal(shapely.intersection(geoms[shapely.is_geometry(geoms)], footprint))
-    geoms = geoms[shapely.is_geometry(geoms)]
+    geoms = repair_polygons(shapely.intersection(repair_polygons(geoms), footprint))
+    geoms = geoms[~shapely.is_empty(geoms)]
     # Pieces under half a pixel cannot be delineated by a pixel mask: not objects here.
     return geoms[shapely.area(geoms) >= 0.5 * pixel_area]
 

@@ -52,6 +52,7 @@ from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 
 from geoseg.errors import ConfigError, InputError
+from geoseg.geometry import polygonal_parts, repair_polygons
 from geoseg.scene import open_scene
 from geoseg.tiling import TileGrid, pad_to_tile
 
@@ -656,22 +657,17 @@ def _polygon_parts(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Single polygons in the scene CRS, the feature each came from, and how many were repaired.
 
-    Geometries are reprojected, then repaired with make_valid (which may also return lines or
-    points), then split into single polygons, dropping everything else.
+    Geometries are reprojected, then repaired (lines and points left by the repair dropped),
+    then split into single polygons.
     """
     series = gpd.GeoSeries(shapely.force_2d(geoms), crs=crs)
     target = CRS.from_user_input(scene_crs)
     if not series.crs.equals(target):
         series = series.to_crs(target)
     shapes = np.asarray(series.array, dtype=object)
-    invalid = ~shapely.is_valid(shapes)
-    shapes[invalid] = shapely.make_valid(shapes[invalid])
-    # Twice: a collection from make_valid may hold multipolygons.
-    parts, owner = shapely.get_parts(shapes, return_index=True)
-    parts, second = shapely.get_parts(parts, return_index=True)
-    owner = owner[second]
-    polygons = (shapely.get_type_id(parts) == _POLYGON) & ~shapely.is_empty(parts)
-    return parts[polygons], owner[polygons], int(invalid.sum())
+    repaired = int(np.count_nonzero(~shapely.is_valid(shapes)))
+    parts, owner = polygonal_parts(repair_polygons(shapes))
+    return parts, owner, repaired
 
 
 class VectorLabels(LabelSource):

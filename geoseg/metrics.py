@@ -34,6 +34,7 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 
 from geoseg.errors import ConfigError, InputError
+from geoseg.geometry import repair_polygons
 from geoseg.outputs import atomic_output
 
 __all__ = [
@@ -457,7 +458,7 @@ def _polygons(name: str, geoms: Any) -> NDArray[np.object_]:
             f"{name} geometry number {bad[0]} (0-based) is not a non-empty (multi)polygon; "
             "landslide objects must be polygons"
         )
-    return shapely.make_valid(arr, method="structure", keep_collapsed=False)
+    return repair_polygons(arr, method="structure")
 
 
 def match_objects(truth: Any, pred: Any, iou_threshold: float = 0.5) -> ObjectMatch:

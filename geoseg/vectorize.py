@@ -50,6 +50,7 @@ from rasterio.windows import Window
 from shapely.geometry import shape
 
 from geoseg.errors import ConfigError, InputError, OutputError
+from geoseg.geometry import repair_polygons
 from geoseg.outputs import atomic_output, check_output_path
 from geoseg.predict import CLASS_NAMES_TAG
 from geoseg.scene import open_scene, quiet_georeference
@@ -211,23 +212,6 @@ class _Pieces:
 
 
 _FIELDS = ("geoms", "class_ids", "prob_sum", "prob_count", "prob_max")
-
-
-def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
-    """The polygonal part of a valid geometry (lines and points left by make_valid dropped)."""
-    if geom.geom_type in ("Polygon", "MultiPolygon"):
-        return geom
-    parts = [p for p in shapely.get_parts(geom) if p.geom_type in ("Polygon", "MultiPolygon")]
-    return shapely.union_all(parts) if parts else shapely.Polygon()
-
-
-def _valid(geoms: np.ndarray) -> np.ndarray:
-    """Make invalid polygons valid (8-connected shapes touch themselves at pixel corners)."""
-    bad = ~shapely.is_valid(geoms)
-    if bad.any():
-        geoms = geoms.copy()
-        geoms[bad] = [_polygonal(g) for g in shapely.make_valid(geoms[bad])]
-    return geoms
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -399,7 +383,8 @@ def _vectorise_block(
         return _Pieces.empty(), np.empty(0, dtype=bool)
     found = list(shapes(ids, mask=selected, connectivity=connectivity,
                         transform=Affine.translation(window.col_off, window.row_off)))
-    geoms = _valid(np.array([shape(g) for g, _ in found], dtype=object))
+    # 8-connected shapes touch themselves at pixel corners: invalid until repaired.
+    geoms = repair_polygons([shape(g) for g, _ in found])
     class_ids = np.array([int(v) for _, v in found], dtype=np.int64)
     n = len(geoms)
     if prob is not None:
@@ -518,7 +503,7 @@ def _absorb_islands(pieces: _Pieces, filled: np.ndarray) -> _Pieces:
 
 def _simplified(geoms: np.ndarray, tolerance: float) -> np.ndarray:
     """Douglas-Peucker that keeps every ring valid; invalid results repaired."""
-    return _valid(shapely.simplify(geoms, tolerance, preserve_topology=True))
+    return repair_polygons(shapely.simplify(geoms, tolerance, preserve_topology=True))
 
 
 def _as_multipolygons(geoms: np.ndarray) -> np.ndarray:
