@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from geoseg.display import display_image
 from geoseg.outputs import atomic_output
 
-__all__ = ["INVALID_COLOUR", "class_colours", "display_image", "plot_history", "save_preview"]
+__all__ = ["INVALID_COLOUR", "class_colours", "plot_history", "save_preview"]
 
 INVALID_COLOUR = (128, 128, 128)
 """Colour of pixels that do not count (no data, padding, no label) in the truth panels."""
@@ -42,32 +43,6 @@ def class_colours(
             colours[cls] = colour
             seen.add(cls)
     return colours
-
-
-def display_image(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """An image tile as 0-1 RGB for display.
-
-    Values within 0-255 are shown as 8-bit data; other ranges are stretched between the 2nd
-    and 98th percentiles of the valid pixels. One band is shown grey; more than three bands
-    show the first three.
-
-    Parameters
-    ----------
-    image : ndarray, shape (size, size, bands)
-        Raw pixel values.
-    valid : ndarray of bool, shape (size, size), optional
-
-    Returns
-    -------
-    ndarray of float32, shape (size, size, 3)
-    """
-    data = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
-    data = data.astype(np.float32)
-    pixels = data[valid] if valid is not None and valid.any() else data.reshape(-1, 3)
-    if pixels.size and pixels.min() >= 0 and pixels.max() <= 255:
-        return np.clip(data / 255.0, 0.0, 1.0)
-    low, high = (np.percentile(pixels, (2, 98)) if pixels.size else (0.0, 1.0))
-    return np.clip((data - low) / max(float(high - low), 1e-12), 0.0, 1.0)
 
 
 def _painted(classes: np.ndarray, valid: np.ndarray | None, colours: np.ndarray) -> np.ndarray:
