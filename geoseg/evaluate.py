@@ -164,9 +164,8 @@ class _Run:
 
     @property
     def class_names(self) -> list[str]:
-        """Classes of the masks: a sigmoid model's single class gets a background class 0."""
-        names = self.settings.class_names
-        return ["background", names[0]] if self.settings.num_classes == 1 else list(names)
+        """Classes of the masks (:attr:`ModelSettings.mask_class_names`)."""
+        return self.settings.mask_class_names
 
 
 def _uint8_raster(path: Path, like: rasterio.io.DatasetReader, nodata: int
