@@ -57,7 +57,7 @@ from geoseg.metrics import (
     match_objects,
 )
 from geoseg.outputs import atomic_output
-from geoseg.predict import MASK_NODATA, BatchPredictor, predict_scene
+from geoseg.predict import MASK_NODATA, OUTPUT_BLOCK, BatchPredictor, predict_scene
 from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
 from geoseg.tiling import TileGrid, block_windows
@@ -83,8 +83,9 @@ PathLike = str | os.PathLike[str]
 RgbMap = Mapping[tuple[int, int, int], int]
 Progress = Callable[[int, int], None]
 
-BLOCK = 1024
-"""Side of the blocks the predictions and labels are read back in (a multiple of 256)."""
+SCORING_BLOCK = 4 * OUTPUT_BLOCK
+"""Side of the blocks the predictions and labels are read back in (1024 pixels): whole
+blocks of the prediction GeoTIFFs."""
 
 REPORT_FILES = ("evaluation.json", "evaluation.csv", "threshold_sweep.csv", "threshold_sweep.png")
 """Files :func:`write_report` writes into the report folder."""
@@ -173,8 +174,8 @@ def _uint8_raster(path: Path, like: rasterio.io.DatasetReader, nodata: int
     """A one-band uint8 GeoTIFF on the grid of ``like``, open for writing."""
     return rasterio.open(
         path, "w", driver="GTiff", width=like.width, height=like.height, count=1, dtype="uint8",
-        crs=like.crs, transform=like.transform, nodata=nodata, tiled=True, blockxsize=256,
-        blockysize=256, compress="deflate",
+        crs=like.crs, transform=like.transform, nodata=nodata, tiled=True,
+        blockxsize=OUTPUT_BLOCK, blockysize=OUTPUT_BLOCK, compress="deflate",
     )
 
 
@@ -268,10 +269,10 @@ def _score(
             truth_dst = stack.enter_context(
                 _uint8_raster(truth_path, mask_src, 0 if vector_truth else MASK_NODATA)
             )
-        for window in block_windows(mask_src.height, mask_src.width, BLOCK):
+        for window in block_windows(mask_src.height, mask_src.width, SCORING_BLOCK):
             pred = mask_src.read(1, window=window)
             prob = np.clip(prob_src.read(prob_band, window=window), 0.0, 1.0)
-            truth = labels.read(window, BLOCK)[: pred.shape[0], : pred.shape[1]]
+            truth = labels.read(window, SCORING_BLOCK)[: pred.shape[0], : pred.shape[1]]
             valid = (pred != MASK_NODATA) & (truth != NO_LABEL)
             confusion.update(truth, pred, valid)
             sweep.update(prob, truth == foreground, valid)

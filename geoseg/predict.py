@@ -76,7 +76,7 @@ MODEL_TAG = "GEOSEG_MODEL"
 """Dataset tag naming the model file that made the prediction."""
 SETTINGS_TAG = "GEOSEG_MODEL_SETTINGS"
 """Dataset tag holding the model's settings as JSON."""
-BLOCK = 256
+OUTPUT_BLOCK = 256
 """Block size of the output GeoTIFFs; bands of rows are flushed in multiples of it."""
 
 ProbabilityDtype = Literal["uint8", "float32"]
@@ -148,8 +148,8 @@ def _output_profile(src: rasterio.io.DatasetReader, count: int, dtype: str, noda
         "transform": src.transform,
         "nodata": nodata,
         "tiled": True,
-        "blockxsize": BLOCK,
-        "blockysize": BLOCK,
+        "blockxsize": OUTPUT_BLOCK,
+        "blockysize": OUTPUT_BLOCK,
         "compress": "deflate",
         "zlevel": 1,  # 8x less CPU than the default level 6, for files about 1/4 larger
         "BIGTIFF": "IF_SAFER",
@@ -444,7 +444,7 @@ def _read_ahead(items: Iterator[_T], depth: int) -> Iterator[_T]:
 
 def _aligned(row: int) -> int:
     """The block boundary at or above scene row ``row``."""
-    return row - row % BLOCK
+    return row - row % OUTPUT_BLOCK
 
 
 def _warn_if_out_of_range(name: str, image: np.ndarray, valid: np.ndarray) -> None:
@@ -511,7 +511,7 @@ def _cache_bytes(src: rasterio.io.DatasetReader, grid: TileGrid, out_bytes: int)
     pixel = sum(np.dtype(dtype).itemsize for dtype in src.dtypes)
     block_rows = min(src.block_shapes[0][0], grid.tile_size)
     needed = (pixel * grid.width * (grid.tile_size + 2 * block_rows)
-              + out_bytes * grid.width * 2 * BLOCK)
+              + out_bytes * grid.width * 2 * OUTPUT_BLOCK)
     return max(32 * 2**20, needed)
 
 
@@ -544,7 +544,7 @@ def _run(
     accumulator = RowBandAccumulator(
         coverage_weights(grid.height, grid.row_offsets, grid.tile_size, grid.overlap),
         coverage_weights(grid.width, grid.col_offsets, grid.tile_size, grid.overlap),
-        settings.num_classes, min(BLOCK + grid.tile_size, grid.height), grid.tile_size,
+        settings.num_classes, min(OUTPUT_BLOCK + grid.tile_size, grid.height), grid.tile_size,
         grid.overlap, top=_end_row(finished),
     )
     total = len(grid)
@@ -576,7 +576,7 @@ def _run(
             nonlocal foreground
             while accumulator.top < until:
                 row_off, probs, valid = accumulator.flush(
-                    min(until, _aligned(accumulator.top) + BLOCK)
+                    min(until, _aligned(accumulator.top) + OUTPUT_BLOCK)
                 )
                 mask = _classify(probs, valid, threshold)
                 window = Window(0, row_off, grid.width, mask.shape[0])
