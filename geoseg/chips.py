@@ -465,7 +465,8 @@ def _corners(tile: Tile) -> np.ndarray:
 def _footprints(scenes: list[_Scene], chips: list[_Chip]) -> tuple[CRS | None, np.ndarray]:
     """The common CRS (the first scene's) and each chip's window polygon in it."""
     crs = CRS.from_user_input(scenes[0].dataset.crs) if scenes[0].dataset.crs else None
-    polygons = shapely.polygons(np.array([_corners(chip.tile) for chip in chips]).reshape(-1, 4, 2))
+    corners = np.array([_corners(chip.tile) for chip in chips]).reshape(-1, 4, 2)
+    polygons = np.asarray(shapely.polygons(corners), dtype=object)
     for index, scene in enumerate(scenes[1:], start=1):
         own = CRS.from_user_input(scene.dataset.crs)
         mine = np.array([chip.scene == index for chip in chips], dtype=bool)

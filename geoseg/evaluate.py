@@ -47,6 +47,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from geoseg.datasets import LabelledScene, dataset_split, reference_scenes
 from geoseg.errors import InputError, OutputError, OutputExistsError, ParameterError, param
+from geoseg.geometry import repair_polygons
 from geoseg.labels import NO_LABEL, LabelSource, VectorLabels, open_labels
 from geoseg.metrics import (
     ConfusionMatrix,
@@ -56,7 +57,13 @@ from geoseg.metrics import (
     match_objects,
 )
 from geoseg.outputs import atomic_output
-from geoseg.predict import MASK_NODATA, BatchPredictor, PredictOptions, predict_scene
+from geoseg.predict import (
+    MASK_NODATA,
+    OUTPUT_BLOCK,
+    BatchPredictor,
+    PredictOptions,
+    predict_scene,
+)
 from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
 from geoseg.tiling import TileGrid, block_windows
@@ -82,10 +89,9 @@ PathLike = str | os.PathLike[str]
 RgbMap = Mapping[tuple[int, int, int], int]
 Progress = Callable[[int, int], None]
 
-_POLYGON = 3  # shapely.get_type_id of a Polygon
-
-BLOCK = 1024
-"""Side of the blocks the predictions and labels are read back in (a multiple of 256)."""
+SCORING_BLOCK = 4 * OUTPUT_BLOCK
+"""Side of the blocks the predictions and labels are read back in (1024 pixels): whole
+blocks of the prediction GeoTIFFs."""
 
 REPORT_FILES = ("evaluation.json", "evaluation.csv", "threshold_sweep.csv", "threshold_sweep.png")
 """Files :func:`write_report` writes into the report folder."""
@@ -163,9 +169,8 @@ class _Run:
 
     @property
     def class_names(self) -> list[str]:
-        """Classes of the masks: a sigmoid model's single class gets a background class 0."""
-        names = self.settings.class_names
-        return ["background", names[0]] if self.settings.num_classes == 1 else list(names)
+        """Classes of the masks (:attr:`ModelSettings.mask_class_names`)."""
+        return self.settings.mask_class_names
 
 
 def _uint8_raster(path: Path, like: rasterio.io.DatasetReader, nodata: int
@@ -173,30 +178,19 @@ def _uint8_raster(path: Path, like: rasterio.io.DatasetReader, nodata: int
     """A one-band uint8 GeoTIFF on the grid of ``like``, open for writing."""
     return rasterio.open(
         path, "w", driver="GTiff", width=like.width, height=like.height, count=1, dtype="uint8",
-        crs=like.crs, transform=like.transform, nodata=nodata, tiled=True, blockxsize=256,
-        blockysize=256, compress="deflate",
+        crs=like.crs, transform=like.transform, nodata=nodata, tiled=True,
+        blockxsize=OUTPUT_BLOCK, blockysize=OUTPUT_BLOCK, compress="deflate",
     )
 
 
-def _polygonal(geoms: np.ndarray) -> np.ndarray:
-    """The polygonal parts of each geometry as one MultiPolygon (None if it has none)."""
-    parts, owner = shapely.get_parts(geoms, return_index=True)
-    polygons, inner = shapely.get_parts(parts, return_index=True)  # collections hold multis
-    keep = shapely.get_type_id(polygons) == _POLYGON
-    out = np.full(len(geoms), None, dtype=object)
-    if keep.any():
-        shapely.multipolygons(polygons[keep], indices=owner[inner][keep], out=out)
-    return out
-
-
-def _vector_truth(path: Path, crs: object, footprint: object, pixel_area: float) -> np.ndarray:
+def _vector_truth(path: Path, crs: object, footprint: shapely.Geometry, pixel_area: float
+                  ) -> np.ndarray:
     """The label layer's polygons in the scene CRS, repaired and clipped to ``footprint``."""
     frame = gpd.read_file(path, engine="pyogrio").to_crs(crs)
     geoms = np.asarray(frame.geometry.array, dtype=object)
     geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
-    geoms = _polygonal(shapely.make_valid(geoms))
-    geoms = _polygonal(shapely.intersection(geoms[shapely.is_geometry(geoms)], footprint))
-    geoms = geoms[shapely.is_geometry(geoms)]
+    geoms = repair_polygons(shapely.intersection(repair_polygons(geoms), footprint))
+    geoms = geoms[~shapely.is_empty(geoms)]
     # Pieces under half a pixel cannot be delineated by a pixel mask: not objects here.
     return geoms[shapely.area(geoms) >= 0.5 * pixel_area]
 
@@ -280,10 +274,10 @@ def _score(
             truth_dst = stack.enter_context(
                 _uint8_raster(truth_path, mask_src, 0 if vector_truth else MASK_NODATA)
             )
-        for window in block_windows(mask_src.height, mask_src.width, BLOCK):
+        for window in block_windows(mask_src.height, mask_src.width, SCORING_BLOCK):
             pred = mask_src.read(1, window=window)
             prob = np.clip(prob_src.read(prob_band, window=window), 0.0, 1.0)
-            truth = labels.read(window, BLOCK)[: pred.shape[0], : pred.shape[1]]
+            truth = labels.read(window, SCORING_BLOCK)[: pred.shape[0], : pred.shape[1]]
             valid = (pred != MASK_NODATA) & (truth != NO_LABEL)
             confusion.update(truth, pred, valid)
             sweep.update(prob, truth == foreground, valid)

@@ -34,6 +34,7 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 
 from geoseg.errors import ConfigError, InputError
+from geoseg.geometry import repair_polygons
 from geoseg.outputs import atomic_output
 
 __all__ = [
@@ -450,14 +451,14 @@ def _polygons(name: str, geoms: Any) -> NDArray[np.object_]:
     if arr.size == 0:
         return arr
     ok = shapely.is_geometry(arr)
-    types = shapely.get_type_id(np.where(ok, arr, None))
+    types = shapely.get_type_id(np.where(ok, arr, np.array(None, dtype=object)))
     bad = np.flatnonzero(~ok | ~np.isin(types, [3, 6]) | shapely.is_empty(arr))
     if bad.size:
         raise InputError(
             f"{name} geometry number {bad[0]} (0-based) is not a non-empty (multi)polygon; "
             "landslide objects must be polygons"
         )
-    return shapely.make_valid(arr, method="structure", keep_collapsed=False)
+    return repair_polygons(arr, method="structure")
 
 
 def match_objects(truth: Any, pred: Any, iou_threshold: float = 0.5) -> ObjectMatch:

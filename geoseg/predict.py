@@ -73,7 +73,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BLOCK = 256
+OUTPUT_BLOCK = 256
 """Block size of the output GeoTIFFs; bands of rows are flushed in multiples of it."""
 
 ProbabilityDtype = Literal["uint8", "float32"]
@@ -145,8 +145,8 @@ def _output_profile(src: rasterio.io.DatasetReader, count: int, dtype: str, noda
         "transform": src.transform,
         "nodata": nodata,
         "tiled": True,
-        "blockxsize": BLOCK,
-        "blockysize": BLOCK,
+        "blockxsize": OUTPUT_BLOCK,
+        "blockysize": OUTPUT_BLOCK,
         "compress": "deflate",
         "zlevel": 1,  # 8x less CPU than the default level 6, for files about 1/4 larger
         "BIGTIFF": "IF_SAFER",
@@ -164,15 +164,16 @@ def _describe_outputs(
 
     No timestamp is written: the same inputs and model give the same output bytes.
     """
-    tags = {CLASS_NAMES_TAG: json.dumps(settings.class_names),
+    mask_names = settings.mask_class_names  # a sigmoid model's masks hold 0 and 1 too
+    tags = {CLASS_NAMES_TAG: json.dumps(mask_names),
             MODEL_TAG: model_name or "", SETTINGS_TAG: json.dumps(settings.to_dict()),
             "GEOSEG_VERSION": __version__}
     mask_dst.update_tags(**tags)
-    mask_dst.update_tags(1, **{f"CLASS_{i}": name for i, name in enumerate(settings.class_names)})
+    mask_dst.update_tags(1, **{f"CLASS_{i}": name for i, name in enumerate(mask_names)})
     mask_dst.set_band_description(
-        1, "class: " + ", ".join(f"{i}={name}" for i, name in enumerate(settings.class_names))
+        1, "class: " + ", ".join(f"{i}={name}" for i, name in enumerate(mask_names))
     )
-    mask_dst.write_colormap(1, class_colours(settings.class_names))
+    mask_dst.write_colormap(1, class_colours(mask_names))
     if prob_dst is not None:
         prob_dst.update_tags(**tags)
         for band, name in enumerate(settings.class_names, start=1):
@@ -350,7 +351,7 @@ def predict_scene(
                 _to_cog(prob_tmp)
     journal.discard()
     if opts.style:
-        write_style(mask_final, raster_style(settings.class_names), overwrite=True)
+        write_style(mask_final, raster_style(settings.mask_class_names), overwrite=True)
     return PredictionResult(
         mask_path=mask_final,
         probabilities_path=prob_final,
@@ -455,7 +456,7 @@ def _read_ahead(items: Iterator[_T], depth: int) -> Generator[_T, None, None]:
 
 def _aligned(row: int) -> int:
     """The block boundary at or above scene row ``row``."""
-    return row - row % BLOCK
+    return row - row % OUTPUT_BLOCK
 
 
 def _warn_if_out_of_range(name: str, image: np.ndarray, valid: np.ndarray) -> None:
@@ -522,7 +523,7 @@ def _cache_bytes(src: rasterio.io.DatasetReader, grid: TileGrid, out_bytes: int)
     pixel = sum(np.dtype(dtype).itemsize for dtype in src.dtypes)
     block_rows = min(src.block_shapes[0][0], grid.tile_size)
     needed = (pixel * grid.width * (grid.tile_size + 2 * block_rows)
-              + out_bytes * grid.width * 2 * BLOCK)
+              + out_bytes * grid.width * 2 * OUTPUT_BLOCK)
     return max(32 * 2**20, needed)
 
 
@@ -555,7 +556,7 @@ def _run(
     accumulator = RowBandAccumulator(
         coverage_weights(grid.height, grid.row_offsets, grid.tile_size, grid.overlap),
         coverage_weights(grid.width, grid.col_offsets, grid.tile_size, grid.overlap),
-        settings.num_classes, min(BLOCK + grid.tile_size, grid.height), grid.tile_size,
+        settings.num_classes, min(OUTPUT_BLOCK + grid.tile_size, grid.height), grid.tile_size,
         grid.overlap, top=_end_row(finished),
     )
     total = len(grid)
@@ -587,7 +588,7 @@ def _run(
             nonlocal foreground
             while accumulator.top < until:
                 row_off, probs, valid = accumulator.flush(
-                    min(until, _aligned(accumulator.top) + BLOCK)
+                    min(until, _aligned(accumulator.top) + OUTPUT_BLOCK)
                 )
                 mask = _classify(probs, valid, threshold)
                 window = Window(0, row_off, grid.width, mask.shape[0])

@@ -19,6 +19,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 
+from geoseg.display import display_image
 from geoseg.errors import InputError
 from geoseg.outputs import atomic_output
 from geoseg.scene import open_scene
@@ -51,16 +52,15 @@ def _view(src: rasterio.io.DatasetReader, window: Window | None, max_size: int) 
 
 def _display_rgb(src: rasterio.io.DatasetReader, view: _View, bands: Sequence[int] | None
                  ) -> np.ndarray:
+    """The window as 0-1 RGB, pixels without data white."""
     indexes = list(bands) if bands else list(src.indexes[:3])
     data = src.read(indexes, window=view.window, out_shape=(len(indexes), *view.shape),
-                    resampling=Resampling.average, masked=True).astype(np.float32)
-    if src.dtypes[0] != "uint8":  # stretch other dtypes to the 2-98 % range
-        low, high = np.nanpercentile(data.filled(np.nan), [2, 98])
-        data = (data - low) / max(high - low, 1e-6) * 255.0
-    rgb = np.clip(data.filled(255.0), 0, 255).astype(np.uint8)
-    if rgb.shape[0] == 1:
-        rgb = np.repeat(rgb, 3, axis=0)
-    return np.moveaxis(rgb[:3], 0, -1)
+                    resampling=Resampling.average, masked=True)
+    valid = np.asarray(~np.ma.getmaskarray(data).any(axis=0), dtype=bool)
+    rgb = display_image(np.moveaxis(data.data, 0, -1), valid,
+                        eight_bit=src.dtypes[0] == "uint8")
+    rgb[~valid] = 1.0
+    return rgb
 
 
 def _read_classes(path: str | os.PathLike[str], view: _View, grid: rasterio.io.DatasetReader

@@ -174,6 +174,16 @@ class ModelSettings:
             for i in range(self.num_layers)
         ]
 
+    @property
+    def mask_class_names(self) -> list[str]:
+        """Classes of the masks: a sigmoid model's single class gets a background class 0.
+
+        >>> ModelSettings(num_classes=1).mask_class_names
+        ['background', 'landslide']
+        """
+        names = self.class_names
+        return ["background", names[0]] if self.num_classes == 1 else list(names)
+
     def dropout_rates(self) -> list[float]:
         """Dropout of each level: ``dropout_rate * (level + 1)``, capped at 0.5."""
         return [min(0.5, self.dropout_rate * (i + 1)) for i in range(self.num_layers)]

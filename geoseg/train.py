@@ -57,7 +57,7 @@ from geoseg.model import build_flexunet, read_settings
 from geoseg.pipeline import training_dataset, validation_dataset
 from geoseg.settings import ModelSettings
 from geoseg.train_metrics import training_metrics
-from geoseg.trainplots import class_colours, plot_history
+from geoseg.trainplots import panel_colours, plot_history
 
 __all__ = [
     "CURVES_NAME",
@@ -350,7 +350,7 @@ def train(
         previews = None
         if config.train.epoch_change_infer and config.train.num_infer_images > 0:
             previews = out / PREVIEWS_DIR
-            colours = class_colours(settings.num_classes, config.mask.rgb_map)
+            colours = panel_colours(settings.mask_class_names, config.mask.rgb_map)
             callbacks.append(_previews(valid_tiles or train_tiles,
                                        config.train.num_infer_images, previews, colours, batch))
         if progress is not None:

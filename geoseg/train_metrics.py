@@ -32,7 +32,27 @@ METRICS = ("dice_coef_multiclass",)
 always reported."""
 
 
-class ClassIoU(keras.metrics.Metric):
+class _EpochSums(keras.metrics.Metric):
+    """State shared by the metrics below: float64 sums over the epoch, for ``num_classes``."""
+
+    def __init__(self, num_classes: int, size: int, sums_name: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.sums = self.add_variable(shape=(size,), initializer="zeros", name=sums_name,
+                                      dtype="float64")
+
+    def _decoded(self, y_true: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """One-hot truth and per-pixel weight (0 where ignored), as :mod:`geoseg.losses`."""
+        return decode_target(y_true, max(2, self.num_classes))
+
+    def reset_state(self) -> None:
+        self.sums.assign(tf.zeros_like(self.sums))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+class ClassIoU(_EpochSums):
     """Pixel IoU of one class over all counted pixels seen since the last reset.
 
     Predictions are the most probable class (``p >= 0.5`` for a sigmoid model).
@@ -49,16 +69,13 @@ class ClassIoU(keras.metrics.Metric):
 
     def __init__(self, class_id: int = 1, num_classes: int = 2, name: str = "landslide_iou",
                  **kwargs: Any) -> None:
-        super().__init__(name=name, **kwargs)
+        super().__init__(num_classes, 3, "tp_fp_fn", name=name, **kwargs)
         self.class_id = class_id
-        self.num_classes = num_classes
-        self.counts = self.add_variable(shape=(3,), initializer="zeros", name="tp_fp_fn",
-                                        dtype="float64")
 
     def update_state(self, y_true: tf.Tensor, y_pred: tf.Tensor,
                      sample_weight: tf.Tensor | None = None) -> None:
         """Add a batch: ``y_true`` class ids (IGNORE skipped), ``y_pred`` probabilities."""
-        onehot, weight = decode_target(y_true, max(2, self.num_classes))
+        onehot, weight = self._decoded(y_true)
         counted = weight > 0
         truth = tf.logical_and(counted, onehot[..., self.class_id] > 0)
         predicted = tf.logical_and(counted, tf.argmax(two_class(y_pred), axis=-1)
@@ -68,23 +85,19 @@ class ClassIoU(keras.metrics.Metric):
             return tf.reduce_sum(tf.cast(mask, tf.float64))
 
         tp = count(tf.logical_and(truth, predicted))
-        self.counts.assign_add(tf.stack([tp, count(predicted) - tp, count(truth) - tp]))
+        self.sums.assign_add(tf.stack([tp, count(predicted) - tp, count(truth) - tp]))
 
     def result(self) -> tf.Tensor:
-        tp, fp, fn = tf.unstack(self.counts)
+        tp, fp, fn = tf.unstack(self.sums)
         union = tp + fp + fn
         return tf.cast(tf.where(union > 0, tp / tf.maximum(union, 1.0), float("nan")),
                        tf.float32)
 
-    def reset_state(self) -> None:
-        self.counts.assign(tf.zeros_like(self.counts))
-
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "class_id": self.class_id,
-                "num_classes": self.num_classes}
+        return {**super().get_config(), "class_id": self.class_id}
 
 
-class DiceCoefMulticlass(keras.metrics.Metric):
+class DiceCoefMulticlass(_EpochSums):
     """The reference FlexUNet metric: soft Dice pooled over every one-hot channel.
 
     ``2 sum(t * p) / (sum(t) + sum(p))`` over all counted pixels and all classes, background
@@ -95,15 +108,12 @@ class DiceCoefMulticlass(keras.metrics.Metric):
 
     def __init__(self, num_classes: int = 2, name: str = "dice_coef_multiclass",
                  **kwargs: Any) -> None:
-        super().__init__(name=name, **kwargs)
-        self.num_classes = num_classes
-        self.sums = self.add_variable(shape=(2,), initializer="zeros", name="sums",
-                                      dtype="float64")
+        super().__init__(num_classes, 2, "sums", name=name, **kwargs)
 
     def update_state(self, y_true: tf.Tensor, y_pred: tf.Tensor,
                      sample_weight: tf.Tensor | None = None) -> None:
         """Add a batch: ``y_true`` class ids (IGNORE skipped), ``y_pred`` probabilities."""
-        onehot, weight = decode_target(y_true, max(2, self.num_classes))
+        onehot, weight = self._decoded(y_true)
         probs = two_class(y_pred) * weight[..., None]
         intersection = tf.reduce_sum(tf.cast(onehot * probs, tf.float64))
         total = tf.reduce_sum(tf.cast(onehot, tf.float64)) + tf.reduce_sum(
@@ -114,12 +124,6 @@ class DiceCoefMulticlass(keras.metrics.Metric):
         numerator, total = tf.unstack(self.sums)
         return tf.cast(tf.where(total > 0, numerator / tf.maximum(total, 1e-12), float("nan")),
                        tf.float32)
-
-    def reset_state(self) -> None:
-        self.sums.assign(tf.zeros_like(self.sums))
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "num_classes": self.num_classes}
 
 
 def foreground_metric_name(settings: ModelSettings) -> str:

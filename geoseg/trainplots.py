@@ -12,62 +12,53 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from geoseg.display import display_image
 from geoseg.outputs import atomic_output
+from geoseg.styles import class_colours
 
-__all__ = ["INVALID_COLOUR", "class_colours", "display_image", "plot_history", "save_preview"]
+__all__ = ["INVALID_COLOUR", "panel_colours", "plot_history", "save_preview"]
 
 INVALID_COLOUR = (128, 128, 128)
 """Colour of pixels that do not count (no data, padding, no label) in the truth panels."""
 
-_FALLBACK = [(0, 0, 0), (255, 0, 0), (0, 160, 255), (255, 200, 0), (0, 200, 80),
-             (200, 0, 200), (255, 128, 0), (0, 255, 255)]
-
 PathLike = str | os.PathLike[str]
 
 
-def class_colours(
-    num_classes: int, rgb_map: Mapping[tuple[int, int, int], int] | None = None
+def panel_colours(
+    class_names: Sequence[str], rgb_map: Mapping[tuple[int, int, int], int] | None = None
 ) -> np.ndarray:
-    """One RGB colour per class: its first ``rgb_map`` colour, else a fixed palette.
+    """One RGB colour per class for the truth and prediction panels.
 
-    Returns
-    -------
-    ndarray of uint8, shape (max(2, num_classes), 3)
-    """
-    count = max(2, num_classes)
-    colours = np.array([_FALLBACK[i % len(_FALLBACK)] for i in range(count)], dtype=np.uint8)
-    seen: set[int] = set()
-    for colour, cls in (rgb_map or {}).items():
-        if 0 <= cls < count and cls not in seen:
-            colours[cls] = colour
-            seen.add(cls)
-    return colours
-
-
-def display_image(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """An image tile as 0-1 RGB for display.
-
-    Values within 0-255 are shown as 8-bit data; other ranges are stretched between the 2nd
-    and 98th percentiles of the valid pixels. One band is shown grey; more than three bands
-    show the first three.
+    A class gets its first ``rgb_map`` colour, so truth looks like the dataset's own RGB
+    masks; else the colour the mask GeoTIFF and QGIS give it
+    (:func:`geoseg.styles.class_colours`), its transparent background painted black.
 
     Parameters
     ----------
-    image : ndarray, shape (size, size, bands)
-        Raw pixel values.
-    valid : ndarray of bool, shape (size, size), optional
+    class_names : sequence of str
+        Classes of the masks, background first (:attr:`ModelSettings.mask_class_names`).
+    rgb_map : mapping of (R, G, B) -> int, optional
+        Mask colour of each class (``[mask] rgb_map``).
 
     Returns
     -------
-    ndarray of float32, shape (size, size, 3)
+    ndarray of uint8, shape (len(class_names), 3)
+
+    Examples
+    --------
+    >>> panel_colours(["background", "landslide"]).tolist()
+    [[0, 0, 0], [227, 26, 28]]
+    >>> panel_colours(["background", "landslide"], {(255, 255, 255): 1}).tolist()
+    [[0, 0, 0], [255, 255, 255]]
     """
-    data = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
-    data = data.astype(np.float32)
-    pixels = data[valid] if valid is not None and valid.any() else data.reshape(-1, 3)
-    if pixels.size and pixels.min() >= 0 and pixels.max() <= 255:
-        return np.clip(data / 255.0, 0.0, 1.0)
-    low, high = (np.percentile(pixels, (2, 98)) if pixels.size else (0.0, 1.0))
-    return np.clip((data - low) / max(float(high - low), 1e-12), 0.0, 1.0)
+    rgba = class_colours(class_names)
+    colours = np.array([rgba[i][:3] for i in range(len(class_names))], dtype=np.uint8)
+    seen: set[int] = set()
+    for colour, cls in (rgb_map or {}).items():
+        if 0 <= cls < len(colours) and cls not in seen:
+            colours[cls] = colour
+            seen.add(cls)
+    return colours
 
 
 def _painted(classes: np.ndarray, valid: np.ndarray | None, colours: np.ndarray) -> np.ndarray:
@@ -102,7 +93,7 @@ def save_preview(
     valid : ndarray of bool, shape (n, size, size)
         Pixels that count; grey in the truth column.
     colours : ndarray of uint8, shape (classes, 3)
-        See :func:`class_colours`.
+        See :func:`panel_colours`.
     titles : sequence of str, optional
         One name per tile, shown over its image.
     notes : sequence of str, optional

@@ -125,7 +125,7 @@ def test_perfect_model_scores_landslide_iou_one_across_overlapping_tiles(tmp_pat
 
 def test_blocks_count_every_pixel_once(tmp_path, monkeypatch, shifted_scene):
     whole = evaluate_scene(*shifted_scene, PixelwisePredictor(), SETTINGS)
-    monkeypatch.setattr(evaluate_module, "BLOCK", 24)  # 60 x 80 pixels in 3 x 4 blocks
+    monkeypatch.setattr(evaluate_module, "SCORING_BLOCK", 24)  # 60 x 80 pixels in 3 x 4 blocks
     blocked = evaluate_scene(*shifted_scene, PixelwisePredictor(), SETTINGS)
     assert blocked.confusion.matrix.tolist() == whole.confusion.matrix.tolist()
     assert blocked.sweep.tp.tolist() == whole.sweep.tp.tolist()

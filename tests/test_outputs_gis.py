@@ -57,3 +57,18 @@ def test_imagery_far_outside_0_255_is_warned_about(make_raster, tmp_path, caplog
     with caplog.at_level(logging.WARNING):
         predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS)
     assert "trained on 0-255 imagery" in caplog.text
+
+
+def test_a_sigmoid_models_mask_has_background_and_landslide_colours(make_raster, tmp_path):
+    class Sigmoid(PixelwisePredictor):
+        def __call__(self, batch):
+            return super().__call__(batch)[..., 1:]
+
+    settings = ModelSettings(image_size=64, num_layers=3, overlap=16, num_classes=1,
+                             class_names=["landslide"])
+    predict_scene(make_raster(height=80, width=90), tmp_path / "mask.tif", Sigmoid(), settings)
+    with rasterio.open(tmp_path / "mask.tif") as src:
+        assert src.colormap(1)[1] == (227, 26, 28, 255)  # landslide red, as for two classes
+        assert src.colormap(1)[0] != (227, 26, 28, 255)
+        assert src.tags(1) == {"CLASS_0": "background", "CLASS_1": "landslide"}
+        assert json.loads(src.tags()[CLASS_NAMES_TAG]) == ["background", "landslide"]
