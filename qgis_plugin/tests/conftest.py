@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Qt keeps settings (the plugin's executable path among them) under the user's config and data
+# folders: give the tests their own, so they neither read nor leave a user's or an earlier run's.
+_HOME = Path(tempfile.mkdtemp(prefix="geoseg-qgis-settings-"))
+os.environ["XDG_CONFIG_HOME"] = str(_HOME / "config")
+os.environ["XDG_DATA_HOME"] = str(_HOME / "data")
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "qgis_plugin"))
