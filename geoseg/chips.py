@@ -45,43 +45,37 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import geopandas as gpd
 import numpy as np
-import rasterio
-import shapely
-from pyproj import CRS, Transformer
-from rasterio.io import DatasetReader
 
+from geoseg.chip_files import INDEX_NAME, PNG_RGB_MAP, write_chip_files, write_index
+from geoseg.chip_plan import (
+    SPLITS,
+    Chip,
+    ChipScene,
+    assign_splits,
+    chip_footprints,
+    separate_splits,
+)
 from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError, param
-from geoseg.labels import NO_LABEL, LabelSource, label_fraction, open_labels
-from geoseg.outputs import atomic_output, temporary_sibling
-from geoseg.scene import data_bands, open_scene, quiet_georeference
+from geoseg.labels import NO_LABEL, label_fraction, open_labels
+from geoseg.scene import data_bands, open_scene
 from geoseg.settings import ModelSettings
-from geoseg.tiling import Tile, TileGrid, check_grid_size, grid_size, read_tile
+from geoseg.tiling import TileGrid, check_grid_size, grid_size, read_tile
 
 __all__ = ["CHIP_FORMATS", "PNG_RGB_MAP", "SPLITS", "ChipSummary", "write_chips"]
 
 log = logging.getLogger(__name__)
 
-SPLITS: Final[tuple[str, str, str]] = ("train", "valid", "test")
-"""Split names, in the order of the ``split`` proportions."""
-
 CHIP_FORMATS: Final[tuple[str, str]] = ("tif", "png")
 """Chip file formats: GeoTIFF, or PNG laid out like the reference dataset."""
 
-PNG_RGB_MAP: Final[dict[tuple[int, int, int], int]] = {(0, 0, 0): 0, (255, 0, 0): 1}
-"""Mask colour of each class in PNG chips, as in the reference dataset."""
-
-INDEX_NAME: Final = "index.gpkg"
-_FOLDERS: Final = ("images", "labels")
 _BLOCK_TILES: Final = 4  # default split block, in tiles
 
 PathLike = str | os.PathLike[str]
@@ -121,38 +115,6 @@ class ChipSummary:
             f"{self.skipped_nodata} nodata-only skipped, "
             f"{self.skipped_foreground} left out by the foreground filter"
         )
-
-
-@dataclass
-class _Scene:
-    """One open scene, its labels and grid."""
-
-    path: Path
-    dataset: DatasetReader
-    labels_path: Path
-    labels: LabelSource
-    grid: TileGrid
-    bands: list[int]
-    dtype: np.dtype
-    digits: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.digits = max(3, len(str(max(self.grid.shape) - 1)))
-
-    def name(self, tile: Tile) -> str:
-        return f"{self.path.stem}_r{tile.row:0{self.digits}d}_c{tile.col:0{self.digits}d}"
-
-
-@dataclass
-class _Chip:
-    """A window that holds data, with what the index says about it."""
-
-    scene: int
-    tile: Tile
-    name: str
-    landslide_fraction: float
-    nodata_fraction: float
-    split: str = ""
 
 
 def write_chips(
@@ -242,10 +204,10 @@ def write_chips(
         total_steps = 2 * windows
         chips, skipped_nodata = _survey(scenes, tile_size, chip_format, progress, total_steps)
         # Blocks are dealt before the foreground filter, so the filter never moves a block.
-        _assign_splits(scenes, chips, split, block, seed)
+        assign_splits(scenes, chips, split, block, seed)
         chips, skipped_foreground = _filter_foreground(chips, min_foreground, keep_empty, seed)
-        crs, footprints = _footprints(scenes, chips)
-        chips, footprints, dropped = _separate(chips, footprints)
+        crs, footprints = chip_footprints(scenes, chips)
+        chips, footprints, dropped = separate_splits(chips, footprints)
         if not chips:
             raise InputError(
                 f"no chip to write: of {windows} windows, {skipped_nodata} are nodata only and "
@@ -253,8 +215,9 @@ def write_chips(
             )
         if progress is not None:
             progress(windows - len(chips), total_steps)
-        _write_all(scenes, chips, out, tile_size, chip_format, overwrite, progress, total_steps)
-        _write_index(out / INDEX_NAME, scenes, chips, footprints, crs, overwrite)
+        write_chip_files(scenes, chips, out, tile_size, chip_format, overwrite, progress,
+                         total_steps)
+        write_index(out / INDEX_NAME, scenes, chips, footprints, crs, overwrite)
     counts = Counter(chip.split for chip in chips)
     return ChipSummary(
         out_dir=out,
@@ -360,7 +323,7 @@ def _open(
     overlap: int,
     bands: Sequence[int] | None,
     chip_format: str,
-) -> _Scene:
+) -> ChipScene:
     dataset = stack.enter_context(open_scene(scene_path))
     selected = list(bands) if bands is not None else data_bands(dataset)
     beyond = [b for b in selected if not 1 <= b <= dataset.count]
@@ -376,10 +339,10 @@ def _open(
         )
     labels = stack.enter_context(open_labels(labels_path, dataset))
     grid = TileGrid.for_dataset(dataset, tile_size, overlap)
-    return _Scene(scene_path, dataset, labels_path, labels, grid, selected, dtype)
+    return ChipScene(scene_path, dataset, labels_path, labels, grid, selected, dtype)
 
 
-def _check_together(scenes: list[_Scene]) -> None:
+def _check_together(scenes: list[ChipScene]) -> None:
     first = scenes[0]
     for scene in scenes[1:]:
         if len(scene.bands) != len(first.bands) or scene.dtype != first.dtype:
@@ -402,14 +365,14 @@ def _check_together(scenes: list[_Scene]) -> None:
 
 
 def _survey(
-    scenes: list[_Scene],
+    scenes: list[ChipScene],
     tile_size: int,
     chip_format: str,
     progress: Progress | None,
     total_steps: int,
-) -> tuple[list[_Chip], int]:
+) -> tuple[list[Chip], int]:
     """Read every window once: skip nodata-only ones, measure the others."""
-    chips: list[_Chip] = []
+    chips: list[Chip] = []
     skipped = 0
     for index, scene in enumerate(scenes):
         for tile in scene.grid:
@@ -428,13 +391,13 @@ def _survey(
                 )
             height, width = int(tile.window.height), int(tile.window.width)
             nodata = 1.0 - np.count_nonzero(valid[:height, :width]) / (height * width)
-            chips.append(_Chip(index, tile, name, label_fraction(labels, valid), nodata))
+            chips.append(Chip(index, tile, name, label_fraction(labels, valid), nodata))
     return chips, skipped
 
 
 def _filter_foreground(
-    chips: list[_Chip], min_foreground: float | None, keep_empty: float, seed: int
-) -> tuple[list[_Chip], int]:
+    chips: list[Chip], min_foreground: float | None, keep_empty: float, seed: int
+) -> tuple[list[Chip], int]:
     """Keep chips with enough landslide pixels and a seeded share of the empty ones."""
     empty = [i for i, chip in enumerate(chips) if chip.landslide_fraction == 0.0]
     rng = np.random.default_rng([seed, 1])
@@ -447,221 +410,3 @@ def _filter_foreground(
             and (min_foreground is None or chip.landslide_fraction >= min_foreground))
     ]
     return kept, len(chips) - len(kept)
-
-
-# --------------------------------------------------------------------------------------------
-# Spatial split
-# --------------------------------------------------------------------------------------------
-
-
-def _corners(tile: Tile) -> np.ndarray:
-    """Map coordinates (4, 2) of the window corners from the top left, anticlockwise when
-    north is up (the exterior-ring orientation of the simple-features specification)."""
-    width, height = float(tile.window.width), float(tile.window.height)
-    pixels = [(0.0, 0.0), (0.0, height), (width, height), (width, 0.0)]
-    return np.array([tile.transform * xy for xy in pixels])
-
-
-def _footprints(scenes: list[_Scene], chips: list[_Chip]) -> tuple[CRS | None, np.ndarray]:
-    """The common CRS (the first scene's) and each chip's window polygon in it."""
-    crs = CRS.from_user_input(scenes[0].dataset.crs) if scenes[0].dataset.crs else None
-    corners = np.array([_corners(chip.tile) for chip in chips]).reshape(-1, 4, 2)
-    polygons = np.asarray(shapely.polygons(corners), dtype=object)
-    for index, scene in enumerate(scenes[1:], start=1):
-        own = CRS.from_user_input(scene.dataset.crs)
-        mine = np.array([chip.scene == index for chip in chips], dtype=bool)
-        if mine.any() and not own.equals(crs):
-            moved = gpd.GeoSeries(polygons[mine], crs=own).to_crs(crs)
-            polygons[mine] = np.asarray(moved.array, dtype=object)
-    return crs, polygons
-
-
-def _block_keys(scenes: list[_Scene], chips: list[_Chip], block: int) -> list[tuple[int, int]]:
-    """Block (row, col), on the first scene's pixel grid, holding each chip's window centre."""
-    first = scenes[0].dataset
-    centres = np.array([
-        chip.tile.transform * (chip.tile.window.width / 2, chip.tile.window.height / 2)
-        for chip in chips
-    ]).reshape(-1, 2)
-    owners = np.array([chip.scene for chip in chips], dtype=int)
-    for index, scene in enumerate(scenes[1:], start=1):
-        mine = owners == index
-        if mine.any() and not CRS.from_user_input(scene.dataset.crs).equals(first.crs):
-            transformer = Transformer.from_crs(scene.dataset.crs, first.crs, always_xy=True)
-            centres[mine] = np.column_stack(transformer.transform(*centres[mine].T))
-    a, b, c, d, e, f = (~first.transform)[:6]
-    cols = a * centres[:, 0] + b * centres[:, 1] + c
-    rows = d * centres[:, 0] + e * centres[:, 1] + f
-    # Rounding first keeps a centre that lies on a block edge on the same side everywhere.
-    block_rows = np.floor(np.round(rows, 6) / block).astype(int).tolist()
-    block_cols = np.floor(np.round(cols, 6) / block).astype(int).tolist()
-    return list(zip(block_rows, block_cols, strict=True))
-
-
-def _split_counts(n_blocks: int, shares: Sequence[float]) -> list[int]:
-    """Blocks per split: largest remainders, and one for every split with a share if possible."""
-    exact = [n_blocks * share for share in shares]
-    counts = [math.floor(x) for x in exact]
-    by_remainder = sorted(range(len(shares)), key=lambda i: (counts[i] - exact[i], i))
-    for i in by_remainder[: n_blocks - sum(counts)]:
-        counts[i] += 1
-    wanted = [i for i, share in enumerate(shares) if share > 0]
-    if n_blocks >= len(wanted):
-        for i in wanted:
-            if counts[i] == 0:
-                donor = max(range(len(counts)), key=lambda j: counts[j])
-                counts[donor] -= 1
-                counts[i] += 1
-    return counts
-
-
-def _assign_splits(
-    scenes: list[_Scene], chips: list[_Chip], shares: Sequence[float], block: int, seed: int
-) -> None:
-    """Deal the blocks holding chips to the splits; give each chip its block's split."""
-    if not chips:
-        return
-    keys = _block_keys(scenes, chips, block)
-    blocks = sorted(set(keys))
-    counts = _split_counts(len(blocks), shares)
-    order = np.random.default_rng([seed, 0]).permutation(len(blocks))
-    names = np.repeat(np.array(SPLITS), counts)
-    split_of = {blocks[i]: str(names[rank]) for rank, i in enumerate(order.tolist())}
-    empty = [name for name, n, share in zip(SPLITS, counts, shares, strict=True)
-             if n == 0 and share > 0]
-    if empty:
-        log.warning("only %d split block(s) of %d pixels: no block for %s; use a smaller "
-                    "split block", len(blocks), block, ", ".join(empty))
-    for chip, key in zip(chips, keys, strict=True):
-        chip.split = split_of[key]
-
-
-def _separate(
-    chips: list[_Chip], footprints: np.ndarray
-) -> tuple[list[_Chip], np.ndarray, int]:
-    """Drop chips touching a kept chip of a larger split; return the rest and the count dropped.
-
-    Splits are taken from the largest to the smallest (ties in train, valid, test order); a
-    split keeps the chips that intersect no chip kept so far, so no two kept chips of
-    different splits intersect.
-    """
-    sizes = Counter(chip.split for chip in chips)
-    order = sorted(SPLITS, key=lambda name: (-sizes.get(name, 0), SPLITS.index(name)))
-    keep = np.zeros(len(chips), dtype=bool)
-    splits = np.array([chip.split for chip in chips])
-    for name in order:
-        members = np.flatnonzero(splits == name)
-        if keep.any() and len(members):
-            tree = shapely.STRtree(footprints[keep])
-            hits = tree.query(footprints[members], predicate="intersects")
-            members = np.setdiff1d(members, members[hits[0]])
-        keep[members] = True
-    kept = [chip for chip, k in zip(chips, keep, strict=True) if k]
-    return kept, footprints[keep], len(chips) - len(kept)
-
-
-# --------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------
-
-
-def _write_all(
-    scenes: list[_Scene],
-    chips: list[_Chip],
-    out: Path,
-    tile_size: int,
-    chip_format: str,
-    overwrite: bool,
-    progress: Progress | None,
-    total_steps: int,
-) -> None:
-    """Write the chips to a staging folder in ``out``, then move its folders into place."""
-    created = not out.exists()
-    staging = temporary_sibling(out / "chips")
-    try:
-        for folder in _FOLDERS:
-            (staging / folder).mkdir(parents=True)
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-            for chip in chips:
-                scene = scenes[chip.scene]
-                image, valid = read_tile(scene.dataset, chip.tile, tile_size, scene.bands)
-                labels = scene.labels.read(chip.tile.window, tile_size)
-                image = np.moveaxis(image, -1, 0).astype(scene.dtype)
-                if chip_format == "tif":
-                    _write_tif_chip(staging, chip, scene, image, valid, labels)
-                else:
-                    _write_png_chip(staging, chip.name, image, labels)
-                if progress is not None:
-                    progress(1, total_steps)
-        if overwrite:
-            (out / INDEX_NAME).unlink(missing_ok=True)  # a stale index must not outlive its chips
-            for folder in _FOLDERS:
-                if (out / folder).is_dir():
-                    shutil.rmtree(out / folder)
-        for folder in _FOLDERS:
-            os.replace(staging / folder, out / folder)
-    except OSError as exc:
-        raise OutputError(f"{out}: chips could not be written ({exc.strerror or exc})") from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()  # a failed run leaves no empty folder behind
-
-
-def _write_tif_chip(
-    staging: Path, chip: _Chip, scene: _Scene, image: np.ndarray, valid: np.ndarray,
-    labels: np.ndarray,
-) -> None:
-    source = scene.dataset
-    size = image.shape[-1]
-    common = {"driver": "GTiff", "width": size, "height": size, "crs": source.crs,
-              "transform": chip.tile.transform, "compress": "deflate"}
-    with rasterio.open(staging / "images" / f"{chip.name}.tif", "w", count=len(image),
-                       dtype=image.dtype, nodata=source.nodata, **common) as dst:
-        dst.write(image)
-        dst.write_mask(valid)  # internal: GDAL_TIFF_INTERNAL_MASK is set by the caller
-        dst.colorinterp = [source.colorinterp[b - 1] for b in scene.bands]
-        dst.descriptions = tuple(source.descriptions[b - 1] for b in scene.bands)
-    with rasterio.open(staging / "labels" / f"{chip.name}.tif", "w", count=1,
-                       dtype="uint8", nodata=NO_LABEL, **common) as dst:
-        dst.write(labels, 1)
-
-
-def _write_png_chip(staging: Path, name: str, image: np.ndarray, labels: np.ndarray) -> None:
-    palette = np.zeros((256, 3), dtype=np.uint8)
-    for colour, cls in PNG_RGB_MAP.items():
-        palette[cls] = colour
-    mask = np.moveaxis(palette[labels], -1, 0)
-    size = image.shape[-1]
-    with quiet_georeference():
-        for folder, data in (("images", image), ("labels", mask)):
-            with rasterio.open(staging / folder / f"{name}.png", "w", driver="PNG", width=size,
-                               height=size, count=3, dtype="uint8") as dst:
-                dst.write(data)
-
-
-def _write_index(
-    path: Path,
-    scenes: list[_Scene],
-    chips: list[_Chip],
-    footprints: np.ndarray,
-    crs: CRS | None,
-    overwrite: bool,
-) -> None:
-    frame = gpd.GeoDataFrame(
-        {
-            "chip": [chip.name for chip in chips],
-            "scene": [str(scenes[chip.scene].path) for chip in chips],
-            "row_off": np.array([int(chip.tile.window.row_off) for chip in chips], dtype=np.int64),
-            "col_off": np.array([int(chip.tile.window.col_off) for chip in chips], dtype=np.int64),
-            "width": np.array([int(chip.tile.window.width) for chip in chips], dtype=np.int64),
-            "height": np.array([int(chip.tile.window.height) for chip in chips], dtype=np.int64),
-            "landslide_fraction": np.array([c.landslide_fraction for c in chips], dtype=float),
-            "nodata_fraction": np.array([c.nodata_fraction for c in chips], dtype=float),
-            "split": [chip.split for chip in chips],
-        },
-        geometry=gpd.GeoSeries(footprints, crs=crs),
-    )
-    with atomic_output(path, overwrite) as tmp, quiet_georeference():
-        # A scene without CRS was reported when it was opened; pyogrio would repeat it.
-        frame.to_file(tmp, driver="GPKG", layer="chips", engine="pyogrio")

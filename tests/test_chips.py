@@ -19,7 +19,7 @@ from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 from shapely.geometry import box
 
-from geoseg import chips as chips_module
+from geoseg import chip_files
 from geoseg import cli as cli_module
 from geoseg.chips import PNG_RGB_MAP, SPLITS, write_chips
 from geoseg.commands.tile import tile as tile_command
@@ -425,8 +425,8 @@ def test_a_failed_write_leaves_no_partial_chips(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
         return real(staging, *args)
 
-    real = chips_module._write_tif_chip
-    monkeypatch.setattr(chips_module, "_write_tif_chip", failing)
+    real = chip_files._write_tif_chip
+    monkeypatch.setattr(chip_files, "_write_tif_chip", failing)
     with pytest.raises(OutputError, match="No space left on device"):
         write_chips(scene, labels_layer(tmp_path / "ls.gpkg"), tmp_path / "chips",
                     tile_size=64, overlap=16)
