@@ -62,6 +62,8 @@ from geoseg.styles import class_colours, raster_style, write_style
 from geoseg.tiling import Tile, TileGrid, read_tile
 
 __all__ = [
+    "BandResult",
+    "BandedPrediction",
     "BatchPredictor",
     "PredictOptions",
     "PredictionResult",
@@ -329,6 +331,199 @@ def predict_scene(
         seconds=time.perf_counter() - started,
         foreground_pixels=outputs.foreground,
     )
+
+
+@dataclass(frozen=True)
+class BandResult:
+    """What the task of one band of a :class:`BandedPrediction` did."""
+
+    index: int
+    """The band's index in :attr:`BandedPrediction.bands`."""
+    rows: tuple[int, int]
+    """Its scene rows ``[start, stop)``."""
+    tiles_predicted: int
+    """Tiles with data of the band's own tile rows that were predicted (those starting in it;
+    the tile row it shares with the band above is predicted by both, counted there)."""
+    rows_resumed: int
+    """Rows at the band's top found saved already (by an earlier attempt or run)."""
+    seconds: float
+
+
+@dataclass(frozen=True)
+class BandedPrediction:
+    """One scene predicted in horizontal bands of rows by independent tasks, then assembled.
+
+    :meth:`plan` checks the run like :func:`predict_scene` does and splits the scene's rows
+    into bands at 256-row block boundaries; :meth:`predict_band` predicts one band (any process
+    that sees the scene, the model and the output folder can run it, in any order, again after
+    a failure); :meth:`assemble` writes the outputs from what the bands saved. The outputs are
+    byte-identical to :func:`predict_scene`'s with the same options:
+
+    - a band predicts the tiles that touch its rows, including the tile row it shares with the
+      band above, and blends them with the whole grid's weights in the grid's order, so its
+      pixels are the serial run's to the bit;
+    - each finished block row is saved to the run's journal (:mod:`geoseg.journal`), the work
+      folder next to the output; rows saved already (a retried task, ``resume``) are not
+      predicted again;
+    - one writer copies the saved rows, top to bottom and one block row at a time, through the
+      code that writes a serial run's outputs.
+
+    The plan is small and picklable: it travels to the tasks (:mod:`geoseg.distributed`).
+    """
+
+    scene: str
+    mask: Path
+    probabilities: Path | None
+    settings: ModelSettings
+    options: PredictOptions
+    model_file: Path | None
+    bands: tuple[tuple[int, int], ...]
+    """Scene rows ``[start, stop)`` of each band, top to bottom."""
+    tiles_total: int
+
+    @classmethod
+    def plan(
+        cls,
+        scene_path: str | os.PathLike[str],
+        out_path: str | os.PathLike[str],
+        settings: ModelSettings,
+        options: PredictOptions | None = None,
+        *,
+        probabilities_path: str | os.PathLike[str] | None = None,
+        model_file: str | os.PathLike[str] | None = None,
+        bands: int = 2,
+    ) -> BandedPrediction:
+        """Check the run and split the scene into at most ``bands`` bands of rows.
+
+        Parameters are those of :func:`predict_scene`, and ``bands``: the bands wanted. Each
+        band holds about as many tile rows; the boundaries are block boundaries crossed by as
+        few tile rows as possible (each one crossing is predicted by both its bands).
+
+        Starts the run's journal (kept with ``resume``, whose saved rows are not predicted
+        again).
+
+        Raises
+        ------
+        GeosegError
+            As :func:`predict_scene`, for every mistake knowable before predicting.
+        """
+        opts = options if options is not None else PredictOptions()
+        if bands < 1:
+            raise ParameterError(f"{param('bands')} must be at least 1, got {bands}")
+        with ExitStack() as stack:
+            run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
+                            model_file)
+            if opts.resume:
+                run.journal.load()  # refuses the journal of another run
+                _remove_stale_partials(run.mask, run.probabilities)
+            run.journal.start(keep=opts.resume)
+            return cls(os.fspath(scene_path), run.mask, run.probabilities, settings, opts,
+                       Path(model_file) if model_file is not None else None,
+                       _row_bands(run.grid, bands), len(run.grid))
+
+    def _open(self, stack: ExitStack) -> _OpenRun:
+        return _open_run(stack, self.scene, self.mask, self.settings, self.options,
+                         self.probabilities, self.model_file)
+
+    def predict_band(self, index: int, predictor: BatchPredictor) -> BandResult:
+        """Predict band ``index`` and save its rows to the run's journal.
+
+        Rows of the band saved already are kept; the band continues below them.
+
+        Raises
+        ------
+        GeosegError
+            The scene or the journal cannot be read (the journal missing or another run's).
+        """
+        started = time.perf_counter()
+        start, stop = self.bands[index]
+        with ExitStack() as stack:
+            run = self._open(stack)
+            top = _end_row(run.journal.load(start, stop, required=True), start)
+            predicted: Counter[int] = Counter()
+            if top < stop:
+                _bound_block_cache(stack, run, self.settings, self.options, outputs=False)
+                predicted = _predict_rows(run, predictor, self.settings, self.options, top,
+                                          stop, run.journal.save, None)
+        return BandResult(index, (start, stop),
+                          sum(n for row, n in predicted.items() if row >= start), top - start,
+                          time.perf_counter() - started)
+
+    def assemble(self, results: Sequence[BandResult]) -> PredictionResult:
+        """Write the outputs from the saved rows of every band, then remove the journal.
+
+        Parameters
+        ----------
+        results : sequence of BandResult
+            What each band's task returned.
+
+        Raises
+        ------
+        InputError
+            Rows of the scene were not saved (a band did not finish), or the scene is nodata
+            everywhere. The journal is kept, except in the latter case, so that ``resume``
+            continues the run.
+        OutputError
+            An output cannot be written.
+        """
+        started = time.perf_counter()
+        with ExitStack() as stack:
+            run = self._open(stack)
+            saved = run.journal.load(required=True)
+            if _end_row(saved) < run.grid.height:
+                raise InputError(f"{run.mask}: rows from {_end_row(saved)} on were not "
+                                 f"predicted; run again with {param('resume')} to finish them")
+            if not any(r.tiles_predicted or r.rows_resumed for r in results):
+                run.journal.discard()
+                raise _nothing_to_predict(run.src)
+            _remove_stale_partials(run.mask, run.probabilities)  # of an earlier attempt
+            mask_tmp, prob_tmp = _temporary_outputs(stack, run, self.options)
+            _bound_block_cache(stack, run, self.settings, self.options, outputs=True)
+            with ExitStack() as files:
+                outputs = _Outputs(files, run, self.settings, self.options, mask_tmp, prob_tmp,
+                                   self.model_file)
+                outputs.copy(saved)
+            _finish_outputs(mask_tmp, prob_tmp, self.options)
+        run.journal.discard()
+        if self.options.style:
+            write_style(run.mask, raster_style(self.settings.class_names), overwrite=True)
+        return PredictionResult(
+            mask_path=run.mask,
+            probabilities_path=run.probabilities,
+            tiles_total=self.tiles_total,
+            tiles_predicted=sum(r.tiles_predicted for r in results),
+            seconds=time.perf_counter() - started,
+            foreground_pixels=outputs.foreground,
+        )
+
+
+def _row_bands(grid: TileGrid, count: int) -> tuple[tuple[int, int], ...]:
+    """Split the scene's rows into at most ``count`` bands at block boundaries.
+
+    Band ``j`` should start near the top of tile row ``j * rows / count``; of the block
+    boundaries within a tile (at least a block) of it, the one fewest tile rows cross wins (a
+    tile row crossing a boundary is predicted by the bands on both sides), then the nearest.
+
+    >>> _row_bands(TileGrid(6144, 600, 512, 64), 2)
+    ((0, 3072), (3072, 6144))
+    """
+    offsets = grid.row_offsets
+    size = min(grid.tile_size, grid.height)
+    reach = max(size, BLOCK)
+
+    def crossing(row: int) -> int:
+        return sum(1 for offset in offsets if offset < row < offset + size)
+
+    bounds = [0]
+    for band in range(1, min(count, len(offsets))):
+        target = offsets[round(band * len(offsets) / count)]
+        candidates = [row for row in range(_aligned(target - reach) + BLOCK,
+                                           min(target + reach, grid.height - 1) + 1, BLOCK)
+                      if row > bounds[-1]]
+        if candidates:
+            bounds.append(min(candidates, key=lambda row: (crossing(row), abs(row - target))))
+    bounds.append(grid.height)
+    return tuple(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 @dataclass(frozen=True)
