@@ -565,7 +565,7 @@ def _open_run(
         raise ParameterError(f"{param('probabilities_path')} must differ from the mask "
                              f"output ({mask_final})")
     journal = PredictionJournal(mask_final, {
-        "scene": os.fspath(scene_path), "content": scene_fingerprint(src),
+        "scene": _absolute(scene_path), "content": scene_fingerprint(src),
         "model": file_digest(model_file) if model_file is not None else None,
         "size": [src.height, src.width],
         "transform": list(src.transform)[:6], "crs": str(src.crs), "bands": band_list,
@@ -574,6 +574,13 @@ def _open_run(
         "extra_nodata": opts.extra_nodata,
     })
     return _OpenRun(src, band_list, grid, mask_final, prob_final, inputs, journal)
+
+
+def _absolute(scene_path: str | os.PathLike[str]) -> str:
+    """A scene's path wherever the run starts from (GDAL virtual paths as they are), so that a
+    run continues whether it was given ``scene.tif`` or the path a Dask worker gets."""
+    path = os.fspath(scene_path)
+    return path if path.startswith("/vsi") else os.path.abspath(path)
 
 
 def _temporary_outputs(stack: ExitStack, run: _OpenRun, opts: PredictOptions

@@ -125,6 +125,21 @@ def test_a_band_lost_half_way_continues_below_its_saved_rows(tall_scene, tmp_pat
     assert digest(tmp_path / "bands.tif") == digest(tmp_path / "one.tif")
 
 
+def test_a_single_process_run_continues_in_bands(tall_scene, tmp_path, model_path,
+                                                 monkeypatch):
+    predictor = ModelPredictor(ModelSpec(model_path, batch_size=3, device="cpu"))
+    predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS)
+    monkeypatch.chdir(tall_scene.parent)
+    with pytest.raises(KeyboardInterrupt):  # interrupted below row 512
+        predict_scene(tall_scene.name, "bands.tif", LostAfter(predictor, 20), SETTINGS)
+    plan = BandedPrediction.plan(str(tall_scene), tmp_path / "bands.tif", SETTINGS,
+                                 PredictOptions(resume=True), bands=2)
+    results = [plan.predict_band(i, predictor) for i in range(2)]
+    assert [r.rows_resumed for r in results] == [512, 0]
+    plan.assemble(results)
+    assert digest(tmp_path / "bands.tif") == digest(tmp_path / "one.tif")
+
+
 def test_bands_refuse_another_runs_work_folder_and_an_empty_scene(tall_scene, tmp_path,
                                                                   model_path, make_raster):
     plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, bands=2)
