@@ -9,16 +9,17 @@ per worker), and times :func:`geoseg.distributed.predict_scenes` on the scene, a
 ``--repeats`` times, keeping each side's best. One worker predicts the scene as one task; two
 workers split it into two bands of rows (the tile row they share is predicted by both) and
 one of them writes the outputs from the bands' rows. The two runs' masks must be the same
-bytes.
+bytes. ``--probabilities`` also writes uint8 probabilities (so the assembly writes them too).
 
 It prints the machine's load average next to every run (the machine is shared) and the CPU
 seconds the workers spent (which other programs disturb much less than wall time: on an idle
 machine the speed-up of 2 workers is at most ``2 x`` the ratio of those), the seconds per tile
-of one worker (the figure to extrapolate from), that extrapolation to a 50 gigapixel scene,
-and last the speed-up of 2 workers over 1 in wall time (target >= 1.7).
+of one worker (the figure to extrapolate from), how fast the assembly wrote the outputs (the
+part one worker does alone), that extrapolation to a 50 gigapixel scene, and last the speed-up
+of 2 workers over 1 in wall time (target >= 1.7).
 
-    python bench/scale_out.py                     # 8192 x 8192, 361 tiles, ~5 min on 2 cores
-    python bench/scale_out.py --size 7680 --repeats 1
+    python bench/scale_out.py                     # 8192 x 8192, 361 tiles, ~10 min on 2 idle cores
+    python bench/scale_out.py --size 7680 --repeats 1 --probabilities
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--kernels", type=int, default=7, help="first-level kernel size")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--probabilities", action="store_true",
+                        help="also write uint8 probabilities")
     args = parser.parse_args()
 
     import keras
@@ -88,6 +91,7 @@ def main() -> None:
                          batch_size=args.batch_size, device="cpu")
         best: dict[int, float] = {}
         best_cpu: dict[int, float] = {}
+        assembly: list[float] = []
         digests: dict[int, str] = {}
         tiles = 0
         clusters = {workers: LocalCluster(n_workers=workers, threads_per_worker=1,
@@ -102,11 +106,13 @@ def main() -> None:
             for run in range(args.repeats):
                 for workers, cluster in clusters.items():
                     mask = folder / f"mask_{workers}.tif"
+                    probabilities = (folder / f"prob_{workers}.tif" if args.probabilities
+                                     else None)
                     before = load()
                     with Client(cluster) as client:
                         cpu_before = sum(client.run(cpu_seconds).values())
                     started = time.perf_counter()
-                    outcome, = predict_scenes([SceneJob(str(scene), mask)], spec,
+                    outcome, = predict_scenes([SceneJob(str(scene), mask, probabilities)], spec,
                                               PredictOptions(overwrite=True),
                                               scheduler=cluster.scheduler_address)
                     seconds = time.perf_counter() - started
@@ -121,10 +127,12 @@ def main() -> None:
                     bands = [band.result.rows for band in outcome.bands if band.result]
                     band_times = [f"{band.result.seconds:.1f}" for band in outcome.bands
                                   if band.result]
+                    if outcome.assembly_seconds is not None:
+                        assembly.append(outcome.assembly_seconds)
                     print(f"run {run}, {workers} worker(s): {seconds:.1f} s, "
                           f"{tiles / seconds:.2f} tiles/s, workers' CPU {cpu:.1f} s"
-                          + (f"; bands {bands} took {', '.join(band_times)} s" if bands else
-                             "; one task")
+                          + (f"; bands {bands} took {', '.join(band_times)} s, assembly "
+                             f"{outcome.assembly_seconds:.1f} s" if bands else "; one task")
                           + f" [{before} -> {load()}]", flush=True)
         finally:
             for cluster in clusters.values():
@@ -137,9 +145,13 @@ def main() -> None:
         hours = big_tiles * per_tile / 3600
         print(f"scene {args.size}x{args.size}, {tiles} tiles of {settings.image_size} px; "
               f"masks of 1 and 2 workers identical: yes")
-        print(f"one worker, one TensorFlow thread: {per_tile:.3f} s per tile; a "
-              f"{GIGAPIXELS} gigapixel scene ({big_tiles:,.0f} tiles) = {hours:.1f} worker "
-              f"hours, {hours / 2:.1f} h on 2 such workers, {hours * 60 / 100:.0f} min on 100")
+        cpu_per_tile = best_cpu[1] / tiles
+        megapixels_per_s = args.size**2 / 1e6 / min(assembly)
+        print(f"one worker, one TensorFlow thread: {per_tile:.3f} s and {cpu_per_tile:.3f} CPU s "
+              f"per tile; assembly {megapixels_per_s:.0f} megapixels/s")
+        print(f"a {GIGAPIXELS} gigapixel scene ({big_tiles:,.0f} tiles): {hours:.1f} worker hours "
+              f"at this run's pace, {big_tiles * cpu_per_tile / 3600:.1f} on idle cores; "
+              f"assembly {GIGAPIXELS * 1e3 / megapixels_per_s / 3600:.1f} h")
         print(f"workers' CPU seconds: 1 worker {best_cpu[1]:.1f}, 2 workers {best_cpu[2]:.1f}; "
               f"speed-up bound on an idle machine 2 x {best_cpu[1] / best_cpu[2]:.3f} = "
               f"{2 * best_cpu[1] / best_cpu[2]:.2f}x")

@@ -73,9 +73,10 @@ MASK_SUFFIX = "_mask.tif"
 PROBABILITIES_SUFFIX = "_probabilities.tif"
 VECTOR_SUFFIX = "_landslides.gpkg"
 _GLOB_CHARS = frozenset("*?[")
-MIN_BAND_TILE_ROWS = 8
+MIN_BAND_TILE_ROWS = 4
 """Fewest tile rows in a band when geoseg decides the split: the tile row a band shares with
-the band above is predicted twice, so a band of 8 tile rows does 1/8 more work."""
+the band above is predicted twice, so a band of 4 tile rows does up to 1/4 more work (still
+faster than leaving workers idle)."""
 RETRIES = 2
 """Dask retries of a band or assembly task that fails with an error that is not geoseg's (an
 unreachable shared file system, say). A lost worker's tasks are run again by Dask anyway."""
@@ -107,6 +108,9 @@ class SceneOutcome:
     bands: tuple[BandOutcome, ...] = ()
     """The bands of rows the scene was split into over the workers; empty when it was one
     task."""
+    assembly_seconds: float | None = None
+    """For a scene split into bands: how long writing the outputs from the bands' rows (and
+    vectorising) took, the part of the run that one worker does alone."""
 
 
 def expand_scenes(items: Iterable[str]) -> list[str]:
@@ -267,8 +271,8 @@ def assemble_job(job: SceneJob, plan: BandedPrediction, bands: Sequence[BandOutc
     -------
     SceneOutcome
         With the :class:`~geoseg.predict.PredictionResult` (its ``seconds`` are the
-        assembly's), or the first error of a band or of the assembly. The work folder is kept
-        on errors, so that ``resume`` continues the run.
+        assembly's, vectorising excluded), or the first error of a band or of the assembly.
+        The work folder is kept on errors, so that ``resume`` continues the run.
     """
     worker = _where()
     failed = [band.failure for band in bands if band.failure is not None]
@@ -358,7 +362,7 @@ def predict_scenes(
     -------
     list of SceneOutcome
         In the order of ``jobs``. The ``seconds`` of a banded scene's result are the wall
-        time from its submission to its assembly.
+        time from its submission to its outputs, its ``assembly_seconds`` the assembly's.
 
     Raises
     ------
@@ -410,8 +414,9 @@ def predict_scenes(
             index, started = submitted[future.key]
             outcome = future.result()
             if outcome.bands and outcome.result is not None:
-                outcome = replace(outcome, result=replace(
-                    outcome.result, seconds=time.perf_counter() - started))
+                outcome = replace(outcome, assembly_seconds=outcome.result.seconds,
+                                  result=replace(outcome.result,
+                                                 seconds=time.perf_counter() - started))
             done[index] = outcome
             if progress is not None:
                 progress(outcome)

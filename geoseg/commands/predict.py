@@ -262,7 +262,7 @@ def _where(outcome: SceneOutcome) -> str:
         return f" [worker {outcome.worker}]"
     workers = sorted({band.worker for band in outcome.bands})
     return (f" [{len(outcome.bands)} bands on workers {', '.join(workers)}; assembled on "
-            f"{outcome.worker}]")
+            f"{outcome.worker} in {outcome.assembly_seconds or 0.0:.1f} s]")
 
 
 def _describe(result: PredictionResult) -> str:
