@@ -10,9 +10,16 @@ A run is a list of :class:`~geoseg.jobs.SceneJob` (a scene and the paths of its 
 - on an existing Dask distributed cluster at ``scheduler`` (every worker must see the scene,
   model and output paths, e.g. on a shared file system).
 
-Each scene is one task: :func:`predict_job`, which runs :func:`geoseg.jobs.run_job` exactly
-as a single-process run does, so outputs are byte-identical whichever way they are
-made. Each worker process loads the model once, on its first task, and keeps it (a cache in
+On a cluster, a scene is one task, :func:`predict_job`, which runs :func:`geoseg.jobs.run_job`
+exactly as a single-process run does; a scene bigger than its share of the cluster's workers
+is split into horizontal bands of rows instead (:class:`~geoseg.predict.BandedPrediction`):
+one task per band (:func:`predict_band`) saves its rows to a work folder next to the output,
+and one task (:func:`assemble_job`) writes the outputs from them and vectorises the mask. The
+outputs are byte-identical whichever way they are made. Band and assembly tasks are retried
+(``retries=``) on errors other than geoseg's own, and Dask runs again the tasks of a worker
+that is lost; a band run again keeps the rows its earlier attempt saved.
+
+Each worker process loads the model once, on its first task, and keeps it (a cache in
 this module, keyed by the model file and the predictor settings). A scene that fails with a
 user-facing error (:class:`~geoseg.errors.GeosegError`) is reported in its
 :class:`SceneOutcome` and the other scenes go on.
@@ -26,28 +33,38 @@ from __future__ import annotations
 import contextlib
 import glob
 import logging
+import math
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from geoseg.errors import GeosegError, InputError, OutputError, ParameterError, param
-from geoseg.jobs import SceneJob, run_job
+from geoseg.jobs import SceneJob, finish_job, plan_banded_job, run_job
+from geoseg.model_file import read_settings
 from geoseg.outputs import check_output_path
-from geoseg.predict import PredictOptions
+from geoseg.predict import BandedPrediction, BandResult, PredictOptions
 from geoseg.predictor import ModelPredictor, ModelSpec
+from geoseg.scene import open_scene
+from geoseg.tiling import TileGrid
 
 if TYPE_CHECKING:
     from geoseg.predict import PredictionResult
+    from geoseg.settings import ModelSettings
     from geoseg.vectorize import VectorizeSummary
 
 __all__ = [
+    "BandOutcome",
     "SceneJob",
     "SceneOutcome",
+    "assemble_job",
+    "band_counts",
     "expand_scenes",
     "plan_jobs",
+    "predict_band",
     "predict_job",
     "predict_scenes",
 ]
@@ -56,6 +73,23 @@ MASK_SUFFIX = "_mask.tif"
 PROBABILITIES_SUFFIX = "_probabilities.tif"
 VECTOR_SUFFIX = "_landslides.gpkg"
 _GLOB_CHARS = frozenset("*?[")
+MIN_BAND_TILE_ROWS = 4
+"""Fewest tile rows in a band when geoseg decides the split: the tile row a band shares with
+the band above is predicted twice, so a band of 4 tile rows does up to 1/4 more work (still
+faster than leaving workers idle)."""
+RETRIES = 2
+"""Dask retries of a band or assembly task that fails with an error that is not geoseg's (an
+unreachable shared file system, say). A lost worker's tasks are run again by Dask anyway."""
+
+
+@dataclass(frozen=True)
+class BandOutcome:
+    """What became of one band of a scene split over workers."""
+
+    result: BandResult | None
+    failure: GeosegError | None
+    worker: str
+    """Where it ran: ``host:pid``."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +105,12 @@ class SceneOutcome:
     """What was written to ``job.vector``, when it was asked for."""
     failure: GeosegError | None = None
     """The error behind ``error``, for callers that word its parameters their own way."""
+    bands: tuple[BandOutcome, ...] = ()
+    """The bands of rows the scene was split into over the workers; empty when it was one
+    task."""
+    assembly_seconds: float | None = None
+    """For a scene split into bands: how long writing the outputs from the bands' rows (and
+    vectorising) took, the part of the run that one worker does alone."""
 
 
 def expand_scenes(items: Iterable[str]) -> list[str]:
@@ -196,13 +236,95 @@ def predict_job(job: SceneJob, model: ModelSpec, options: PredictOptions) -> Sce
         With the :class:`~geoseg.predict.PredictionResult`, or the error message if a
         :class:`~geoseg.errors.GeosegError` stopped the scene. Other exceptions propagate.
     """
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = _where()
     try:
         predictor = _predictor(model)
         done = run_job(job, predictor, predictor.settings, options, model_file=model.path)
     except GeosegError as exc:
         return SceneOutcome(job, None, str(exc), worker, failure=exc)
     return SceneOutcome(job, done.prediction, None, worker, done.vector)
+
+
+def predict_band(plan: BandedPrediction, index: int, model: ModelSpec) -> BandOutcome:
+    """Predict one band of a scene split over workers (the task run on a worker).
+
+    Returns
+    -------
+    BandOutcome
+        With the :class:`~geoseg.predict.BandResult`, or the
+        :class:`~geoseg.errors.GeosegError` that stopped the band. Other exceptions propagate
+        (and Dask retries the task).
+    """
+    worker = _where()
+    try:
+        return BandOutcome(plan.predict_band(index, _predictor(model)), None, worker)
+    except GeosegError as exc:
+        return BandOutcome(None, exc, worker)
+
+
+def assemble_job(job: SceneJob, plan: BandedPrediction, bands: Sequence[BandOutcome]
+                 ) -> SceneOutcome:
+    """Write a banded scene's outputs from its bands' rows and vectorise the mask if asked (the
+    task run on a worker once every band is done).
+
+    Returns
+    -------
+    SceneOutcome
+        With the :class:`~geoseg.predict.PredictionResult` (its ``seconds`` are the
+        assembly's, vectorising excluded), or the first error of a band or of the assembly.
+        The work folder is kept on errors, so that ``resume`` continues the run.
+    """
+    worker = _where()
+    failed = [band.failure for band in bands if band.failure is not None]
+    try:
+        if failed:
+            raise failed[0]
+        results = [band.result for band in bands if band.result is not None]
+        done = finish_job(job, plan.assemble(results), plan.options)
+    except GeosegError as exc:
+        return SceneOutcome(job, None, str(exc), worker, failure=exc, bands=tuple(bands))
+    return SceneOutcome(job, done.prediction, None, worker, done.vector, bands=tuple(bands))
+
+
+def band_counts(
+    scenes: Sequence[str],
+    settings: ModelSettings,
+    options: PredictOptions,
+    slots: int,
+    band_tile_rows: int | None = None,
+) -> list[int]:
+    """How many bands of rows to split each scene into over ``slots`` worker threads.
+
+    With ``band_tile_rows``, every scene taller than that many tile rows is split into bands
+    of about that many. Otherwise a scene is split when it holds more than its share of the
+    tiles of the run: into ``ceil(slots * its tiles / all tiles)`` bands, of at least
+    :data:`MIN_BAND_TILE_ROWS` tile rows each; a run on one slot splits nothing. Scenes whose
+    header cannot be read are not split (their task reports why).
+
+    >>> from geoseg.settings import ModelSettings
+    >>> band_counts([], ModelSettings(), PredictOptions(), 4)
+    []
+    """
+    shapes: list[tuple[int, int]] = []
+    for scene in scenes:
+        try:
+            with open_scene(scene, require_crs=options.require_crs) as src:
+                shapes.append(TileGrid.for_model(src, settings, options.overlap).shape)
+        except GeosegError:
+            shapes.append((1, 0))
+    if band_tile_rows is not None:
+        return [max(1, math.ceil(rows / band_tile_rows)) if cols else 1
+                for rows, cols in shapes]
+    total = sum(rows * cols for rows, cols in shapes)
+    if slots <= 1 or total == 0:
+        return [1] * len(shapes)
+    return [max(1, min(math.ceil(slots * rows * cols / total), rows // MIN_BAND_TILE_ROWS))
+            for rows, cols in shapes]
+
+
+def _where() -> str:
+    """This process, as ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def predict_scenes(
@@ -213,6 +335,7 @@ def predict_scenes(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Callable[[SceneOutcome], None] | None = None,
+    band_tile_rows: int | None = None,
 ) -> list[SceneOutcome]:
     """Predict every job: in this process, or over a Dask distributed cluster.
 
@@ -230,16 +353,22 @@ def predict_scenes(
         Address of a running Dask scheduler (``tcp://host:8786``) to submit the jobs to.
     progress : callable, optional
         Called with each :class:`SceneOutcome` as it finishes (in completion order).
+    band_tile_rows : int, optional
+        On a cluster, split every scene taller than this many tile rows into bands of about
+        this many; by default :func:`band_counts` decides from the scenes' sizes and the
+        cluster's worker threads. Without a cluster scenes are never split.
 
     Returns
     -------
     list of SceneOutcome
-        In the order of ``jobs``.
+        In the order of ``jobs``. The ``seconds`` of a banded scene's result are the wall
+        time from its submission to its outputs, its ``assembly_seconds`` the assembly's.
 
     Raises
     ------
     InputError
-        Both ``workers`` and ``scheduler``, ``workers`` below 1, or Dask is not installed.
+        Both ``workers`` and ``scheduler``, ``workers`` or ``band_tile_rows`` below 1, or Dask
+        is not installed.
     GeosegError
         Cannot reach the scheduler.
     """
@@ -247,6 +376,8 @@ def predict_scenes(
         raise ParameterError(f"give either {param('workers')} or {param('scheduler')}, not both")
     if workers is not None and workers < 1:
         raise ParameterError(f"{param('workers')} must be >= 1, got {workers}")
+    if band_tile_rows is not None and band_tile_rows < 1:
+        raise ParameterError(f"{param('band_tile_rows')} must be >= 1, got {band_tile_rows}")
     model = replace(model, path=model.path.absolute())
     jobs = [_absolute_job(job) for job in jobs]
     if workers is None and scheduler is None:
@@ -259,15 +390,64 @@ def predict_scenes(
     with _dask_client(workers, scheduler) as client:
         from distributed import as_completed
 
-        futures = client.map(predict_job, jobs, model=model, options=options, pure=False)
-        order = {future.key: index for index, future in enumerate(futures)}
+        slots = workers or sum(client.nthreads().values())
         done: list[SceneOutcome | None] = [None] * len(jobs)
+        submitted: dict[str, tuple[int, float]] = {}
+        futures = []
+        for index, job, plan in _plan(jobs, model, options, slots, band_tile_rows):
+            if isinstance(plan, SceneOutcome):  # refused before any work
+                done[index] = plan
+                if progress is not None:
+                    progress(plan)
+                continue
+            if plan is None:
+                future = client.submit(predict_job, job, model, options, pure=False)
+            else:  # the bands first: they are the long pole of the run
+                bands = [client.submit(predict_band, plan, band, model, pure=False,
+                                       retries=RETRIES, priority=1)
+                         for band in range(len(plan.bands))]
+                future = client.submit(assemble_job, job, plan, bands, pure=False,
+                                       retries=RETRIES, priority=1)
+            submitted[future.key] = (index, time.perf_counter())
+            futures.append(future)
         for future in as_completed(futures):
+            index, started = submitted[future.key]
             outcome = future.result()
-            done[order[future.key]] = outcome
+            if outcome.bands and outcome.result is not None:
+                outcome = replace(outcome, assembly_seconds=outcome.result.seconds,
+                                  result=replace(outcome.result,
+                                                 seconds=time.perf_counter() - started))
+            done[index] = outcome
             if progress is not None:
                 progress(outcome)
     return [outcome for outcome in done if outcome is not None]
+
+
+def _plan(
+    jobs: Sequence[SceneJob], model: ModelSpec, options: PredictOptions, slots: int,
+    band_tile_rows: int | None,
+) -> Iterator[tuple[int, SceneJob, BandedPrediction | SceneOutcome | None]]:
+    """Each job with its bands' plan, None for one task, or the outcome of a refused job.
+
+    The model's settings are read here (no TensorFlow); when they cannot be, no scene is split
+    and every task reports the model's error.
+    """
+    try:
+        settings = read_settings(model.path)
+    except GeosegError:
+        counts = [1] * len(jobs)
+    else:
+        counts = band_counts([job.scene for job in jobs], settings, options, slots,
+                             band_tile_rows)
+    for index, (job, count) in enumerate(zip(jobs, counts, strict=True)):
+        if count == 1:
+            yield index, job, None
+            continue
+        try:
+            yield index, job, plan_banded_job(job, settings, options, model_file=model.path,
+                                              bands=count)
+        except GeosegError as exc:
+            yield index, job, SceneOutcome(job, None, str(exc), _where(), failure=exc)
 
 
 def _absolute_job(job: SceneJob) -> SceneJob:

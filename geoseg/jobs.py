@@ -4,7 +4,9 @@ A :class:`SceneJob` names a scene and the outputs asked of it; :func:`run_job` c
 output before any work, predicts the class mask (and probabilities) with
 :func:`geoseg.predict.predict_scene`, and vectorises the mask when polygons are asked for.
 ``geoseg predict`` (one scene) and :mod:`geoseg.distributed` (many scenes, on Dask workers) both
-run scenes through it, so a scene's outputs are made the same way whoever asks.
+run scenes through it, so a scene's outputs are made the same way whoever asks. A scene split
+into bands over several workers goes the same way in two steps: :func:`plan_banded_job`
+checks every output and plans the bands, :func:`finish_job` vectorises the assembled mask.
 
 This module never imports TensorFlow (the predictor does, when it first runs).
 """
@@ -18,13 +20,19 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from geoseg.outputs import check_output_path
-from geoseg.predict import BatchPredictor, PredictionResult, PredictOptions, predict_scene
+from geoseg.predict import (
+    BandedPrediction,
+    BatchPredictor,
+    PredictionResult,
+    PredictOptions,
+    predict_scene,
+)
 from geoseg.settings import ModelSettings
 
 if TYPE_CHECKING:
     from geoseg.vectorize import VectorizeSummary
 
-__all__ = ["JobResult", "SceneJob", "run_job"]
+__all__ = ["JobResult", "SceneJob", "finish_job", "plan_banded_job", "run_job"]
 
 
 @dataclass(frozen=True)
@@ -83,17 +91,56 @@ def run_job(
         the vector output is checked before the prediction starts.
     """
     opts = options if options is not None else PredictOptions()
-    if job.vector is not None:
-        inputs = [job.scene, *([model_file] if model_file is not None else [])]
-        check_output_path(job.vector, opts.overwrite, inputs)
+    _check_vector(job, opts, model_file)
     prediction = predict_scene(job.scene, job.mask, predictor, settings, opts,
                                probabilities_path=job.probabilities, model_file=model_file,
                                progress=progress)
+    return finish_job(job, prediction, opts)
+
+
+def plan_banded_job(
+    job: SceneJob,
+    settings: ModelSettings,
+    options: PredictOptions,
+    *,
+    model_file: str | os.PathLike[str] | None = None,
+    bands: int,
+) -> BandedPrediction:
+    """Check every output of a job and plan its scene in ``bands`` bands of rows.
+
+    Raises
+    ------
+    GeosegError
+        As :meth:`geoseg.predict.BandedPrediction.plan`, and a vector output that cannot be
+        written.
+    """
+    _check_vector(job, options, model_file)
+    return BandedPrediction.plan(job.scene, job.mask, settings, options,
+                                 probabilities_path=job.probabilities, model_file=model_file,
+                                 bands=bands)
+
+
+def finish_job(job: SceneJob, prediction: PredictionResult, options: PredictOptions
+               ) -> JobResult:
+    """Vectorise a predicted mask when the job asks for polygons.
+
+    Raises
+    ------
+    GeosegError
+        As :func:`geoseg.vectorize.vectorize_mask`.
+    """
     if job.vector is None:
         return JobResult(prediction)
     from geoseg.vectorize import vectorize_mask
 
     summary = vectorize_mask(prediction.mask_path, job.vector,
                              probabilities_path=prediction.probabilities_path, layer=job.layer,
-                             overwrite=opts.overwrite)
+                             overwrite=options.overwrite)
     return JobResult(prediction, summary)
+
+
+def _check_vector(job: SceneJob, options: PredictOptions,
+                  model_file: str | os.PathLike[str] | None) -> None:
+    if job.vector is not None:
+        inputs = [job.scene, *([model_file] if model_file is not None else [])]
+        check_output_path(job.vector, options.overwrite, inputs)

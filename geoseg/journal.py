@@ -9,6 +9,12 @@ below them; the blending is the same, so the result is identical to an uninterru
 The folder is removed when the prediction completes or fails on bad input; it is kept when
 the run is interrupted (Ctrl-C, killed).
 
+A scene predicted in bands by several processes (:class:`geoseg.predict.BandedPrediction`)
+uses the same folder as its shared work folder: each band's task saves its rows there, in any
+order and from any machine that sees the folder, and one writer then copies them, top to
+bottom, into the outputs. Saved rows are read one strip at a time (:meth:`FinishedRows.read`),
+never all at once.
+
 This module never imports TensorFlow.
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +40,36 @@ FINGERPRINT = "fingerprint.json"
 
 @dataclass(frozen=True)
 class FinishedRows:
-    """One saved band of finished rows."""
+    """One saved strip of finished rows, read from its file on demand."""
 
     row_off: int
-    mask: np.ndarray
-    probabilities: np.ndarray | None
+    """Scene row of the strip's first row."""
+    height: int
+    """Rows in the strip."""
+    path: Path
+    """The strip's ``.npz`` file."""
+
+    @property
+    def end(self) -> int:
+        """The scene row after the strip."""
+        return self.row_off + self.height
+
+    def read(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The strip's class mask (rows, width) and probabilities (classes, rows, width) or
+        None when the run wrote none."""
+        with np.load(self.path) as saved:
+            probs = saved["probabilities"] if "probabilities" in saved else None
+            return saved["mask"], probs
+
+
+def _saved_rows(path: Path) -> int:
+    """Rows of a saved strip, from its mask's ``.npy`` header (no pixels are read)."""
+    with zipfile.ZipFile(path) as archive, archive.open("mask.npy") as member:
+        version = np.lib.format.read_magic(member)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, _ = read_header(member)
+    return int(shape[0])
 
 
 class PredictionJournal:
@@ -58,18 +90,32 @@ class PredictionJournal:
     def _strip(self, row_off: int) -> Path:
         return self.folder / f"rows_{row_off:010d}.npz"
 
-    def load(self) -> list[FinishedRows]:
-        """The rows an interrupted run finished, top down and contiguous from row 0.
+    def load(self, start: int = 0, stop: int | None = None, *, required: bool = False
+             ) -> list[FinishedRows]:
+        """The saved strips from row ``start`` on, top down and contiguous, ending at or before
+        row ``stop``; their pixels stay on disk until read.
 
-        Returns an empty list when there is nothing to resume.
+        Returns an empty list when there is nothing to resume (no journal, or no strip starts
+        at ``start``).
+
+        Parameters
+        ----------
+        start, stop : int
+            Rows to look in: ``[start, stop)``, to the end of the scene by default.
+        required : bool
+            The journal must exist (a band task of a run whose journal was started).
 
         Raises
         ------
         InputError
-            The interrupted run predicted with other inputs or settings.
+            The journal was recorded for other inputs or settings, or it is missing although
+            ``required``.
         """
         record = self.folder / FINGERPRINT
         if not record.is_file():
+            if required:
+                raise InputError(f"{self.folder}: the run's work folder is missing; was the run "
+                                 "cancelled? Start it again")
             return []
         if json.loads(record.read_text()) != self.fingerprint:
             raise InputError(
@@ -79,12 +125,12 @@ class PredictionJournal:
         finished: list[FinishedRows] = []
         for path in sorted(self.folder.glob("rows_*.npz")):
             row_off = int(path.stem.split("_")[1])
-            expected = finished[-1].row_off + finished[-1].mask.shape[0] if finished else 0
-            if row_off != expected:
+            expected = finished[-1].end if finished else start
+            if row_off < expected:
+                continue
+            if row_off > expected or (stop is not None and row_off >= stop):
                 break
-            with np.load(path) as saved:
-                probs = saved["probabilities"] if "probabilities" in saved else None
-                finished.append(FinishedRows(row_off, saved["mask"], probs))
+            finished.append(FinishedRows(row_off, _saved_rows(path), path))
         return finished
 
     def start(self, keep: bool) -> None:
@@ -99,7 +145,8 @@ class PredictionJournal:
         arrays = {"mask": mask}
         if probabilities is not None:
             arrays["probabilities"] = probabilities
-        partial = self.folder / f"partial_{row_off:010d}.npz"
+        # A unique name: two attempts at the same band (a task Dask ran again) may overlap.
+        partial = self.folder / f"partial_{row_off:010d}_{uuid.uuid4().hex[:8]}.npz"
         # An .npz numpy can load, deflated at level 1: the journal must cost little CPU next to
         # the model (level 6, numpy's default, took ~3% of a prediction's throughput).
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:

@@ -28,7 +28,7 @@ import os
 import shutil
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing
@@ -62,6 +62,8 @@ from geoseg.styles import class_colours, raster_style, write_style
 from geoseg.tiling import Tile, TileGrid, read_tile
 
 __all__ = [
+    "BandResult",
+    "BandedPrediction",
     "BatchPredictor",
     "PredictOptions",
     "PredictionResult",
@@ -289,76 +291,332 @@ def predict_scene(
     """
     started = time.perf_counter()
     opts = options if options is not None else PredictOptions()
-    threshold, probability_dtype, overwrite = opts.threshold, opts.probability_dtype, opts.overwrite
-    if threshold is not None and settings.num_classes > 2:
-        raise ParameterError(f"{param('threshold')} applies to models with one or two "
-                             f"classes; this model has {settings.num_classes}")
-
     with ExitStack() as stack:
-        src = stack.enter_context(open_scene(scene_path, require_crs=opts.require_crs))
-        band_list = select_bands(src, settings.bands, opts.bands)
-        grid = TileGrid.for_model(src, settings, opts.overlap)
-        inputs = [*src.files, *([model_file] if model_file is not None else [])]
-        mask_final = check_output_path(out_path, overwrite, inputs)
-        prob_final = (check_output_path(probabilities_path, overwrite, inputs)
-                      if probabilities_path else None)
-        if prob_final is not None and is_same_file(prob_final, mask_final):
-            raise ParameterError(f"{param('probabilities_path')} must differ from the mask "
-                                 f"output ({mask_final})")
-        journal = PredictionJournal(mask_final, {
-            "scene": os.fspath(scene_path), "content": scene_fingerprint(src),
-            "model": file_digest(model_file) if model_file is not None else None,
-            "size": [src.height, src.width],
-            "transform": list(src.transform)[:6], "crs": str(src.crs), "bands": band_list,
-            "settings": settings.to_dict(), "overlap": grid.overlap, "threshold": threshold,
-            "probabilities": prob_final is not None, "probability_dtype": probability_dtype,
-            "extra_nodata": opts.extra_nodata,
-        })
+        run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
+                        model_file)
+        journal = run.journal
         finished = journal.load() if opts.resume else []
         if finished:
-            log.info("%s: resuming below row %d", mask_final, _end_row(finished))
-            _remove_stale_partials(mask_final, prob_final)
-        mask_tmp = stack.enter_context(atomic_output(mask_final, overwrite, inputs))
-        prob_tmp = (
-            stack.enter_context(atomic_output(prob_final, overwrite, inputs)) if prob_final
-            else None
-        )
-        if "GDAL_CACHEMAX" not in os.environ:  # a user's own setting wins
-            out_bytes = 1 + (settings.num_classes * np.dtype(probability_dtype).itemsize
-                             if prob_final else 0)
-            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_cache_bytes(src, grid, out_bytes)))
+            log.info("%s: resuming below row %d", run.mask, _end_row(finished))
+            _remove_stale_partials(run.mask, run.probabilities)
+        mask_tmp, prob_tmp = _temporary_outputs(stack, run, opts)
+        _bound_block_cache(stack, run, settings, opts, outputs=True)
         journal.start(keep=bool(finished))
         try:
-            stats = _run(src, grid, band_list, predictor, settings, threshold,
-                         probability_dtype, _staging(mask_tmp, opts.cog),
-                         _staging(prob_tmp, opts.cog) if prob_tmp else None,
-                         Path(model_file).name if model_file is not None else None, progress,
-                         journal, finished, opts.extra_nodata)
-            if stats[0] == 0 and not finished:
-                raise InputError(
-                    f"{src.name}: every pixel is nodata (validity from "
-                    f"{_validity_words(src)}); nothing to predict: check the scene, its nodata "
-                    "value (gdal_edit.py -a_nodata) or its mask"
-                )
+            with ExitStack() as files:
+                outputs = _Outputs(files, run, settings, opts, mask_tmp, prob_tmp, model_file)
+                outputs.copy(finished)  # written by the interrupted run: not predicted again
+
+                def write(row_off: int, mask: np.ndarray, band: np.ndarray | None) -> None:
+                    outputs.write(row_off, mask, band)
+                    journal.save(row_off, mask, band)
+
+                predicted = _predict_rows(run, predictor, settings, opts, _end_row(finished),
+                                          run.grid.height, write, progress).total()
+            if predicted == 0 and not finished:
+                raise _nothing_to_predict(run.src)
         except KeyboardInterrupt:
             raise  # the journal stays: --resume continues from it
         except BaseException:
             journal.discard()
             raise
-        if opts.cog:
-            _to_cog(mask_tmp)
-            if prob_tmp is not None:
-                _to_cog(prob_tmp)
+        _finish_outputs(mask_tmp, prob_tmp, opts)
     journal.discard()
     if opts.style:
-        write_style(mask_final, raster_style(settings.mask_class_names), overwrite=True)
+        write_style(run.mask, raster_style(settings.mask_class_names), overwrite=True)
     return PredictionResult(
-        mask_path=mask_final,
-        probabilities_path=prob_final,
-        tiles_total=len(grid),
-        tiles_predicted=stats[0],
+        mask_path=run.mask,
+        probabilities_path=run.probabilities,
+        tiles_total=len(run.grid),
+        tiles_predicted=predicted,
         seconds=time.perf_counter() - started,
-        foreground_pixels=stats[1],
+        foreground_pixels=outputs.foreground,
+    )
+
+
+@dataclass(frozen=True)
+class BandResult:
+    """What the task of one band of a :class:`BandedPrediction` did."""
+
+    index: int
+    """The band's index in :attr:`BandedPrediction.bands`."""
+    rows: tuple[int, int]
+    """Its scene rows ``[start, stop)``."""
+    tiles_predicted: int
+    """Tiles with data of the band's own tile rows that were predicted (those starting in it;
+    the tile row it shares with the band above is predicted by both, counted there)."""
+    rows_resumed: int
+    """Rows at the band's top found saved already (by an earlier attempt or run)."""
+    seconds: float
+
+
+@dataclass(frozen=True)
+class BandedPrediction:
+    """One scene predicted in horizontal bands of rows by independent tasks, then assembled.
+
+    :meth:`plan` checks the run like :func:`predict_scene` does and splits the scene's rows
+    into bands at 256-row block boundaries; :meth:`predict_band` predicts one band (any process
+    that sees the scene, the model and the output folder can run it, in any order, again after
+    a failure); :meth:`assemble` writes the outputs from what the bands saved. The outputs are
+    byte-identical to :func:`predict_scene`'s with the same options:
+
+    - a band predicts the tiles that touch its rows, including the tile row it shares with the
+      band above, and blends them with the whole grid's weights in the grid's order, so its
+      pixels are the serial run's to the bit;
+    - each finished block row is saved to the run's journal (:mod:`geoseg.journal`), the work
+      folder next to the output; rows saved already (a retried task, ``resume``) are not
+      predicted again;
+    - one writer copies the saved rows, top to bottom and one block row at a time, through the
+      code that writes a serial run's outputs.
+
+    The plan is small and picklable: it travels to the tasks (:mod:`geoseg.distributed`).
+    """
+
+    scene: str
+    mask: Path
+    probabilities: Path | None
+    settings: ModelSettings
+    options: PredictOptions
+    model_file: Path | None
+    bands: tuple[tuple[int, int], ...]
+    """Scene rows ``[start, stop)`` of each band, top to bottom."""
+    tiles_total: int
+
+    @classmethod
+    def plan(
+        cls,
+        scene_path: str | os.PathLike[str],
+        out_path: str | os.PathLike[str],
+        settings: ModelSettings,
+        options: PredictOptions | None = None,
+        *,
+        probabilities_path: str | os.PathLike[str] | None = None,
+        model_file: str | os.PathLike[str] | None = None,
+        bands: int = 2,
+    ) -> BandedPrediction:
+        """Check the run and split the scene into at most ``bands`` bands of rows.
+
+        Parameters are those of :func:`predict_scene`, and ``bands``: the bands wanted. Each
+        band holds about as many tile rows; the boundaries are block boundaries crossed by as
+        few tile rows as possible (each one crossing is predicted by both its bands).
+
+        Starts the run's journal (kept with ``resume``, whose saved rows are not predicted
+        again).
+
+        Raises
+        ------
+        GeosegError
+            As :func:`predict_scene`, for every mistake knowable before predicting.
+        """
+        opts = options if options is not None else PredictOptions()
+        if bands < 1:
+            raise ParameterError(f"{param('bands')} must be at least 1, got {bands}")
+        with ExitStack() as stack:
+            run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
+                            model_file)
+            if opts.resume:
+                run.journal.load()  # refuses the journal of another run
+                _remove_stale_partials(run.mask, run.probabilities)
+            run.journal.start(keep=opts.resume)
+            return cls(os.fspath(scene_path), run.mask, run.probabilities, settings, opts,
+                       Path(model_file) if model_file is not None else None,
+                       _row_bands(run.grid, bands), len(run.grid))
+
+    def _open(self, stack: ExitStack) -> _OpenRun:
+        return _open_run(stack, self.scene, self.mask, self.settings, self.options,
+                         self.probabilities, self.model_file)
+
+    def predict_band(self, index: int, predictor: BatchPredictor) -> BandResult:
+        """Predict band ``index`` and save its rows to the run's journal.
+
+        Rows of the band saved already are kept; the band continues below them.
+
+        Raises
+        ------
+        GeosegError
+            The scene or the journal cannot be read (the journal missing or another run's).
+        """
+        started = time.perf_counter()
+        start, stop = self.bands[index]
+        with ExitStack() as stack:
+            run = self._open(stack)
+            top = _end_row(run.journal.load(start, stop, required=True), start)
+            predicted: Counter[int] = Counter()
+            if top < stop:
+                _bound_block_cache(stack, run, self.settings, self.options, outputs=False)
+                predicted = _predict_rows(run, predictor, self.settings, self.options, top,
+                                          stop, run.journal.save, None)
+        return BandResult(index, (start, stop),
+                          sum(n for row, n in predicted.items() if row >= start), top - start,
+                          time.perf_counter() - started)
+
+    def assemble(self, results: Sequence[BandResult]) -> PredictionResult:
+        """Write the outputs from the saved rows of every band, then remove the journal.
+
+        Parameters
+        ----------
+        results : sequence of BandResult
+            What each band's task returned.
+
+        Raises
+        ------
+        InputError
+            Rows of the scene were not saved (a band did not finish), or the scene is nodata
+            everywhere. The journal is kept, except in the latter case, so that ``resume``
+            continues the run.
+        OutputError
+            An output cannot be written.
+        """
+        started = time.perf_counter()
+        with ExitStack() as stack:
+            run = self._open(stack)
+            saved = run.journal.load(required=True)
+            if _end_row(saved) < run.grid.height:
+                raise InputError(f"{run.mask}: rows from {_end_row(saved)} on were not "
+                                 f"predicted; run again with {param('resume')} to finish them")
+            if not any(r.tiles_predicted or r.rows_resumed for r in results):
+                run.journal.discard()
+                raise _nothing_to_predict(run.src)
+            _remove_stale_partials(run.mask, run.probabilities)  # of an earlier attempt
+            mask_tmp, prob_tmp = _temporary_outputs(stack, run, self.options)
+            _bound_block_cache(stack, run, self.settings, self.options, outputs=True)
+            with ExitStack() as files:
+                outputs = _Outputs(files, run, self.settings, self.options, mask_tmp, prob_tmp,
+                                   self.model_file)
+                outputs.copy(saved)
+            _finish_outputs(mask_tmp, prob_tmp, self.options)
+        run.journal.discard()
+        if self.options.style:
+            write_style(run.mask, raster_style(self.settings.mask_class_names), overwrite=True)
+        return PredictionResult(
+            mask_path=run.mask,
+            probabilities_path=run.probabilities,
+            tiles_total=self.tiles_total,
+            tiles_predicted=sum(r.tiles_predicted for r in results),
+            seconds=time.perf_counter() - started,
+            foreground_pixels=outputs.foreground,
+        )
+
+
+def _row_bands(grid: TileGrid, count: int) -> tuple[tuple[int, int], ...]:
+    """Split the scene's rows into at most ``count`` bands at block boundaries.
+
+    Band ``j`` should start near the top of tile row ``j * rows / count``; of the block
+    boundaries within a tile (at least a block) of it, the one fewest tile rows cross wins (a
+    tile row crossing a boundary is predicted by the bands on both sides), then the nearest.
+
+    >>> _row_bands(TileGrid(6144, 600, 512, 64), 2)
+    ((0, 3072), (3072, 6144))
+    """
+    offsets = grid.row_offsets
+    size = min(grid.tile_size, grid.height)
+    reach = max(size, OUTPUT_BLOCK)
+
+    def crossing(row: int) -> int:
+        return sum(1 for offset in offsets if offset < row < offset + size)
+
+    bounds = [0]
+    for band in range(1, min(count, len(offsets))):
+        target = offsets[round(band * len(offsets) / count)]
+        candidates = [row for row in range(_aligned(target - reach) + OUTPUT_BLOCK,
+                                           min(target + reach, grid.height - 1) + 1, OUTPUT_BLOCK)
+                      if row > bounds[-1]]
+        if candidates:
+            bounds.append(min(candidates, key=lambda row: (crossing(row), abs(row - target))))
+    bounds.append(grid.height)
+    return tuple(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+@dataclass(frozen=True)
+class _OpenRun:
+    """A scene opened and checked for one prediction run, with its outputs and journal."""
+
+    src: rasterio.io.DatasetReader
+    bands: list[int]
+    grid: TileGrid
+    mask: Path
+    probabilities: Path | None
+    inputs: list[str | os.PathLike[str]]
+    journal: PredictionJournal
+
+
+def _open_run(
+    stack: ExitStack,
+    scene_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    settings: ModelSettings,
+    opts: PredictOptions,
+    probabilities_path: str | os.PathLike[str] | None,
+    model_file: str | os.PathLike[str] | None,
+) -> _OpenRun:
+    """Open the scene (closed with ``stack``) and check everything a run needs before it starts:
+    the threshold, the bands, the grid, the outputs against the inputs; describe the run in its
+    journal's fingerprint."""
+    if opts.threshold is not None and settings.num_classes > 2:
+        raise ParameterError(f"{param('threshold')} applies to models with one or two "
+                             f"classes; this model has {settings.num_classes}")
+    src = stack.enter_context(open_scene(scene_path, require_crs=opts.require_crs))
+    band_list = select_bands(src, settings.bands, opts.bands)
+    grid = TileGrid.for_model(src, settings, opts.overlap)
+    inputs = [*src.files, *([model_file] if model_file is not None else [])]
+    mask_final = check_output_path(out_path, opts.overwrite, inputs)
+    prob_final = (check_output_path(probabilities_path, opts.overwrite, inputs)
+                  if probabilities_path else None)
+    if prob_final is not None and is_same_file(prob_final, mask_final):
+        raise ParameterError(f"{param('probabilities_path')} must differ from the mask "
+                             f"output ({mask_final})")
+    journal = PredictionJournal(mask_final, {
+        "scene": _absolute(scene_path), "content": scene_fingerprint(src),
+        "model": file_digest(model_file) if model_file is not None else None,
+        "size": [src.height, src.width],
+        "transform": list(src.transform)[:6], "crs": str(src.crs), "bands": band_list,
+        "settings": settings.to_dict(), "overlap": grid.overlap, "threshold": opts.threshold,
+        "probabilities": prob_final is not None, "probability_dtype": opts.probability_dtype,
+        "extra_nodata": opts.extra_nodata,
+    })
+    return _OpenRun(src, band_list, grid, mask_final, prob_final, inputs, journal)
+
+
+def _absolute(scene_path: str | os.PathLike[str]) -> str:
+    """A scene's path wherever the run starts from (GDAL virtual paths as they are), so that a
+    run continues whether it was given ``scene.tif`` or the path a Dask worker gets."""
+    path = os.fspath(scene_path)
+    return path if path.startswith("/vsi") else os.path.abspath(path)
+
+
+def _temporary_outputs(stack: ExitStack, run: _OpenRun, opts: PredictOptions
+                       ) -> tuple[Path, Path | None]:
+    """Temporary paths of the run's outputs, moved into place when ``stack`` closes cleanly."""
+    mask_tmp = stack.enter_context(atomic_output(run.mask, opts.overwrite, run.inputs))
+    prob_tmp = (stack.enter_context(atomic_output(run.probabilities, opts.overwrite, run.inputs))
+                if run.probabilities is not None else None)
+    return mask_tmp, prob_tmp
+
+
+def _bound_block_cache(stack: ExitStack, run: _OpenRun, settings: ModelSettings,
+                       opts: PredictOptions, outputs: bool) -> None:
+    """Bound GDAL's block cache for the run (a user's own ``GDAL_CACHEMAX`` wins)."""
+    if "GDAL_CACHEMAX" in os.environ:
+        return
+    out_bytes = 0
+    if outputs:
+        out_bytes = 1 + (settings.num_classes * np.dtype(opts.probability_dtype).itemsize
+                         if run.probabilities is not None else 0)
+    stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_cache_bytes(run.src, run.grid, out_bytes)))
+
+
+def _finish_outputs(mask_tmp: Path, prob_tmp: Path | None, opts: PredictOptions) -> None:
+    """Turn the written GeoTIFFs into Cloud Optimized GeoTIFFs when asked."""
+    if opts.cog:
+        _to_cog(mask_tmp)
+        if prob_tmp is not None:
+            _to_cog(prob_tmp)
+
+
+def _nothing_to_predict(src: rasterio.io.DatasetReader) -> InputError:
+    return InputError(
+        f"{src.name}: every pixel is nodata (validity from {_validity_words(src)}); nothing "
+        "to predict: check the scene, its nodata value (gdal_edit.py -a_nodata) or its mask"
     )
 
 
@@ -367,9 +625,9 @@ def _validity_words(src: rasterio.io.DatasetReader) -> str:
     return f"nodata value {src.nodata}" if source == "nodata value" else source
 
 
-def _end_row(finished: Sequence[FinishedRows]) -> int:
-    """The first scene row after the rows an interrupted run finished."""
-    return finished[-1].row_off + finished[-1].mask.shape[0] if finished else 0
+def _end_row(finished: Sequence[FinishedRows], start: int = 0) -> int:
+    """The first scene row after the strips finished from row ``start`` on."""
+    return finished[-1].end if finished else start
 
 
 def _remove_stale_partials(*outputs: Path | None) -> None:
@@ -476,6 +734,7 @@ def _batches(
     batch_size: int,
     check_range: bool = False,
     start_row: int = 0,
+    stop_row: int | None = None,
     extra_nodata: float | None = None,
 ) -> Iterator[_Batch]:
     """Read the grid's tiles in row order and group those with data into model batches.
@@ -483,7 +742,8 @@ def _batches(
     A batch holds ``batch_size`` tiles (fewer at the end) of one or several tile rows; its
     images are one contiguous float32 array. The last item may hold no tiles: it reports the
     nodata-only tiles after the last batch. Tiles ending above ``start_row`` (finished by an
-    interrupted run) are passed over like nodata-only ones.
+    interrupted run, or above a band) are passed over like nodata-only ones; reading stops
+    before the first tile starting at or below ``stop_row``.
     """
     size = grid.tile_size
     shape = (batch_size, size, size, len(bands))
@@ -492,6 +752,8 @@ def _batches(
     valid: list[np.ndarray] = []
     skipped = 0
     for tile in grid:
+        if stop_row is not None and tile.window.row_off >= stop_row:
+            break
         if tile.window.row_off + tile.window.height <= start_row:
             skipped += 1
             continue
@@ -527,29 +789,73 @@ def _cache_bytes(src: rasterio.io.DatasetReader, grid: TileGrid, out_bytes: int)
     return max(32 * 2**20, needed)
 
 
-def _run(
-    src: rasterio.io.DatasetReader,
-    grid: TileGrid,
-    bands: list[int],
+class _Outputs:
+    """The class mask (and probability) GeoTIFFs of a run, written block row by block row, top
+    down: the one way outputs are written, whether rows come from the model or a journal.
+
+    The datasets close with ``stack``; :attr:`foreground` counts the foreground pixels written.
+    """
+
+    def __init__(self, stack: ExitStack, run: _OpenRun, settings: ModelSettings,
+                 opts: PredictOptions, mask_tmp: Path, prob_tmp: Path | None,
+                 model_file: str | os.PathLike[str] | None):
+        src = run.src
+        self.width = src.width
+        self.foreground = 0
+        self.mask = stack.enter_context(rasterio.open(
+            _staging(mask_tmp, opts.cog), "w", **_output_profile(src, 1, "uint8", MASK_NODATA)
+        ))
+        self.probabilities = None
+        if prob_tmp is not None:
+            nodata = PROBABILITY_NODATA if opts.probability_dtype == "uint8" else float("nan")
+            self.probabilities = stack.enter_context(rasterio.open(
+                _staging(prob_tmp, opts.cog), "w",
+                **_output_profile(src, settings.num_classes, opts.probability_dtype, nodata),
+            ))
+        _describe_outputs(self.mask, self.probabilities, settings, opts.probability_dtype,
+                          Path(model_file).name if model_file is not None else None)
+
+    def write(self, row_off: int, mask: np.ndarray, band: np.ndarray | None) -> None:
+        """Write finished rows from scene row ``row_off`` on."""
+        window = Window(0, row_off, self.width, mask.shape[0])
+        self.mask.write(mask, 1, window=window)
+        if self.probabilities is not None and band is not None:
+            self.probabilities.write(band, window=window)
+        self.foreground += np.count_nonzero(mask) - np.count_nonzero(mask == MASK_NODATA)
+
+    def copy(self, strips: Sequence[FinishedRows]) -> None:
+        """Write saved strips, reading one at a time."""
+        for strip in strips:
+            self.write(strip.row_off, *strip.read())
+
+
+RowsFinished = Callable[[int, np.ndarray, "np.ndarray | None"], None]
+"""Called with each finished block row: ``(row_off, mask, probabilities or None)``."""
+
+
+def _predict_rows(
+    run: _OpenRun,
     predictor: BatchPredictor,
     settings: ModelSettings,
-    threshold: float | None,
-    probability_dtype: ProbabilityDtype,
-    mask_path: Path,
-    prob_path: Path | None,
-    model_name: str | None,
+    opts: PredictOptions,
+    start: int,
+    stop: int,
+    finished: RowsFinished,
     progress: Callable[[int, int], None] | None,
-    journal: PredictionJournal,
-    finished: Sequence[FinishedRows],
-    extra_nodata: float | None,
-) -> tuple[int, int]:
-    """The streaming loop; returns (tiles predicted, foreground pixels).
+) -> Counter[int]:
+    """The streaming loop: predict scene rows ``[start, stop)``, both block-aligned (or the
+    scene's height), and hand each finished block row to ``finished`` (in the blender thread).
 
-    Three threads: the reader reads tiles and stacks batches, this thread only runs the model,
-    and the blender adds each batch's probabilities to the accumulator and finishes, classifies
-    and writes every band of rows that no later tile touches. The model is never idle waiting
-    for reading, blending or writing, which overlap with the next batch.
+    Only the tiles touching those rows are read and predicted, and they are blended with the
+    whole grid's weights in the grid's order, so every row comes out exactly as in a run over
+    the whole scene. Three threads: the reader reads tiles and stacks batches, this thread only
+    runs the model, and the blender adds each batch's probabilities to the accumulator and
+    finishes and classifies every band of rows that no later tile touches. The model is never
+    idle waiting for reading, blending or writing, which overlap with the next batch.
+
+    Returns the number of tiles predicted, by the scene row their tile row starts at.
     """
+    grid = run.grid
     batch_size = max(1, int(predictor.batch_size))
     # Tiles are added in row order, and the rows above a new tile row's block boundary are
     # finished first: the band holds less than one block plus one tile.
@@ -557,59 +863,32 @@ def _run(
         coverage_weights(grid.height, grid.row_offsets, grid.tile_size, grid.overlap),
         coverage_weights(grid.width, grid.col_offsets, grid.tile_size, grid.overlap),
         settings.num_classes, min(OUTPUT_BLOCK + grid.tile_size, grid.height), grid.tile_size,
-        grid.overlap, top=_end_row(finished),
+        grid.overlap, top=start,
     )
     total = len(grid)
-    foreground = 0
-    predicted = 0
+    predicted: Counter[int] = Counter()
+
+    def finish_rows(until: int) -> None:
+        """Classify and hand out scene rows ``[top, until)``, one block row at a time."""
+        while accumulator.top < until:
+            row_off, probs, valid = accumulator.flush(
+                min(until, _aligned(accumulator.top) + OUTPUT_BLOCK)
+            )
+            band = (_probability_band(probs, valid, opts.probability_dtype)
+                    if run.probabilities is not None else None)
+            finished(row_off, _classify(probs, valid, opts.threshold), band)
+
+    def blend(batch: _Batch, probs: np.ndarray) -> None:
+        for tile, valid, tile_probs in zip(batch.tiles, batch.valid, probs, strict=True):
+            finish_rows(_aligned(grid.row_offsets[tile.row]))
+            accumulator.add(tile.window, tile_probs, valid)
 
     with ExitStack() as stack:
-        mask_dst = stack.enter_context(
-            rasterio.open(mask_path, "w", **_output_profile(src, 1, "uint8", MASK_NODATA))
-        )
-        prob_dst = None
-        if prob_path is not None:
-            nodata = PROBABILITY_NODATA if probability_dtype == "uint8" else float("nan")
-            prob_dst = stack.enter_context(rasterio.open(
-                prob_path, "w",
-                **_output_profile(src, settings.num_classes, probability_dtype, nodata),
-            ))
-        _describe_outputs(mask_dst, prob_dst, settings, probability_dtype, model_name)
-        for rows in finished:  # written by the interrupted run: copied, not predicted again
-            window = Window(0, rows.row_off, grid.width, rows.mask.shape[0])
-            mask_dst.write(rows.mask, 1, window=window)
-            if prob_dst is not None and rows.probabilities is not None:
-                prob_dst.write(rows.probabilities, window=window)
-            foreground += np.count_nonzero(rows.mask) - np.count_nonzero(
-                rows.mask == MASK_NODATA)
-
-        def finish_rows(until: int) -> None:
-            """Classify and write scene rows ``[top, until)``, one block row at a time."""
-            nonlocal foreground
-            while accumulator.top < until:
-                row_off, probs, valid = accumulator.flush(
-                    min(until, _aligned(accumulator.top) + OUTPUT_BLOCK)
-                )
-                mask = _classify(probs, valid, threshold)
-                window = Window(0, row_off, grid.width, mask.shape[0])
-                mask_dst.write(mask, 1, window=window)
-                band = None
-                if prob_dst is not None:
-                    band = _probability_band(probs, valid, probability_dtype)
-                    prob_dst.write(band, window=window)
-                journal.save(row_off, mask, band)
-                foreground += np.count_nonzero(mask) - np.count_nonzero(mask == MASK_NODATA)
-
-        def blend(batch: _Batch, probs: np.ndarray) -> None:
-            for tile, valid, tile_probs in zip(batch.tiles, batch.valid, probs, strict=True):
-                finish_rows(_aligned(grid.row_offsets[tile.row]))
-                accumulator.add(tile.window, tile_probs, valid)
-
         blender = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="geoseg-blend"))
         pending: deque[Future[None]] = deque()
         batches = stack.enter_context(closing(_read_ahead(
-            _batches(src, grid, bands, batch_size, settings.input_normalize,
-                     _end_row(finished), extra_nodata), depth=2
+            _batches(run.src, grid, run.bands, batch_size, settings.input_normalize, start,
+                     stop, opts.extra_nodata), depth=2
         )))
         for batch in batches:
             if progress is not None and batch.skipped:
@@ -620,10 +899,10 @@ def _run(
             pending.append(blender.submit(blend, batch, probs))
             while len(pending) > 1:
                 pending.popleft().result()
-            predicted += len(batch.tiles)
+            predicted.update(int(tile.window.row_off) for tile in batch.tiles)
             if progress is not None:
                 progress(len(batch.tiles), total)
         while pending:
             pending.popleft().result()
-        blender.submit(finish_rows, grid.height).result()
-    return predicted, foreground
+        blender.submit(finish_rows, stop).result()
+    return predicted

@@ -136,8 +136,8 @@ def test_cli_refuses_mixed_single_and_many_scene_options(tmp_path, scenes, model
         ([str(scenes[0]), str(scenes[1]), "--out", str(tmp_path / "m.tif")], "--out-dir"),
         ([str(scenes[0])], "give --out for one scene or --out-dir"),
         ([str(scenes[0]), "--out-dir", str(tmp_path), "--vector", "v.gpkg"], "--also vector"),
-        ([str(scenes[0]), "--out", str(tmp_path / "m.tif"), "--workers", "2"],
-         "--workers applies with --out-dir"),
+        ([str(scenes[0]), "--out", str(tmp_path / "m.tif"), "--band-tile-rows", "2"],
+         "--band-tile-rows applies with --workers or --dask-scheduler"),
         ([str(scenes[0]), "--out-dir", str(tmp_path), "--workers", "2", "--dask-scheduler",
           "tcp://127.0.0.1:1"], "either --workers or --dask-scheduler"),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,11 +64,16 @@ def default_model_path() -> Path:
               help="With --out-dir: also write <stem>_probabilities.tif and/or "
                    "<stem>_landslides.gpkg for every scene (repeatable).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="With --out-dir: spread the scenes over a local Dask cluster of N worker "
-                   "processes.")
+              help="Spread the work over a local Dask cluster of N worker processes: a scene "
+                   "larger than its share is split into bands of rows, assembled into one "
+                   "output.")
 @click.option("--dask-scheduler", default=None, metavar="ADDRESS",
-              help="With --out-dir: spread the scenes over the Dask cluster at ADDRESS "
-                   "(tcp://host:8786); workers must see the same paths.")
+              help="Spread the work over the Dask cluster at ADDRESS (tcp://host:8786); "
+                   "workers must see the same paths.")
+@click.option("--band-tile-rows", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --workers or --dask-scheduler: split every scene taller than N tile "
+                   "rows into bands of about N [default: from the scenes' sizes and the "
+                   "workers].")
 @click.option("--require-crs", is_flag=True, help="Refuse scenes without a CRS (default: warn).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @progress_opt
@@ -94,6 +100,7 @@ def predict(
     also: tuple[str, ...],
     workers: int | None,
     dask_scheduler: str | None,
+    band_tile_rows: int | None,
     require_crs: bool,
     quiet: bool,
     resume: bool,
@@ -107,11 +114,13 @@ def predict(
     SCENES are files, GDAL virtual paths (/vsizip/..., /vsicurl/...), glob patterns
     ("tiles/*.tif") or @list.txt files (one of those per line). One scene goes to --out;
     several go to --out-dir, one after another or spread over Dask workers (--workers,
-    --dask-scheduler), each worker loading the model once.
+    --dask-scheduler), each worker loading the model once. On workers, a scene larger than its
+    share is split into bands of rows; the outputs are the same bytes as without workers.
 
     \b
     Examples:
       geoseg predict scene.tif --model model.keras --out pred.tif --probabilities prob.tif
+      geoseg predict mosaic.vrt --model model.keras --out pred.tif --cog --workers 4
       geoseg predict "area/*.tif" --model model.keras --out-dir preds --workers 2 --also vector
     """
     from geoseg.distributed import expand_scenes
@@ -128,29 +137,46 @@ def predict(
         probability_dtype=probability_dtype,  # type: ignore[arg-type]
         cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
     )
+    if band_tile_rows is not None and not (workers or dask_scheduler):
+        raise click.UsageError("--band-tile-rows applies with --workers or --dask-scheduler")
+    cluster = Cluster(workers, dask_scheduler, band_tile_rows)
     if out_path is not None:
         if len(scene_paths) != 1:
             raise click.UsageError(f"{len(scene_paths)} scenes given: use --out-dir for several")
-        for option, value in (("--also", also), ("--workers", workers),
-                              ("--dask-scheduler", dask_scheduler)):
-            if value:
-                raise click.UsageError(f"{option} applies with --out-dir")
+        if also:
+            raise click.UsageError("--also applies with --out-dir")
         _predict_one(scene_paths[0], spec, options, out_path, probabilities_path, vector_path,
-                     preview_path, quiet)
+                     preview_path, quiet, cluster)
         return
     for option, value in (("--probabilities", probabilities_path), ("--vector", vector_path),
                           ("--preview", preview_path)):
         if value:
             raise click.UsageError(f"{option} names one scene's output; with --out-dir use "
                                    "--also probabilities / --also vector")
-    _predict_many(scene_paths, spec, options, Path(out_dir or "."), also, workers,
-                  dask_scheduler, quiet)
+    _predict_many(scene_paths, spec, options, Path(out_dir or "."), also, cluster, quiet)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where the work runs: ``--workers``, ``--dask-scheduler`` (this process if neither)."""
+
+    workers: int | None
+    scheduler: str | None
+    band_tile_rows: int | None
+
+    def __bool__(self) -> bool:
+        return bool(self.workers or self.scheduler)
+
+    def describe(self) -> str:
+        return (f"{self.workers} local workers" if self.workers else
+                f"the Dask cluster at {self.scheduler}" if self.scheduler is not None
+                else "this process")
 
 
 def _predict_one(
     scene: str, spec: ModelSpec, options: PredictOptions, out_path: str,
     probabilities_path: str | None, vector_path: str | None, preview_path: str | None,
-    quiet: bool,
+    quiet: bool, cluster: Cluster,
 ) -> None:
     from geoseg.jobs import SceneJob, run_job
     from geoseg.outputs import check_output_path
@@ -162,15 +188,29 @@ def _predict_one(
     job = SceneJob(scene, Path(out_path),
                    Path(probabilities_path) if probabilities_path else None,
                    Path(vector_path) if vector_path else None)
-    with ProgressBar("tiles", enabled=not quiet) as progress:
-        done = run_job(job, predictor, predictor.settings, options, model_file=spec.path,
-                       progress=progress)
-    result = done.prediction
-    click.echo(_describe(result))
+    if cluster:
+        from geoseg.distributed import predict_scenes
+
+        if not quiet:
+            click.echo(f"{scene} -> {out_path} on {cluster.describe()}", err=True)
+        outcome = predict_scenes([job], spec, options, workers=cluster.workers,
+                                 scheduler=cluster.scheduler,
+                                 band_tile_rows=cluster.band_tile_rows)[0]
+        if outcome.failure is not None:
+            raise outcome.failure  # worded as flags by the command line, like any other
+        assert outcome.result is not None
+        result, vector = outcome.result, outcome.vector
+        click.echo(_describe(result) + _where(outcome))
+    else:
+        with ProgressBar("tiles", enabled=not quiet) as progress:
+            done = run_job(job, predictor, predictor.settings, options, model_file=spec.path,
+                           progress=progress)
+        result, vector = done.prediction, done.vector
+        click.echo(_describe(result))
     if result.probabilities_path is not None:
         click.echo(f"{result.probabilities_path}: class probabilities")
-    if done.vector is not None:
-        click.echo(done.vector.describe())
+    if vector is not None:
+        click.echo(vector.describe())
     if preview_path is not None:
         from geoseg.preview import render_preview
 
@@ -182,30 +222,27 @@ def _predict_one(
 
 def _predict_many(
     scenes: list[str], spec: ModelSpec, options: PredictOptions, out_dir: Path,
-    also: tuple[str, ...], workers: int | None, dask_scheduler: str | None, quiet: bool,
+    also: tuple[str, ...], cluster: Cluster, quiet: bool,
 ) -> None:
     from geoseg.distributed import plan_jobs, predict_scenes
 
     jobs = plan_jobs(scenes, out_dir, probabilities="probabilities" in also,
                      vector="vector" in also, overwrite=options.overwrite)
-    where = (f"{workers} local workers" if workers else
-             f"the Dask cluster at {dask_scheduler}" if dask_scheduler is not None
-             else "this process")
     if not quiet:
         noun = "scene" if len(jobs) == 1 else "scenes"
-        click.echo(f"{len(jobs)} {noun} -> {out_dir} on {where}", err=True)
+        click.echo(f"{len(jobs)} {noun} -> {out_dir} on {cluster.describe()}", err=True)
 
     def report(outcome: SceneOutcome) -> None:
         if outcome.result is None:
             click.echo(f"{outcome.job.scene}: FAILED: {_reason(outcome)}", err=True)
             return
-        click.echo(_describe(outcome.result)
-                   + (f" [worker {outcome.worker}]" if workers or dask_scheduler else ""))
+        click.echo(_describe(outcome.result) + (_where(outcome) if cluster else ""))
         if outcome.vector is not None:
             click.echo(outcome.vector.describe())
 
-    outcomes = predict_scenes(jobs, spec, options, workers=workers, scheduler=dask_scheduler,
-                              progress=report)
+    outcomes = predict_scenes(jobs, spec, options, workers=cluster.workers,
+                              scheduler=cluster.scheduler, progress=report,
+                              band_tile_rows=cluster.band_tile_rows)
     failed = [o for o in outcomes if o.result is None]
     if failed:
         raise click.ClickException(
@@ -219,6 +256,15 @@ def _reason(outcome: SceneOutcome) -> str:
     from geoseg.cli import flag
 
     return outcome.failure.worded(flag) if outcome.failure is not None else str(outcome.error)
+
+
+def _where(outcome: SceneOutcome) -> str:
+    """Which workers made a scene's outputs."""
+    if not outcome.bands:
+        return f" [worker {outcome.worker}]"
+    workers = sorted({band.worker for band in outcome.bands})
+    return (f" [{len(outcome.bands)} bands on workers {', '.join(workers)}; assembled on "
+            f"{outcome.worker} in {outcome.assembly_seconds or 0.0:.1f} s]")
 
 
 def _describe(result: PredictionResult) -> str:

@@ -1,0 +1,163 @@
+"""Benchmark: one scene over 1 and 2 Dask workers, one TensorFlow thread each.
+
+Builds the synthetic scene of ``pipeline_efficiency.py`` (``--size`` pixels square, RGB JPEG
+GeoTIFF) and a FlexUNet of the same configuration (8 filters, 5 levels, 7x7 kernels; 512-pixel
+tiles, 64-pixel overlap), saved as a model file. Then, for 1 and for 2 workers, it starts a
+``LocalCluster`` (one task thread and one TensorFlow thread per worker), loads the model on
+every worker and runs one batch through it (outside the timing, as a long run pays that once
+per worker), and times :func:`geoseg.distributed.predict_scenes` on the scene, alternately,
+``--repeats`` times, keeping each side's best. One worker predicts the scene as one task; two
+workers split it into two bands of rows (the tile row they share is predicted by both) and
+one of them writes the outputs from the bands' rows. The two runs' masks must be the same
+bytes. ``--probabilities`` also writes uint8 probabilities (so the assembly writes them too).
+
+It prints the machine's load average next to every run (the machine is shared) and the CPU
+seconds the workers spent (which other programs disturb much less than wall time: on an idle
+machine the speed-up of 2 workers is at most ``2 x`` the ratio of those), the seconds per tile
+of one worker (the figure to extrapolate from), how fast the assembly wrote the outputs (the
+part one worker does alone), that extrapolation to a 50 gigapixel scene, and last the speed-up
+of 2 workers over 1 in wall time (target >= 1.7).
+
+    python bench/scale_out.py                     # 8192 x 8192, 361 tiles, ~10 min on 2 idle cores
+    python bench/scale_out.py --size 7680 --repeats 1 --probabilities
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from pipeline_efficiency import write_big_scene
+
+GIGAPIXELS = 50
+"""The scene of the extrapolation, in gigapixels (a regional orthomosaic)."""
+
+
+def load() -> str:
+    """The load averages over 1, 5 and 15 minutes."""
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def cpu_seconds() -> float:
+    """On a worker: the CPU time of its process so far (all threads)."""
+    return time.process_time()
+
+
+def warm_up(spec: object) -> int:
+    """On a worker: load the model and run one batch (TensorFlow traces it); the worker's pid."""
+    from geoseg.distributed import _predictor
+
+    predictor = _predictor(spec)  # type: ignore[arg-type]
+    size = predictor.settings.image_size
+    predictor(np.zeros((predictor.batch_size, size, size, 3), dtype=np.float32))
+    return os.getpid()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=8192, help="scene side in pixels")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--kernels", type=int, default=7, help="first-level kernel size")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--probabilities", action="store_true",
+                        help="also write uint8 probabilities")
+    args = parser.parse_args()
+
+    import keras
+    from distributed import Client, LocalCluster
+
+    from geoseg.distributed import predict_scenes
+    from geoseg.jobs import SceneJob
+    from geoseg.model import build_flexunet, save_model
+    from geoseg.predict import PredictOptions
+    from geoseg.predictor import ModelSpec
+    from geoseg.settings import ModelSettings
+
+    keras.utils.set_random_seed(0)
+    settings = ModelSettings(image_size=512, base_filters=8, num_layers=5,
+                             base_kernels=args.kernels)
+    env = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+           "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "GEOSEG_TF_LOGS": "0"}
+    with tempfile.TemporaryDirectory(prefix="geoseg-bench-") as tmp:
+        folder = Path(tmp)
+        scene = folder / "scene.tif"
+        write_big_scene(scene, args.size, seed=1)
+        spec = ModelSpec(save_model(build_flexunet(settings), settings, folder / "m.keras"),
+                         batch_size=args.batch_size, device="cpu")
+        best: dict[int, float] = {}
+        best_cpu: dict[int, float] = {}
+        assembly: list[float] = []
+        digests: dict[int, str] = {}
+        tiles = 0
+        clusters = {workers: LocalCluster(n_workers=workers, threads_per_worker=1,
+                                          processes=True, host="127.0.0.1",
+                                          dashboard_address=None, env=env)
+                    for workers in (1, 2)}
+        try:
+            for workers, cluster in clusters.items():
+                with Client(cluster) as client:
+                    pids = client.run(warm_up, spec)
+                print(f"{workers} worker(s) ready: pids {sorted(pids.values())}", flush=True)
+            for run in range(args.repeats):
+                for workers, cluster in clusters.items():
+                    mask = folder / f"mask_{workers}.tif"
+                    probabilities = (folder / f"prob_{workers}.tif" if args.probabilities
+                                     else None)
+                    before = load()
+                    with Client(cluster) as client:
+                        cpu_before = sum(client.run(cpu_seconds).values())
+                    started = time.perf_counter()
+                    outcome, = predict_scenes([SceneJob(str(scene), mask, probabilities)], spec,
+                                              PredictOptions(overwrite=True),
+                                              scheduler=cluster.scheduler_address)
+                    seconds = time.perf_counter() - started
+                    with Client(cluster) as client:
+                        cpu = sum(client.run(cpu_seconds).values()) - cpu_before
+                    best_cpu[workers] = min(cpu, best_cpu.get(workers, cpu))
+                    if outcome.result is None:
+                        raise SystemExit(f"failed: {outcome.error}")
+                    tiles = outcome.result.tiles_predicted
+                    digests[workers] = hashlib.sha256(mask.read_bytes()).hexdigest()
+                    best[workers] = min(seconds, best.get(workers, seconds))
+                    bands = [band.result.rows for band in outcome.bands if band.result]
+                    band_times = [f"{band.result.seconds:.1f}" for band in outcome.bands
+                                  if band.result]
+                    if outcome.assembly_seconds is not None:
+                        assembly.append(outcome.assembly_seconds)
+                    print(f"run {run}, {workers} worker(s): {seconds:.1f} s, "
+                          f"{tiles / seconds:.2f} tiles/s, workers' CPU {cpu:.1f} s"
+                          + (f"; bands {bands} took {', '.join(band_times)} s, assembly "
+                             f"{outcome.assembly_seconds:.1f} s" if bands else "; one task")
+                          + f" [{before} -> {load()}]", flush=True)
+        finally:
+            for cluster in clusters.values():
+                cluster.close()
+        if digests[1] != digests[2]:
+            raise SystemExit("the 1- and 2-worker masks differ")
+        per_tile = best[1] / tiles
+        stride = settings.image_size - settings.overlap
+        big_tiles = GIGAPIXELS * 1e9 / stride**2
+        hours = big_tiles * per_tile / 3600
+        print(f"scene {args.size}x{args.size}, {tiles} tiles of {settings.image_size} px; "
+              f"masks of 1 and 2 workers identical: yes")
+        cpu_per_tile = best_cpu[1] / tiles
+        megapixels_per_s = args.size**2 / 1e6 / min(assembly)
+        print(f"one worker, one TensorFlow thread: {per_tile:.3f} s and {cpu_per_tile:.3f} CPU s "
+              f"per tile; assembly {megapixels_per_s:.0f} megapixels/s")
+        print(f"a {GIGAPIXELS} gigapixel scene ({big_tiles:,.0f} tiles): {hours:.1f} worker hours "
+              f"at this run's pace, {big_tiles * cpu_per_tile / 3600:.1f} on idle cores; "
+              f"assembly {GIGAPIXELS * 1e3 / megapixels_per_s / 3600:.1f} h")
+        print(f"workers' CPU seconds: 1 worker {best_cpu[1]:.1f}, 2 workers {best_cpu[2]:.1f}; "
+              f"speed-up bound on an idle machine 2 x {best_cpu[1] / best_cpu[2]:.3f} = "
+              f"{2 * best_cpu[1] / best_cpu[2]:.2f}x")
+        print(f"best: 1 worker {best[1]:.1f} s, 2 workers {best[2]:.1f} s [{load()}]")
+        print(f"2-worker speed-up: {best[1] / best[2]:.2f}x (target >= 1.7)")
+
+
+if __name__ == "__main__":
+    main()
