@@ -224,6 +224,9 @@ class TrainSection:
     augmentation: bool = _key(True, BOOL, "Random flips and rotations of training tiles.")
     class_weights: tuple[float, ...] | None = _key(None, FLOAT_LIST, "Loss weight per class; "
                                                    "None = equal.", minimum=0)
+    cache_mb: int = _key(2048, INT, "Decode the training and validation tiles once and keep "
+                         "them in memory when they fit in this many MiB (float32); 0 = read "
+                         "them from the files every epoch.", minimum=0)
 
 
 @dataclass(frozen=True)

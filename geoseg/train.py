@@ -49,7 +49,14 @@ from geoseg.callbacks import (
     read_log,
 )
 from geoseg.config import Config
-from geoseg.datasets import LabelledScene, TileDataset, reference_scenes
+from geoseg.datasets import (
+    LabelledScene,
+    MemoryTiles,
+    TileDataset,
+    TileSource,
+    example_bytes,
+    reference_scenes,
+)
 from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError
 from geoseg.losses import make_loss
 from geoseg.model import build_flexunet, read_settings
@@ -198,7 +205,19 @@ def _best_row(rows: Sequence[dict[str, float]], monitor: str) -> dict[str, float
     return best
 
 
-def _previews(tiles: TileDataset, count: int, folder: Path, colours: np.ndarray,
+def _in_memory(tiles: TileDataset, budget: int, say: Callable[[str], None],
+               what: str) -> TileSource:
+    """``tiles`` decoded into memory if they fit in ``budget`` bytes, else as they are."""
+    need = len(tiles) * example_bytes(tiles.settings)
+    if need > budget:
+        if budget > 0:
+            say(f"{what} tiles need {need / 2**20:.0f} MiB, more than [train] cache_mb; "
+                "reading them from the files every epoch")
+        return tiles
+    return MemoryTiles(tiles)
+
+
+def _previews(tiles: TileSource, count: int, folder: Path, colours: np.ndarray,
               batch_size: int) -> EpochPreviews:
     picks = sorted(set(np.linspace(0, len(tiles) - 1, min(count, len(tiles))).round()
                        .astype(int).tolist()))
@@ -227,8 +246,8 @@ def train(
         ``[model]`` gives the network, optimizer (``learning_rate``, ``clipvalue``), loss and
         metrics; ``[train]`` the data folders, ``epochs``, ``batch_size``, ``steps_per_epoch``,
         ``validation_steps``, ``patience``, the learning-rate reducer, ``seed``,
-        ``augmentation``, ``class_weights`` and the previews; ``[valid]`` the validation
-        folders; ``[mask] rgb_map`` the mask colours.
+        ``augmentation``, ``class_weights``, ``cache_mb`` and the previews; ``[valid]`` the
+        validation folders; ``[mask] rgb_map`` the mask colours.
     out_dir : path, optional
         Output folder [default: ``[train] model_dir``].
     train_scenes : sequence of LabelledScene, optional
@@ -307,6 +326,12 @@ def train(
         valid_tiles = stack.enter_context(
             TileDataset(valid_scenes, settings, rgb_map=config.mask.rgb_map)
         ) if validation else None
+        budget = config.train.cache_mb * 2**20
+        train_source = _in_memory(train_tiles, budget, say, "training")
+        if train_source is not train_tiles:
+            budget -= len(train_tiles) * example_bytes(settings)
+        valid_source = _in_memory(valid_tiles, budget, say, "validation") \
+            if valid_tiles else None
         batch = config.train.batch_size
         steps = config.train.steps_per_epoch or math.ceil(len(train_tiles) / batch)
         say(f"training on {len(train_tiles)} tiles"
@@ -326,7 +351,7 @@ def train(
         augmentation = Augmentation(
             value_range=(0.0, 255.0) if settings.input_normalize else None,
         ) if config.train.augmentation else None
-        data = training_dataset(train_tiles, batch, config.train.seed, augmentation,
+        data = training_dataset(train_source, batch, config.train.seed, augmentation,
                                 start=done * steps * batch)
         best = _best_row(rows, monitor)
         checkpoint = SettingsCheckpoint(
@@ -345,12 +370,12 @@ def train(
         if config.train.epoch_change_infer and config.train.num_infer_images > 0:
             previews = out / PREVIEWS_DIR
             colours = class_colours(settings.num_classes, config.mask.rgb_map)
-            callbacks.append(_previews(valid_tiles or train_tiles,
+            callbacks.append(_previews(valid_source or train_source,
                                        config.train.num_infer_images, previews, colours, batch))
         try:
             model.fit(data, epochs=total, initial_epoch=done, steps_per_epoch=steps,
-                      validation_data=validation_dataset(valid_tiles, batch)
-                      if valid_tiles else None,
+                      validation_data=validation_dataset(valid_source, batch)
+                      if valid_source else None,
                       validation_steps=config.train.validation_steps if valid_tiles else None,
                       callbacks=callbacks, shuffle=False, verbose=0)
         finally:

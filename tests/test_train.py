@@ -28,6 +28,7 @@ from geoseg.config import load_config, parse_config
 from geoseg.datasets import (
     WHITE_NODATA,
     LabelledScene,
+    MemoryTiles,
     TileDataset,
     chip_split,
     dataset_split,
@@ -305,6 +306,23 @@ def test_training_stream_is_seeded_aligned_and_resumable(scenes):
             np.testing.assert_array_equal(b, d)
         resumed = batches(8, 1)[0]  # examples 8..11 = the third batch of the first stream
         np.testing.assert_array_equal(resumed[0], first[2][0])
+
+
+def test_tiles_kept_in_memory_are_the_tiles_read_and_give_the_same_stream(scenes):
+    with TileDataset(scenes["train"], SETTINGS) as tiles:
+        memory = MemoryTiles(tiles)
+        assert len(memory) == len(tiles) and memory.describe(3) == tiles.describe(3)
+        for index in (0, len(tiles) - 1):
+            for got, expected in zip(memory.read(index), tiles.read(index), strict=True):
+                assert got.dtype == expected.dtype
+                np.testing.assert_array_equal(got, expected)
+        with pytest.raises(ValueError, match="read-only"):
+            memory.read(0)[0][0, 0, 0] = 1.0
+        streams = [training_dataset(source, 4, SEED, Augmentation()).take(3)
+                   for source in (tiles, memory)]
+        for (a, b), (c, d) in zip(*streams, strict=True):
+            np.testing.assert_array_equal(a.numpy(), c.numpy())
+            np.testing.assert_array_equal(b.numpy(), d.numpy())
 
 
 # --------------------------------------------------------------------------------------------
