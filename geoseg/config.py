@@ -224,6 +224,14 @@ class TrainSection:
     augmentation: bool = _key(True, BOOL, "Random flips and rotations of training tiles.")
     class_weights: tuple[float, ...] | None = _key(None, FLOAT_LIST, "Loss weight per class; "
                                                    "None = equal.", minimum=0)
+    tune_threshold: bool = _key(False, BOOL, "After training, choose the landslide "
+                                "probability threshold with the best IoU on the training "
+                                "tiles and store it in the model, for predict and evaluate "
+                                "(two-class models).")
+    precision: str = _key("float32", STR, "Arithmetic of the training step: mixed_bfloat16 "
+                          "computes in bfloat16 (weights stay float32; faster on CPUs with "
+                          "bfloat16 instructions); saved models predict in float32.",
+                          choices=("float32", "mixed_bfloat16"))
     cache_mb: int = _key(2048, INT, "Decode the training and validation tiles once and keep "
                          "them in memory when they fit in this many MiB (float32); 0 = read "
                          "them from the files every epoch.", minimum=0)

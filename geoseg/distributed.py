@@ -68,11 +68,14 @@ class PredictOptions:
     overlap: int | None = None
     bands: tuple[int, ...] | None = None
     threshold: float | None = None
+    """None: the model's own threshold (:attr:`ModelSettings.threshold`), else argmax."""
     probability_dtype: ProbabilityDtype = "uint8"
     cog: bool = False
     overwrite: bool = False
     require_crs: bool = False
     resume: bool = False
+    tta: str = "none"
+    """Test-time augmentation (:data:`geoseg.tta.TTA_MODES`)."""
 
 
 @dataclass(frozen=True)
@@ -229,13 +232,15 @@ def predict_job(job: SceneJob, options: PredictOptions) -> SceneOutcome:
         :class:`~geoseg.errors.GeosegError` stopped the scene. Other exceptions propagate.
     """
     from geoseg.predict import predict_scene
+    from geoseg.tta import with_tta
 
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
         predictor, settings = _predictor(options)
+        threshold = settings.threshold if options.threshold is None else options.threshold
         result = predict_scene(
-            job.scene, job.mask, predictor, settings,
-            overlap=options.overlap, bands=options.bands, threshold=options.threshold,
+            job.scene, job.mask, with_tta(predictor, options.tta), settings,
+            overlap=options.overlap, bands=options.bands, threshold=threshold,
             probabilities_path=job.probabilities, probability_dtype=options.probability_dtype,
             cog=options.cog, overwrite=options.overwrite, require_crs=options.require_crs,
             model_name=options.model_path.name, resume=options.resume,

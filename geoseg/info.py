@@ -51,6 +51,9 @@ def describe_scene(
 def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A geoseg model's stored settings (no TensorFlow needed).
 
+    ``threshold`` is the landslide probability threshold prediction uses by default, or
+    ``None (most probable class)``.
+
     Raises
     ------
     ModelError
@@ -59,6 +62,8 @@ def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
     settings = read_settings(path)
     facts: dict[str, Any] = {"path": str(path), "kind": "model"}
     facts.update(settings.to_dict())
+    if settings.threshold is None:
+        facts["threshold"] = "None (most probable class)"
     return facts
 
 

@@ -24,12 +24,13 @@ above, and only those, first). With more than one GPU visible the model is repli
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,9 @@ from geoseg.datasets import (
 )
 from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError
 from geoseg.losses import make_loss
-from geoseg.model import build_flexunet, read_settings
+from geoseg.metrics import ThresholdSweep
+from geoseg.model import build_flexunet, load_model, read_settings
+from geoseg.model_file import replace_settings
 from geoseg.pipeline import training_dataset, validation_dataset
 from geoseg.settings import ModelSettings
 from geoseg.train_metrics import training_metrics
@@ -72,6 +75,7 @@ __all__ = [
     "MODEL_NAME",
     "PREVIEWS_DIR",
     "TrainResult",
+    "choose_threshold",
     "prepare_out_dir",
     "train",
 ]
@@ -109,6 +113,8 @@ class TrainResult:
     best: dict[str, float]
     """Logged values of the best epoch."""
     stopped_early: bool
+    threshold: float | None
+    """The landslide threshold stored in ``model.keras`` (``[train] tune_threshold``)."""
     train_tiles: int
     valid_tiles: int
     seconds: float
@@ -197,6 +203,17 @@ def _strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+@contextmanager
+def _dtype_policy(name: str) -> Iterator[None]:
+    """Layers built inside compute with the Keras dtype policy ``name``."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def _best_row(rows: Sequence[dict[str, float]], monitor: str) -> dict[str, float] | None:
     best: dict[str, float] | None = None
     for row in rows:
@@ -215,6 +232,27 @@ def _in_memory(tiles: TileDataset, budget: int, say: Callable[[str], None],
                 "reading them from the files every epoch")
         return tiles
     return MemoryTiles(tiles)
+
+
+def choose_threshold(model: keras.Model, tiles: TileSource, batch_size: int) -> float | None:
+    """The landslide probability threshold with the best IoU of ``model`` on ``tiles``.
+
+    Every tile is predicted once, unaugmented; thresholds 0.01 ... 0.99 are tried on the
+    pooled pixels that count (``valid``). The best F1 is also the best IoU (IoU = F1 / (2 -
+    F1)).
+
+    Returns
+    -------
+    float or None
+        None when no threshold is defined (no landslide pixel and none predicted).
+    """
+    sweep = ThresholdSweep(np.linspace(0.01, 0.99, 99))
+    for start in range(0, len(tiles), batch_size):
+        images, masks, valid = tiles.read_many(range(start, min(start + batch_size, len(tiles))))
+        probs = np.asarray(model(images, training=False), dtype=np.float64)
+        sweep.update(np.clip(probs[..., -1], 0.0, 1.0), masks == 1, valid)
+    best = sweep.best_threshold
+    return None if math.isnan(best) else round(best, 2)
 
 
 def _previews(tiles: TileSource, count: int, folder: Path, colours: np.ndarray,
@@ -246,8 +284,9 @@ def train(
         ``[model]`` gives the network, optimizer (``learning_rate``, ``clipvalue``), loss and
         metrics; ``[train]`` the data folders, ``epochs``, ``batch_size``, ``steps_per_epoch``,
         ``validation_steps``, ``patience``, the learning-rate reducer, ``seed``,
-        ``augmentation``, ``class_weights``, ``cache_mb`` and the previews; ``[valid]`` the
-        validation folders; ``[mask] rgb_map`` the mask colours.
+        ``augmentation``, ``class_weights``, ``tune_threshold``, ``precision``, ``cache_mb``
+        and the previews; ``[valid]`` the validation folders; ``[mask] rgb_map`` the mask
+        colours.
     out_dir : path, optional
         Output folder [default: ``[train] model_dir``].
     train_scenes : sequence of LabelledScene, optional
@@ -339,7 +378,7 @@ def train(
             + f"; {steps} steps of {batch} per epoch, epochs {done + 1}-{total}")
 
         keras.utils.set_random_seed(config.train.seed)
-        with _strategy().scope():
+        with _strategy().scope(), _dtype_policy(config.train.precision):
             model = build_flexunet(settings)
             model.compile(optimizer=_optimizer(config), loss=loss, metrics=metrics)
             if resume:
@@ -382,6 +421,15 @@ def train(
             if rows:
                 plot_history(rows, paths[CURVES_NAME])
         counts = (len(train_tiles), len(valid_tiles) if valid_tiles else 0)
+        threshold = None
+        if config.train.tune_threshold and settings.num_classes <= 2 and rows:
+            best_model, _ = load_model(paths[MODEL_NAME])
+            threshold = choose_threshold(best_model, train_source, batch)
+            if threshold is not None:
+                replace_settings(paths[MODEL_NAME],
+                                 dataclasses.replace(settings, threshold=threshold))
+                say(f"landslide threshold {threshold:.2f} (best IoU on the training tiles), "
+                    f"stored in {paths[MODEL_NAME].name}")
 
     best = _best_row(rows, monitor)
     last = int(rows[-1]["epoch"]) if rows else done
@@ -391,6 +439,7 @@ def train(
         first_epoch=done + 1, last_epoch=last, monitor=monitor,
         best_epoch=int(best["epoch"]) if best is not None else None,
         best=dict(best) if best is not None else {}, stopped_early=last < total,
+        threshold=threshold,
         train_tiles=counts[0], valid_tiles=counts[1],
         seconds=time.perf_counter() - started)
     say(f"best epoch {result.best_epoch} by {monitor}: "

@@ -14,6 +14,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import rasterio
@@ -42,7 +43,7 @@ from geoseg.model import build_flexunet, load_model
 from geoseg.pipeline import example_tile, training_dataset
 from geoseg.settings import ModelSettings
 from geoseg.tiling import TileGrid, pad_to_tile, read_tile
-from geoseg.train import LAST_NAME, LOG_NAME, MODEL_NAME, train
+from geoseg.train import LAST_NAME, LOG_NAME, MODEL_NAME, choose_threshold, train
 from geoseg.train_metrics import ClassIoU
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hokkaido-iburi"
@@ -219,6 +220,32 @@ def test_resume_needs_a_run_with_the_same_model(trained, scenes, tmp_path):
     with pytest.raises(InputError, match="only one of them"):
         train(parse_config(config_text()), out_dir=trained.out_dir,
               train_scenes=scenes["train"], resume=True, overwrite=True)
+
+
+def test_a_tuned_threshold_travels_with_the_model_trained_in_bfloat16(scenes, tmp_path):
+    config = parse_config(config_text(epochs=2, steps_per_epoch=4, tune_threshold=True,
+                                      precision="mixed_bfloat16", epoch_change_infer=False))
+    lines: list[str] = []
+    result = train(config, out_dir=tmp_path, train_scenes=scenes["train"], valid_scenes=[],
+                   report=lines.append)
+    assert result.threshold is not None and 0 < result.threshold < 1
+    assert f"landslide threshold {result.threshold:.2f}" in "\n".join(lines)
+    model, settings = load_model(result.model_path)
+    assert settings.threshold == result.threshold
+    assert load_model(result.last_path)[1].threshold is None
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    with TileDataset(scenes["train"], settings) as tiles:
+        assert choose_threshold(model, tiles, 4) == result.threshold
+        images, masks, valid = tiles.read_many(range(len(tiles)))
+    p = np.asarray(model(images, training=False))[..., 1]
+
+    def iou(threshold: float) -> float:
+        matrix = ConfusionMatrix(2)
+        matrix.update(masks, (p >= threshold).astype(np.uint8), valid)
+        return float(matrix.iou[1])
+
+    assert iou(result.threshold) >= max(iou(0.5), iou(0.3), iou(0.7))
 
 
 def test_a_non_empty_output_folder_is_refused_and_left_alone(scenes, tmp_path):

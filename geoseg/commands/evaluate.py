@@ -12,6 +12,7 @@ from geoseg.commands.options import (
     existing_file,
     overlap_opt,
     overwrite_opt,
+    tta_opt,
 )
 from geoseg.commands.predict import default_model_path
 
@@ -65,8 +66,8 @@ def _data_source(
               help="Report folder (evaluation.json/.csv, threshold_sweep.csv/.png, scenes.csv) "
                    "[default: [eval] output_dir of --config, else print only].")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Landslide probability threshold, as in geoseg predict [default: most "
-                   "probable class].")
+              help="Landslide probability threshold, as in geoseg predict [default: the "
+                   "model's own threshold, else the most probable class].")
 @overlap_opt
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
               help="Tiles per model call.")
@@ -76,6 +77,7 @@ def _data_source(
               help="IoU for a predicted landslide polygon to match a true one [default: [eval] "
                    "iou_threshold, 0.5].")
 @bands_opt
+@tta_opt
 @click.option("--no-objects", is_flag=True, help="Skip the polygon (object) metrics.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @overwrite_opt
@@ -93,6 +95,7 @@ def evaluate(
     device: str,
     iou_threshold: float | None,
     bands: list[int] | None,
+    tta: str,
     no_objects: bool,
     quiet: bool,
     overwrite: bool,
@@ -121,12 +124,15 @@ def evaluate(
     from geoseg.evaluate import evaluate_dataset, evaluate_scenes
     from geoseg.inference import KerasPredictor
     from geoseg.model import load_model
+    from geoseg.tta import with_tta
 
     model_file = model_path or default_model_path()
     model, settings = load_model(model_file)
-    predictor = KerasPredictor(model, batch_size=batch_size, device=device)  # type: ignore[arg-type]
+    predictor = with_tta(KerasPredictor(model, batch_size=batch_size,  # type: ignore[arg-type]
+                                        device=device), tta)
     common = {
-        "overlap": overlap, "bands": bands, "threshold": threshold,
+        "overlap": overlap, "bands": bands,
+        "threshold": settings.threshold if threshold is None else threshold,
         "iou_threshold": iou_threshold or config.eval.iou_threshold,
         "rgb_map": config.mask.rgb_map, "objects": not no_objects,
     }  # fmt: skip

@@ -12,6 +12,7 @@ from geoseg.commands.options import (
     bands_opt,
     overlap_opt,
     overwrite_opt,
+    tta_opt,
 )
 
 if TYPE_CHECKING:
@@ -44,12 +45,15 @@ def default_model_path() -> Path:
                    "float32: p with nodata NaN.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Landslide probability threshold: a pixel is landslide when its "
-                   "probability is >= it [default: most probable class]. geoseg evaluate "
-                   "reports the threshold with the best landslide F1 (threshold_sweep.csv).")
+                   "probability is >= it; 0.5 is the most probable class [default: the "
+                   "model's own threshold (geoseg info), else the most probable class]. "
+                   "geoseg evaluate reports the threshold with the best landslide F1 "
+                   "(threshold_sweep.csv).")
 @overlap_opt
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
               help="Tiles per model call.")
 @bands_opt
+@tta_opt
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
               show_default=True, help="Where the model runs; auto uses a GPU when one is visible.")
 @click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32",
@@ -87,6 +91,7 @@ def predict(
     overlap: int | None,
     batch_size: int,
     bands: list[int] | None,
+    tta: str,
     device: str,
     precision: str,
     cog: bool,
@@ -130,7 +135,7 @@ def predict(
                 raise click.UsageError(f"{option} applies with --out-dir")
         _predict_one(scene_paths[0], model, out_path, probabilities_path,
                      probability_dtype, threshold, overlap, batch_size, bands, device, precision,
-                     cog, vector_path, preview_path, require_crs, quiet, overwrite, resume)
+                     cog, vector_path, preview_path, require_crs, quiet, overwrite, resume, tta)
         return
     for option, value in (("--probabilities", probabilities_path), ("--vector", vector_path),
                           ("--preview", preview_path)):
@@ -139,7 +144,7 @@ def predict(
                                    "--also probabilities / --also vector")
     _predict_many(scene_paths, model, Path(out_dir or "."), also, probability_dtype, threshold,
                   overlap, batch_size, bands, device, precision, cog, workers, dask_scheduler,
-                  require_crs, quiet, overwrite, resume)
+                  require_crs, quiet, overwrite, resume, tta)
 
 
 def _predict_one(
@@ -147,11 +152,13 @@ def _predict_one(
     probability_dtype: str, threshold: float | None, overlap: int | None, batch_size: int,
     bands: list[int] | None, device: str, precision: str, cog: bool, vector_path: str | None,
     preview_path: str | None, require_crs: bool, quiet: bool, overwrite: bool, resume: bool,
+    tta: str,
 ) -> None:
     from geoseg.inference import KerasPredictor
     from geoseg.model import load_model
     from geoseg.outputs import check_output_path
     from geoseg.predict import predict_scene
+    from geoseg.tta import with_tta
 
     for extra in (vector_path, preview_path):
         if extra is not None:
@@ -159,9 +166,11 @@ def _predict_one(
     model, settings = load_model(model_path)
     predictor = KerasPredictor(model, batch_size=batch_size, device=device,  # type: ignore[arg-type]
                                precision=precision)  # type: ignore[arg-type]
+    if threshold is None:
+        threshold = settings.threshold
     with ProgressBar("tiles", enabled=not quiet) as progress:
         result = predict_scene(
-            scene, out_path, predictor, settings,
+            scene, out_path, with_tta(predictor, tta), settings,
             overlap=overlap, bands=bands, threshold=threshold,
             probabilities_path=probabilities_path,
             probability_dtype=probability_dtype,  # type: ignore[arg-type]
@@ -192,6 +201,7 @@ def _predict_many(
     probability_dtype: str, threshold: float | None, overlap: int | None, batch_size: int,
     bands: list[int] | None, device: str, precision: str, cog: bool, workers: int | None,
     dask_scheduler: str | None, require_crs: bool, quiet: bool, overwrite: bool, resume: bool,
+    tta: str,
 ) -> None:
     from geoseg.distributed import PredictOptions, SceneOutcome, plan_jobs, predict_scenes
 
@@ -202,7 +212,7 @@ def _predict_many(
         precision=precision, overlap=overlap,  # type: ignore[arg-type]
         bands=tuple(bands) if bands else None, threshold=threshold,
         probability_dtype=probability_dtype,  # type: ignore[arg-type]
-        cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
+        cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume, tta=tta,
     )
     where = (f"{workers} local workers" if workers else
              f"the Dask cluster at {dask_scheduler}" if dask_scheduler is not None
