@@ -34,6 +34,7 @@ deviation (min-max) over its seeds. With ``--out``, every run is appended to
     python bench/real_hokkaido.py --recipe configs/hokkaido_cpu.config --seeds 42 43 44
     python bench/real_hokkaido.py --base-filters 12 --epochs 80 --reducer-patience 8
     python bench/real_hokkaido.py --model out/model.keras   # evaluate existing models
+    python bench/real_hokkaido.py --model out/model.keras --tta none d4 --thresholds model train
 """
 
 from __future__ import annotations
@@ -108,6 +109,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reducer-patience", type=int, default=6,
                         help="epochs on a training-loss plateau before halving the rate")
     parser.add_argument("--overlap", type=int, default=64, help="scene-mode tile overlap")
+    parser.add_argument("--tta", nargs="+", default=["none"], choices=["none", "flips", "d4"],
+                        help="test-time augmentation modes to evaluate")
+    parser.add_argument("--thresholds", nargs="+", default=["model"],
+                        choices=["model", "argmax", "train"],
+                        help="decision thresholds to evaluate: the model's own, the most "
+                             "probable class, or the best IoU on train/")
     return parser.parse_args()
 
 
@@ -210,26 +217,61 @@ def figures(report) -> str:
     return line
 
 
-def evaluate_model(path: Path, data: Path, work: Path, overlap: int) -> dict[str, float]:
-    """Landslide IoU/F1 of a model on valid/: tile mode and scene mode (the mosaic)."""
+def train_threshold(model, settings, data: Path) -> float | None:
+    """The threshold ``[train] tune_threshold`` would store: best IoU on the train/ tiles."""
+    from geoseg.datasets import MemoryTiles, TileDataset, reference_split
+    from geoseg.train import choose_threshold
+
+    with TileDataset(reference_split(data, "train"), settings, rgb_map=RGB_MAP) as tiles:
+        return choose_threshold(model, MemoryTiles(tiles), 4)
+
+
+def evaluate_model(path: Path, data: Path, work: Path, overlap: int, tta: list[str],
+                   thresholds: list[str]) -> dict[str, dict[str, float]]:
+    """Landslide IoU/F1 on valid/, tile mode and scene mode, per TTA mode and threshold.
+
+    Thresholds: ``model`` (the model's own; the most probable class if it has none),
+    ``argmax`` and ``train`` (the best IoU on the train/ tiles, as ``[train]
+    tune_threshold`` chooses it, for models trained without it). Variants are named
+    ``<tta>/<threshold>``.
+    """
     from geoseg.evaluate import evaluate_dataset, evaluate_scene
     from geoseg.inference import KerasPredictor
     from geoseg.model import load_model
+    from geoseg.tta import with_tta
 
     model, settings = load_model(path)
-    predictor = KerasPredictor(model, batch_size=2, device="cpu")
-    tiles = evaluate_dataset(data / "valid", predictor, settings, rgb_map=RGB_MAP)
-    print(f"  valid/ tiles ({len(tiles.scenes)} PNGs, {tiles.seconds:.0f} s): "
-          f"{figures(tiles.report)}")
+    plain = KerasPredictor(model, batch_size=2, device="cpu")
     image, mask = mosaic(data / "valid", work)
-    started = time.perf_counter()
-    scene = evaluate_scene(image, mask, predictor, settings, overlap=overlap, rgb_map=RGB_MAP)
-    print(f"  valid/ as one 1024x1536 scene (assigned georeference {MOSAIC_CRS}, {PIXEL:g} m "
-          f"pixels; overlap {overlap}, {time.perf_counter() - started:.0f} s): {figures(scene)}")
-    fg = tiles.report.foreground
-    cm_t, cm_s = tiles.report.confusion, scene.confusion
-    return {"params": model.count_params(), "tile_iou": cm_t.iou[fg], "tile_f1": cm_t.f1[fg],
-            "scene_iou": cm_s.iou[fg], "scene_f1": cm_s.f1[fg]}
+    values = {"model": settings.threshold, "argmax": None}
+    if "train" in thresholds:
+        values["train"] = train_threshold(model, settings, data)
+        print(f"  threshold chosen on train/: {values['train']}")
+    scores: dict[str, dict[str, float]] = {}
+    for mode in tta:
+        predictor = with_tta(plain, mode)
+        for name in thresholds:
+            threshold = values[name]
+            tiles = evaluate_dataset(data / "valid", predictor, settings, rgb_map=RGB_MAP,
+                                     threshold=threshold)
+            started = time.perf_counter()
+            scene = evaluate_scene(image, mask, predictor, settings, overlap=overlap,
+                                   rgb_map=RGB_MAP, threshold=threshold)
+            scene_seconds = time.perf_counter() - started
+            variant = f"{mode}/{name}"
+            print(f"  [{variant}, threshold {threshold}] valid/ tiles ({len(tiles.scenes)} PNGs, "
+                  f"{tiles.seconds:.0f} s): {figures(tiles.report)}")
+            print(f"  [{variant}] valid/ as one 1024x1536 scene (assigned georeference "
+                  f"{MOSAIC_CRS}, {PIXEL:g} m pixels; overlap {overlap}, {scene_seconds:.0f} s)"
+                  f": {figures(scene)}", flush=True)
+            fg = tiles.report.foreground
+            cm_t, cm_s = tiles.report.confusion, scene.confusion
+            scores[variant] = {
+                "params": model.count_params(), "threshold": threshold,
+                "tile_iou": cm_t.iou[fg], "tile_f1": cm_t.f1[fg], "scene_iou": cm_s.iou[fg],
+                "scene_f1": cm_s.f1[fg], "tile_seconds": tiles.seconds,
+                "scene_seconds": scene_seconds}
+    return scores
 
 
 def spread(values: list[float], digits: int = 3) -> str:
@@ -252,10 +294,15 @@ def main() -> None:
         if args.model is not None:
             for path in args.model:
                 print(f"{path}:")
-                scores = evaluate_model(path, args.data, out, args.overlap)
-                print(f"SUMMARY {path}: {scores['params']:,} params; valid tiles IoU "
-                      f"{scores['tile_iou']:.3f} F1 {scores['tile_f1']:.3f}; mosaic scene IoU "
-                      f"{scores['scene_iou']:.3f} F1 {scores['scene_f1']:.3f}. {CREDIT}")
+                scores = evaluate_model(path, args.data, out, args.overlap, args.tta,
+                                        args.thresholds)
+                for variant, got in scores.items():
+                    print(f"SUMMARY {path} [{variant}]: {got['params']:,} params; valid tiles "
+                          f"IoU {got['tile_iou']:.3f} F1 {got['tile_f1']:.3f} "
+                          f"({got['tile_seconds']:.0f} s); mosaic scene IoU "
+                          f"{got['scene_iou']:.3f} F1 {got['scene_f1']:.3f} "
+                          f"({got['scene_seconds']:.0f} s); load {os.getloadavg()[0]:.1f}. "
+                          f"{CREDIT}", flush=True)
             return
         for recipe in args.recipe or ["flexunet512"]:
             name = Path(recipe).stem
@@ -264,30 +311,33 @@ def main() -> None:
                 print(f"== {name}, seed {seed}")
                 run = train_model(recipe_config(recipe, args, seed), args.data,
                                   out / name / f"seed{seed}")
-                scores = evaluate_model(run.model, args.data, out, args.overlap)
-                row = {"recipe": name, "seed": seed, **dataclasses.asdict(run), **scores,
-                       "model": str(run.model)}
+                scores = evaluate_model(run.model, args.data, out, args.overlap, args.tta,
+                                        args.thresholds)
+                row = {"recipe": name, "seed": seed, **dataclasses.asdict(run),
+                       "scores": scores, "model": str(run.model)}
                 rows.append(row)
-                print(f"RUN {name} seed {seed}: {scores['params']:,} params, {run.epochs} epochs "
-                      f"in {run.seconds / 60:.1f} min, {run.cpu:.0f} CPU-s, "
-                      f"{run.samples_per_s:.2f} samples/s, load {run.load[0]:.1f}->"
-                      f"{run.load[1]:.1f}; valid tiles IoU {scores['tile_iou']:.3f} F1 "
-                      f"{scores['tile_f1']:.3f}; mosaic scene IoU {scores['scene_iou']:.3f} F1 "
-                      f"{scores['scene_f1']:.3f}", flush=True)
+                for variant, got in scores.items():
+                    print(f"RUN {name} seed {seed} [{variant}]: {got['params']:,} params, "
+                          f"{run.epochs} epochs in {run.seconds / 60:.1f} min, {run.cpu:.0f} "
+                          f"CPU-s, {run.samples_per_s:.2f} samples/s, load {run.load[0]:.1f}->"
+                          f"{run.load[1]:.1f}; valid tiles IoU {got['tile_iou']:.3f} F1 "
+                          f"{got['tile_f1']:.3f}; mosaic scene IoU {got['scene_iou']:.3f} F1 "
+                          f"{got['scene_f1']:.3f}", flush=True)
                 with (out / "runs.jsonl").open("a") as log:
                     log.write(json.dumps(row, default=str) + "\n")
             loads = [load for row in rows for load in row["load"]]
-            print(
-                f"SUMMARY {name}, seeds {' '.join(map(str, args.seeds))}: valid tiles IoU "
-                f"{spread([r['tile_iou'] for r in rows])}, F1 "
-                f"{spread([r['tile_f1'] for r in rows])}; mosaic scene IoU "
-                f"{spread([r['scene_iou'] for r in rows])}; training "
-                f"{spread([r['seconds'] / 60 for r in rows], 1)} min, "
-                f"{spread([r['cpu'] for r in rows], 0)} CPU-s, "
-                f"{spread([r['samples_per_s'] for r in rows], 2)} samples/s; load "
-                f"{min(loads):.1f}-{max(loads):.1f}; reference FlexUNet (127 M params) IoU "
-                f"{REFERENCE['iou']} F1 {REFERENCE['f1']}. {CREDIT}", flush=True)
-
+            for variant in rows[0]["scores"]:
+                got = [row["scores"][variant] for row in rows]
+                print(
+                    f"SUMMARY {name} [{variant}], seeds {' '.join(map(str, args.seeds))}: valid "
+                    f"tiles IoU {spread([g['tile_iou'] for g in got])}, F1 "
+                    f"{spread([g['tile_f1'] for g in got])}; mosaic scene IoU "
+                    f"{spread([g['scene_iou'] for g in got])}; training "
+                    f"{spread([r['seconds'] / 60 for r in rows], 1)} min, "
+                    f"{spread([r['cpu'] for r in rows], 0)} CPU-s, "
+                    f"{spread([r['samples_per_s'] for r in rows], 2)} samples/s; load "
+                    f"{min(loads):.1f}-{max(loads):.1f}; reference FlexUNet (127 M params) IoU "
+                    f"{REFERENCE['iou']} F1 {REFERENCE['f1']}. {CREDIT}", flush=True)
 
 if __name__ == "__main__":
     main()
