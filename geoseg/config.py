@@ -39,7 +39,7 @@ __all__ = [
     "MaskSection", "load_config", "parse_config", "default_config", "schema_markdown",
 ]
 
-LOSSES = ("categorical_crossentropy", "dice", "ce_dice", "focal")
+LOSSES = ("categorical_crossentropy", "dice", "ce_dice", "focal", "lovasz", "ce_lovasz")
 """Loss functions the trainer knows (``[model] loss``)."""
 
 
@@ -209,7 +209,12 @@ class TrainSection:
     images_dir: Path | None = _key(None, PATH, "Training images folder.")
     masks_dir: Path | None = _key(None, PATH, "Training masks folder.")
     create_backup: bool = _key(False, BOOL, f"Reference backup switch. {_COMPAT}")
-    learning_rate_reducer: bool = _key(True, BOOL, "Reduce the learning rate on plateaus.")
+    learning_rate_reducer: bool = _key(True, BOOL, "Reduce the learning rate on plateaus "
+                                       "(with lr_schedule \"plateau\").")
+    lr_schedule: str = _key("plateau", STR, "Learning-rate schedule: plateau (constant, "
+                            "reduced on plateaus if learning_rate_reducer) or cosine (decays "
+                            "from learning_rate to 0 over epochs x steps, step by step).",
+                            choices=("plateau", "cosine"))
     reducer_factor: float = _key(0.5, FLOAT, "Learning-rate reduction factor.", above=0, below=1)
     reducer_patience: int = _key(4, INT, "Epochs on a plateau before reducing.", minimum=0)
     epoch_change_infer: bool = _key(True, BOOL, "After every epoch, save image | truth | "

@@ -184,8 +184,11 @@ def _config_scenes(config: Config, section: str) -> list[LabelledScene] | None:
     return reference_scenes(part.images_dir, part.masks_dir, config.mask.mask_file_format)
 
 
-def _optimizer(config: Config) -> keras.optimizers.Optimizer:
-    options: dict[str, float] = {"learning_rate": config.model.learning_rate}
+def _optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimizer:
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = config.model.learning_rate
+    if config.train.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(config.model.learning_rate, total_steps)
+    options: dict[str, object] = {"learning_rate": rate}
     if config.model.clipvalue is not None:
         options["clipvalue"] = config.model.clipvalue
     try:
@@ -283,10 +286,10 @@ def train(
     config : Config
         ``[model]`` gives the network, optimizer (``learning_rate``, ``clipvalue``), loss and
         metrics; ``[train]`` the data folders, ``epochs``, ``batch_size``, ``steps_per_epoch``,
-        ``validation_steps``, ``patience``, the learning-rate reducer, ``seed``,
-        ``augmentation``, ``class_weights``, ``tune_threshold``, ``precision``, ``cache_mb``
-        and the previews; ``[valid]`` the validation folders; ``[mask] rgb_map`` the mask
-        colours.
+        ``validation_steps``, ``patience``, the learning-rate reducer or ``lr_schedule``,
+        ``seed``, ``augmentation``, ``class_weights``, ``tune_threshold``, ``precision``,
+        ``cache_mb`` and the previews; ``[valid]`` the validation folders; ``[mask]
+        rgb_map`` the mask colours.
     out_dir : path, optional
         Output folder [default: ``[train] model_dir``].
     train_scenes : sequence of LabelledScene, optional
@@ -380,7 +383,7 @@ def train(
         keras.utils.set_random_seed(config.train.seed)
         with _strategy().scope(), _dtype_policy(config.train.precision):
             model = build_flexunet(settings)
-            model.compile(optimizer=_optimizer(config), loss=loss, metrics=metrics)
+            model.compile(optimizer=_optimizer(config, total * steps), loss=loss, metrics=metrics)
             if resume:
                 model.optimizer.build(model.trainable_variables)
                 model.load_weights(paths[LAST_NAME])
@@ -401,7 +404,7 @@ def train(
                                                 restore_best_weights=True)
         callbacks: list[keras.callbacks.Callback] = [
             EpochRecorder(paths[LOG_NAME], rows, total, say), stopper, checkpoint]
-        if config.train.learning_rate_reducer:
+        if config.train.learning_rate_reducer and config.train.lr_schedule == "plateau":
             callbacks.insert(1, keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor, mode=_mode(monitor), factor=config.train.reducer_factor,
                 patience=config.train.reducer_patience, verbose=0))

@@ -37,7 +37,15 @@ from geoseg.datasets import (
     reference_split,
 )
 from geoseg.errors import ConfigError, InputError, OutputExistsError
-from geoseg.losses import IGNORE, crossentropy, decode_target, dice, focal, make_loss
+from geoseg.losses import (
+    IGNORE,
+    crossentropy,
+    decode_target,
+    dice,
+    focal,
+    lovasz,
+    make_loss,
+)
 from geoseg.metrics import ConfusionMatrix
 from geoseg.model import build_flexunet, load_model
 from geoseg.pipeline import example_tile, training_dataset
@@ -248,6 +256,15 @@ def test_a_tuned_threshold_travels_with_the_model_trained_in_bfloat16(scenes, tm
     assert iou(result.threshold) >= max(iou(0.5), iou(0.3), iou(0.7))
 
 
+def test_cosine_schedule_decays_the_rate_step_by_step(scenes, tmp_path):
+    config = parse_config(config_text(epochs=3, steps_per_epoch=2, lr_schedule="cosine",
+                                      epoch_change_infer=False))
+    result = train(config, out_dir=tmp_path, train_scenes=scenes["train"], valid_scenes=[],
+                   report=lambda line: None)
+    rates = [float(row["learning_rate"]) for row in csv.DictReader(result.log_path.open())]
+    np.testing.assert_allclose(rates, [0.003, 0.003 * 0.75, 0.003 * 0.25], rtol=1e-5)
+
+
 def test_a_non_empty_output_folder_is_refused_and_left_alone(scenes, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / MODEL_NAME).write_text("an older model")
@@ -390,7 +407,24 @@ def test_dice_by_hand():
     assert float(dice(onehot, perfect, weight)) == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["categorical_crossentropy", "dice", "ce_dice", "focal"])
+def test_lovasz_is_one_minus_the_mean_iou_of_hard_predictions():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, (2, 8, 8))
+    truth[0, 0, :3] = IGNORE
+    hard = rng.integers(0, 2, (2, 8, 8)).astype(np.float32)
+    probs = np.stack([1 - hard, hard], axis=-1)
+    onehot, weight = decode_target(tf.constant(truth), 2)
+    valid = truth != IGNORE
+    expected = np.mean([1 - ((truth == c) & (hard == c) & valid).sum()
+                        / (((truth == c) | (hard == c)) & valid).sum() for c in (0, 1)])
+    assert float(lovasz(onehot, tf.constant(probs), weight)) == pytest.approx(expected, abs=1e-6)
+    ce = float(crossentropy(onehot, tf.constant(probs), weight))
+    assert float(make_loss("ce_lovasz", 2)(truth, probs)) == pytest.approx(ce + expected,
+                                                                          rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["categorical_crossentropy", "dice", "ce_dice", "focal",
+                                  "lovasz", "ce_lovasz"])
 def test_ignored_pixels_change_neither_loss_nor_gradient(name):
     target, probs = onehot_case()
     loss = make_loss(name, 2)
