@@ -43,6 +43,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import resource
 import statistics
@@ -115,6 +116,8 @@ def parse_args() -> argparse.Namespace:
                         choices=["model", "argmax", "train"],
                         help="decision thresholds to evaluate: the model's own, the most "
                              "probable class, or the best IoU on train/")
+    parser.add_argument("--no-scene", action="store_true",
+                        help="tile mode only (skip the mosaic scene, e.g. for slow TTA runs)")
     return parser.parse_args()
 
 
@@ -226,14 +229,29 @@ def train_threshold(model, settings, data: Path) -> float | None:
         return choose_threshold(model, MemoryTiles(tiles), 4)
 
 
+def at_threshold(report, threshold: float | None) -> tuple[float, float]:
+    """Landslide IoU and F1 of a report at ``threshold``: its own (argmax) for None, else read
+    from its threshold sweep (exact pixel counts of ``p >= threshold`` on the 0.01 grid)."""
+    if threshold is None:
+        fg = report.foreground
+        return float(report.confusion.iou[fg]), float(report.confusion.f1[fg])
+    sweep = report.sweep
+    index = int(np.argmin(np.abs(sweep.thresholds - threshold)))
+    if abs(sweep.thresholds[index] - threshold) > 1e-9:
+        raise SystemExit(f"threshold {threshold} is not on the sweep's 0.01 grid")
+    return float(sweep.iou[index]), float(sweep.f1[index])
+
+
 def evaluate_model(path: Path, data: Path, work: Path, overlap: int, tta: list[str],
-                   thresholds: list[str]) -> dict[str, dict[str, float]]:
+                   thresholds: list[str], scene_mode: bool = True) -> dict[str, dict[str, float]]:
     """Landslide IoU/F1 on valid/, tile mode and scene mode, per TTA mode and threshold.
 
-    Thresholds: ``model`` (the model's own; the most probable class if it has none),
-    ``argmax`` and ``train`` (the best IoU on the train/ tiles, as ``[train]
-    tune_threshold`` chooses it, for models trained without it). Variants are named
-    ``<tta>/<threshold>``.
+    Each TTA mode is predicted once (most probable class); the figures at the other
+    thresholds come from the same predictions' threshold sweeps. Thresholds: ``model`` (the
+    model's own; the most probable class if it has none), ``argmax`` and ``train`` (the best
+    IoU on the train/ tiles, as ``[train] tune_threshold`` chooses it, for models trained
+    without it). Variants are named ``<tta>/<threshold>``; scene figures are NaN without
+    ``scene_mode``.
     """
     from geoseg.evaluate import evaluate_dataset, evaluate_scene
     from geoseg.inference import KerasPredictor
@@ -250,26 +268,26 @@ def evaluate_model(path: Path, data: Path, work: Path, overlap: int, tta: list[s
     scores: dict[str, dict[str, float]] = {}
     for mode in tta:
         predictor = with_tta(plain, mode)
-        for name in thresholds:
-            threshold = values[name]
-            tiles = evaluate_dataset(data / "valid", predictor, settings, rgb_map=RGB_MAP,
-                                     threshold=threshold)
+        tiles = evaluate_dataset(data / "valid", predictor, settings, rgb_map=RGB_MAP)
+        print(f"  [{mode}] valid/ tiles ({len(tiles.scenes)} PNGs, {tiles.seconds:.0f} s, load "
+              f"{os.getloadavg()[0]:.1f}): {figures(tiles.report)}", flush=True)
+        scene, scene_seconds = None, math.nan
+        if scene_mode:
             started = time.perf_counter()
             scene = evaluate_scene(image, mask, predictor, settings, overlap=overlap,
-                                   rgb_map=RGB_MAP, threshold=threshold)
+                                   rgb_map=RGB_MAP)
             scene_seconds = time.perf_counter() - started
-            variant = f"{mode}/{name}"
-            print(f"  [{variant}, threshold {threshold}] valid/ tiles ({len(tiles.scenes)} PNGs, "
-                  f"{tiles.seconds:.0f} s): {figures(tiles.report)}")
-            print(f"  [{variant}] valid/ as one 1024x1536 scene (assigned georeference "
+            print(f"  [{mode}] valid/ as one 1024x1536 scene (assigned georeference "
                   f"{MOSAIC_CRS}, {PIXEL:g} m pixels; overlap {overlap}, {scene_seconds:.0f} s)"
                   f": {figures(scene)}", flush=True)
-            fg = tiles.report.foreground
-            cm_t, cm_s = tiles.report.confusion, scene.confusion
-            scores[variant] = {
-                "params": model.count_params(), "threshold": threshold,
-                "tile_iou": cm_t.iou[fg], "tile_f1": cm_t.f1[fg], "scene_iou": cm_s.iou[fg],
-                "scene_f1": cm_s.f1[fg], "tile_seconds": tiles.seconds,
+        for name in thresholds:
+            tile_iou, tile_f1 = at_threshold(tiles.report, values[name])
+            scene_iou, scene_f1 = (at_threshold(scene, values[name]) if scene is not None
+                                   else (math.nan, math.nan))
+            scores[f"{mode}/{name}"] = {
+                "params": model.count_params(), "threshold": values[name],
+                "tile_iou": tile_iou, "tile_f1": tile_f1, "scene_iou": scene_iou,
+                "scene_f1": scene_f1, "tile_seconds": tiles.seconds,
                 "scene_seconds": scene_seconds}
     return scores
 
@@ -295,7 +313,7 @@ def main() -> None:
             for path in args.model:
                 print(f"{path}:")
                 scores = evaluate_model(path, args.data, out, args.overlap, args.tta,
-                                        args.thresholds)
+                                        args.thresholds, not args.no_scene)
                 for variant, got in scores.items():
                     print(f"SUMMARY {path} [{variant}]: {got['params']:,} params; valid tiles "
                           f"IoU {got['tile_iou']:.3f} F1 {got['tile_f1']:.3f} "
@@ -312,7 +330,7 @@ def main() -> None:
                 run = train_model(recipe_config(recipe, args, seed), args.data,
                                   out / name / f"seed{seed}")
                 scores = evaluate_model(run.model, args.data, out, args.overlap, args.tta,
-                                        args.thresholds)
+                                        args.thresholds, not args.no_scene)
                 row = {"recipe": name, "seed": seed, **dataclasses.asdict(run),
                        "scores": scores, "model": str(run.model)}
                 rows.append(row)
