@@ -39,7 +39,8 @@ __all__ = [
     "MaskSection", "load_config", "parse_config", "default_config", "schema_markdown",
 ]
 
-LOSSES = ("categorical_crossentropy", "dice", "ce_dice", "focal", "lovasz", "ce_lovasz")
+LOSSES = ("categorical_crossentropy", "dice", "ce_dice", "focal", "lovasz_softmax",
+          "ce_lovasz_softmax")
 """Loss functions the trainer knows (``[model] loss``)."""
 
 

@@ -13,9 +13,9 @@ Losses (``[model] loss`` of a config, see :func:`make_loss`):
   ``dice_c = (2 sum(w t p) + 1) / (sum(w t) + sum(w p) + 1)`` pooled over the batch;
 * ``ce_dice``: their sum;
 * ``focal``: ``sum(w * cw[y] * -(1 - p[y])**gamma * log p[y]) / sum(w)``, gamma 2;
-* ``lovasz``: the Lovasz-softmax loss (Berman et al., CVPR 2018), a convex surrogate of
-  ``1 - IoU`` pooled over the batch, averaged over the classes present (class-weighted);
-* ``ce_lovasz``: cross-entropy plus Lovasz-softmax.
+* ``lovasz_softmax``: the Lovasz-softmax loss (Berman et al., CVPR 2018), a convex surrogate
+  of ``1 - IoU`` pooled over the batch, averaged over the classes present (class-weighted);
+* ``ce_lovasz_softmax``: cross-entropy plus Lovasz-softmax.
 
 ``cw`` are the class weights (``[train] class_weights``; all 1 by default): give the rare
 landslide class a larger weight to count its pixels more. A single-channel (sigmoid) output is
@@ -230,13 +230,13 @@ def make_loss(
         onehot, weight = decode_target(y_true, classes)
         probs = two_class(y_pred)
         value = tf.constant(0.0)
-        if name in ("categorical_crossentropy", "ce_dice", "ce_lovasz"):
+        if name in ("categorical_crossentropy", "ce_dice", "ce_lovasz_softmax"):
             value += crossentropy(onehot, probs, weight, weights)
         if name in ("dice", "ce_dice"):
             value += dice(onehot, probs, weight, weights)
         if name == "focal":
             value += focal(onehot, probs, weight, weights)
-        if name in ("lovasz", "ce_lovasz"):
+        if name in ("lovasz_softmax", "ce_lovasz_softmax"):
             value += lovasz(onehot, probs, weight, weights)
         return value
 

@@ -419,12 +419,12 @@ def test_lovasz_is_one_minus_the_mean_iou_of_hard_predictions():
                         / (((truth == c) | (hard == c)) & valid).sum() for c in (0, 1)])
     assert float(lovasz(onehot, tf.constant(probs), weight)) == pytest.approx(expected, abs=1e-6)
     ce = float(crossentropy(onehot, tf.constant(probs), weight))
-    assert float(make_loss("ce_lovasz", 2)(truth, probs)) == pytest.approx(ce + expected,
+    assert float(make_loss("ce_lovasz_softmax", 2)(truth, probs)) == pytest.approx(ce + expected,
                                                                           rel=1e-5)
 
 
 @pytest.mark.parametrize("name", ["categorical_crossentropy", "dice", "ce_dice", "focal",
-                                  "lovasz", "ce_lovasz"])
+                                  "lovasz_softmax", "ce_lovasz_softmax"])
 def test_ignored_pixels_change_neither_loss_nor_gradient(name):
     target, probs = onehot_case()
     loss = make_loss(name, 2)
