@@ -419,8 +419,8 @@ def test_lovasz_is_one_minus_the_mean_iou_of_hard_predictions():
                         / (((truth == c) | (hard == c)) & valid).sum() for c in (0, 1)])
     assert float(lovasz(onehot, tf.constant(probs), weight)) == pytest.approx(expected, abs=1e-6)
     ce = float(crossentropy(onehot, tf.constant(probs), weight))
-    assert float(make_loss("ce_lovasz_softmax", 2)(truth, probs)) == pytest.approx(ce + expected,
-                                                                          rel=1e-5)
+    combined = float(make_loss("ce_lovasz_softmax", 2)(truth, probs))
+    assert combined == pytest.approx(ce + expected, rel=1e-5)
 
 
 @pytest.mark.parametrize("name", ["categorical_crossentropy", "dice", "ce_dice", "focal",
