@@ -230,7 +230,7 @@ class TrainSection:
     augmentation: bool = _key(True, BOOL, "Random flips and rotations of training tiles.")
     class_weights: tuple[float, ...] | None = _key(None, FLOAT_LIST, "Loss weight per class; "
                                                    "None = equal.", minimum=0)
-    tune_threshold: bool = _key(False, BOOL, "After training, choose the landslide "
+    tune_threshold: bool = _key(True, BOOL, "After training, choose the landslide "
                                 "probability threshold with the best IoU on the training "
                                 "tiles and store it in the model, for predict and evaluate "
                                 "(two-class models).")

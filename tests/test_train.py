@@ -9,6 +9,7 @@ that inspect its outputs.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import shutil
 import warnings
@@ -172,9 +173,11 @@ def test_checkpoints_load_with_their_settings_and_match_the_log(trained, scenes)
         images, masks, valid = tiles.read_many(range(len(tiles)))
     target = np.where(valid, masks, IGNORE)
     best = min(rows, key=lambda row: float(row["val_loss"]))
-    for path, row in ((trained.model_path, best), (trained.last_path, rows[-1])):
+    assert trained.threshold is not None  # [train] tune_threshold is on by default
+    for path, row, threshold in ((trained.model_path, best, trained.threshold),
+                                 (trained.last_path, rows[-1], None)):
         model, settings = load_model(path)
-        assert settings == SETTINGS
+        assert settings == dataclasses.replace(SETTINGS, threshold=threshold)
         assert settings.class_names == ["background", "landslide"]
         # Keras logs the mean of the batch losses (batches of 8 tiles) weighted by batch size
         values = [(len(images[i : i + 8]),
@@ -275,7 +278,8 @@ def test_a_non_empty_output_folder_is_refused_and_left_alone(scenes, tmp_path):
                    train_scenes=scenes["train"], valid_scenes=[], overwrite=True,
                    report=lambda line: None)
     assert (tmp_path / "notes.txt").read_text() == "mine"
-    assert load_model(tmp_path / MODEL_NAME)[1] == SETTINGS
+    saved = load_model(tmp_path / MODEL_NAME)[1]
+    assert saved == dataclasses.replace(SETTINGS, threshold=result.threshold)
     assert result.monitor == "loss" and result.valid_tiles == 0
 
 
