@@ -5,9 +5,12 @@ landslides (``../shared/data/hokkaido-iburi``; 18 ``train/``, 6 ``valid/``), fro
 Landslide Dataset (Xu, Y., Ouyang, C., Xu, Q., Wang, D., Zhao, B., & Luo, Y. (2023), Zenodo,
 https://doi.org/10.5281/zenodo.10294997), CC BY-NC 4.0.
 
-1. Train a FlexUNet with :func:`geoseg.train.train` on ``train/`` only. ``valid/`` is held
-   out: it is used neither for early stopping nor to pick the saved model, so the figures
-   below are not tuned on it.
+1. Train each recipe (a ``.config`` file, or the ``flexunet512`` preset set by the options)
+   once per seed with :func:`geoseg.train.train` on ``train/`` only. ``valid/`` is held out:
+   a config's ``[valid]`` folders are ignored, so it is used neither for early stopping nor
+   to pick the saved model (the monitor is the training loss), and the figures below are
+   not tuned on it. Training wall time, CPU-seconds (user + system, all threads), training
+   samples per second and the load average are recorded.
 2. Evaluate it on ``valid/`` in the reference layout (:func:`geoseg.evaluate.evaluate_dataset`:
    each PNG a small scene, white pixels no data).
 3. Evaluate it in scene mode (:func:`geoseg.evaluate.evaluate_scene`): the 6 valid tiles
@@ -23,18 +26,31 @@ all 24 tiles; not the same protocol). The defaults (490 k parameters, 60 epochs)
 on 2 shared CPU cores: valid IoU 0.616 / F1 0.762 (tiles), 0.613 / 0.760 (mosaic scene);
 ``--base-filters 12 --epochs 80 --reducer-patience 8`` (1.1 M) took 36 min: 0.633 / 0.775.
 
-    python bench/real_hokkaido.py                      # train + evaluate
+Each run prints a ``RUN`` line; each recipe a ``SUMMARY`` with the mean ± sample standard
+deviation (min-max) over its seeds. With ``--out``, every run is appended to
+``runs.jsonl`` and its model kept in ``<out>/<recipe>/seed<N>/``.
+
+    python bench/real_hokkaido.py                      # flexunet512 preset, seed 42
+    python bench/real_hokkaido.py --recipe configs/hokkaido_cpu.config --seeds 42 43 44
     python bench/real_hokkaido.py --base-filters 12 --epochs 80 --reducer-patience 8
-    python bench/real_hokkaido.py --model out/model.keras   # evaluate an existing model
+    python bench/real_hokkaido.py --model out/model.keras   # evaluate existing models
+    python bench/real_hokkaido.py --model out/model.keras --tta none d4 --thresholds model train
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
+import math
+import os
+import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
@@ -53,14 +69,37 @@ MOSAIC_CRS = "EPSG:32654"
 MOSAIC_ORIGIN_LONLAT = (141.98, 42.75)
 PIXEL = 3.0
 
+if TYPE_CHECKING:
+    from geoseg.config import Config
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run: the model and what it cost."""
+
+    model: Path
+    seconds: float
+    cpu: float
+    """User + system CPU-seconds of the process (all threads) during training."""
+    samples_per_s: float
+    epochs: int
+    load: tuple[float, float]
+    """1-minute load average before and after."""
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA, help="folder with train/ and valid/")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="evaluate this .keras model instead of training one")
+    parser.add_argument("--recipe", action="append", default=[],
+                        help="a .config file, or the preset 'flexunet512' (this script's own "
+                             "recipe, set by the options below); repeatable [default: "
+                             "flexunet512]")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42],
+                        help="train each recipe once per seed (e.g. --seeds 42 43 44)")
+    parser.add_argument("--model", type=Path, nargs="+", default=None,
+                        help="evaluate these .keras models instead of training")
     parser.add_argument("--out", type=Path, default=None,
-                        help="keep the model, training log and reports here (default: temp)")
+                        help="keep the models, training logs and reports here (default: temp)")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--base-filters", type=int, default=8)
@@ -71,12 +110,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reducer-patience", type=int, default=6,
                         help="epochs on a training-loss plateau before halving the rate")
     parser.add_argument("--overlap", type=int, default=64, help="scene-mode tile overlap")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--tta", nargs="+", default=["none"], choices=["none", "flips", "d4"],
+                        help="test-time augmentation modes to evaluate")
+    parser.add_argument("--thresholds", nargs="+", default=["model"],
+                        choices=["model", "argmax", "train"],
+                        help="decision thresholds to evaluate: the model's own, the most "
+                             "probable class, or the best IoU on train/")
+    parser.add_argument("--no-scene", action="store_true",
+                        help="tile mode only (skip the mosaic scene, e.g. for slow TTA runs)")
     return parser.parse_args()
 
 
-def config_text(args: argparse.Namespace) -> str:
-    """A FlexUNet config for the run (no validation: valid/ stays held out)."""
+def config_text(args: argparse.Namespace, seed: int) -> str:
+    """The flexunet512 preset: a FlexUNet config for the run (no validation)."""
     return f"""
 [model]
 image_width = 512
@@ -96,7 +142,7 @@ epochs = {args.epochs}
 batch_size = {args.batch_size}
 patience = {args.epochs}
 reducer_patience = {args.reducer_patience}
-seed = {args.seed}
+seed = {seed}
 augmentation = True
 epoch_change_infer = False
 
@@ -105,17 +151,34 @@ rgb_map = {{(0,0,0):0, (255,0,0):1}}
 """
 
 
-def train_model(args: argparse.Namespace, out: Path) -> tuple[Path, float, int]:
-    """Train on train/ only; returns the model path, training seconds and epochs run."""
-    from geoseg.config import parse_config
+def recipe_config(recipe: str, args: argparse.Namespace, seed: int) -> Config:
+    """The config of a recipe with ``seed``; valid/ never takes part in training."""
+    from geoseg.config import load_config, parse_config
+
+    if recipe == "flexunet512":
+        return parse_config(config_text(args, seed), source="flexunet512")
+    config = load_config(recipe)
+    return dataclasses.replace(config, train=dataclasses.replace(
+        config.train, seed=seed, epoch_change_infer=False))
+
+
+def train_model(config: Config, data: Path, out: Path) -> Run:
+    """Train on train/ only (no validation, so valid/ picks nothing) and measure it."""
     from geoseg.datasets import reference_split
     from geoseg.train import train
 
-    config = parse_config(config_text(args), source="real_hokkaido")
-    started = time.perf_counter()
-    result = train(config, out_dir=out / "training", valid_scenes=[],
-                   train_scenes=reference_split(args.data, "train"), report=print)
-    return result.model_path, time.perf_counter() - started, result.last_epoch
+    load = os.getloadavg()[0]
+    before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    result = train(config, out_dir=out, valid_scenes=[], overwrite=True,
+                   train_scenes=reference_split(data, "train"), report=print)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    steps = config.train.steps_per_epoch or -(-result.train_tiles // config.train.batch_size)
+    samples = steps * config.train.batch_size * result.last_epoch
+    return Run(model=result.model_path, seconds=seconds,
+               cpu=after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
+               samples_per_s=samples / seconds, epochs=result.last_epoch,
+               load=(load, os.getloadavg()[0]))
 
 
 def mosaic(folder: Path, out: Path) -> tuple[Path, Path]:
@@ -157,58 +220,144 @@ def figures(report) -> str:
     return line
 
 
+def train_threshold(model, settings, data: Path) -> float | None:
+    """The threshold ``[train] tune_threshold`` would store: best IoU on the train/ tiles."""
+    from geoseg.datasets import MemoryTiles, TileDataset, reference_split
+    from geoseg.train import choose_threshold
+
+    with TileDataset(reference_split(data, "train"), settings, rgb_map=RGB_MAP) as tiles:
+        return choose_threshold(model, MemoryTiles(tiles), 4)
+
+
+def at_threshold(report, threshold: float | None) -> tuple[float, float]:
+    """Landslide IoU and F1 of a report at ``threshold``: its own (argmax) for None, else read
+    from its threshold sweep (exact pixel counts of ``p >= threshold`` on the 0.01 grid)."""
+    if threshold is None:
+        fg = report.foreground
+        return float(report.confusion.iou[fg]), float(report.confusion.f1[fg])
+    sweep = report.sweep
+    index = int(np.argmin(np.abs(sweep.thresholds - threshold)))
+    if abs(sweep.thresholds[index] - threshold) > 1e-9:
+        raise SystemExit(f"threshold {threshold} is not on the sweep's 0.01 grid")
+    return float(sweep.iou[index]), float(sweep.f1[index])
+
+
+def evaluate_model(path: Path, data: Path, work: Path, overlap: int, tta: list[str],
+                   thresholds: list[str], scene_mode: bool = True) -> dict[str, dict[str, float]]:
+    """Landslide IoU/F1 on valid/, tile mode and scene mode, per TTA mode and threshold.
+
+    Each TTA mode is predicted once (most probable class); the figures at the other
+    thresholds come from the same predictions' threshold sweeps. Thresholds: ``model`` (the
+    model's own; the most probable class if it has none), ``argmax`` and ``train`` (the best
+    IoU on the train/ tiles, as ``[train] tune_threshold`` chooses it, for models trained
+    without it). Variants are named ``<tta>/<threshold>``; scene figures are NaN without
+    ``scene_mode``.
+    """
+    from geoseg.evaluate import evaluate_dataset, evaluate_scene
+    from geoseg.inference import KerasPredictor
+    from geoseg.model import load_model
+    from geoseg.predict import PredictOptions
+    from geoseg.tta import with_tta
+
+    model, settings = load_model(path)
+    plain = KerasPredictor(model, batch_size=2, device="cpu")
+    image, mask = mosaic(data / "valid", work)
+    values = {"model": settings.threshold, "argmax": None}
+    if "train" in thresholds:
+        values["train"] = train_threshold(model, settings, data)
+        print(f"  threshold chosen on train/: {values['train']}")
+    scores: dict[str, dict[str, float]] = {}
+    for mode in tta:
+        predictor = with_tta(plain, mode)
+        tiles = evaluate_dataset(data / "valid", predictor, settings, rgb_map=RGB_MAP)
+        print(f"  [{mode}] valid/ tiles ({len(tiles.scenes)} PNGs, {tiles.seconds:.0f} s, load "
+              f"{os.getloadavg()[0]:.1f}): {figures(tiles.report)}", flush=True)
+        scene, scene_seconds = None, math.nan
+        if scene_mode:
+            started = time.perf_counter()
+            scene = evaluate_scene(image, mask, predictor, settings,
+                                   options=PredictOptions(overlap=overlap),
+                                   rgb_map=RGB_MAP)
+            scene_seconds = time.perf_counter() - started
+            print(f"  [{mode}] valid/ as one 1024x1536 scene (assigned georeference "
+                  f"{MOSAIC_CRS}, {PIXEL:g} m pixels; overlap {overlap}, {scene_seconds:.0f} s)"
+                  f": {figures(scene)}", flush=True)
+        for name in thresholds:
+            tile_iou, tile_f1 = at_threshold(tiles.report, values[name])
+            scene_iou, scene_f1 = (at_threshold(scene, values[name]) if scene is not None
+                                   else (math.nan, math.nan))
+            scores[f"{mode}/{name}"] = {
+                "params": model.count_params(), "threshold": values[name],
+                "tile_iou": tile_iou, "tile_f1": tile_f1, "scene_iou": scene_iou,
+                "scene_f1": scene_f1, "tile_seconds": tiles.seconds,
+                "scene_seconds": scene_seconds}
+    return scores
+
+
+def spread(values: list[float], digits: int = 3) -> str:
+    """``mean ± sample sd (min-max)`` of a list; just the value for one."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return (f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f} "
+            f"({min(values):.{digits}f}-{max(values):.{digits}f})")
+
+
 def main() -> None:
     args = parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     print(CREDIT)
     if not (args.data / "train").is_dir() or not (args.data / "valid").is_dir():
         raise SystemExit(f"{args.data}: needs train/ and valid/ (the shared Hokkaido tiles)")
-
-    from geoseg.evaluate import evaluate_dataset, evaluate_scene, write_report
-    from geoseg.inference import KerasPredictor
-    from geoseg.model import load_model
-    from geoseg.predict import PredictOptions
-
     with tempfile.TemporaryDirectory(prefix="geoseg-hokkaido-") as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
-        train_seconds, epochs = None, None
-        model_path = args.model
-        if model_path is None:
-            model_path, train_seconds, epochs = train_model(args, out)
-        model, settings = load_model(model_path)
-        params = model.count_params()
-        predictor = KerasPredictor(model, batch_size=2, device="cpu")
-
-        tiles = evaluate_dataset(args.data / "valid", predictor, settings, rgb_map=RGB_MAP)
-        print(f"valid/ tiles (reference layout, {len(tiles.scenes)} PNGs, "
-              f"{tiles.seconds:.0f} s): {figures(tiles.report)}")
-        for scene in tiles.scenes:
-            print(f"  {scene.name}: {figures(scene.report)}")
-
-        image, mask = mosaic(args.data / "valid", out)
-        started = time.perf_counter()
-        scene = evaluate_scene(image, mask, predictor, settings,
-                               options=PredictOptions(overlap=args.overlap), rgb_map=RGB_MAP)
-        scene_seconds = time.perf_counter() - started
-        print(f"valid/ as one 1024x1536 scene (assigned georeference {MOSAIC_CRS}, {PIXEL:g} m "
-              f"pixels, upper-left near 42.75 N 141.98 E; overlap {args.overlap}, "
-              f"{scene_seconds:.0f} s): {figures(scene)}")
-        if args.out is not None:
-            write_report(tiles, out / "report_tiles", overwrite=True)
-            write_report(scene, out / "report_scene", overwrite=True)
-
-        trained = (f"trained {epochs} epochs in {train_seconds / 60:.1f} min on this machine"
-                   if train_seconds is not None else f"model {model_path.name}")
-        cm_t, cm_s = tiles.report.confusion, scene.confusion
-        fg = tiles.report.foreground
-        print(
-            f"SUMMARY FlexUNet {params:,} params, {trained}: valid tiles landslide IoU "
-            f"{cm_t.iou[fg]:.3f} F1 {cm_t.f1[fg]:.3f}; valid mosaic scene IoU "
-            f"{cm_s.iou[fg]:.3f} F1 {cm_s.f1[fg]:.3f}; reference FlexUNet (127 M params) "
-            f"IoU {REFERENCE['iou']} F1 {REFERENCE['f1']}. {CREDIT}"
-        )
-
+        if args.model is not None:
+            for path in args.model:
+                print(f"{path}:")
+                scores = evaluate_model(path, args.data, out, args.overlap, args.tta,
+                                        args.thresholds, not args.no_scene)
+                for variant, got in scores.items():
+                    print(f"SUMMARY {path} [{variant}]: {got['params']:,} params; valid tiles "
+                          f"IoU {got['tile_iou']:.3f} F1 {got['tile_f1']:.3f} "
+                          f"({got['tile_seconds']:.0f} s); mosaic scene IoU "
+                          f"{got['scene_iou']:.3f} F1 {got['scene_f1']:.3f} "
+                          f"({got['scene_seconds']:.0f} s); load {os.getloadavg()[0]:.1f}. "
+                          f"{CREDIT}", flush=True)
+            return
+        for recipe in args.recipe or ["flexunet512"]:
+            name = Path(recipe).stem
+            rows = []
+            for seed in args.seeds:
+                print(f"== {name}, seed {seed}")
+                run = train_model(recipe_config(recipe, args, seed), args.data,
+                                  out / name / f"seed{seed}")
+                scores = evaluate_model(run.model, args.data, out, args.overlap, args.tta,
+                                        args.thresholds, not args.no_scene)
+                row = {"recipe": name, "seed": seed, **dataclasses.asdict(run),
+                       "scores": scores, "model": str(run.model)}
+                rows.append(row)
+                for variant, got in scores.items():
+                    print(f"RUN {name} seed {seed} [{variant}]: {got['params']:,} params, "
+                          f"{run.epochs} epochs in {run.seconds / 60:.1f} min, {run.cpu:.0f} "
+                          f"CPU-s, {run.samples_per_s:.2f} samples/s, load {run.load[0]:.1f}->"
+                          f"{run.load[1]:.1f}; valid tiles IoU {got['tile_iou']:.3f} F1 "
+                          f"{got['tile_f1']:.3f}; mosaic scene IoU {got['scene_iou']:.3f} F1 "
+                          f"{got['scene_f1']:.3f}", flush=True)
+                with (out / "runs.jsonl").open("a") as log:
+                    log.write(json.dumps(row, default=str) + "\n")
+            loads = [load for row in rows for load in row["load"]]
+            for variant in rows[0]["scores"]:
+                got = [row["scores"][variant] for row in rows]
+                print(
+                    f"SUMMARY {name} [{variant}], seeds {' '.join(map(str, args.seeds))}: valid "
+                    f"tiles IoU {spread([g['tile_iou'] for g in got])}, F1 "
+                    f"{spread([g['tile_f1'] for g in got])}; mosaic scene IoU "
+                    f"{spread([g['scene_iou'] for g in got])}; training "
+                    f"{spread([r['seconds'] / 60 for r in rows], 1)} min, "
+                    f"{spread([r['cpu'] for r in rows], 0)} CPU-s, "
+                    f"{spread([r['samples_per_s'] for r in rows], 2)} samples/s; load "
+                    f"{min(loads):.1f}-{max(loads):.1f}; reference FlexUNet (127 M params) IoU "
+                    f"{REFERENCE['iou']} F1 {REFERENCE['f1']}. {CREDIT}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -42,7 +42,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LOSSES = ("categorical_crossentropy", "dice", "ce_dice", "focal")
+LOSSES = ("categorical_crossentropy", "dice", "ce_dice", "focal", "lovasz_softmax",
+          "ce_lovasz_softmax")
 """Loss functions the trainer knows (``[model] loss``)."""
 
 
@@ -216,7 +217,12 @@ class TrainSection:
     images_dir: Path | None = _key(None, PATH, "Training images folder.")
     masks_dir: Path | None = _key(None, PATH, "Training masks folder.")
     create_backup: bool = _key(False, BOOL, f"Reference backup switch. {_COMPAT}")
-    learning_rate_reducer: bool = _key(True, BOOL, "Reduce the learning rate on plateaus.")
+    learning_rate_reducer: bool = _key(True, BOOL, "Reduce the learning rate on plateaus "
+                                       "(with lr_schedule \"plateau\").")
+    lr_schedule: str = _key("plateau", STR, "Learning-rate schedule: plateau (constant, "
+                            "reduced on plateaus if learning_rate_reducer) or cosine (decays "
+                            "from learning_rate to 0 over epochs x steps, step by step).",
+                            choices=("plateau", "cosine"))
     reducer_factor: float = _key(0.5, FLOAT, "Learning-rate reduction factor.", above=0, below=1)
     reducer_patience: int = _key(4, INT, "Epochs on a plateau before reducing.", minimum=0)
     epoch_change_infer: bool = _key(True, BOOL, "After every epoch, save image | truth | "
@@ -231,6 +237,17 @@ class TrainSection:
     augmentation: bool = _key(True, BOOL, "Random flips and rotations of training tiles.")
     class_weights: tuple[float, ...] | None = _key(None, FLOAT_LIST, "Loss weight per class; "
                                                    "None = equal.", minimum=0)
+    tune_threshold: bool = _key(True, BOOL, "After training, choose the landslide "
+                                "probability threshold with the best IoU on the training "
+                                "tiles and store it in the model, for predict and evaluate "
+                                "(two-class models).")
+    precision: str = _key("float32", STR, "Arithmetic of the training step: mixed_bfloat16 "
+                          "computes in bfloat16 (weights stay float32; faster on CPUs with "
+                          "bfloat16 instructions); saved models predict in float32.",
+                          choices=("float32", "mixed_bfloat16"))
+    cache_mb: int = _key(2048, INT, "Decode the training and validation tiles once and keep "
+                         "them in memory when they fit in this many MiB (float32); 0 = read "
+                         "them from the files every epoch.", minimum=0)
 
 
 @dataclass(frozen=True)

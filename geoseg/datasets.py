@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 import pyogrio
@@ -48,9 +48,12 @@ __all__ = [
     "WHITE_NODATA",
     "Example",
     "LabelledScene",
+    "MemoryTiles",
     "TileDataset",
+    "TileSource",
     "chip_split",
     "dataset_split",
+    "example_bytes",
     "reference_scenes",
     "reference_split",
 ]
@@ -374,3 +377,71 @@ class TileDataset:
                  traceback: TracebackType | None) -> None:
         self.close()
 
+
+
+class TileSource(Protocol):
+    """What the training pipeline reads examples from: a :class:`TileDataset` or
+    :class:`MemoryTiles`."""
+
+    settings: ModelSettings
+
+    def __len__(self) -> int: ...
+
+    def read(self, index: int) -> Example: ...
+
+    def read_many(self, indexes: Sequence[int]) -> Example: ...
+
+    def describe(self, index: int) -> str: ...
+
+
+def example_bytes(settings: ModelSettings) -> int:
+    """Memory one example takes in :class:`MemoryTiles`: float32 image, uint8 mask, bool valid.
+
+    >>> example_bytes(ModelSettings(image_size=256, image_channels=3))
+    917504
+    """
+    size = settings.image_size
+    return size * size * (4 * settings.image_channels + 2)
+
+
+class MemoryTiles:
+    """Every example of a :class:`TileDataset`, read (decoded) once and kept in memory.
+
+    Training visits every tile once per epoch; reading it from the arrays here instead of
+    decoding the files again saves the decoding and its allocations. Examples are exactly
+    those of the dataset.
+
+    Parameters
+    ----------
+    tiles : TileDataset or TileSource
+        Read completely here, once.
+    """
+
+    def __init__(self, tiles: TileSource) -> None:
+        self.settings = tiles.settings
+        count, size, bands = len(tiles), tiles.settings.image_size, tiles.settings.image_channels
+        self.images = np.empty((count, size, size, bands), np.float32)
+        self.masks = np.empty((count, size, size), np.uint8)
+        self.valid = np.empty((count, size, size), bool)
+        self._names = [tiles.describe(i) for i in range(count)]
+        for index in range(count):
+            self.images[index], self.masks[index], self.valid[index] = tiles.read(index)
+        for array in (self.images, self.masks, self.valid):
+            array.flags.writeable = False
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def read(self, index: int) -> Example:
+        """Example ``index`` (read-only views into the arrays): see :meth:`TileDataset.read`."""
+        i = int(index)
+        return self.images[i], self.masks[i], self.valid[i]
+
+    def read_many(self, indexes: Sequence[int]) -> Example:
+        """Several examples stacked (copies)."""
+        picks = np.asarray(indexes, dtype=np.intp)
+        return self.images[picks], self.masks[picks], self.valid[picks]
+
+    def describe(self, index: int) -> str:
+        """The name :meth:`TileDataset.describe` gives example ``index``."""
+        return self._names[index]

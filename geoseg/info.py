@@ -70,6 +70,9 @@ def valid_fraction(dataset: rasterio.io.DatasetReader, block_size: int = 1024) -
 def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A geoseg model's stored settings (no TensorFlow needed).
 
+    ``threshold`` is the landslide probability threshold prediction uses by default, or
+    ``None (most probable class)``.
+
     Raises
     ------
     ModelError
@@ -78,6 +81,8 @@ def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
     settings = read_settings(path)
     facts: dict[str, Any] = {"path": str(path), "kind": "model"}
     facts.update(settings.to_dict())
+    if settings.threshold is None:
+        facts["threshold"] = "None (most probable class)"
     return facts
 
 

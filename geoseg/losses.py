@@ -12,7 +12,10 @@ Losses (``[model] loss`` of a config, see :func:`make_loss`):
 * ``dice``: ``1 - mean_c(cw[c] * dice_c) / mean(cw)`` with the soft Dice
   ``dice_c = (2 sum(w t p) + 1) / (sum(w t) + sum(w p) + 1)`` pooled over the batch;
 * ``ce_dice``: their sum;
-* ``focal``: ``sum(w * cw[y] * -(1 - p[y])**gamma * log p[y]) / sum(w)``, gamma 2.
+* ``focal``: ``sum(w * cw[y] * -(1 - p[y])**gamma * log p[y]) / sum(w)``, gamma 2;
+* ``lovasz_softmax``: the Lovasz-softmax loss (Berman et al., CVPR 2018), a convex surrogate
+  of ``1 - IoU`` pooled over the batch, averaged over the classes present (class-weighted);
+* ``ce_lovasz_softmax``: cross-entropy plus Lovasz-softmax.
 
 ``cw`` are the class weights (``[train] class_weights``; all 1 by default): give the rare
 landslide class a larger weight to count its pixels more. A single-channel (sigmoid) output is
@@ -40,6 +43,7 @@ __all__ = [
     "decode_target",
     "dice",
     "focal",
+    "lovasz",
     "make_loss",
     "two_class",
 ]
@@ -154,6 +158,40 @@ def focal(
     return _weighted_mean(per_pixel * cw, weight)
 
 
+def _lovasz_grad(sorted_truth: tf.Tensor) -> tf.Tensor:
+    """Gradient of the Lovasz extension of the Jaccard loss at truth sorted by error."""
+    positives = tf.reduce_sum(sorted_truth)
+    intersection = positives - tf.cumsum(sorted_truth)
+    union = positives + tf.cumsum(1.0 - sorted_truth)
+    jaccard = 1.0 - intersection / tf.maximum(union, EPSILON)
+    return tf.concat([jaccard[:1], jaccard[1:] - jaccard[:-1]], axis=0)
+
+
+def lovasz(
+    onehot: tf.Tensor, probs: tf.Tensor, weight: tf.Tensor,
+    class_weights: Sequence[float] | None = None,
+) -> tf.Tensor:
+    """Lovasz-softmax: a surrogate of ``1 - IoU`` per class, averaged over present classes.
+
+    Parameters are those of :func:`crossentropy`. Pixels of weight 0 get error 0 and truth 0,
+    which leaves the loss and its gradient unchanged (they sort last and add nothing).
+    """
+    classes = onehot.shape[-1]
+    counted = tf.reshape(weight, [-1]) > 0
+    truth = tf.reshape(onehot, [-1, classes]) * tf.cast(counted, tf.float32)[:, None]
+    errors = tf.abs(truth - tf.reshape(tf.cast(probs, tf.float32), [-1, classes]))
+    errors *= tf.cast(counted, tf.float32)[:, None]
+    cw = _class_weights(class_weights, classes)
+    total, weights = tf.constant(0.0), tf.constant(0.0)
+    for c in range(classes):
+        ranked, order = tf.math.top_k(errors[:, c], k=tf.shape(errors)[0], sorted=True)
+        grad = _lovasz_grad(tf.gather(truth[:, c], order))
+        present = tf.cast(tf.reduce_sum(truth[:, c]) > 0, tf.float32) * cw[c]
+        total += present * tf.tensordot(ranked, tf.stop_gradient(grad), 1)
+        weights += present
+    return total / tf.maximum(weights, EPSILON)
+
+
 def make_loss(
     name: str, num_classes: int, class_weights: Sequence[float] | None = None
 ) -> LossFn:
@@ -192,12 +230,14 @@ def make_loss(
         onehot, weight = decode_target(y_true, classes)
         probs = two_class(y_pred)
         value = tf.constant(0.0)
-        if name in ("categorical_crossentropy", "ce_dice"):
+        if name in ("categorical_crossentropy", "ce_dice", "ce_lovasz_softmax"):
             value += crossentropy(onehot, probs, weight, weights)
         if name in ("dice", "ce_dice"):
             value += dice(onehot, probs, weight, weights)
         if name == "focal":
             value += focal(onehot, probs, weight, weights)
+        if name in ("lovasz_softmax", "ce_lovasz_softmax"):
+            value += lovasz(onehot, probs, weight, weights)
         return value
 
     loss.__name__ = name

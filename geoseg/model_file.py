@@ -12,9 +12,11 @@ import zipfile
 from pathlib import Path
 
 from geoseg.errors import ConfigError, ModelError
+from geoseg.outputs import atomic_output
 from geoseg.settings import ModelSettings
 
-__all__ = ["SETTINGS_MEMBER", "is_model_file", "read_settings", "write_settings"]
+__all__ = ["SETTINGS_MEMBER", "is_model_file", "read_settings", "replace_settings",
+           "write_settings"]
 
 SETTINGS_MEMBER = "geoseg.json"
 """Name of the zip member of a ``.keras`` file that holds the geoseg settings."""
@@ -29,6 +31,23 @@ def write_settings(path: str | os.PathLike[str], settings: ModelSettings) -> Non
     """Add the settings member to a freshly saved ``.keras`` archive."""
     with zipfile.ZipFile(path, "a") as archive:
         archive.writestr(SETTINGS_MEMBER, settings.to_json())
+
+
+def replace_settings(path: str | os.PathLike[str], settings: ModelSettings) -> None:
+    """Rewrite the settings member of a geoseg ``.keras`` file (atomically), weights untouched.
+
+    Raises
+    ------
+    ModelError
+        See :func:`read_settings`.
+    """
+    read_settings(path)  # a geoseg model, readable
+    with atomic_output(Path(path), overwrite=True) as tmp:
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(tmp, "w") as target:
+            for item in source.infolist():
+                if item.filename != SETTINGS_MEMBER:
+                    target.writestr(item, source.read(item))
+            target.writestr(SETTINGS_MEMBER, settings.to_json())
 
 
 def read_settings(path: str | os.PathLike[str]) -> ModelSettings:

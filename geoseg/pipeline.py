@@ -1,7 +1,8 @@
 """The ``tf.data`` pipelines that feed training and validation tiles to Keras.
 
 Examples come from a :class:`geoseg.datasets.TileDataset`, read on demand (raw values, the
-model's bands, the prediction grid). The training stream is endless and fully determined by
+model's bands, the prediction grid), or from the same tiles decoded once and kept in memory
+(:class:`geoseg.datasets.MemoryTiles`). The training stream is endless and fully determined by
 the seed: example number ``k`` is tile ``permutation(seed, k // n)[k % n]`` (a fresh seeded
 permutation of the ``n`` tiles for every pass) augmented with seed ``(seed, k)``, so a run
 resumed at example ``k`` continues exactly where it stopped. Each element is
@@ -21,7 +22,7 @@ import tensorflow as tf
 import numpy as np
 
 from geoseg.augment import Augmentation, augment, example_seed
-from geoseg.datasets import TileDataset
+from geoseg.datasets import TileSource
 from geoseg.losses import IGNORE
 
 __all__ = ["example_tile", "training_dataset", "validation_dataset"]
@@ -45,11 +46,20 @@ def _permutation(seed: int, count: int, cycle: int) -> np.ndarray:
     return np.random.default_rng([seed, cycle]).permutation(count)
 
 
+def _options() -> tf.data.Options:
+    """Input-pipeline options: each element built on one thread (the model's ops get the
+    cores), autotuned buffers."""
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    options.threading.max_intra_op_parallelism = 1
+    return options
+
+
 def _target(mask: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
     return tf.where(valid, tf.cast(mask, tf.uint8), tf.constant(IGNORE, tf.uint8))
 
 
-def _reader(tiles: TileDataset, index_of: Callable[[int], int]) -> _Reader:
+def _reader(tiles: TileSource, index_of: Callable[[int], int]) -> _Reader:
     """A tf function reading the example a scalar int64 names, with static shapes."""
     size, bands = tiles.settings.image_size, tiles.settings.image_channels
 
@@ -68,7 +78,7 @@ def _reader(tiles: TileDataset, index_of: Callable[[int], int]) -> _Reader:
 
 
 def training_dataset(
-    tiles: TileDataset,
+    tiles: TileSource,
     batch_size: int,
     seed: int,
     augmentation: Augmentation | None = None,
@@ -78,7 +88,7 @@ def training_dataset(
 
     Parameters
     ----------
-    tiles : TileDataset
+    tiles : TileDataset or MemoryTiles
     batch_size : int
     seed : int
         Seed of the order and of the augmentation.
@@ -106,10 +116,11 @@ def training_dataset(
     return (tf.data.Dataset.counter(start)
             .map(example, num_parallel_calls=_READERS, deterministic=True)
             .batch(batch_size)
-            .prefetch(tf.data.AUTOTUNE))
+            .prefetch(tf.data.AUTOTUNE)
+            .with_options(_options()))
 
 
-def validation_dataset(tiles: TileDataset, batch_size: int) -> tf.data.Dataset:
+def validation_dataset(tiles: TileSource, batch_size: int) -> tf.data.Dataset:
     """Every tile once, in order, unaugmented, in batches of ``(image, target)``."""
     read = _reader(tiles, int)
 
@@ -120,4 +131,5 @@ def validation_dataset(tiles: TileDataset, batch_size: int) -> tf.data.Dataset:
     return (tf.data.Dataset.range(len(tiles))
             .map(example, num_parallel_calls=_READERS, deterministic=True)
             .batch(batch_size)
-            .prefetch(tf.data.AUTOTUNE))
+            .prefetch(tf.data.AUTOTUNE)
+            .with_options(_options()))

@@ -32,7 +32,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from queue import Full, Queue
 from typing import Literal, Protocol, TypeVar
@@ -60,6 +60,7 @@ from geoseg.scene import describe_validity, open_scene, scene_fingerprint, selec
 from geoseg.settings import ModelSettings
 from geoseg.styles import class_colours, raster_style, write_style
 from geoseg.tiling import Tile, TileGrid, read_tile
+from geoseg.tta import TTA_MODES, TTAMode, with_tta
 
 __all__ = [
     "BandResult",
@@ -205,8 +206,10 @@ class PredictOptions:
     """1-based scene bands in model order; the model's bands (alpha left out) by default."""
     threshold: float | None = None
     """Foreground probability threshold (models with 1 or 2 classes): foreground where
-    ``p >= threshold``; argmax by default. :mod:`geoseg.evaluate`'s threshold sweep finds the
-    one with the best landslide F1 on labelled data."""
+    ``p >= threshold``; by default the model's own (:attr:`ModelSettings.threshold
+    <geoseg.settings.ModelSettings.threshold>`, tuned on its training tiles), else argmax.
+    :mod:`geoseg.evaluate`'s threshold sweep finds the one with the best landslide F1 on
+    labelled data."""
     probability_dtype: ProbabilityDtype = "uint8"
     """uint8 stores ``round(p * 254)`` with a GDAL scale of 1/254 and nodata 255; float32
     stores p with nodata NaN."""
@@ -227,6 +230,10 @@ class PredictOptions:
     wedges of the reference dataset's PNG tiles)."""
     style: bool = True
     """Write a QGIS ``.qml`` style next to the mask (landslides red, background clear)."""
+    tta: TTAMode = "none"
+    """Test-time augmentation (:mod:`geoseg.tta`): each tile's probabilities averaged over its
+    flipped (``flips``, 4 model calls) or flipped and rotated (``d4``, 8 calls) copies before
+    blending."""
 
     def __post_init__(self) -> None:
         if self.bands is not None:
@@ -234,6 +241,9 @@ class PredictOptions:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ParameterError(f"{param('threshold')} must be between 0 and 1, got "
                                  f"{self.threshold}")
+        if self.tta not in TTA_MODES:
+            raise ParameterError(f"{param('tta')} must be one of {', '.join(TTA_MODES)}, got "
+                                 f"{self.tta!r}")
         if self.probability_dtype not in ("uint8", "float32"):
             raise ParameterError(f"{param('probability_dtype')} must be uint8 or float32, got "
                                  f"{self.probability_dtype!r}")
@@ -290,7 +300,7 @@ def predict_scene(
         Outputs cannot be written, exist without ``overwrite``, or are an input of the run.
     """
     started = time.perf_counter()
-    opts = options if options is not None else PredictOptions()
+    opts = _with_model_defaults(options, settings)
     with ExitStack() as stack:
         run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                         model_file)
@@ -408,7 +418,7 @@ class BandedPrediction:
         GeosegError
             As :func:`predict_scene`, for every mistake knowable before predicting.
         """
-        opts = options if options is not None else PredictOptions()
+        opts = _with_model_defaults(options, settings)
         if bands < 1:
             raise ParameterError(f"{param('bands')} must be at least 1, got {bands}")
         with ExitStack() as stack:
@@ -572,7 +582,7 @@ def _open_run(
         "transform": list(src.transform)[:6], "crs": str(src.crs), "bands": band_list,
         "settings": settings.to_dict(), "overlap": grid.overlap, "threshold": opts.threshold,
         "probabilities": prob_final is not None, "probability_dtype": opts.probability_dtype,
-        "extra_nodata": opts.extra_nodata,
+        "extra_nodata": opts.extra_nodata, "tta": opts.tta,
     })
     return _OpenRun(src, band_list, grid, mask_final, prob_final, inputs, journal)
 
@@ -833,6 +843,15 @@ RowsFinished = Callable[[int, np.ndarray, "np.ndarray | None"], None]
 """Called with each finished block row: ``(row_off, mask, probabilities or None)``."""
 
 
+def _with_model_defaults(options: PredictOptions | None, settings: ModelSettings
+                         ) -> PredictOptions:
+    """The options of a run with the model's own defaults filled in (its threshold)."""
+    opts = options if options is not None else PredictOptions()
+    if opts.threshold is None and settings.threshold is not None:
+        opts = replace(opts, threshold=settings.threshold)
+    return opts
+
+
 def _predict_rows(
     run: _OpenRun,
     predictor: BatchPredictor,
@@ -855,6 +874,7 @@ def _predict_rows(
 
     Returns the number of tiles predicted, by the scene row their tile row starts at.
     """
+    predictor = with_tta(predictor, opts.tta)
     grid = run.grid
     batch_size = max(1, int(predictor.batch_size))
     # Tiles are added in row order, and the rows above a new tile row's block boundary are

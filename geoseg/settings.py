@@ -90,6 +90,11 @@ class ModelSettings:
     overlap : int
         Recommended tile overlap for prediction (at least the model's receptive-field margin);
         default ``image_size // 8`` (64 pixels for 512-pixel tiles).
+    threshold : float or None
+        Landslide probability threshold that prediction uses unless told otherwise: a pixel
+        is landslide when its probability is >= it (two-class and sigmoid models). Chosen
+        on the training tiles when training with ``[train] tune_threshold``; None (models
+        saved before it existed, too) = the most probable class.
     """
 
     image_size: int = 512
@@ -105,6 +110,7 @@ class ModelSettings:
     class_names: list[str] = field(default_factory=list)
     bands: list[int] = field(default_factory=list)
     overlap: int | None = None
+    threshold: float | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -157,6 +163,10 @@ class ModelSettings:
             raise ConfigError(
                 f"bands {self.bands} must list {self.image_channels} band numbers starting at 1"
             )
+        if self.threshold is not None and (self.num_classes > 2
+                                           or not 0.0 < self.threshold < 1.0):
+            raise ConfigError(f"threshold {self.threshold} must be in (0, 1), for a model of "
+                              "at most two classes")
         if self.overlap is None or not 0 <= self.overlap < self.image_size:
             raise ConfigError(
                 f"overlap must be in [0, {self.image_size}) for {self.image_size}-pixel tiles, "

@@ -24,12 +24,13 @@ above, and only those, first). With more than one GPU visible the model is repli
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,10 +51,19 @@ from geoseg.callbacks import (
     read_log,
 )
 from geoseg.config import Config
-from geoseg.datasets import LabelledScene, TileDataset, reference_scenes
+from geoseg.datasets import (
+    LabelledScene,
+    MemoryTiles,
+    TileDataset,
+    TileSource,
+    example_bytes,
+    reference_scenes,
+)
 from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError, param
 from geoseg.losses import make_loss
-from geoseg.model import build_flexunet, read_settings
+from geoseg.metrics import ThresholdSweep
+from geoseg.model import build_flexunet, load_model, read_settings
+from geoseg.model_file import replace_settings
 from geoseg.pipeline import training_dataset, validation_dataset
 from geoseg.settings import ModelSettings
 from geoseg.train_metrics import training_metrics
@@ -66,6 +76,7 @@ __all__ = [
     "MODEL_NAME",
     "PREVIEWS_DIR",
     "TrainResult",
+    "choose_threshold",
     "prepare_out_dir",
     "train",
 ]
@@ -103,6 +114,8 @@ class TrainResult:
     best: dict[str, float]
     """Logged values of the best epoch."""
     stopped_early: bool
+    threshold: float | None
+    """The landslide threshold stored in ``model.keras`` (``[train] tune_threshold``)."""
     train_tiles: int
     valid_tiles: int
     seconds: float
@@ -173,8 +186,11 @@ def _config_scenes(config: Config, section: str) -> list[LabelledScene] | None:
     return reference_scenes(part.images_dir, part.masks_dir, config.mask.mask_file_format)
 
 
-def _optimizer(config: Config) -> keras.optimizers.Optimizer:
-    options: dict[str, float] = {"learning_rate": config.model.learning_rate}
+def _optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimizer:
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = config.model.learning_rate
+    if config.train.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(config.model.learning_rate, total_steps)
+    options: dict[str, object] = {"learning_rate": rate}
     if config.model.clipvalue is not None:
         options["clipvalue"] = config.model.clipvalue
     try:
@@ -192,6 +208,17 @@ def _strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+@contextmanager
+def _dtype_policy(name: str) -> Iterator[None]:
+    """Layers built inside compute with the Keras dtype policy ``name``."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def _best_row(rows: Sequence[dict[str, float]], monitor: str) -> dict[str, float] | None:
     best: dict[str, float] | None = None
     for row in rows:
@@ -200,7 +227,40 @@ def _best_row(rows: Sequence[dict[str, float]], monitor: str) -> dict[str, float
     return best
 
 
-def _previews(tiles: TileDataset, count: int, folder: Path, colours: np.ndarray,
+def _in_memory(tiles: TileDataset, budget: int, say: Callable[[str], None],
+               what: str) -> TileSource:
+    """``tiles`` decoded into memory if they fit in ``budget`` bytes, else as they are."""
+    need = len(tiles) * example_bytes(tiles.settings)
+    if need > budget:
+        if budget > 0:
+            say(f"{what} tiles need {need / 2**20:.0f} MiB, more than [train] cache_mb; "
+                "reading them from the files every epoch")
+        return tiles
+    return MemoryTiles(tiles)
+
+
+def choose_threshold(model: keras.Model, tiles: TileSource, batch_size: int) -> float | None:
+    """The landslide probability threshold with the best IoU of ``model`` on ``tiles``.
+
+    Every tile is predicted once, unaugmented; thresholds 0.01 ... 0.99 are tried on the
+    pooled pixels that count (``valid``). The best F1 is also the best IoU (IoU = F1 / (2 -
+    F1)).
+
+    Returns
+    -------
+    float or None
+        None when no threshold is defined (no landslide pixel and none predicted).
+    """
+    sweep = ThresholdSweep(np.linspace(0.01, 0.99, 99))
+    for start in range(0, len(tiles), batch_size):
+        images, masks, valid = tiles.read_many(range(start, min(start + batch_size, len(tiles))))
+        probs = np.asarray(model(images, training=False), dtype=np.float64)
+        sweep.update(np.clip(probs[..., -1], 0.0, 1.0), masks == 1, valid)
+    best = sweep.best_threshold
+    return None if math.isnan(best) else round(best, 2)
+
+
+def _previews(tiles: TileSource, count: int, folder: Path, colours: np.ndarray,
               batch_size: int) -> EpochPreviews:
     picks = sorted(set(np.linspace(0, len(tiles) - 1, min(count, len(tiles))).round()
                        .astype(int).tolist()))
@@ -229,9 +289,10 @@ def train(
     config : Config
         ``[model]`` gives the network, optimizer (``learning_rate``, ``clipvalue``), loss and
         metrics; ``[train]`` the data folders, ``epochs``, ``batch_size``, ``steps_per_epoch``,
-        ``validation_steps``, ``patience``, the learning-rate reducer, ``seed``,
-        ``augmentation``, ``class_weights`` and the previews; ``[valid]`` the validation
-        folders; ``[mask] rgb_map`` the mask colours.
+        ``validation_steps``, ``patience``, the learning-rate reducer or ``lr_schedule``,
+        ``seed``, ``augmentation``, ``class_weights``, ``tune_threshold``, ``precision``,
+        ``cache_mb`` and the previews; ``[valid]`` the validation folders; ``[mask]
+        rgb_map`` the mask colours.
     out_dir : path, optional
         Output folder [default: ``[train] model_dir``].
     train_scenes : sequence of LabelledScene, optional
@@ -313,6 +374,12 @@ def train(
         valid_tiles = stack.enter_context(
             TileDataset(valid_scenes, settings, rgb_map=config.mask.rgb_map)
         ) if validation else None
+        budget = config.train.cache_mb * 2**20
+        train_source = _in_memory(train_tiles, budget, say, "training")
+        if train_source is not train_tiles:
+            budget -= len(train_tiles) * example_bytes(settings)
+        valid_source = _in_memory(valid_tiles, budget, say, "validation") \
+            if valid_tiles else None
         batch = config.train.batch_size
         steps = config.train.steps_per_epoch or math.ceil(len(train_tiles) / batch)
         say(f"training on {len(train_tiles)} tiles"
@@ -320,9 +387,9 @@ def train(
             + f"; {steps} steps of {batch} per epoch, epochs {done + 1}-{total}")
 
         keras.utils.set_random_seed(config.train.seed)
-        with _strategy().scope():
+        with _strategy().scope(), _dtype_policy(config.train.precision):
             model = build_flexunet(settings)
-            model.compile(optimizer=_optimizer(config), loss=loss, metrics=metrics)
+            model.compile(optimizer=_optimizer(config, total * steps), loss=loss, metrics=metrics)
             if resume:
                 model.optimizer.build(model.trainable_variables)
                 model.load_weights(paths[LAST_NAME])
@@ -332,7 +399,7 @@ def train(
         augmentation = Augmentation(
             value_range=(0.0, 255.0) if settings.input_normalize else None,
         ) if config.train.augmentation else None
-        data = training_dataset(train_tiles, batch, config.train.seed, augmentation,
+        data = training_dataset(train_source, batch, config.train.seed, augmentation,
                                 start=done * steps * batch)
         best = _best_row(rows, monitor)
         checkpoint = SettingsCheckpoint(
@@ -343,7 +410,7 @@ def train(
                                                 restore_best_weights=True)
         callbacks: list[keras.callbacks.Callback] = [
             EpochRecorder(paths[LOG_NAME], rows, total, say), stopper, checkpoint]
-        if config.train.learning_rate_reducer:
+        if config.train.learning_rate_reducer and config.train.lr_schedule == "plateau":
             callbacks.insert(1, keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor, mode=_mode(monitor), factor=config.train.reducer_factor,
                 patience=config.train.reducer_patience, verbose=0))
@@ -351,20 +418,29 @@ def train(
         if config.train.epoch_change_infer and config.train.num_infer_images > 0:
             previews = out / PREVIEWS_DIR
             colours = panel_colours(settings.mask_class_names, config.mask.rgb_map)
-            callbacks.append(_previews(valid_tiles or train_tiles,
+            callbacks.append(_previews(valid_source or train_source,
                                        config.train.num_infer_images, previews, colours, batch))
         if progress is not None:
             callbacks.append(StepProgress(progress, (total - done) * steps))
         try:
             model.fit(data, epochs=total, initial_epoch=done, steps_per_epoch=steps,
-                      validation_data=validation_dataset(valid_tiles, batch)
-                      if valid_tiles else None,
+                      validation_data=validation_dataset(valid_source, batch)
+                      if valid_source else None,
                       validation_steps=config.train.validation_steps if valid_tiles else None,
                       callbacks=callbacks, shuffle=False, verbose=0)
         finally:
             if rows:
                 plot_history(rows, paths[CURVES_NAME])
         counts = (len(train_tiles), len(valid_tiles) if valid_tiles else 0)
+        threshold = None
+        if config.train.tune_threshold and settings.num_classes <= 2 and rows:
+            best_model, _ = load_model(paths[MODEL_NAME])
+            threshold = choose_threshold(best_model, train_source, batch)
+            if threshold is not None:
+                replace_settings(paths[MODEL_NAME],
+                                 dataclasses.replace(settings, threshold=threshold))
+                say(f"landslide threshold {threshold:.2f} (best IoU on the training tiles), "
+                    f"stored in {paths[MODEL_NAME].name}")
 
     best = _best_row(rows, monitor)
     last = int(rows[-1]["epoch"]) if rows else done
@@ -374,6 +450,7 @@ def train(
         first_epoch=done + 1, last_epoch=last, monitor=monitor,
         best_epoch=int(best["epoch"]) if best is not None else None,
         best=dict(best) if best is not None else {}, stopped_early=last < total,
+        threshold=threshold,
         train_tiles=counts[0], valid_tiles=counts[1],
         seconds=time.perf_counter() - started)
     say(f"best epoch {result.best_epoch} by {monitor}: "

@@ -10,6 +10,7 @@ from conftest import pixelwise_keras_model
 
 from geoseg.cli import cli
 from geoseg.model import save_model
+from geoseg.model_file import read_settings, replace_settings
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16, base_filters=4)
@@ -97,3 +98,45 @@ def test_predict_reads_a_scene_inside_a_zip_through_vsizip(make_raster, tmp_path
     with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
         np.testing.assert_array_equal(a.read(), b.read())
         assert a.transform == b.transform and a.crs == b.crs
+
+
+def test_a_model_threshold_is_the_default_and_threshold_overrides_it(make_raster, tmp_path,
+                                                                      model_path):
+    stricter = tmp_path / "strict.keras"
+    stricter.write_bytes(model_path.read_bytes())
+    replace_settings(stricter, ModelSettings(**{**SETTINGS.to_dict(), "threshold": 0.9}))
+    assert read_settings(stricter).threshold == 0.9
+    scene = make_raster(height=70, width=80)
+    with rasterio.open(scene) as src:
+        p = expected_probability(src.read(1))
+    outputs = {}
+    for name, extra in (("own", []), ("given", ["--threshold", "0.5"])):
+        out = tmp_path / f"{name}.tif"
+        result = run("predict", str(scene), "--model", str(stricter), "--out", str(out),
+                     "--device", "cpu", "-q", *extra)
+        assert result.exit_code == 0, result.output
+        with rasterio.open(out) as mask:
+            outputs[name] = mask.read(1)
+    margin = np.abs(p - 0.9) > 1e-4
+    np.testing.assert_array_equal((outputs["own"] == 1)[margin], (p >= 0.9)[margin])
+    margin = np.abs(p - 0.5) > 1e-4
+    np.testing.assert_array_equal((outputs["given"] == 1)[margin], (p >= 0.5)[margin])
+    assert (outputs["own"] == 1).sum() < (outputs["given"] == 1).sum()
+
+
+def test_tta_through_the_cli_leaves_an_equivariant_model_unchanged(make_raster, tmp_path,
+                                                                   model_path):
+    scene = make_raster(height=90, width=70)
+    probabilities = {}
+    for mode in ("none", "d4"):
+        out = tmp_path / f"{mode}.tif"
+        result = run("predict", str(scene), "--model", str(model_path), "--out",
+                     str(tmp_path / f"{mode}_mask.tif"), "--probabilities", str(out),
+                     "--probability-dtype", "float32", "--device", "cpu", "-q", "--tta", mode)
+        assert result.exit_code == 0, result.output
+        with rasterio.open(out) as src:
+            probabilities[mode] = src.read()
+    np.testing.assert_allclose(probabilities["d4"], probabilities["none"], atol=1e-6)
+    bad = CliRunner().invoke(cli, ["predict", str(scene), "--out", str(tmp_path / "x.tif"),
+                                   "--tta", "d8"])
+    assert bad.exit_code == 2 and "'d8' is not one of 'none', 'flips', 'd4'" in bad.output

@@ -236,7 +236,7 @@ def test_malicious_value_is_never_evaluated(tmp_path) -> None:
         ("[train]\nepochs = 0", "[train] epochs: must be an integer >= 1"),
         ("[train]\nreducer_factor = 1", "reducer_factor: must be a number > 0 and < 1"),
         ('[model]\nloss = "dice_loss"', "loss: 'dice_loss' is not one of categorical_crossentropy,"
-         " dice, ce_dice, focal; did you mean 'dice'?"),
+         " dice, ce_dice, focal, lovasz_softmax, ce_lovasz_softmax; did you mean 'dice'?"),
         ('[model]\nmodel = "TensorFlowSwinUNet"', "model: 'TensorFlowSwinUNet' is not one of"),
         ('[image]\ncolor_order = "rgb"', "color_order: 'rgb' is not one of RGB, BGR"),
         ("[mask]\nrgb_map = {(0,0,0):0, (256,0,0):1}", "colour (256, 0, 0) has components"),

@@ -332,10 +332,11 @@ def test_command_on_a_dataset_prints_the_table_and_writes_the_report(tmp_path, r
     assert "holds a report already" in again.output and "--overwrite" in again.output
 
 
-def test_command_on_scenes_with_labels(tmp_path, run, model_path, shifted_scene):
+@pytest.mark.parametrize("tta", ["none", "d4"])
+def test_command_on_scenes_with_labels(tmp_path, run, model_path, shifted_scene, tta):
     scene, labels = shifted_scene
     result = run(scene, "--labels", labels, "--model", model_path, "--iou-threshold", "0.3",
-                 "--device", "cpu", "-q")
+                 "--device", "cpu", "-q", "--tta", tta)
     assert result.exit_code == 0, result.output
     assert "IoU 0.3333" in result.output and "Objects (IoU >= 0.3): 1 found" in result.output
 

@@ -55,6 +55,19 @@ def test_info_on_a_model_reads_settings_without_loading_it(tmp_path):
     result = CliRunner().invoke(cli, ["info", str(path)])
     assert result.exit_code == 0, result.output
     assert "bg, slide" in result.output and "256" in result.output
+    assert "threshold" in result.output and "None (most probable class)" in result.output
+
+
+def test_info_shows_the_threshold_a_model_carries(tmp_path):
+    import zipfile
+
+    path = tmp_path / "m.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+    write_settings(path, ModelSettings(image_size=64, num_layers=3, threshold=0.37))
+    result = CliRunner().invoke(cli, ["info", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["threshold"] == 0.37
 
 
 def test_info_on_a_non_raster_is_one_line(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from geoseg.config import load_config
 from geoseg.errors import ConfigError, ModelError, OutputExistsError
 from geoseg.model import build_flexunet, load_model, save_model
-from geoseg.model_file import SETTINGS_MEMBER, read_settings
+from geoseg.model_file import SETTINGS_MEMBER, read_settings, replace_settings
 from geoseg.settings import ModelSettings
 
 TINY = ModelSettings(image_size=32, base_filters=4, num_layers=3, base_kernels=(5, 5),
@@ -70,6 +70,8 @@ def test_no_lambda_layers_normalisation_is_a_rescaling_layer():
         ({"num_classes": 3, "class_names": ["a", "b"]}, "class_names"),
         ({"image_channels": 2, "bands": [1, 2, 3]}, "bands"),
         ({"image_size": 64, "num_layers": 3, "overlap": 64}, "overlap"),
+        ({"threshold": 1.0}, "threshold 1.0 must be in \\(0, 1\\)"),
+        ({"num_classes": 3, "threshold": 0.4}, "at most two classes"),
     ],
 )
 def test_impossible_settings_are_rejected_clearly(kwargs, message):
@@ -89,6 +91,21 @@ def test_save_load_round_trip_keeps_settings_and_weights(tmp_path):
     with pytest.raises(OutputExistsError):
         save_model(model, TINY, path)
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temporary left behind
+
+
+def test_a_replaced_threshold_keeps_the_weights_and_old_settings_still_load(tmp_path):
+    model = build_flexunet(TINY)
+    path = save_model(model, TINY, tmp_path / "m.keras")
+    old = zipfile.ZipFile(path).read(SETTINGS_MEMBER)
+    assert b"threshold" in old  # written as null now; files from before it lack the key
+    legacy = {k: v for k, v in TINY.to_dict().items() if k != "threshold"}
+    assert ModelSettings.from_dict(legacy).threshold is None
+    replace_settings(path, ModelSettings(**{**TINY.to_dict(), "threshold": 0.35}))
+    loaded, settings = load_model(path)
+    assert settings.threshold == 0.35 and settings.bands == TINY.bands
+    assert zipfile.ZipFile(path).namelist().count(SETTINGS_MEMBER) == 1
+    x = np.random.default_rng(2).uniform(0, 255, (1, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
 
 
 def test_plain_keras_file_is_not_a_geoseg_model(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -106,6 +107,19 @@ def test_threshold_decides_the_landslide_class(make_raster, tmp_path):
     decided = np.abs(p - 0.8) > 1e-4  # 204/255 is 0.8 exactly: a float tie either way
     np.testing.assert_array_equal(mask[decided], (p >= 0.8)[decided].astype(np.uint8))
     assert decided.sum() > 0.9 * p.size
+
+
+@pytest.mark.parametrize(("given", "used"), [(None, 0.8), (0.3, 0.3)])
+def test_the_models_threshold_is_used_unless_one_is_given(make_raster, tmp_path, given, used):
+    scene = make_raster(height=70, width=70)
+    settings = dataclasses.replace(SETTINGS, threshold=0.8)
+    predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), settings,
+                  PredictOptions(threshold=given))
+    mask, _, _, _ = read(tmp_path / "mask.tif", 1)
+    with rasterio.open(scene) as src:
+        p = src.read(1) / 255.0
+    decided = np.abs(p - used) > 1e-4
+    np.testing.assert_array_equal(mask[decided], (p >= used)[decided].astype(np.uint8))
 
 
 @pytest.mark.parametrize("bands", [1, 4])

@@ -9,11 +9,13 @@ that inspect its outputs.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import shutil
 import warnings
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import rasterio
@@ -28,6 +30,7 @@ from geoseg.config import load_config, parse_config
 from geoseg.datasets import (
     WHITE_NODATA,
     LabelledScene,
+    MemoryTiles,
     TileDataset,
     chip_split,
     dataset_split,
@@ -35,13 +38,21 @@ from geoseg.datasets import (
     reference_split,
 )
 from geoseg.errors import ConfigError, InputError, OutputExistsError
-from geoseg.losses import IGNORE, crossentropy, decode_target, dice, focal, make_loss
+from geoseg.losses import (
+    IGNORE,
+    crossentropy,
+    decode_target,
+    dice,
+    focal,
+    lovasz,
+    make_loss,
+)
 from geoseg.metrics import ConfusionMatrix
 from geoseg.model import build_flexunet, load_model
 from geoseg.pipeline import example_tile, training_dataset
 from geoseg.settings import ModelSettings
 from geoseg.tiling import TileGrid, pad_to_tile, read_tile
-from geoseg.train import LAST_NAME, LOG_NAME, MODEL_NAME, train
+from geoseg.train import LAST_NAME, LOG_NAME, MODEL_NAME, choose_threshold, train
 from geoseg.train_metrics import ClassIoU
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hokkaido-iburi"
@@ -162,9 +173,11 @@ def test_checkpoints_load_with_their_settings_and_match_the_log(trained, scenes)
         images, masks, valid = tiles.read_many(range(len(tiles)))
     target = np.where(valid, masks, IGNORE)
     best = min(rows, key=lambda row: float(row["val_loss"]))
-    for path, row in ((trained.model_path, best), (trained.last_path, rows[-1])):
+    assert trained.threshold is not None  # [train] tune_threshold is on by default
+    for path, row, threshold in ((trained.model_path, best, trained.threshold),
+                                 (trained.last_path, rows[-1], None)):
         model, settings = load_model(path)
-        assert settings == SETTINGS
+        assert settings == dataclasses.replace(SETTINGS, threshold=threshold)
         assert settings.class_names == ["background", "landslide"]
         # Keras logs the mean of the batch losses (batches of 8 tiles) weighted by batch size
         values = [(len(images[i : i + 8]),
@@ -220,6 +233,41 @@ def test_resume_needs_a_run_with_the_same_model(trained, scenes, tmp_path):
               train_scenes=scenes["train"], resume=True, overwrite=True)
 
 
+def test_a_tuned_threshold_travels_with_the_model_trained_in_bfloat16(scenes, tmp_path):
+    config = parse_config(config_text(epochs=2, steps_per_epoch=4, tune_threshold=True,
+                                      precision="mixed_bfloat16", epoch_change_infer=False))
+    lines: list[str] = []
+    result = train(config, out_dir=tmp_path, train_scenes=scenes["train"], valid_scenes=[],
+                   report=lines.append)
+    assert result.threshold is not None and 0 < result.threshold < 1
+    assert f"landslide threshold {result.threshold:.2f}" in "\n".join(lines)
+    model, settings = load_model(result.model_path)
+    assert settings.threshold == result.threshold
+    assert load_model(result.last_path)[1].threshold is None
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    with TileDataset(scenes["train"], settings) as tiles:
+        assert choose_threshold(model, tiles, 4) == result.threshold
+        images, masks, valid = tiles.read_many(range(len(tiles)))
+    p = np.asarray(model(images, training=False))[..., 1]
+
+    def iou(threshold: float) -> float:
+        matrix = ConfusionMatrix(2)
+        matrix.update(masks, (p >= threshold).astype(np.uint8), valid)
+        return float(matrix.iou[1])
+
+    assert iou(result.threshold) >= max(iou(0.5), iou(0.3), iou(0.7))
+
+
+def test_cosine_schedule_decays_the_rate_step_by_step(scenes, tmp_path):
+    config = parse_config(config_text(epochs=3, steps_per_epoch=2, lr_schedule="cosine",
+                                      epoch_change_infer=False))
+    result = train(config, out_dir=tmp_path, train_scenes=scenes["train"], valid_scenes=[],
+                   report=lambda line: None)
+    rates = [float(row["learning_rate"]) for row in csv.DictReader(result.log_path.open())]
+    np.testing.assert_allclose(rates, [0.003, 0.003 * 0.75, 0.003 * 0.25], rtol=1e-5)
+
+
 def test_a_non_empty_output_folder_is_refused_and_left_alone(scenes, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / MODEL_NAME).write_text("an older model")
@@ -230,7 +278,8 @@ def test_a_non_empty_output_folder_is_refused_and_left_alone(scenes, tmp_path):
                    train_scenes=scenes["train"], valid_scenes=[], overwrite=True,
                    report=lambda line: None)
     assert (tmp_path / "notes.txt").read_text() == "mine"
-    assert load_model(tmp_path / MODEL_NAME)[1] == SETTINGS
+    saved = load_model(tmp_path / MODEL_NAME)[1]
+    assert saved == dataclasses.replace(SETTINGS, threshold=result.threshold)
     assert result.monitor == "loss" and result.valid_tiles == 0
 
 
@@ -307,6 +356,23 @@ def test_training_stream_is_seeded_aligned_and_resumable(scenes):
         np.testing.assert_array_equal(resumed[0], first[2][0])
 
 
+def test_tiles_kept_in_memory_are_the_tiles_read_and_give_the_same_stream(scenes):
+    with TileDataset(scenes["train"], SETTINGS) as tiles:
+        memory = MemoryTiles(tiles)
+        assert len(memory) == len(tiles) and memory.describe(3) == tiles.describe(3)
+        for index in (0, len(tiles) - 1):
+            for got, expected in zip(memory.read(index), tiles.read(index), strict=True):
+                assert got.dtype == expected.dtype
+                np.testing.assert_array_equal(got, expected)
+        with pytest.raises(ValueError, match="read-only"):
+            memory.read(0)[0][0, 0, 0] = 1.0
+        streams = [training_dataset(source, 4, SEED, Augmentation()).take(3)
+                   for source in (tiles, memory)]
+        for (a, b), (c, d) in zip(*streams, strict=True):
+            np.testing.assert_array_equal(a.numpy(), c.numpy())
+            np.testing.assert_array_equal(b.numpy(), d.numpy())
+
+
 # --------------------------------------------------------------------------------------------
 # Losses and metrics
 # --------------------------------------------------------------------------------------------
@@ -345,7 +411,24 @@ def test_dice_by_hand():
     assert float(dice(onehot, perfect, weight)) == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["categorical_crossentropy", "dice", "ce_dice", "focal"])
+def test_lovasz_is_one_minus_the_mean_iou_of_hard_predictions():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, (2, 8, 8))
+    truth[0, 0, :3] = IGNORE
+    hard = rng.integers(0, 2, (2, 8, 8)).astype(np.float32)
+    probs = np.stack([1 - hard, hard], axis=-1)
+    onehot, weight = decode_target(tf.constant(truth), 2)
+    valid = truth != IGNORE
+    expected = np.mean([1 - ((truth == c) & (hard == c) & valid).sum()
+                        / (((truth == c) | (hard == c)) & valid).sum() for c in (0, 1)])
+    assert float(lovasz(onehot, tf.constant(probs), weight)) == pytest.approx(expected, abs=1e-6)
+    ce = float(crossentropy(onehot, tf.constant(probs), weight))
+    combined = float(make_loss("ce_lovasz_softmax", 2)(truth, probs))
+    assert combined == pytest.approx(ce + expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["categorical_crossentropy", "dice", "ce_dice", "focal",
+                                  "lovasz_softmax", "ce_lovasz_softmax"])
 def test_ignored_pixels_change_neither_loss_nor_gradient(name):
     target, probs = onehot_case()
     loss = make_loss(name, 2)

@@ -13,6 +13,7 @@ from geoseg.commands.options import (
     overlap_opt,
     overwrite_opt,
     progress_opt,
+    tta_opt,
 )
 from geoseg.commands.predict import default_model_path
 
@@ -66,8 +67,8 @@ def _data_source(
               help="Report folder (evaluation.json/.csv, threshold_sweep.csv/.png, scenes.csv) "
                    "[default: [eval] output_dir of --config, else print only].")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Landslide probability threshold, as in geoseg predict [default: most "
-                   "probable class].")
+              help="Landslide probability threshold, as in geoseg predict [default: the "
+                   "model's own threshold, else the most probable class].")
 @overlap_opt
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
               help="Tiles per model call.")
@@ -77,6 +78,7 @@ def _data_source(
               help="IoU for a predicted landslide polygon to match a true one [default: [eval] "
                    "iou_threshold, 0.5].")
 @bands_opt
+@tta_opt
 @click.option("--no-objects", is_flag=True, help="Skip the polygon (object) metrics.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @progress_opt
@@ -95,6 +97,7 @@ def evaluate(
     device: str,
     iou_threshold: float | None,
     bands: list[int] | None,
+    tta: str,
     no_objects: bool,
     quiet: bool,
     overwrite: bool,
@@ -128,7 +131,7 @@ def evaluate(
     predictor = load_predictor(model_file, batch_size, device)  # type: ignore[arg-type]
     settings = predictor.settings
     options = PredictOptions(overlap=overlap, bands=tuple(bands) if bands else None,
-                             threshold=threshold)
+                             threshold=threshold, tta=tta)  # type: ignore[arg-type]
     iou = iou_threshold or config.eval.iou_threshold
     with ProgressBar("tiles", enabled=not quiet) as progress:
         if isinstance(source, list):

@@ -40,6 +40,15 @@ grid_model_opt = click.option(
     help="Take the tile size and overlap from this geoseg model.",
 )
 
+tta_opt = click.option(
+    "--tta",
+    type=click.Choice(["none", "flips", "d4"]),
+    default="none",
+    show_default=True,
+    help="Test-time augmentation: average each tile's probabilities over its flipped (flips: "
+    "4 model calls per tile) or flipped and rotated (d4: 8 calls) copies before blending.",
+)
+
 
 class BandListType(click.ParamType):
     """A comma-separated list of 1-based band indexes, such as ``1,2,3``."""

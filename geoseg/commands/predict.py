@@ -14,6 +14,7 @@ from geoseg.commands.options import (
     overlap_opt,
     overwrite_opt,
     progress_opt,
+    tta_opt,
 )
 
 if TYPE_CHECKING:
@@ -43,12 +44,15 @@ def default_model_path() -> Path:
                    "float32: p with nodata NaN.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Landslide probability threshold: a pixel is landslide when its "
-                   "probability is >= it [default: most probable class]. geoseg evaluate "
-                   "reports the threshold with the best landslide F1 (threshold_sweep.csv).")
+                   "probability is >= it; 0.5 is the most probable class [default: the "
+                   "model's own threshold (geoseg info), else the most probable class]. "
+                   "geoseg evaluate reports the threshold with the best landslide F1 "
+                   "(threshold_sweep.csv).")
 @overlap_opt
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
               help="Tiles per model call.")
 @bands_opt
+@tta_opt
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
               show_default=True, help="Where the model runs; auto uses a GPU when one is visible.")
 @click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32",
@@ -92,6 +96,7 @@ def predict(
     overlap: int | None,
     batch_size: int,
     bands: list[int] | None,
+    tta: str,
     device: str,
     precision: str,
     cog: bool,
@@ -136,6 +141,7 @@ def predict(
         overlap=overlap, bands=tuple(bands) if bands else None, threshold=threshold,
         probability_dtype=probability_dtype,  # type: ignore[arg-type]
         cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
+        tta=tta,  # type: ignore[arg-type]
     )
     if band_tile_rows is not None and not (workers or dask_scheduler):
         raise click.UsageError("--band-tile-rows applies with --workers or --dask-scheduler")
