@@ -137,6 +137,7 @@ class OpenVinoPredictor:
     precision : {"float32", "bfloat16"}
         OpenVINO's inference precision. Left to itself OpenVINO computes in bfloat16 on CPUs
         with AVX512-BF16 or AMX, so float32 is asked for explicitly unless bfloat16 is.
+        Threads are not pinned to cores.
 
     Raises
     ------
@@ -154,13 +155,16 @@ class OpenVinoPredictor:
         core = openvino.Core()
         try:
             model = core.read_model(str(path))
-            shape = list(model.inputs[0].get_partial_shape().to_shape()
-                         if model.inputs[0].get_partial_shape().is_static
-                         else [batch_size, *model.inputs[0].get_partial_shape()[1:].to_shape()])
-            shape[0] = batch_size
+            shape = model.inputs[0].get_partial_shape()
+            shape[0] = batch_size  # a static shape: compiled for exactly this batch
             model.reshape({model.inputs[0]: shape})
-            hint = "bf16" if precision == "bfloat16" else "f32"
-            self._compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint})
+            config = {
+                "INFERENCE_PRECISION_HINT": "bf16" if precision == "bfloat16" else "f32",
+                # Pinned threads wait for their own core: on a machine shared with other
+                # processes that made OpenVINO 3x slower (bench/RESULTS.md).
+                "ENABLE_CPU_PINNING": False,
+            }
+            self._compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError for everything
             raise ModelError(f"{path}: OpenVINO cannot compile it ({exc})") from exc
         self._request = self._compiled.create_infer_request()

@@ -70,7 +70,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _MIN_BLOCK = 16
-_MIN_CACHE = 32 << 20
+_MIN_CACHE = 8 << 20
 """Bytes of GDAL block cache at least, while vectorising (see :func:`_gdal_options`)."""
 
 
@@ -183,17 +183,20 @@ def _check_settings(
 def _gdal_options(
     src: rasterio.io.DatasetReader, prob: rasterio.io.DatasetReader | None, block_size: int
 ) -> dict[str, int]:
-    """A GDAL block cache for one row of blocks of every input, unless the user set one.
+    """A GDAL block cache for what one block needs, unless the user set one.
 
     Each block is read once, so a larger cache only holds what will not be read again (by
-    default GDAL keeps up to 5% of the machine's memory, in every process).
+    default GDAL keeps up to 5% of the machine's memory, in every process). A file stored in
+    strips as wide as the raster needs a row of blocks, or each strip would be decoded again
+    for every block beside it.
     """
     if "GDAL_CACHEMAX" in os.environ:  # a user's own setting wins
         return {}
-    row = block_size * src.width * np.dtype(src.dtypes[0]).itemsize
-    if prob is not None:
-        row += block_size * prob.width * sum(np.dtype(d).itemsize for d in prob.dtypes)
-    return {"GDAL_CACHEMAX": max(_MIN_CACHE, row)}
+    inputs = [src] + ([prob] if prob is not None else [])
+    pixel_bytes = sum(np.dtype(d).itemsize for dataset in inputs for d in dataset.dtypes)
+    striped = any(dataset.block_shapes[0][1] >= dataset.width for dataset in inputs)
+    width = src.width if striped else min(block_size, src.width)
+    return {"GDAL_CACHEMAX": max(_MIN_CACHE, min(block_size, src.height) * width * pixel_bytes)}
 
 
 def polygons_from_mask(

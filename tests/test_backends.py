@@ -142,6 +142,25 @@ def test_auto_backend_falls_back_to_keras(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(predictor_module.importlib.util, "find_spec", lambda name: object())
     assert resolve_backend("auto") == "openvino"
     assert resolve_backend("auto", device="gpu") == "keras"
+    assert resolve_backend("auto", precision="bfloat16") == "openvino"
+
+
+def test_auto_backend_needs_a_converter_or_a_conversion(
+    model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("tf2onnx")
+    copy = tmp_path / "copy.keras"
+    copy.write_bytes(model_file.read_bytes())
+    monkeypatch.setattr(predictor_module, "AUTO_BACKEND", "openvino")
+    found = predictor_module.importlib.util.find_spec
+    monkeypatch.setattr(predictor_module.importlib.util, "find_spec",
+                        lambda name: None if name == "tf2onnx" else object())
+    assert resolve_backend("auto", model_path=copy) == "keras"  # cannot convert it here
+    monkeypatch.setattr(predictor_module.importlib.util, "find_spec", found)
+    converted_model(copy, "openvino")
+    monkeypatch.setattr(predictor_module.importlib.util, "find_spec",
+                        lambda name: None if name == "tf2onnx" else object())
+    assert resolve_backend("auto", model_path=copy) == "openvino"  # converted before
 
 
 def test_background_loading_reports_a_broken_model_when_it_is_needed(tmp_path: Path,

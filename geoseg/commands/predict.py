@@ -58,8 +58,9 @@ def default_model_path() -> Path:
               default="auto", show_default=True,
               help="What runs the model: keras (TensorFlow), openvino, onnx (ONNX Runtime) or "
                    "tflite (LiteRT), the last three on a conversion made once and cached "
-                   "next to the model; auto: the fastest that gives the same masks "
-                   "(bench/RESULTS.md).")
+                   "next to the model; auto: openvino when installed (pip install "
+                   "'geoseg[openvino]': same masks, faster, starts without TensorFlow), "
+                   "else keras.")
 @click.option("--cog", is_flag=True, help="Write Cloud Optimized GeoTIFFs (with overviews).")
 @click.option("--vector", "vector_path", type=click.Path(dir_okay=False), default=None,
               help="Also vectorise the mask into polygons (.gpkg, .shp, .geojson, ...).")
