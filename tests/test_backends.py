@@ -163,21 +163,40 @@ def test_auto_backend_needs_a_converter_or_a_conversion(
     assert resolve_backend("auto", model_path=copy) == "openvino"  # converted before
 
 
-def test_background_loading_reports_a_broken_model_when_it_is_needed(tmp_path: Path,
-                                                                    model_file: Path) -> None:
-    broken = tmp_path / "broken.keras"
-    data = bytearray(model_file.read_bytes())
-    index = data.find(b"model.weights.h5")  # the weights' zip member: corrupt it
-    assert index > 0
-    data[index + 200 : index + 4000] = bytes(3800)
-    broken.write_bytes(bytes(data))
-    run = ModelPredictor(ModelSpec(broken, backend="keras"))  # settings still readable
-    run.start()
-    with pytest.raises(ModelError, match="could not be loaded"):
-        run.ready()
-    good = ModelPredictor(ModelSpec(model_file, backend="keras"))
-    good.start()
-    assert good.ready() is good.ready()  # loaded once
+def test_a_converted_model_loads_in_the_background_and_fails_when_needed(
+    model_file: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("onnxruntime")
+    copy = tmp_path / "copy.keras"
+    copy.write_bytes(model_file.read_bytes())
+    keras_run = ModelPredictor(ModelSpec(copy, backend="keras"))
+    keras_run.start()  # TensorFlow is not imported in the background (see start)
+    assert keras_run._loader is None
+    onnx_run = ModelPredictor(ModelSpec(copy, backend="onnx"))
+    onnx_run.start()  # no conversion yet: it is made on the first batch
+    assert onnx_run._loader is None
+    converted_model(copy, "onnx").write_bytes(b"not an ONNX model")
+    broken = ModelPredictor(ModelSpec(copy, backend="onnx"))
+    broken.start()
+    assert broken._loader is not None
+    with pytest.raises(ModelError, match="ONNX Runtime cannot load it"):
+        broken.ready()
+
+
+@pytest.mark.parametrize("backend", ["keras", "onnx"])
+def test_a_mistake_found_while_the_model_loads_is_printed(
+    model_file: Path, make_raster, tmp_path: Path, backend: str
+) -> None:
+    pytest.importorskip("onnxruntime")
+    converted_model(model_file, "onnx")
+    result = subprocess.run(
+        [sys.executable, "-m", "geoseg", "predict", str(make_raster()), "--model",
+         str(model_file), "--out", str(tmp_path / "mask.tif"), "--bands", "1,2",
+         "--backend", backend], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"Loading tiny.keras ({backend} backend)...",
+        "Error: --bands lists 2 bands but the model takes 3"]
 
 
 def test_predict_names_the_model_it_loads_first(make_raster, model_file: Path,

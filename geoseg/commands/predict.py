@@ -169,7 +169,7 @@ def _predict_one(
         check_output_path(preview_path, options.overwrite, inputs=[scene, spec.path])
     if not quiet:  # at once, not after the seconds TensorFlow takes to import
         click.echo(f"Loading {spec.path.name} ({predictor.backend} backend)...", err=True)
-    predictor.start()  # meanwhile the scene and the outputs are checked
+    predictor.start()  # a converted model loads while the scene and the outputs are checked
     job = SceneJob(scene, Path(out_path),
                    Path(probabilities_path) if probabilities_path else None,
                    Path(vector_path) if vector_path else None)
