@@ -166,6 +166,13 @@ class ModelPredictor:
         self._loaded: BatchPredictor | None = None
         self._loader: threading.Thread | None = None
         self._failure: BaseException | None = None
+        self._digest: str | None = None
+
+    def _model_digest(self) -> str:
+        """The model file's digest, read once (a large model takes seconds to hash)."""
+        if self._digest is None:
+            self._digest = file_digest(self.spec.path)
+        return self._digest
 
     def start(self) -> None:
         """Begin loading a converted model in a background thread, when one is cached.
@@ -180,7 +187,7 @@ class ModelPredictor:
             return
         from geoseg.runtimes import cached_conversion
 
-        if cached_conversion(self.spec.path, file_digest(self.spec.path), self.backend) is None:
+        if cached_conversion(self.spec.path, self._model_digest(), self.backend) is None:
             return
         self._loader = threading.Thread(target=self._load_in_background,
                                         name="geoseg-model-loader")
@@ -203,7 +210,7 @@ class ModelPredictor:
             return KerasPredictor(model, spec.batch_size, spec.device, precision=spec.precision)
         from geoseg.runtimes import cached_conversion, open_runtime
 
-        digest = file_digest(spec.path)
+        digest = self._model_digest()
         converted = cached_conversion(spec.path, digest, self.backend)
         if converted is None:  # the first run with this model: TensorFlow converts it
             from geoseg.convert import converted_model

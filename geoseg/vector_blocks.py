@@ -522,8 +522,9 @@ def vectorise_blocks(
 
     :func:`rasterio.features.shapes` holds the GIL, so threads would take turns: this process
     and ``workers - 1`` worker processes (:func:`serve_blocks`, each opening the rasters by
-    name) polygonise blocks at the same time. With one worker or one window the blocks are
-    polygonised here, one after another. Either way the results are the same.
+    name) polygonise blocks at the same time. With one worker, one window, or no Python
+    executable to start (an embedded interpreter), the blocks are polygonised here, one after
+    another. Either way the results are the same.
 
     Parameters
     ----------
@@ -552,7 +553,7 @@ def vectorise_blocks(
         A worker process ended without answering (killed, out of memory).
     """
     workers = min(workers, len(windows))
-    if workers <= 1:
+    if workers <= 1 or not sys.executable:  # an embedded interpreter cannot start a worker
         for window in windows:
             yield vectorise_block(src, prob, window, classes, connectivity)
         return
