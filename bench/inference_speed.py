@@ -1,19 +1,27 @@
-"""Benchmark: FlexUNet throughput with plain Keras, XLA, bfloat16 and ONNX Runtime.
+"""Benchmark: FlexUNet throughput and agreement on every inference backend geoseg offers.
 
-Runs one model on the same tiles (``--tiles`` 512-pixel tiles of a synthetic scene from
-:func:`geoseg.synthetic.make_scene`) through :class:`geoseg.inference.KerasPredictor` in float32
-(the reference), with XLA (``jit_compile=True``), in bfloat16 (``precision="bfloat16"``) with and
-without XLA, and through ONNX Runtime when ``tf2onnx`` and ``onnxruntime`` are installed. For
-each it prints tiles/s and megapixels/s (best of ``--repeats`` passes, wall clock), CPU time
-per tile, and how far its landslide masks (argmax) are from float32's: ``1 - IoU`` and the
-largest probability difference.
+Runs one model on the same tiles through :class:`geoseg.inference.KerasPredictor` in float32
+(the reference) and bfloat16, and through the converted backends of :mod:`geoseg.runtimes`
+(conversions made by :func:`geoseg.convert.converted_model`, cached next to the model):
+ONNX Runtime float32 and int8 (static QDQ quantisation, calibrated on ``--calibration`` tiles
+that are not timed nor scored), OpenVINO float32 and bfloat16 (OpenVINO's own default on a
+CPU with AVX512-BF16), LiteRT float32 (XNNPACK); ``--xla`` adds Keras with XLA. For each it
+prints tiles/s (best of ``--repeats`` passes, wall clock, the model already loaded: library
+calls, not whole CLI runs), its speed relative to float32 Keras (the median, over rounds in
+which every backend runs once in turn, of the ratio of their times: the load of a shared
+machine weighs on both alike), CPU time per tile, how far its landslide masks (argmax) are
+from float32 Keras': ``1 - IoU``, and with ``--dataset`` the landslide IoU against the truth.
 
-Use a trained model (``--model``; the bundled demo model by default when it exists): with an
-untrained one most pixels are coin tosses and every variant flips many of them. The last line
-names the fastest variant whose IoU stays within 0.005 of float32.
+Tiles: a synthetic scene (:func:`geoseg.synthetic.make_scene`) by default; with ``--dataset``
+the ``valid/`` tiles of a reference-layout dataset (``images/*.png`` and RGB ``masks/*.png``,
+red = landslide), cut into tiles of the model's size, and calibration tiles from ``train/``.
+Use a trained model: with an untrained one most pixels are coin tosses.
 
-    python bench/inference_speed.py --model model.keras
-    python bench/inference_speed.py --tiles 8 --repeats 1     # a quick run
+The machine's load and CPU flags are printed first; the last line names the fastest backend
+whose landslide IoU stays within 0.005 of float32 Keras.
+
+    python bench/inference_speed.py                              # the bundled demo model
+    python bench/inference_speed.py --model m.keras --dataset ../shared/data/hokkaido-iburi
 """
 
 from __future__ import annotations
@@ -51,100 +59,159 @@ def scene_tiles(count: int, tile: int, seed: int) -> np.ndarray:
     return np.stack(tiles[:count]).astype(np.float32)
 
 
-def onnx_runner(model, batch_size: int) -> Callable[[np.ndarray], np.ndarray] | None:
-    """An ONNX Runtime session for ``model`` as a batch function, or None if unavailable."""
-    try:
-        import onnxruntime
-        import tensorflow as tf
-        import tf2onnx
-    except ImportError:
-        return None
-    function = tf.function(lambda x: model(x, training=False))
-    spec = (tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image"),)
-    proto, _ = tf2onnx.convert.from_function(function, input_signature=spec, opset=17)
-    session = onnxruntime.InferenceSession(proto.SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
+def dataset_tiles(folder: Path, tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tiles ``(n, tile, tile, 3)`` float32 of a dataset folder's images and their landslide
+    truth ``(n, tile, tile)`` bool (red mask pixels)."""
+    import rasterio
 
-    def run(batch: np.ndarray) -> np.ndarray:
-        return np.concatenate([session.run(None, {name: batch[i : i + batch_size]})[0]
-                               for i in range(0, len(batch), batch_size)])
+    images, truths = [], []
+    for image_path in sorted((folder / "images").glob("*.png")):
+        with rasterio.open(image_path) as src:
+            image = src.read([1, 2, 3]).transpose(1, 2, 0).astype(np.float32)
+        with rasterio.open(folder / "masks" / image_path.name) as src:
+            mask = src.read()
+        truth = (mask[0] == 255) & (mask[1] == 0) & (mask[2] == 0)
+        for row in range(0, image.shape[0] - tile + 1, tile):
+            for col in range(0, image.shape[1] - tile + 1, tile):
+                images.append(image[row : row + tile, col : col + tile])
+                truths.append(truth[row : row + tile, col : col + tile])
+    return np.stack(images), np.stack(truths)
 
-    return run
+
+def int8_onnx(onnx_path: Path, calibration: np.ndarray, out: Path) -> Path:
+    """A static int8 (QDQ, per-channel weights) quantisation of an ONNX model."""
+    import onnxruntime
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    name = onnxruntime.InferenceSession(str(onnx_path)).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{name: calibration[i : i + 1]} for i in range(len(calibration))])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    prepared = out.with_name("prepared.onnx")
+    quant_pre_process(str(onnx_path), str(prepared), skip_symbolic_shape=True)
+    quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    per_channel=True)
+    return out
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Landslide IoU of two boolean masks (1 when both are empty)."""
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 1.0
 
 
 def main() -> None:
+    import os
+    import tempfile
+
     from geoseg.commands.predict import default_model_path
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=default_model_path(),
                         help="trained geoseg .keras model [default: the bundled demo model]")
+    parser.add_argument("--dataset", type=Path, default=None,
+                        help="reference-layout dataset: valid/ tiles scored, train/ calibrates")
     parser.add_argument("--tiles", type=int, default=32)
+    parser.add_argument("--calibration", type=int, default=16,
+                        help="tiles calibrating the int8 quantisation")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7, help="synthetic scene seed")
+    parser.add_argument("--xla", action="store_true", help="also Keras with XLA (slow on CPU)")
     args = parser.parse_args()
 
-    import keras
-
+    from geoseg.convert import converted_model
     from geoseg.inference import KerasPredictor
-    from geoseg.model import build_flexunet, load_model
-    from geoseg.settings import ModelSettings
+    from geoseg.model import load_model
+    from geoseg.runtimes import OnnxPredictor, open_runtime
 
-    if args.model.exists():
-        model, settings = load_model(args.model)
-        origin = str(args.model)
+    model, settings = load_model(args.model)
+    size = settings.image_size
+    truth: np.ndarray | None = None
+    if args.dataset is not None:
+        tiles, truth = dataset_tiles(args.dataset / "valid", size)
+        tiles, truth = tiles[: args.tiles], truth[: args.tiles]
+        calibration = dataset_tiles(args.dataset / "train", size)[0][: args.calibration]
+        origin = f"{args.dataset}/valid"
     else:
-        keras.utils.set_random_seed(0)
-        settings = ModelSettings(image_size=512, base_filters=8, num_layers=5)
-        model = build_flexunet(settings)
-        origin = "an UNTRAINED FlexUNet (no --model): IoU figures are pessimistic"
-    tiles = scene_tiles(args.tiles, settings.image_size, args.seed)
+        tiles = scene_tiles(args.tiles, size, args.seed)
+        calibration = scene_tiles(args.calibration, size, args.seed + 1)
+        origin = f"a synthetic scene (seed {args.seed})"
     flags = cpu_flags()
-    bf16 = sorted(flags & {"avx512_bf16", "amx_bf16"}) or ["none"]
-    print(f"model: {origin} ({model.count_params()} parameters); {len(tiles)} tiles of "
-          f"{settings.image_size} px, batch {args.batch_size}; CPU bfloat16 support: "
-          f"{', '.join(bf16)}", flush=True)
+    wide = sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma"))
+    print(f"CPU: {os.cpu_count()} cores, {' '.join(wide) or 'no AVX2/AVX-512'}; load "
+          f"{os.getloadavg()[0]:.1f}")
+    print(f"model: {args.model} ({model.count_params()} parameters); {len(tiles)} tiles of "
+          f"{size} px from {origin}, batch {args.batch_size}", flush=True)
 
-    variants: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "keras float32": KerasPredictor(model, args.batch_size, "cpu"),
-        "keras float32 + XLA": KerasPredictor(model, args.batch_size, "cpu", jit_compile=True),
-        "keras bfloat16": KerasPredictor(model, args.batch_size, "cpu", precision="bfloat16"),
-        "keras bfloat16 + XLA": KerasPredictor(model, args.batch_size, "cpu",
-                                               precision="bfloat16", jit_compile=True),
+    batch = args.batch_size
+    variants: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]] = {
+        "keras float32": lambda: KerasPredictor(model, batch, "cpu"),
+        "keras bfloat16": lambda: KerasPredictor(model, batch, "cpu", precision="bfloat16"),
+        "onnxruntime float32": lambda: open_runtime(
+            "onnx", converted_model(args.model, "onnx"), batch),
+        "onnxruntime int8": lambda: OnnxPredictor(int8_onnx(
+            converted_model(args.model, "onnx"), calibration, Path(scratch) / "int8.onnx"),
+            batch),
+        "openvino float32": lambda: open_runtime(
+            "openvino", converted_model(args.model, "openvino"), batch),
+        "openvino bfloat16": lambda: open_runtime(
+            "openvino", converted_model(args.model, "openvino"), batch, "bfloat16"),
+        "litert float32": lambda: open_runtime(
+            "tflite", converted_model(args.model, "tflite"), batch),
     }
-    runner = onnx_runner(model, args.batch_size)
-    if runner is not None:
-        variants["onnxruntime float32"] = runner
-    else:
-        print("onnxruntime float32: skipped (pip install tf2onnx onnxruntime)")
-
-    reference: np.ndarray | None = None
-    results: list[tuple[str, float, float]] = []
-    megapixels = len(tiles) * settings.image_size**2 / 1e6
-    for name, run in variants.items():
-        run(tiles[: args.batch_size])  # trace / compile outside the timing
-        walls, cpus = [], []
+    if args.xla:
+        variants["keras float32 + XLA"] = lambda: KerasPredictor(model, batch, "cpu",
+                                                                 jit_compile=True)
+    runners: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+    outputs: dict[str, np.ndarray] = {}
+    walls: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, make in variants.items():
+            try:
+                runners[name] = make()
+            except Exception as exc:  # a runtime or converter that is not installed
+                print(f"{name:22s} skipped: {exc}")
+                continue
+            outputs[name] = runners[name](tiles)  # traces / compiles; the answer to score
+            walls[name], cpus[name] = [], []
+        # In turns, so that every variant meets the same load; compared round by round.
         for _ in range(args.repeats):
-            wall, cpu = time.perf_counter(), time.process_time()
-            probs = run(tiles)
-            walls.append(time.perf_counter() - wall)
-            cpus.append(time.process_time() - cpu)
-        if reference is None:
-            reference = probs
-        truth = reference.argmax(-1) == 1
+            for name, run in runners.items():
+                wall, cpu = time.perf_counter(), time.process_time()
+                run(tiles)
+                walls[name].append(time.perf_counter() - wall)
+                cpus[name].append(time.process_time() - cpu)
+    reference = outputs["keras float32"]
+    base = np.array(walls["keras float32"])
+    results: list[tuple[str, float, float]] = []
+    for name, probs in outputs.items():
         mask = probs.argmax(-1) == 1
-        union = np.count_nonzero(truth | mask)
-        iou = np.count_nonzero(truth & mask) / union if union else 1.0
-        best = min(walls)
-        results.append((name, len(tiles) / best, 1.0 - iou))
-        print(f"{name:22s} {len(tiles) / best:6.2f} tiles/s {megapixels / best:6.2f} MP/s "
-              f"{1000 * min(cpus) / len(tiles):6.0f} CPU ms/tile  1-IoU {1.0 - iou:.4f}  "
-              f"max |dp| {np.abs(probs - reference).max():.4f}  "
-              f"(landslide pixels {truth.mean():.2%})", flush=True)
-    name, rate, gap = max((r for r in results if r[2] <= IOU_TOLERANCE), key=lambda r: r[1])
-    print(f"fastest within IoU {IOU_TOLERANCE} of float32: {name}, {rate:.2f} tiles/s, "
-          f"{rate * settings.image_size**2 / 1e6:.2f} MP/s (1-IoU {gap:.4f})")
+        gap = 1.0 - iou(reference.argmax(-1) == 1, mask)
+        ratio = float(np.median(base / np.array(walls[name])))
+        results.append((name, ratio, gap))
+        scored = f"  IoU vs truth {iou(truth, mask):.4f}" if truth is not None else ""
+        print(f"{name:22s} {len(tiles) / min(walls[name]):6.2f} tiles/s (best)  speed vs "
+              f"keras float32 {ratio:4.2f}x (median of rounds)  "
+              f"{1000 * float(np.median(cpus[name])) / len(tiles):5.0f} CPU ms/tile  "
+              f"1-IoU {gap:.4f}  max |dp| {np.abs(probs - reference).max():.4f}{scored}",
+              flush=True)
+    name, ratio, gap = max((r for r in results if r[2] <= IOU_TOLERANCE), key=lambda r: r[1])
+    print(f"load {os.getloadavg()[0]:.1f}; fastest within IoU {IOU_TOLERANCE} of float32: "
+          f"{name}, {ratio:.2f}x keras float32 (1-IoU {gap:.4f})")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,21 @@
-"""Benchmark ``geoseg vectorize`` (block-wise) against a whole-array reference.
+"""Benchmark ``geoseg vectorize`` (block-wise, on worker processes) against a whole-array reference.
 
 Builds a large class mask with random blob "landslides" (deterministic seed), then vectorises
-it twice, each in its own subprocess so that peak memory is measured separately:
+it with each method in its own subprocess, so that time and memory are measured separately:
 
-- geoseg: :func:`geoseg.vectorize.vectorize_mask` (blocks of ``--block-size`` pixels);
+- geoseg: :func:`geoseg.vectorize.vectorize_mask` (blocks of ``--block-size`` pixels) on
+  ``--workers`` processes (default: all cores);
+- geoseg serial: the same with ``workers=1`` (the blocks one after another, in one process);
 - reference: the whole mask read at once, one :func:`rasterio.features.shapes` call, a
   GeoDataFrame written with pyogrio.
 
-Both write a GeoPackage. Prints each run's polygon count, total area, time and peak RSS (the
-child's own VmHWM), and, last, one line with the ratios (peak RSS as a whole, and
-above the baseline once the libraries are imported).
+Each writes a GeoPackage. Memory is the peak of the summed resident memory of the run's
+process and all its children (geoseg's worker processes), sampled every 10 ms from Linux's
+``/proc``, the same way for every method; time is wall-clock, and CPU time counts the
+children too. The methods run in turns (reference, geoseg, geoseg serial, reference, ...)
+``--repeats`` times so that a machine shared with other jobs loads them alike; the median of
+each is compared. The machine's load (``os.getloadavg``) and CPU are printed with the
+figures; the last lines give the time and peak-memory ratios against the reference.
 
     python bench/vectorize_speed.py              # 10000 x 10000
     python bench/vectorize_speed.py --size 3000  # a quick run
@@ -19,10 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -68,11 +76,11 @@ def build_mask(path: Path, size: int, blobs: int, seed: int) -> None:
         dst.update_tags(GEOSEG_CLASS_NAMES=json.dumps(["background", "landslide"]))
 
 
-def run_geoseg(mask: Path, out: Path, block_size: int) -> tuple[int, float]:
+def run_geoseg(mask: Path, out: Path, block_size: int, workers: int | None) -> tuple[int, float]:
     """The block-wise vectoriser: polygon count and total area."""
     from geoseg.vectorize import vectorize_mask
 
-    summary = vectorize_mask(mask, out, block_size=block_size, overwrite=True)
+    summary = vectorize_mask(mask, out, block_size=block_size, workers=workers, overwrite=True)
     return summary.count, summary.total_area_m2
 
 
@@ -94,19 +102,62 @@ def run_reference(mask: Path, out: Path) -> tuple[int, float]:
     return len(frame), float(frame["area_m2"].sum())
 
 
-def _peak_mb() -> float:
-    """Peak resident memory of this process, in MB.
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (Linux ``/proc/PID/task/TID/children``)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the task has just ended
+            continue
+        for child_pid in children:
+            found += _tree(int(child_pid))
+    return found
 
-    Linux's VmHWM belongs to this program only; ``ru_maxrss`` would also count the parent's
-    memory at fork (it survives exec), so it is only the fallback on other systems.
+
+def _rss(pid: int) -> int:
+    """Resident bytes of a process, 0 once it has ended."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+    except (OSError, IndexError):
+        return 0
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class TreeMemory:
+    """Peak of the summed RSS of this process and its descendants, sampled in a thread.
+
+    Reads ``/proc`` directly (a few hundred microseconds a sample), so the sampling barely
+    loads the machine it measures.
     """
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024  # kB
-    scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # bytes on macOS, else KiB
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+    def __init__(self, interval: float = 0.01):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, sum(_rss(pid) for pid in _tree(os.getpid())))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (the worker pool)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def child(args: argparse.Namespace) -> None:
@@ -119,28 +170,54 @@ def child(args: argparse.Namespace) -> None:
 
     import geoseg.vectorize  # noqa: F401
 
-    base_mb = _peak_mb()
-    start = time.perf_counter()
-    if args.run == "geoseg":
-        count, area = run_geoseg(args.mask, args.out, args.block_size)
-    else:
-        count, area = run_reference(args.mask, args.out)
+    with TreeMemory() as baseline:
+        time.sleep(0.05)
+    cpu, start = _cpu_seconds(), time.perf_counter()
+    with TreeMemory() as memory:
+        if args.run == "reference":
+            count, area = run_reference(args.mask, args.out)
+        else:
+            workers = 1 if args.run == "serial" else args.workers
+            count, area = run_geoseg(args.mask, args.out, args.block_size, workers)
     seconds = time.perf_counter() - start
     print(json.dumps({"count": count, "area": area, "seconds": seconds,
-                      "peak_mb": _peak_mb(), "base_mb": base_mb}))
+                      "cpu": _cpu_seconds() - cpu, "peak_mb": memory.peak / 2**20,
+                      "base_mb": baseline.peak / 2**20}))
 
 
-def measure(method: str, mask: Path, out: Path, block_size: int) -> dict[str, float]:
+NAMES = {"geoseg": "geoseg", "serial": "geoseg serial", "reference": "reference"}
+
+
+def measure(method: str, args: argparse.Namespace, mask: Path, out: Path) -> dict[str, float]:
     """Run one method in a fresh interpreter and return its figures."""
     command = [sys.executable, __file__, "--run", method, "--mask", str(mask),
-               "--out", str(out), "--block-size", str(block_size)]
+               "--out", str(out), "--block-size", str(args.block_size)]
+    if args.workers is not None:
+        command += ["--workers", str(args.workers)]
+    load = os.getloadavg()[0]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     figures: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
-    print(f"{method:>9}: {figures['count']:>7} polygons, total area {figures['area']:,.0f} m², "
-          f"{figures['seconds']:.1f} s, peak RSS {figures['peak_mb']:.0f} MB "
-          f"({figures['peak_mb'] - figures['base_mb']:.0f} MB above the "
-          f"{figures['base_mb']:.0f} MB after imports)")
+    figures["load"] = load
+    above = figures["peak_mb"] - figures["base_mb"]
+    print(f"{NAMES[method]:>13}: {figures['count']:>7} polygons, total area "
+          f"{figures['area']:,.0f} m², {figures['seconds']:.2f} s wall, {figures['cpu']:.2f} s "
+          f"CPU, peak RSS {figures['peak_mb']:.0f} MB ({above:.0f} MB above the "
+          f"{figures['base_mb']:.0f} MB after imports), load {load:.1f}", flush=True)
     return figures
+
+
+def cpu_description() -> str:
+    """The CPU model and its vector extensions (Linux), for the record."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                  if line.startswith("model name")), "unknown CPU")
+    flags = next((set(line.split(":", 1)[1].split()) for line in text.splitlines()
+                  if line.startswith("flags")), set())
+    wide = sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma"))
+    return f"{model}, {os.cpu_count()} CPUs, {' '.join(wide) or 'no AVX2/AVX-512'}"
 
 
 def main() -> None:
@@ -150,7 +227,10 @@ def main() -> None:
                         help="number of blobs [default: 4000 per 10000 x 10000 pixels]")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--block-size", type=int, default=2048)
-    parser.add_argument("--run", choices=["geoseg", "reference"], help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="geoseg's worker processes [default: all cores]")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each method")
+    parser.add_argument("--run", choices=list(NAMES), help=argparse.SUPPRESS)
     parser.add_argument("--mask", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -158,27 +238,36 @@ def main() -> None:
         child(args)
         return
     blobs = args.blobs if args.blobs is not None else max(50, round(4000 * (args.size / 1e4) ** 2))
+    print(f"CPU: {cpu_description()}")
+    runs: dict[str, list[dict[str, float]]] = {method: [] for method in NAMES}
     with tempfile.TemporaryDirectory(prefix="geoseg-bench-") as tmp:
         mask = Path(tmp) / "mask.tif"
         start = time.perf_counter()
         build_mask(mask, args.size, blobs, args.seed)
         print(f"mask {args.size}x{args.size}, {blobs} blobs, built in "
               f"{time.perf_counter() - start:.1f} s")
-        ours = measure("geoseg", mask, Path(tmp) / "geoseg.gpkg", args.block_size)
-        ref = measure("reference", mask, Path(tmp) / "reference.gpkg", args.block_size)
-    ours_work = ours["peak_mb"] - ours["base_mb"]
-    ref_work = ref["peak_mb"] - ref["base_mb"]
-    same = ours["count"] == ref["count"] and abs(ours["area"] - ref["area"]) <= PIXEL * PIXEL
-    print(
-        f"size {args.size}: {'same' if same else 'DIFFERENT'} result "
-        f"({ours['count']:.0f} vs {ref['count']:.0f} polygons, "
-        f"{ours['area']:,.0f} vs {ref['area']:,.0f} m²); "
-        f"time geoseg/reference {ours['seconds']:.1f}/{ref['seconds']:.1f} s = "
-        f"{ours['seconds'] / ref['seconds']:.2f}; "
-        f"peak RSS {ours['peak_mb']:.0f}/{ref['peak_mb']:.0f} MB = "
-        f"{ours['peak_mb'] / ref['peak_mb']:.2f} "
-        f"(above imports {ours_work:.0f}/{ref_work:.0f} MB = {ours_work / ref_work:.2f})"
-    )
+        for _ in range(args.repeats):
+            for method in ("reference", "geoseg", "serial"):
+                runs[method].append(measure(method, args, mask, Path(tmp) / f"{method}.gpkg"))
+    median = {method: {key: float(np.median([r[key] for r in rs])) for key in rs[0]}
+              for method, rs in runs.items()}
+    ref = median["reference"]
+    loads = [r["load"] for rs in runs.values() for r in rs]
+    for method in ("geoseg", "serial"):
+        ours = median[method]
+        workers = 1 if method == "serial" else args.workers or os.cpu_count()
+        same = all(r["count"] == ref["count"] and abs(r["area"] - ref["area"]) <= PIXEL * PIXEL
+                   for r in runs[method])
+        print(
+            f"{NAMES[method]} ({workers} worker{'s' if workers != 1 else ''}), "
+            f"size {args.size}: {'same' if same else 'DIFFERENT'} result "
+            f"({ours['count']:.0f} vs {ref['count']:.0f} polygons); medians of {args.repeats}: "
+            f"reference/geoseg time {ref['seconds']:.2f}/{ours['seconds']:.2f} s = "
+            f"{ref['seconds'] / ours['seconds']:.2f}x faster "
+            f"(CPU {ref['cpu']:.2f}/{ours['cpu']:.2f} s); "
+            f"peak RSS geoseg/reference {ours['peak_mb']:.0f}/{ref['peak_mb']:.0f} MB = "
+            f"{ours['peak_mb'] / ref['peak_mb']:.2f}; load {min(loads):.1f}-{max(loads):.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
-"""From a model file to a batch predictor, with TensorFlow loaded only when it is needed.
+"""From a model file to a batch predictor, with its runtime loaded only when it is needed.
 
-:func:`load_predictor` reads the model's settings from its ``.keras`` file at once (no
-TensorFlow: a missing or foreign model file is refused in a fraction of a second) and starts
-loading TensorFlow and the model in a background thread. Everything else a run checks (the
-scene, its bands, the outputs) is checked meanwhile, and a mistake there is reported before
-TensorFlow has even finished importing; the first batch waits for the model.
+:class:`ModelPredictor` reads the model's settings from its ``.keras`` file at once (no
+TensorFlow: a missing or foreign model file is refused in a fraction of a second), and loads
+the runtime and the model on the first batch, after everything else a run checks (the scene,
+its bands, the outputs). A model converted before can start loading in a background thread
+meanwhile (:meth:`ModelPredictor.start`).
+
+The runtime is a *backend* (:data:`BACKENDS`): Keras on TensorFlow, or a conversion of the
+model (made once and cached, :mod:`geoseg.convert`) run by ONNX Runtime, OpenVINO or LiteRT
+(:mod:`geoseg.runtimes`), which do not need TensorFlow once the conversion exists.
 
 This module never imports TensorFlow itself.
 """
@@ -12,7 +16,10 @@ This module never imports TensorFlow itself.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -24,19 +31,33 @@ from geoseg.model_file import read_settings
 from geoseg.settings import ModelSettings
 
 if TYPE_CHECKING:
-    from geoseg.inference import KerasPredictor
+    from geoseg.predict import BatchPredictor
 
 __all__ = [
-    "DEVICES", "PRECISIONS", "Device", "ModelPredictor", "ModelSpec", "Precision",
-    "check_run_settings", "file_digest", "load_predictor",
+    "AUTO_BACKEND", "BACKENDS", "DEVICES", "PRECISIONS", "Backend", "Device", "ModelPredictor",
+    "ModelSpec", "Precision", "check_run_settings", "file_digest", "load_predictor",
+    "resolve_backend",
 ]
+
+log = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "gpu"]
 Precision = Literal["float32", "bfloat16"]
+Backend = Literal["auto", "keras", "onnx", "openvino", "tflite"]
 DEVICES = ("auto", "cpu", "gpu")
 """Where a model may run: ``auto`` uses a GPU when TensorFlow sees one."""
 PRECISIONS = ("float32", "bfloat16")
 """Arithmetic a model may run in."""
+BACKENDS = ("auto", "keras", "onnx", "openvino", "tflite")
+"""What runs a model: ``keras`` (TensorFlow), ``onnx`` (ONNX Runtime), ``openvino``,
+``tflite`` (LiteRT); ``auto`` is :data:`AUTO_BACKEND` when it can run, else ``keras``."""
+AUTO_BACKEND = "openvino"
+"""The backend ``auto`` prefers: the fastest within 0.005 landslide IoU of float32 Keras on
+every model measured (``bench/inference_speed.py``, figures in ``bench/RESULTS.md``: OpenVINO
+in float32 was 1.11x and 1.17x as fast, with the same masks, and starts without TensorFlow
+once the model is converted)."""
+_BFLOAT16_BACKENDS = ("auto", "keras", "openvino")
+_PACKAGES = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "ai_edge_litert"}
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
@@ -48,8 +69,10 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def check_run_settings(batch_size: int, device: str, precision: str) -> None:
-    """Refuse a batch size below 1, an unknown device or an unknown precision.
+def check_run_settings(batch_size: int, device: str, precision: str,
+                       backend: str = "keras") -> None:
+    """Refuse a batch size below 1, an unknown device, precision or backend, and the
+    combinations a backend cannot run (a GPU without Keras, bfloat16 on ONNX or LiteRT).
 
     Raises
     ------
@@ -63,28 +86,61 @@ def check_run_settings(batch_size: int, device: str, precision: str) -> None:
     if precision not in PRECISIONS:
         raise ParameterError(f"{param('precision')} must be one of {', '.join(PRECISIONS)}, "
                              f"got {precision!r}")
+    if backend not in BACKENDS:
+        raise ParameterError(f"{param('backend')} must be one of {', '.join(BACKENDS)}, got "
+                             f"{backend!r}")
+    if device == "gpu" and backend not in ("auto", "keras"):
+        raise ParameterError(f"{param('device')} gpu runs with {param('backend')} keras only; "
+                             f"the {backend} backend runs on the CPU")
+    if precision == "bfloat16" and backend not in _BFLOAT16_BACKENDS:
+        raise ParameterError(f"{param('precision')} bfloat16 runs with {param('backend')} "
+                             f"keras or openvino, not {backend}")
+
+
+def resolve_backend(backend: str, device: str = "auto", precision: str = "float32",
+                    model_path: Path | None = None) -> str:
+    """The backend that runs: ``auto`` becomes :data:`AUTO_BACKEND` when the run suits it
+    (not on a GPU, in one of its precisions), its package is installed and the model can be
+    converted for it or was before (with ``model_path``), else ``keras``."""
+    if backend != "auto":
+        return backend
+    choice = AUTO_BACKEND
+    if choice == "keras" or device == "gpu" or (
+            precision == "bfloat16" and choice not in _BFLOAT16_BACKENDS):
+        return "keras"
+    if importlib.util.find_spec(_PACKAGES[choice]) is None:
+        return "keras"
+    if model_path is not None and choice in ("onnx", "openvino") \
+            and importlib.util.find_spec("tf2onnx") is None:
+        from geoseg.runtimes import cached_conversion
+
+        if cached_conversion(model_path, file_digest(model_path), choice) is None:
+            return "keras"  # nothing here can convert it
+    return choice
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which model to run, and how: a model file, tiles per call, device and precision.
+    """Which model to run, and how: a model file, tiles per call, device, precision, backend.
 
     Small and picklable, so it travels to Dask workers, which load the model themselves.
 
     Raises
     ------
     ParameterError
-        A batch size below 1, an unknown device or precision.
+        A batch size below 1, an unknown device, precision or backend, or a combination
+        the backend cannot run.
     """
 
     path: Path
     batch_size: int = 4
     device: Device = "auto"
     precision: Precision = "float32"
+    backend: Backend = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
-        check_run_settings(self.batch_size, self.device, self.precision)
+        check_run_settings(self.batch_size, self.device, self.precision, self.backend)
 
 
 class ModelPredictor:
@@ -105,23 +161,80 @@ class ModelPredictor:
         self.spec = spec
         self.settings: ModelSettings = read_settings(spec.path)
         self.batch_size = spec.batch_size
-        self._loaded: KerasPredictor | None = None
+        self.backend = resolve_backend(spec.backend, spec.device, spec.precision, spec.path)
+        """The backend that runs the model (``auto`` resolved)."""
+        self._loaded: BatchPredictor | None = None
+        self._loader: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self._digest: str | None = None
 
-    def ready(self) -> KerasPredictor:
-        """The Keras predictor, loading TensorFlow and the model the first time.
+    def _model_digest(self) -> str:
+        """The model file's digest, read once (a large model takes seconds to hash)."""
+        if self._digest is None:
+            self._digest = file_digest(self.spec.path)
+        return self._digest
+
+    def start(self) -> None:
+        """Begin loading a converted model in a background thread, when one is cached.
+
+        A Keras model, or one to convert, still loads on the first batch: importing TensorFlow
+        silences file descriptor 2 while it runs (:mod:`geoseg._quiet_tf`), which in a
+        background thread swallowed the main thread's messages (an ``Error:`` line, warnings),
+        for ~0.1 s gained on the sample scene. The thread is not a daemon: an interpreter
+        that exits meanwhile waits for it. A failure is raised by :meth:`ready`.
+        """
+        if self._loaded is not None or self._loader is not None or self.backend == "keras":
+            return
+        from geoseg.runtimes import cached_conversion
+
+        if cached_conversion(self.spec.path, self._model_digest(), self.backend) is None:
+            return
+        self._loader = threading.Thread(target=self._load_in_background,
+                                        name="geoseg-model-loader")
+        self._loader.start()
+
+    def _load_in_background(self) -> None:
+        try:
+            self._loaded = self._load()
+        except BaseException as exc:  # raised by ready(), in the thread that needs the model
+            self._failure = exc
+
+    def _load(self) -> BatchPredictor:
+        spec = self.spec
+        log.info("loading %s with the %s backend", spec.path, self.backend)
+        if self.backend == "keras":
+            from geoseg.inference import KerasPredictor
+            from geoseg.model import load_model
+
+            model, _ = load_model(spec.path)
+            return KerasPredictor(model, spec.batch_size, spec.device, precision=spec.precision)
+        from geoseg.runtimes import cached_conversion, open_runtime
+
+        digest = self._model_digest()
+        converted = cached_conversion(spec.path, digest, self.backend)
+        if converted is None:  # the first run with this model: TensorFlow converts it
+            from geoseg.convert import converted_model
+
+            converted = converted_model(spec.path, self.backend, digest)
+        return open_runtime(self.backend, converted, spec.batch_size, spec.precision)
+
+    def ready(self) -> BatchPredictor:
+        """The predictor, loading the runtime and the model the first time.
 
         Raises
         ------
         ModelError
-            The archive's Keras model cannot be loaded or does not fit its settings.
+            The model cannot be loaded, does not fit its settings, cannot be converted for
+            the backend, or the backend's package is not installed.
         """
+        if self._loader is not None:
+            self._loader.join()
+            self._loader = None
+            if self._failure is not None:
+                failure, self._failure = self._failure, None
+                raise failure
         if self._loaded is None:
-            from geoseg.inference import KerasPredictor
-            from geoseg.model import load_model
-
-            model, _ = load_model(self.spec.path)
-            self._loaded = KerasPredictor(model, self.spec.batch_size, self.spec.device,
-                                          precision=self.spec.precision)
+            self._loaded = self._load()
         return self._loaded
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -130,7 +243,7 @@ class ModelPredictor:
 
 
 def load_predictor(path: str | os.PathLike[str], batch_size: int = 4, device: Device = "auto",
-                   precision: Precision = "float32") -> ModelPredictor:
+                   precision: Precision = "float32", backend: Backend = "auto") -> ModelPredictor:
     """The one way geoseg turns a model file into a batch predictor (see :class:`ModelPredictor`).
 
     >>> load_predictor("missing.keras")
@@ -138,4 +251,4 @@ def load_predictor(path: str | os.PathLike[str], batch_size: int = 4, device: De
     ...
     geoseg.errors.ModelError: missing.keras: model file not found
     """
-    return ModelPredictor(ModelSpec(Path(path), batch_size, device, precision))
+    return ModelPredictor(ModelSpec(Path(path), batch_size, device, precision, backend))

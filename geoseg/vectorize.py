@@ -1,9 +1,11 @@
 """Vectorise a class mask into polygons for GIS: one feature per connected landslide.
 
 The mask is read block by block (non-overlapping windows from :func:`geoseg.tiling.
-block_windows`), so a mask larger than memory works; only the polygons are held. Each block is
-polygonised with :func:`rasterio.features.shapes` in *global pixel coordinates* (whole numbers,
-exact in float64). A polygon that does not reach an internal block edge is complete; the
+block_windows`), so a mask larger than memory works; only the polygons are held. Blocks are
+polygonised on all cores (``workers``: this process and worker processes, since
+:func:`rasterio.features.shapes` holds the GIL), each with :func:`rasterio.features.shapes`
+over only the parts of the block holding selected pixels, in *global pixel coordinates* (whole
+numbers, exact in float64). A polygon that does not reach an internal block edge is complete; the
 others are pieces of a component cut by the blocks. Pieces of one class are linked when they
 share an edge (and, with 8-connectivity, also when they touch at a corner), linked pieces are
 dissolved with :func:`shapely.union_all`, and every feature is then mapped to the raster's CRS.
@@ -33,7 +35,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,13 +43,13 @@ import geopandas as gpd
 import numpy as np
 import rasterio
 
-from geoseg.errors import ConfigError, InputError
+from geoseg.errors import ConfigError, InputError, param
 from geoseg.mask_format import CLASS_NAMES_TAG
 from geoseg.outputs import check_output_path
 from geoseg.scene import open_scene
 from geoseg.styles import polygon_style, write_style
 from geoseg.tiling import block_windows
-from geoseg.vector_blocks import Pieces, merge_cut, to_map, vectorise_block
+from geoseg.vector_blocks import Pieces, merge_cut, to_map, vectorise_blocks
 from geoseg.vector_features import (
     Measure,
     absorb_islands,
@@ -68,6 +70,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _MIN_BLOCK = 16
+_MIN_CACHE = 8 << 20
+"""Bytes of GDAL block cache at least, while vectorising (see :func:`_gdal_options`)."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,8 @@ def _check_probabilities(prob: rasterio.io.DatasetReader, src: rasterio.io.Datas
 
 
 def _check_settings(
-    min_area: float, simplify: float, fill_holes: float, connectivity: int, block_size: int
+    min_area: float, simplify: float, fill_holes: float, connectivity: int, block_size: int,
+    workers: int | None,
 ) -> None:
     for name, value in (("min_area", min_area), ("simplify", simplify),
                         ("fill_holes", fill_holes)):
@@ -169,6 +174,29 @@ def _check_settings(
         raise ConfigError(f"connectivity must be 4 or 8, got {connectivity}")
     if block_size < _MIN_BLOCK:
         raise ConfigError(f"block_size must be >= {_MIN_BLOCK} pixels, got {block_size}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ConfigError(f"{param('workers')} must be a whole number >= 1 (or None for all "
+                          f"cores), got {workers!r}")
+
+
+def _gdal_options(
+    src: rasterio.io.DatasetReader, prob: rasterio.io.DatasetReader | None, block_size: int
+) -> dict[str, int]:
+    """A GDAL block cache for what one block needs, unless the user set one.
+
+    Each block is read once, so a larger cache only holds what will not be read again (by
+    default GDAL keeps up to 5% of the machine's memory, in every process). A file stored in
+    strips as wide as the raster needs a row of blocks, or each strip would be decoded again
+    for every block beside it.
+    """
+    if "GDAL_CACHEMAX" in os.environ:  # a user's own setting wins
+        return {}
+    inputs = [src] + ([prob] if prob is not None else [])
+    pixel_bytes = sum(np.dtype(d).itemsize for dataset in inputs for d in dataset.dtypes)
+    striped = any(dataset.block_shapes[0][1] >= dataset.width for dataset in inputs)
+    width = src.width if striped else min(block_size, src.width)
+    return {"GDAL_CACHEMAX": max(_MIN_CACHE, min(block_size, src.height) * width * pixel_bytes)}
 
 
 def polygons_from_mask(
@@ -181,6 +209,7 @@ def polygons_from_mask(
     connectivity: int = 8,
     classes: Sequence[int] | None = None,
     block_size: int = 2048,
+    workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> gpd.GeoDataFrame:
     """Polygons of the foreground classes of a class mask, one feature per connected region.
@@ -210,6 +239,9 @@ def polygons_from_mask(
         Class ids to vectorise; all non-zero ids by default.
     block_size : int
         Side of the blocks read at a time (>= 16); sets the memory used for the raster.
+    workers : int, optional
+        Processes polygonising blocks at the same time (all cores, ``os.cpu_count()``, by
+        default; 1 for none but this one). The result does not depend on it.
     progress : callable, optional
         Called as ``progress(blocks_just_finished, blocks_total)`` after each block.
 
@@ -228,7 +260,7 @@ def polygons_from_mask(
     ConfigError
         A setting out of range, or a class id the mask does not name.
     """
-    _check_settings(min_area, simplify, fill_holes, connectivity, block_size)
+    _check_settings(min_area, simplify, fill_holes, connectivity, block_size, workers)
     with ExitStack() as stack:
         src = stack.enter_context(_open(Path(mask_path)))
         _check_mask(src)
@@ -243,9 +275,14 @@ def polygons_from_mask(
         drop_early = min_area > 0 and simplify == 0 and fill_holes == 0
         blocks = list(block_windows(src.height, src.width, block_size))
         log.info("%s: vectorising %d block(s) of up to %d px", src.name, len(blocks), block_size)
+        gdal_options = _gdal_options(src, prob, block_size)
+        stack.enter_context(rasterio.Env(**gdal_options))
         complete, cut = [], []
-        for window in blocks:
-            pieces, on_edge = vectorise_block(src, prob, window, classes, connectivity)
+        # Closed on the way out, even on an error: no worker process outlives the call.
+        found = stack.enter_context(closing(vectorise_blocks(
+            src, prob, blocks, classes, connectivity, workers or os.cpu_count() or 1,
+            gdal_options)))
+        for window, (pieces, on_edge) in zip(blocks, found, strict=True):
             whole = pieces.take(np.flatnonzero(~on_edge))
             whole.geoms = to_map(whole.geoms, src.transform)
             if drop_early and len(whole):
@@ -279,6 +316,7 @@ def vectorize_mask(
     connectivity: int = 8,
     classes: Sequence[int] | None = None,
     block_size: int = 2048,
+    workers: int | None = None,
     layer: str | None = None,
     style: bool = True,
     overwrite: bool = False,
@@ -313,7 +351,7 @@ def vectorize_mask(
     frame = polygons_from_mask(
         mask_path, probabilities_path=probabilities_path, min_area=min_area, simplify=simplify,
         fill_holes=fill_holes, connectivity=connectivity, classes=classes, block_size=block_size,
-        progress=progress,
+        workers=workers, progress=progress,
     )
     written = write_polygons(frame, final, layer=layer or Path(mask_path).stem,
                              overwrite=overwrite)

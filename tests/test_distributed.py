@@ -91,7 +91,7 @@ def test_a_process_loads_the_model_once_and_a_bad_scene_does_not_stop_the_others
     monkeypatch.setattr(geoseg.model, "load_model", lambda p: loads.append(p) or original(p))
     bad = make_raster("four.tif", height=70, width=70, bands=4)
     jobs = plan_jobs([str(scenes[0]), str(bad), str(scenes[1])], tmp_path)
-    model = ModelSpec(model_path, batch_size=3, device="cpu")
+    model = ModelSpec(model_path, batch_size=3, device="cpu", backend="keras")
     outcomes = predict_scenes(jobs, model, PredictOptions())
     assert len(loads) == 1
     assert [o.error is None for o in outcomes] == [True, False, True]

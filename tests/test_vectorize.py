@@ -11,16 +11,23 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pyogrio
 import pytest
 import rasterio
+import rasterio.features
 import shapely
+import shapely.geometry
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyproj import Geod
 from rasterio.transform import from_origin
 
 from geoseg.cli import cli
 from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError
+from geoseg.geometry import repair_polygons
+from geoseg.vector_blocks import _pack, _polygonise, _regions
 from geoseg.vectorize import VectorizeSummary, polygons_from_mask, vectorize_mask
 
 UTM = "EPSG:32654"
@@ -143,6 +150,112 @@ def test_diagonal_contact_merges_only_with_8_connectivity(
         assert len(frame) == expected
         assert frame.area_m2.sum() == pytest.approx(10 * PIXEL_AREA)
         assert frame.geometry.is_valid.all()
+
+
+def blobs(shape: tuple[int, int], count: int, seed: int, classes: int = 1) -> np.ndarray:
+    """A mask of ``count`` random rectangles and diagonal strokes (classes 1..classes),
+    many crossing the edges of 32-pixel blocks, with a nodata (255) corner."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(shape, np.uint8)
+    for _ in range(count):
+        top, left = rng.integers(0, shape[0] - 4), rng.integers(0, shape[1] - 4)
+        value = rng.integers(1, classes + 1)
+        kind = rng.random()
+        if kind < 0.3:  # a diagonal stroke: corner contacts only
+            for step in range(rng.integers(2, 12)):
+                mask[min(top + step, shape[0] - 1), min(left + step, shape[1] - 1)] = value
+        elif kind < 0.45:  # a ring with an island of another class in its hole
+            mask[top : top + 9, left : left + 9] = value
+            mask[top + 2 : top + 7, left + 2 : left + 7] = 0
+            mask[top + 4 : top + 5, left + 4 : left + 5] = value % classes + 1
+        else:
+            mask[top : top + rng.integers(1, 14), left : left + rng.integers(1, 14)] = value
+        mask[top + 1 : top + 2, left + 1 : left + 2] = 0  # pinholes
+    mask[-6:, -6:] = 255
+    return mask
+
+
+def whole_array_polygons(path: Path, connectivity: int) -> list[shapely.Geometry]:
+    """The reference: one rasterio.features.shapes call over the whole mask, in map units."""
+    with rasterio.open(path) as src:
+        data = src.read(1)
+        found = rasterio.features.shapes(data, mask=(data != 0) & (data != 255),
+                                         connectivity=connectivity, transform=src.transform)
+        return [shapely.geometry.shape(geom) for geom, _ in found]
+
+
+def same_polygons(ours: list[shapely.Geometry], reference: list[shapely.Geometry]) -> None:
+    """Equal count and total area; each polygon of one covers exactly one of the other."""
+    assert len(ours) == len(reference)
+    assert sum(g.area for g in ours) == sum(g.area for g in reference)
+
+    def key(geom: shapely.Geometry) -> tuple[float, ...]:
+        return (geom.area, *geom.bounds)
+
+    for mine, theirs in zip(sorted(ours, key=key), sorted(reference, key=key), strict=True):
+        assert shapely.symmetric_difference(mine, theirs).area == 0
+
+
+@pytest.mark.parametrize("connectivity", [4, 8])
+def test_worker_processes_give_the_whole_array_polygons(tmp_path: Path, connectivity: int) -> None:
+    mask = blobs((150, 170), 120, seed=connectivity)
+    path = write_mask(tmp_path / "m.tif", mask)
+    probs = np.stack([1 - (mask == 1) * 0.7, (mask == 1) * 0.7 + np.linspace(0, 0.2, 170)])
+    prob_path = write_probabilities(tmp_path / "p.tif", probs.clip(0, 1))
+    runs = {workers: polygons_from_mask(path, probabilities_path=prob_path, block_size=32,
+                                        connectivity=connectivity, workers=workers)
+            for workers in (1, 2)}
+    assert len(runs[1]) > 40  # many polygons, many of them cut by the 30 blocks' edges
+    # The serial and the parallel runs agree exactly, attributes and vertices alike.
+    pd.testing.assert_frame_equal(runs[2].drop(columns="geometry"),
+                                  runs[1].drop(columns="geometry"))
+    assert shapely.equals_exact(runs[2].geometry.values, runs[1].geometry.values, 0).all()
+    reference = whole_array_polygons(path, connectivity)
+    if connectivity == 8:  # shapes' 8-connected outlines touch themselves: compare the areas
+        reference = list(repair_polygons(reference))
+    same_polygons(list(runs[2].geometry), reference)
+
+
+def test_error_in_a_worker_process_is_raised(tmp_path: Path) -> None:
+    mask = np.zeros((64, 64), np.float32)
+    mask[40:50, 40:50] = 1.5  # only in the last of four blocks
+    path = write_mask(tmp_path / "m.tif", mask, nodata=None)
+    with pytest.raises(InputError, match="non-integer values such as 1.5"):
+        polygons_from_mask(path, block_size=32, workers=2)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    count=st.integers(0, 30),
+    noise=st.sampled_from([0.0, 0.001, 0.05]),
+    connectivity=st.sampled_from([4, 8]),
+    shape=st.tuples(st.integers(5, 160), st.integers(5, 160)),
+    dtype=st.sampled_from(["uint8", "int16", "uint16", "int32"]),
+)
+def test_atlas_polygons_equal_those_of_the_whole_block(
+    seed: int, count: int, noise: float, connectivity: int, shape: tuple[int, int], dtype: str
+) -> None:
+    rng = np.random.default_rng(seed)
+    ids = blobs(shape, count, seed, classes=3)
+    ids[rng.random(shape) < noise] = 2
+    ids = np.where(ids == 255, 0, ids).astype(dtype)
+    selected = ids != 0
+    geoms, values = _polygonise(ids, selected, connectivity, row_off=64, col_off=32)
+    found = rasterio.features.shapes(ids, mask=selected, connectivity=connectivity,
+                                     transform=rasterio.Affine.translation(32, 64))
+    expected = sorted((int(v), shapely.normalize(shapely.geometry.shape(g)).wkb)
+                      for g, v in found)
+    assert sorted(zip(values.tolist(), (shapely.normalize(g).wkb for g in geoms),
+                      strict=True)) == expected
+
+
+def test_sparse_blocks_are_polygonised_in_a_smaller_atlas() -> None:
+    selected = blobs((256, 256), 12, seed=3, classes=3) == 1
+    regions = _regions(selected)
+    _, height = _pack(regions, 256)
+    assert sum(region.own.sum() for region in regions) == selected.sum()
+    assert height < 128  # under half the block: the atlas path, not the whole block
 
 
 def test_geographic_crs_measures_in_square_metres(tmp_path: Path) -> None:
@@ -296,6 +409,8 @@ def test_bad_settings(tmp_path: Path) -> None:
         polygons_from_mask(path, connectivity=6)
     with pytest.raises(ConfigError, match="min_area"):
         polygons_from_mask(path, min_area=-1)
+    with pytest.raises(ConfigError, match="workers must be a whole number >= 1"):
+        polygons_from_mask(path, workers=0)
 
 
 # --------------------------------------------------------------------------- writing
@@ -355,7 +470,7 @@ def test_cli_vectorize(tmp_path: Path) -> None:
     out = tmp_path / "slides.gpkg"
     runner = CliRunner()
     args = ["vectorize", str(path), "--out", str(out), "-q", "--classes", "1",
-            "--min-area", str(40 * PIXEL_AREA), "--connectivity", "4"]
+            "--min-area", str(40 * PIXEL_AREA), "--connectivity", "4", "--workers", "1"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert result.output.strip() == (
@@ -370,6 +485,8 @@ def test_cli_vectorize(tmp_path: Path) -> None:
     assert forced.output.startswith("3 polygons")
     bad = runner.invoke(cli, ["vectorize", str(path), "--out", str(out), "--classes", "x"])
     assert bad.exit_code == 2 and "class ids" in bad.output
+    none = runner.invoke(cli, ["vectorize", str(path), "--out", str(out), "--workers", "0"])
+    assert none.exit_code == 2 and "--workers" in none.output
 
 
 def test_vectoriser_does_not_import_tensorflow() -> None:

@@ -33,6 +33,14 @@ overlap_opt = click.option(
          "an eighth of the tile].",
 )
 
+vectorize_workers_opt = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes polygonising blocks of the mask at the same time [default: all cores]; "
+    "the polygons do not depend on it.",
+)
+
 grid_model_opt = click.option(
     "-m", "--model", "model_path",
     type=click.Path(exists=True, dir_okay=False),

@@ -59,6 +59,13 @@ def default_model_path() -> Path:
               show_default=True,
               help="bfloat16: faster on CPUs with bfloat16 instructions and recent GPUs; "
                    "probabilities differ slightly from float32.")
+@click.option("--backend", type=click.Choice(["auto", "keras", "openvino", "onnx", "tflite"]),
+              default="auto", show_default=True,
+              help="What runs the model: keras (TensorFlow), openvino, onnx (ONNX Runtime) or "
+                   "tflite (LiteRT), the last three on a conversion made once and cached "
+                   "next to the model; auto: openvino when installed (pip install "
+                   "'geoseg[openvino]': same masks, faster, starts without TensorFlow), "
+                   "else keras.")
 @click.option("--cog", is_flag=True, help="Write Cloud Optimized GeoTIFFs (with overviews).")
 @click.option("--vector", "vector_path", type=click.Path(dir_okay=False), default=None,
               help="Also vectorise the mask into polygons (.gpkg, .shp, .geojson, ...).")
@@ -99,6 +106,7 @@ def predict(
     tta: str,
     device: str,
     precision: str,
+    backend: str,
     cog: bool,
     vector_path: str | None,
     preview_path: str | None,
@@ -136,7 +144,7 @@ def predict(
         raise click.UsageError("give --out for one scene or --out-dir for several")
     scene_paths = expand_scenes(scenes)
     spec = ModelSpec(Path(model_path) if model_path else default_model_path(), batch_size,
-                     device, precision)  # type: ignore[arg-type]
+                     device, precision, backend)  # type: ignore[arg-type]
     options = PredictOptions(
         overlap=overlap, bands=tuple(bands) if bands else None, threshold=threshold,
         probability_dtype=probability_dtype,  # type: ignore[arg-type]
@@ -191,6 +199,9 @@ def _predict_one(
     predictor = ModelPredictor(spec)
     if preview_path is not None:
         check_output_path(preview_path, options.overwrite, inputs=[scene, spec.path])
+    if not quiet:  # at once, not after the seconds TensorFlow takes to import
+        click.echo(f"Loading {spec.path.name} ({predictor.backend} backend)...", err=True)
+    predictor.start()  # a converted model loads while the scene and the outputs are checked
     job = SceneJob(scene, Path(out_path),
                    Path(probabilities_path) if probabilities_path else None,
                    Path(vector_path) if vector_path else None)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from geoseg.commands.options import ProgressBar, existing_file, overwrite_opt, progress_opt
+from geoseg.commands.options import (
+    ProgressBar,
+    existing_file,
+    overwrite_opt,
+    progress_opt,
+    vectorize_workers_opt,
+)
 
 
 def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
@@ -36,6 +42,7 @@ def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="8: pixels touching at a corner are one polygon; 4: only along an edge.")
 @click.option("--classes", callback=_class_ids, default=None, metavar="IDS",
               help="Comma-separated class ids to vectorise [default: all but 0].")
+@vectorize_workers_opt
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @progress_opt
 @overwrite_opt
@@ -48,6 +55,7 @@ def vectorize(
     fill_holes: float,
     connectivity: str,
     classes: list[int] | None,
+    workers: int | None,
     quiet: bool,
     overwrite: bool,
 ) -> None:
@@ -66,6 +74,6 @@ def vectorize(
         summary = vectorize_mask(
             mask, out_path, probabilities_path=probabilities_path, min_area=min_area,
             simplify=simplify, fill_holes=fill_holes, connectivity=int(connectivity),
-            classes=classes, overwrite=overwrite, progress=progress,
+            classes=classes, workers=workers, overwrite=overwrite, progress=progress,
         )
     click.echo(summary.describe())

@@ -1,0 +1,245 @@
+"""Running a converted geoseg model without TensorFlow: ONNX Runtime, OpenVINO, LiteRT.
+
+A geoseg ``.keras`` model is converted once (:mod:`geoseg.convert`, which needs TensorFlow)
+and the result is kept in a cache keyed by the model file's digest
+(:func:`geoseg.predictor.file_digest`): next to the model, in a ``.geoseg-cache`` folder, or,
+when that folder cannot be written (a read-only installation), in the user's cache folder
+(``$XDG_CACHE_HOME/geoseg``, ``~/.cache/geoseg``). :func:`cached_conversion` finds a
+conversion without TensorFlow, so a run whose model was converted before never imports it.
+
+The runtimes are optional dependencies, imported when a model is opened; a missing one is
+reported with what to install (``pip install 'geoseg[openvino]'``, ...).
+
+This module never imports TensorFlow or click.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geoseg.errors import ModelError
+
+__all__ = [
+    "CONVERTED_SUFFIX", "OnnxPredictor", "OpenVinoPredictor", "TfLitePredictor",
+    "cache_folders", "cached_conversion", "conversion_name", "open_runtime",
+]
+
+log = logging.getLogger(__name__)
+
+CONVERTED_SUFFIX = {"onnx": ".onnx", "openvino": ".onnx", "tflite": ".tflite"}
+"""The file each backend runs: OpenVINO reads the ONNX conversion itself."""
+
+CACHE_FOLDER = ".geoseg-cache"
+"""Name of the cache folder next to a model."""
+
+
+def user_cache_folder() -> Path:
+    """The user's cache folder for geoseg (``$XDG_CACHE_HOME/geoseg``, ``~/.cache/geoseg``;
+    ``%LOCALAPPDATA%\\geoseg`` on Windows)."""
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "geoseg"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "geoseg"
+
+
+def cache_folders(model_path: Path) -> list[Path]:
+    """Where conversions of a model are looked for, first choice first."""
+    return [model_path.resolve().parent / CACHE_FOLDER, user_cache_folder()]
+
+
+def conversion_name(model_path: Path, digest: str, backend: str) -> str:
+    """File name of a model's conversion for a backend: ``<stem>-<digest[:16]>.onnx``."""
+    return f"{model_path.stem}-{digest[:16]}{CONVERTED_SUFFIX[backend]}"
+
+
+def cached_conversion(model_path: Path, digest: str, backend: str) -> Path | None:
+    """The cached conversion of the model with this digest for ``backend``, if any."""
+    name = conversion_name(model_path, digest, backend)
+    for folder in cache_folders(model_path):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _missing(package: str, extra: str, backend: str) -> ModelError:
+    return ModelError(f"the {backend} backend needs the {package} package: "
+                      f"pip install 'geoseg[{extra}]' (or choose another backend)")
+
+
+def _in_batches(
+    run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, batch_size: int
+) -> np.ndarray:
+    """Call ``run`` on chunks of exactly ``batch_size`` tiles (the last one padded)."""
+    outputs = []
+    for start in range(0, batch.shape[0], batch_size):
+        chunk = np.ascontiguousarray(batch[start : start + batch_size], dtype=np.float32)
+        short = batch_size - chunk.shape[0]
+        if short:
+            chunk = np.concatenate([chunk, np.zeros((short, *chunk.shape[1:]), np.float32)])
+        outputs.append(run(chunk)[: batch_size - short])
+    return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
+
+
+class OnnxPredictor:
+    """A :class:`geoseg.predict.BatchPredictor` over an ONNX model, with ONNX Runtime (CPU).
+
+    Parameters
+    ----------
+    path : path
+        The ``.onnx`` file (input ``(n, size, size, bands)`` float32).
+    batch_size : int
+        Tiles per call.
+
+    Raises
+    ------
+    ModelError
+        onnxruntime is not installed, or the file cannot be loaded.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], batch_size: int = 4):
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise _missing("onnxruntime", "onnx", "onnx") from exc
+        self.batch_size = batch_size
+        try:
+            self._session = onnxruntime.InferenceSession(
+                str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"{path}: ONNX Runtime cannot load it ({exc})") from exc
+        self._input = self._session.get_inputs()[0].name
+        log.info("running %s with ONNX Runtime %s on the CPU", path, onnxruntime.__version__)
+
+    def _run(self, chunk: np.ndarray) -> np.ndarray:
+        return np.asarray(self._session.run(None, {self._input: chunk})[0])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities ``(n, size, size, classes)`` for a batch of tiles."""
+        return _in_batches(self._run, batch, self.batch_size)
+
+
+class OpenVinoPredictor:
+    """A :class:`geoseg.predict.BatchPredictor` over an ONNX model, with OpenVINO (CPU).
+
+    Parameters
+    ----------
+    path : path
+        The ``.onnx`` file.
+    batch_size : int
+        Tiles per call; the model is compiled for this batch.
+    precision : {"float32", "bfloat16"}
+        OpenVINO's inference precision. Left to itself OpenVINO computes in bfloat16 on CPUs
+        with AVX512-BF16 or AMX, so float32 is asked for explicitly unless bfloat16 is.
+        Threads are not pinned to cores.
+
+    Raises
+    ------
+    ModelError
+        openvino is not installed, or the file cannot be compiled.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], batch_size: int = 4,
+                 precision: str = "float32"):
+        try:
+            import openvino
+        except ImportError as exc:
+            raise _missing("openvino", "openvino", "openvino") from exc
+        self.batch_size = batch_size
+        core = openvino.Core()
+        try:
+            model = core.read_model(str(path))
+            shape = model.inputs[0].get_partial_shape()
+            shape[0] = batch_size  # a static shape: compiled for exactly this batch
+            model.reshape({model.inputs[0]: shape})
+            config = {
+                "INFERENCE_PRECISION_HINT": "bf16" if precision == "bfloat16" else "f32",
+                # Pinned threads wait for their own core: on a machine shared with other
+                # processes that made OpenVINO 3x slower (bench/RESULTS.md).
+                "ENABLE_CPU_PINNING": False,
+            }
+            self._compiled = core.compile_model(model, "CPU", config)
+        except Exception as exc:  # OpenVINO raises RuntimeError for everything
+            raise ModelError(f"{path}: OpenVINO cannot compile it ({exc})") from exc
+        self._request = self._compiled.create_infer_request()
+        log.info("running %s with OpenVINO %s on the CPU in %s", path, openvino.__version__,
+                 precision)
+
+    def _run(self, chunk: np.ndarray) -> np.ndarray:
+        result = self._request.infer({0: chunk})
+        return np.array(next(iter(result.values())))
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities ``(n, size, size, classes)`` for a batch of tiles."""
+        return _in_batches(self._run, batch, self.batch_size)
+
+
+class TfLitePredictor:
+    """A :class:`geoseg.predict.BatchPredictor` over a ``.tflite`` model, with LiteRT
+    (XNNPACK on the CPU).
+
+    Parameters
+    ----------
+    path : path
+        The ``.tflite`` file.
+    batch_size : int
+        Tiles per call; the interpreter is sized for this batch.
+
+    Raises
+    ------
+    ModelError
+        ai-edge-litert is not installed, or the file cannot be loaded.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], batch_size: int = 4):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError as exc:
+            raise _missing("ai-edge-litert", "tflite", "tflite") from exc
+        self.batch_size = batch_size
+        try:
+            self._interpreter: Any = Interpreter(model_path=str(path),
+                                                 num_threads=os.cpu_count() or 1)
+            detail = self._interpreter.get_input_details()[0]
+            self._interpreter.resize_tensor_input(
+                detail["index"], [batch_size, *detail["shape"][1:]])
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{path}: LiteRT cannot load it ({exc})") from exc
+        self._input = detail["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        log.info("running %s with LiteRT on the CPU", path)
+
+    def _run(self, chunk: np.ndarray) -> np.ndarray:
+        self._interpreter.set_tensor(self._input, chunk)
+        self._interpreter.invoke()
+        return np.array(self._interpreter.get_tensor(self._output))
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities ``(n, size, size, classes)`` for a batch of tiles."""
+        return _in_batches(self._run, batch, self.batch_size)
+
+
+def open_runtime(
+    backend: str, path: Path, batch_size: int, precision: str = "float32"
+) -> OnnxPredictor | OpenVinoPredictor | TfLitePredictor:
+    """The predictor of a non-Keras backend over its converted model file.
+
+    Raises
+    ------
+    ModelError
+        The backend's package is missing, or it cannot load the file.
+    """
+    if backend == "onnx":
+        return OnnxPredictor(path, batch_size)
+    if backend == "openvino":
+        return OpenVinoPredictor(path, batch_size, precision)
+    if backend == "tflite":
+        return TfLitePredictor(path, batch_size)
+    raise ModelError(f"unknown backend {backend!r}")
