@@ -28,7 +28,7 @@ from geoseg.errors import ModelError
 
 __all__ = [
     "CONVERTED_SUFFIX", "OnnxPredictor", "OpenVinoPredictor", "TfLitePredictor",
-    "cache_folders", "cached_conversion", "conversion_name", "open_runtime",
+    "cache_folders", "cached_conversion", "conversion_name", "open_runtime", "thread_budget",
 ]
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,20 @@ CONVERTED_SUFFIX = {"onnx": ".onnx", "openvino": ".onnx", "tflite": ".tflite"}
 
 CACHE_FOLDER = ".geoseg-cache"
 """Name of the cache folder next to a model."""
+
+
+def thread_budget() -> int:
+    """Threads a runtime may use: ``OMP_NUM_THREADS`` when set (a Dask worker's share of the
+    cores, :mod:`geoseg.distributed`), else every core.
+
+    >>> import os
+    >>> os.environ["OMP_NUM_THREADS"] = "1"; thread_budget()
+    1
+    >>> del os.environ["OMP_NUM_THREADS"]; thread_budget() == (os.cpu_count() or 1)
+    True
+    """
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdecimal() and int(value) > 0 else (os.cpu_count() or 1)
 
 
 def user_cache_folder() -> Path:
@@ -110,8 +124,10 @@ class OnnxPredictor:
             raise _missing("onnxruntime", "onnx", "onnx") from exc
         self.batch_size = batch_size
         try:
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = thread_budget()
             self._session = onnxruntime.InferenceSession(
-                str(path), providers=["CPUExecutionProvider"])
+                str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError(f"{path}: ONNX Runtime cannot load it ({exc})") from exc
         self._input = self._session.get_inputs()[0].name
@@ -163,6 +179,7 @@ class OpenVinoPredictor:
                 # Pinned threads wait for their own core: on a machine shared with other
                 # processes that made OpenVINO 3x slower (bench/RESULTS.md).
                 "ENABLE_CPU_PINNING": False,
+                "INFERENCE_NUM_THREADS": thread_budget(),
             }
             self._compiled = core.compile_model(model, "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError for everything
@@ -205,7 +222,7 @@ class TfLitePredictor:
         self.batch_size = batch_size
         try:
             self._interpreter: Any = Interpreter(model_path=str(path),
-                                                 num_threads=os.cpu_count() or 1)
+                                                 num_threads=thread_budget())
             detail = self._interpreter.get_input_details()[0]
             self._interpreter.resize_tensor_input(
                 detail["index"], [batch_size, *detail["shape"][1:]])
