@@ -6,17 +6,19 @@ never imports TensorFlow.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 
 from geoseg.model_file import is_model_file, read_settings
 from geoseg.scene import data_bands, describe_validity, open_scene, read_window
 from geoseg.settings import ModelSettings
-from geoseg.tiling import TileGrid, block_windows, grid_size
+from geoseg.tiling import TileGrid, grid_size
 
 __all__ = ["describe", "describe_scene", "describe_model"]
 
@@ -49,7 +51,7 @@ def describe_scene(
             "dtypes": sorted(set(src.dtypes)),
             "nodata": src.nodata,
             "validity from": describe_validity(src),
-            "valid fraction": round(valid_fraction(src), 4),
+            "valid fraction": _valid_words(*valid_fraction(src)),
             "crs": crs.to_string() if crs else None,
             "pixel size": (abs(src.transform.a), abs(src.transform.e)),
             "bounds": tuple(round(v, 3) for v in src.bounds),
@@ -58,13 +60,25 @@ def describe_scene(
         }
 
 
-def valid_fraction(dataset: rasterio.io.DatasetReader, block_size: int = 1024) -> float:
-    """The share of a scene's pixels that hold data (its data bands read block by block)."""
+def valid_fraction(dataset: rasterio.io.DatasetReader, view: int = 2048) -> tuple[float, int]:
+    """The share of a scene's pixels that hold data, and the decimation it was measured at.
+
+    A scene no larger than ``view`` pixels on each side is read whole (factor 1); a larger one
+    through one decimated view of at most ``view`` pixels a side (nearest neighbour, from
+    overviews where it has them), so ``geoseg info`` stays quick on a regional mosaic.
+    """
     bands = data_bands(dataset) or list(dataset.indexes)
-    valid = 0
-    for window in block_windows(dataset.height, dataset.width, block_size):
-        valid += int(np.count_nonzero(read_window(dataset, window, bands)[1]))
-    return valid / (dataset.width * dataset.height)
+    factor = max(1, math.ceil(max(dataset.height, dataset.width) / view))
+    shape = (math.ceil(dataset.height / factor), math.ceil(dataset.width / factor))
+    window = Window(0, 0, dataset.width, dataset.height)
+    valid = read_window(dataset, window, bands, out_shape=shape if factor > 1 else None)[1]
+    return float(np.count_nonzero(valid)) / valid.size, factor
+
+
+def _valid_words(fraction: float, factor: int) -> float | str:
+    """The valid fraction as ``info`` shows it: exact, or saying the view it comes from."""
+    rounded = round(fraction, 4)
+    return rounded if factor == 1 else f"{rounded} (from a 1:{factor} view)"
 
 
 def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -200,8 +200,12 @@ def read_window(
     window: Window,
     bands: Sequence[int],
     extra_nodata: float | None = None,
+    out_shape: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read ``bands`` in ``window`` with the validity of each pixel (see the module's rules).
+
+    ``out_shape`` (rows, columns) reads a decimated view of the window instead (nearest
+    neighbour, through overviews where the file has them), values and masks alike.
 
     Returns
     -------
@@ -216,13 +220,15 @@ def read_window(
     """
     indexes = list(bands)
     try:
-        data = dataset.read(indexes, window=window)
+        data = dataset.read(indexes, window=window,
+                            out_shape=(len(indexes), *out_shape) if out_shape else None)
         band_valid = np.zeros(data.shape[1:], dtype=bool)
         for position, band in enumerate(indexes):
             band_valid |= _band_valid(dataset, band, data[position], window, extra_nodata)
         mask_band = _dataset_mask_band(dataset)
         if mask_band is not None:
-            band_valid &= dataset.read_masks(mask_band, window=window) > 0
+            band_valid &= dataset.read_masks(mask_band, window=window,
+                                             out_shape=data.shape[1:]) > 0
     except RasterioIOError as exc:
         w = window
         raise InputError(
@@ -248,7 +254,7 @@ def _band_valid(
         if nodata is not None and not math.isnan(nodata):
             valid &= values != nodata
     else:  # a mask of this band alone
-        valid = dataset.read_masks(band, window=window) > 0
+        valid = dataset.read_masks(band, window=window, out_shape=values.shape) > 0
     if np.issubdtype(values.dtype, np.floating):
         valid &= ~np.isnan(values)
     if extra_nodata is not None:

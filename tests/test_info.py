@@ -76,3 +76,21 @@ def test_info_on_a_non_raster_is_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["info", str(bad)])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "not a raster" in result.output
+
+
+def test_the_valid_fraction_of_a_large_scene_comes_from_a_decimated_view(tmp_path):
+    import numpy as np
+    import rasterio
+
+    from geoseg.info import valid_fraction
+
+    data = np.full((1, 300, 400), 7, dtype=np.uint8)
+    data[:, :, :100] = 0  # a quarter of the scene is nodata
+    path = tmp_path / "big.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=400, height=300, count=1,
+                       dtype="uint8", nodata=0, crs=TEST_CRS, transform=TEST_TRANSFORM) as dst:
+        dst.write(data)
+    with rasterio.open(path) as src:
+        assert valid_fraction(src) == (0.75, 1)
+        fraction, factor = valid_fraction(src, view=100)
+    assert factor == 4 and abs(fraction - 0.75) < 0.02
