@@ -229,7 +229,7 @@ def _prediction_parameters(algorithm: GeosegAlgorithm) -> None:
         "BANDS", "Bands, in the model's order (empty: the model's)",
         None, "INPUT", optional=True, allowMultiple=True))
     algorithm.addParameter(QgsProcessingParameterNumber(
-        "THRESHOLD", "Threshold (empty: the most probable class)",
+        "THRESHOLD", "Threshold (empty: the model's own, else the most probable class)",
         QgsProcessingParameterNumber.Double, None, True, 0.0, 1.0))
     algorithm.addParameter(QgsProcessingParameterNumber(
         "OVERLAP", "Tile overlap in pixels (empty: the model's)",
