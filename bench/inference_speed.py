@@ -116,10 +116,10 @@ def main() -> None:
     import os
     import tempfile
 
-    from geoseg.commands.predict import default_model_path
+    from geoseg.bundled import resolve_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=default_model_path(),
+    parser.add_argument("--model", type=Path, default=resolve_model(),
                         help="trained geoseg .keras model [default: the bundled demo model]")
     parser.add_argument("--dataset", type=Path, default=None,
                         help="reference-layout dataset: valid/ tiles scored, train/ calibrates")

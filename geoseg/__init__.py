@@ -5,8 +5,9 @@ The public API, for notebooks and other tools (the ``geoseg`` command is a thin 
 - :func:`predict_scene` with :class:`PredictOptions`: a scene to a class mask (and
   probabilities) GeoTIFF aligned with it; :func:`run_job` with a :class:`SceneJob` also
   vectorises it;
-- :func:`load_predictor`: a geoseg ``.keras`` model file to a batch predictor (TensorFlow
-  loads on its first batch); :func:`load_model` for the Keras model itself;
+- :func:`load_predictor`: a geoseg ``.keras`` model file, or a bundled model's name
+  (``"demo"``, ``"hokkaido-iburi"``: :data:`BUNDLED_MODELS`), to a batch predictor
+  (TensorFlow loads on its first batch); :func:`load_model` for the Keras model itself;
 - :func:`vectorize_mask`: a class mask to landslide polygons (GeoPackage, Shapefile, ...);
 - :func:`evaluate_scenes` and :func:`evaluate_dataset`: scores through the predict path;
 - :func:`train_model`: a FlexUNet from a config and labelled rasters
@@ -38,6 +39,7 @@ _PUBLIC: dict[str, tuple[str, str]] = {  # public name -> (module, name there)
     "ModelSpec": ("geoseg.predictor", "ModelSpec"),
     "load_predictor": ("geoseg.predictor", "load_predictor"),
     "load_model": ("geoseg.model", "load_model"),
+    "BUNDLED_MODELS": ("geoseg.bundled", "BUNDLED_MODELS"),
     "vectorize_mask": ("geoseg.vectorize", "vectorize_mask"),
     "evaluate_scenes": ("geoseg.evaluate", "evaluate_scenes"),
     "evaluate_dataset": ("geoseg.evaluate", "evaluate_dataset"),

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from geoseg.bundled import bundled_name, card_facts, model_card, resolve_model
 from geoseg.model_file import is_model_file, read_settings
 from geoseg.scene import data_bands, describe_validity, open_scene, read_window
 from geoseg.settings import ModelSettings
@@ -82,21 +82,30 @@ def _valid_words(fraction: float, factor: int) -> float | str:
 
 
 def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A geoseg model's stored settings (no TensorFlow needed).
+    """A geoseg model's stored settings (no TensorFlow needed), and for a bundled model its
+    name, its model card's facts (training data, terms, expected imagery, ...) and the card.
 
     ``threshold`` is the landslide probability threshold prediction uses by default, or
-    ``None (most probable class)``.
+    ``None (most probable class)``. ``path`` may name a bundled model.
 
     Raises
     ------
     ModelError
         Not a geoseg ``.keras`` model.
     """
+    path = resolve_model(path)
     settings = read_settings(path)
     facts: dict[str, Any] = {"path": str(path), "kind": "model"}
+    name = bundled_name(path)
+    if name is not None:
+        facts["bundled as"] = name
     facts.update(settings.to_dict())
     if settings.threshold is None:
         facts["threshold"] = "None (most probable class)"
+    card = model_card(path)
+    if card is not None:
+        facts.update(card_facts(card))
+        facts["model card"] = str(card)
     return facts
 
 
@@ -104,12 +113,13 @@ def describe(
     path: str | os.PathLike[str], tile_size: int | None = None, overlap: int | None = None,
     model: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """:func:`describe_model` for ``.keras`` files, :func:`describe_scene` for anything else.
+    """:func:`describe_model` for ``.keras`` files and bundled models' names,
+    :func:`describe_scene` for anything else.
 
     A scene's tiles are counted with ``tile_size`` and ``overlap``, else those of ``model``,
     else the defaults (:func:`geoseg.tiling.grid_size`).
     """
-    if is_model_file(Path(path)):
+    if is_model_file(resolve_model(path)):
         return describe_model(path)
-    settings = read_settings(model) if model is not None else None
+    settings = read_settings(resolve_model(model)) if model is not None else None
     return describe_scene(path, tile_size, overlap, settings)

@@ -22,6 +22,7 @@ import keras
 # isort: on
 from keras import layers
 
+from geoseg.bundled import resolve_model
 from geoseg.errors import ModelError
 from geoseg.model_file import read_settings, write_settings
 from geoseg.outputs import atomic_output
@@ -131,11 +132,14 @@ def save_model(
 def load_model(path: str | os.PathLike[str]) -> tuple[keras.Model, ModelSettings]:
     """Load a geoseg ``.keras`` model and its settings, in Keras safe mode, uncompiled.
 
+    ``path`` may also name a bundled model (:func:`geoseg.bundled.resolve_model`).
+
     Raises
     ------
     ModelError
         Missing, corrupted or non-geoseg file, or weights that do not fit the settings.
     """
+    path = resolve_model(path)
     settings = read_settings(path)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)

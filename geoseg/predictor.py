@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from geoseg.bundled import resolve_model
 from geoseg.errors import ParameterError, param
 from geoseg.model_file import read_settings
 from geoseg.settings import ModelSettings
@@ -123,6 +124,8 @@ def resolve_backend(backend: str, device: str = "auto", precision: str = "float3
 class ModelSpec:
     """Which model to run, and how: a model file, tiles per call, device, precision, backend.
 
+    ``path`` may also name a bundled model (:func:`geoseg.bundled.resolve_model`).
+
     Small and picklable, so it travels to Dask workers, which load the model themselves.
 
     Raises
@@ -139,7 +142,7 @@ class ModelSpec:
     backend: Backend = "auto"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))
+        object.__setattr__(self, "path", resolve_model(self.path))
         check_run_settings(self.batch_size, self.device, self.precision, self.backend)
 
 

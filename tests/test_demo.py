@@ -8,8 +8,8 @@ import numpy as np
 import rasterio
 from click.testing import CliRunner
 
+from geoseg.bundled import resolve_model
 from geoseg.cli import cli
-from geoseg.commands.predict import default_model_path
 from geoseg.model_file import read_settings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
@@ -21,7 +21,7 @@ IOU_FLOOR = 0.75
 
 
 def test_demo_model_is_bundled_small_and_described():
-    path = default_model_path()
+    path = resolve_model()  # the default: demo
     assert path.is_file() and path.stat().st_size < 5 * 2**20
     settings = read_settings(path)
     assert settings.class_names == ["background", "landslide"] and settings.bands == [1, 2, 3]

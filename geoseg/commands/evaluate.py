@@ -10,12 +10,12 @@ from geoseg.commands.options import (
     ProgressBar,
     bands_opt,
     existing_file,
+    model_opt,
     overlap_opt,
     overwrite_opt,
     progress_opt,
     tta_opt,
 )
-from geoseg.commands.predict import default_model_path
 
 
 def _data_source(
@@ -58,8 +58,7 @@ def _data_source(
 @click.option("--split", default=None,
               help="Split of --dataset to evaluate [default: its images/ and masks/, else "
                    "test/, else valid/].")
-@click.option("-m", "--model", "model_path", type=click.Path(dir_okay=False), default=None,
-              help="Trained geoseg .keras model [default: the bundled demo model].")
+@model_opt
 @click.option("-c", "--config", "config_path", type=existing_file, default=None,
               help="FlexUNet config: [mask] rgb_map and mask_file_format, [eval] "
                    "iou_threshold and output_dir, [test] folders when nothing else is given.")
@@ -88,7 +87,7 @@ def evaluate(
     labels: tuple[str, ...],
     dataset: str | None,
     split: str | None,
-    model_path: str | None,
+    model_path: str,
     config_path: str | None,
     out_dir: str | None,
     threshold: float | None,
@@ -127,8 +126,7 @@ def evaluate(
     from geoseg.predict import PredictOptions
     from geoseg.predictor import load_predictor
 
-    model_file = model_path or default_model_path()
-    predictor = load_predictor(model_file, batch_size, device)  # type: ignore[arg-type]
+    predictor = load_predictor(model_path, batch_size, device)  # type: ignore[arg-type]
     settings = predictor.settings
     options = PredictOptions(overlap=overlap, bands=tuple(bands) if bands else None,
                              threshold=threshold, tta=tta)  # type: ignore[arg-type]
@@ -145,7 +143,7 @@ def evaluate(
                                       objects=not no_objects, progress=progress)
     count = len(result.scenes)
     click.echo(
-        f"{Path(model_file).name} on {count} scene{'s' if count != 1 else ''} "
+        f"{Path(model_path).name} on {count} scene{'s' if count != 1 else ''} "
         f"({result.report.confusion.total} pixels scored, pooled) in {result.seconds:.1f} s"
     )
     click.echo(result.report.format_table())

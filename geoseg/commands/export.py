@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from geoseg.commands.options import existing_file, overwrite_opt
+from geoseg.commands.options import model_input, overwrite_opt
 
 
 @click.command(short_help="Export a model as SavedModel, ONNX or TFLite.")
-@click.argument("model_path", type=existing_file)
+@click.argument("model_path", type=model_input)
 @click.option("-f", "--format", "export_format",
               type=click.Choice(["savedmodel", "onnx", "tflite"]), required=True,
               help="Target format (onnx needs: pip install 'geoseg[onnx]').")
@@ -16,7 +16,7 @@ from geoseg.commands.options import existing_file, overwrite_opt
               help="Output: a folder for savedmodel, a .onnx/.tflite file otherwise.")
 @overwrite_opt
 def export(model_path: str, export_format: str, out_path: str, overwrite: bool) -> None:
-    """Export MODEL_PATH (a geoseg .keras model) for serving elsewhere.
+    """Export MODEL_PATH (a geoseg .keras model, or a bundled model's name) for serving elsewhere.
 
     Inputs stay raw pixel values (normalisation is inside the graph); the model's settings
     (tile size, bands, classes) are written next to it as <out>.geoseg.json.

@@ -9,6 +9,8 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
+from geoseg.bundled import BUNDLED_MODELS, DEFAULT_MODEL, resolve_model
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 overwrite_opt = click.option(
@@ -39,13 +41,6 @@ vectorize_workers_opt = click.option(
     default=None,
     help="Processes polygonising blocks of the mask at the same time [default: all cores]; "
     "the polygons do not depend on it.",
-)
-
-grid_model_opt = click.option(
-    "-m", "--model", "model_path",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Take the tile size and overlap from this geoseg model.",
 )
 
 tta_opt = click.option(
@@ -104,6 +99,42 @@ class RasterInputType(click.ParamType):
 
 raster_input = RasterInputType()
 """A scene argument: an existing file or a GDAL virtual file system path."""
+
+
+class ModelInputType(click.ParamType):
+    """A geoseg ``.keras`` model file, or the name of a bundled model
+    (:data:`geoseg.bundled.BUNDLED_MODELS`); converted to the model file's path."""
+
+    name = "MODEL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = resolve_model(str(value))
+        if not path.is_file():
+            self.fail(f"{value}: no such model file; give a .keras model or the name of a "
+                      f"bundled model ({BUNDLED_NAMES})", param, ctx)
+        return str(path)
+
+
+model_input = ModelInputType()
+"""A ``--model``: a model file or a bundled model's name."""
+
+BUNDLED_NAMES = ", ".join(BUNDLED_MODELS)
+
+grid_model_opt = click.option(
+    "-m", "--model", "model_path",
+    type=model_input,
+    default=None,
+    help=f"Take the tile size and overlap from this geoseg model (a .keras file, or a bundled "
+    f"model: {BUNDLED_NAMES}).",
+)
+
+
+model_opt = click.option(
+    "-m", "--model", "model_path", type=model_input, default=DEFAULT_MODEL, show_default=True,
+    help=f"Trained geoseg .keras model, or a bundled model: {BUNDLED_NAMES} (demo has seen "
+    "only synthetic scenes; hokkaido-iburi real 8-bit RGB imagery, see geoseg info "
+    "hokkaido-iburi).",
+)
 
 
 def _stderr() -> TextIO:

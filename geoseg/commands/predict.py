@@ -11,6 +11,7 @@ import click
 from geoseg.commands.options import (
     ProgressBar,
     bands_opt,
+    model_opt,
     overlap_opt,
     overwrite_opt,
     progress_opt,
@@ -23,15 +24,9 @@ if TYPE_CHECKING:
     from geoseg.predictor import ModelSpec
 
 
-def default_model_path() -> Path:
-    """The bundled demo model, used when ``--model`` is not given."""
-    return Path(__file__).resolve().parents[1] / "data" / "demo_model.keras"
-
-
 @click.command(short_help="Segment scenes into class-mask GeoTIFFs.")
 @click.argument("scenes", nargs=-1, required=True)
-@click.option("-m", "--model", "model_path", type=click.Path(dir_okay=False), default=None,
-              help="Trained geoseg .keras model [default: the bundled demo model].")
+@model_opt
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None,
               help="Class mask GeoTIFF to write for one scene (uint8, nodata 255).")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
@@ -94,7 +89,7 @@ def default_model_path() -> Path:
 @overwrite_opt
 def predict(
     scenes: tuple[str, ...],
-    model_path: str | None,
+    model_path: str,
     out_path: str | None,
     out_dir: str | None,
     probabilities_path: str | None,
@@ -133,6 +128,7 @@ def predict(
     \b
     Examples:
       geoseg predict scene.tif --model model.keras --out pred.tif --probabilities prob.tif
+      geoseg predict real.tif --model hokkaido-iburi --out pred.tif --vector slides.gpkg
       geoseg predict mosaic.vrt --model model.keras --out pred.tif --cog --workers 4
       geoseg predict "area/*.tif" --model model.keras --out-dir preds --workers 2 --also vector
     """
@@ -143,8 +139,8 @@ def predict(
     if (out_path is None) == (out_dir is None):
         raise click.UsageError("give --out for one scene or --out-dir for several")
     scene_paths = expand_scenes(scenes)
-    spec = ModelSpec(Path(model_path) if model_path else default_model_path(), batch_size,
-                     device, precision, backend)  # type: ignore[arg-type]
+    spec = ModelSpec(Path(model_path), batch_size, device, precision,  # type: ignore[arg-type]
+                     backend)  # type: ignore[arg-type]
     options = PredictOptions(
         overlap=overlap, bands=tuple(bands) if bands else None, threshold=threshold,
         probability_dtype=probability_dtype,  # type: ignore[arg-type]

@@ -1,0 +1,98 @@
+"""Bundled models: selected by name everywhere a model is taken, described by their cards.
+
+The ``hokkaido-iburi`` model is checked on a real tile of ``../shared`` (when present) through
+the whole ``geoseg predict`` command, as a user would run it on a real GeoTIFF.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+from conftest import SHARED_DATA, TEST_CRS, TEST_TRANSFORM, write_raster
+from rasterio.errors import NotGeoreferencedWarning
+
+from geoseg.bundled import BUNDLED_MODELS, DEFAULT_MODEL, bundled_name, model_card, resolve_model
+from geoseg.cli import cli
+from geoseg.info import describe_model
+from geoseg.model_file import read_settings
+
+# The landslide IoU the committed hokkaido-iburi model reaches on the tile below (a tile it
+# was trained on: this checks the shipped file and the pipeline, not how well it generalises;
+# the model card gives the held-out figures of its recipe).
+REAL_TILE = "valid/images/10083.png"
+REAL_TILE_IOU_FLOOR = 0.6
+
+
+def test_every_bundled_model_ships_small_with_settings():
+    for name, file_name in BUNDLED_MODELS.items():
+        path = resolve_model(name)
+        assert path.name == file_name and path.is_file()
+        assert path.stat().st_size <= 10 * 2**20, f"{name} is larger than 10 MB"
+        settings = read_settings(path)
+        assert settings.class_names == ["background", "landslide"] and settings.bands == [1, 2, 3]
+        assert bundled_name(path) == name
+
+
+def test_names_resolve_to_bundled_files_but_a_users_file_wins(tmp_path, monkeypatch):
+    assert resolve_model() == resolve_model(DEFAULT_MODEL)
+    assert resolve_model("models/mine.keras") == Path("models/mine.keras")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").write_bytes(b"not a model")
+    assert resolve_model("demo") == Path("demo")
+    assert bundled_name(tmp_path / "demo") is None
+
+
+def test_the_real_model_has_a_card_with_its_terms_and_data():
+    facts = describe_model("hokkaido-iburi")
+    assert facts["bundled as"] == "hokkaido-iburi"
+    assert Path(facts["model card"]) == model_card(resolve_model("hokkaido-iburi"))
+    assert "non-commercial" in facts["terms"] and "CC BY-NC 4.0" in facts["terms"]
+    assert "10.5281/zenodo.10294997" in facts["training data"]
+    assert "8-bit RGB" in facts["expects"]
+    assert facts["threshold"] is not None and 0 < float(facts["threshold"]) < 1
+
+
+def test_info_describes_a_bundled_model_by_name_or_as_the_model_option():
+    runner = CliRunner()
+    by_path = runner.invoke(cli, ["info", "hokkaido-iburi", "--json"])
+    by_option = runner.invoke(cli, ["info", "--model", "hokkaido-iburi", "--json"])
+    assert by_path.exit_code == 0, by_path.output
+    assert json.loads(by_path.output) == json.loads(by_option.output)
+    assert json.loads(by_path.output)["bundled as"] == "hokkaido-iburi"
+    assert json.loads(runner.invoke(cli, ["info", "demo", "--json"]).output)["bundled as"] == "demo"
+
+
+def test_an_unknown_model_name_is_one_line_naming_the_bundled_ones(tmp_path):
+    scene = write_raster(tmp_path / "s.tif", np.zeros((3, 32, 32), np.uint8))
+    result = CliRunner().invoke(cli, ["predict", str(scene), "--model", "hokaido",
+                                      "--out", str(tmp_path / "m.tif")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "hokaido: no such model file" in result.output
+    assert all(name in result.output for name in BUNDLED_MODELS)
+    assert not (tmp_path / "m.tif").exists()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / REAL_TILE).exists(),
+                    reason="the shared Hokkaido tiles (../shared/data/hokkaido-iburi) are absent")
+def test_predict_with_the_real_model_finds_the_landslides_of_a_real_geotiff(tmp_path):
+    with warnings.catch_warnings():  # the PNG tiles carry no georeference
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(SHARED_DATA / REAL_TILE) as png:
+            image = png.read()
+        with rasterio.open(SHARED_DATA / REAL_TILE.replace("images", "masks")) as png:
+            truth = png.read(1) == 255  # red (255, 0, 0) = landslide; black background
+    scene = write_raster(tmp_path / "real.tif", image)  # assigned georeference (conftest)
+    result = CliRunner().invoke(cli, ["predict", str(scene), "--model", "hokkaido-iburi",
+                                      "--out", str(tmp_path / "mask.tif"), "-q"])
+    assert result.exit_code == 0, result.output
+    with rasterio.open(tmp_path / "mask.tif") as mask:
+        assert (mask.crs.to_string(), mask.transform) == (TEST_CRS, TEST_TRANSFORM)
+        predicted = mask.read(1) == 1
+    iou = np.count_nonzero(predicted & truth) / np.count_nonzero(predicted | truth)
+    assert iou > REAL_TILE_IOU_FLOOR, f"hokkaido-iburi landslide IoU {iou:.3f} on {REAL_TILE}"
