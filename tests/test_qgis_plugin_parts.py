@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import geoseg
+from geoseg.bundled import BUNDLED_MODELS, resolve_model
 from geoseg.cli import cli
 from geoseg.commands.options import PROGRESS_KEY
 
@@ -53,6 +54,7 @@ def parse(args: list[str]) -> dict:
 
 def test_predict_command_parses_as_given(make_raster, tmp_path):
     scene = make_raster()
+    (tmp_path / "x.keras").write_bytes(b"")  # the parser only checks that it exists
     args = commands.predict_args(
         str(scene), str(tmp_path / "m.tif"), probabilities=str(tmp_path / "p.tif"),
         polygons=str(tmp_path / "l.gpkg"), model=str(tmp_path / "x.keras"), bands=[3, 2, 1],
@@ -69,9 +71,17 @@ def test_predict_command_parses_as_given(make_raster, tmp_path):
 
 def test_predict_defaults_leave_the_choices_to_geoseg(make_raster, tmp_path):
     params = parse(commands.predict_args(str(make_raster()), str(tmp_path / "m.tif")))
-    assert params["model_path"] is None and params["bands"] is None
+    assert params["model_path"] == str(resolve_model()) and params["bands"] is None
     assert params["threshold"] is None and params["overlap"] is None
     assert params["probabilities_path"] is None and not params["resume"]
+
+
+def test_the_plugins_bundled_models_are_geosegs_and_parse_by_name(make_raster, tmp_path):
+    assert commands.BUNDLED_MODELS == tuple(BUNDLED_MODELS)
+    for name in commands.BUNDLED_MODELS:
+        params = parse(commands.predict_args(str(make_raster()), str(tmp_path / "m.tif"),
+                                             model=name))
+        assert params["model_path"] == str(resolve_model(name))
 
 
 def test_vectorize_evaluate_tile_and_train_commands_parse(make_raster, tmp_path):

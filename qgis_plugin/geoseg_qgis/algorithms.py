@@ -172,8 +172,11 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
         return self.parameterAsCompatibleSourceLayerPath(
             parameters, name, context, LABEL_FORMATS, "gpkg", feedback)
 
-    def _model(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
-        return self.parameterAsFile(parameters, "MODEL", context) or None
+    def _model(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
+        """The model file, else the chosen bundled model's name."""
+        bundled = commands.BUNDLED_MODELS[
+            self.parameterAsEnum(parameters, "BUNDLED_MODEL", context)]
+        return self.parameterAsFile(parameters, "MODEL", context) or bundled
 
     def _bands(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[int]:
         return self.parameterAsInts(parameters, "BANDS", context)
@@ -216,15 +219,15 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
                 StyleLoader.for_output(output))
 
 
-def _model_parameter() -> QgsProcessingParameterFile:
-    return QgsProcessingParameterFile(
-        "MODEL", "Model (.keras; empty: the bundled demo model)",
-        behavior=QgsProcessingParameterFile.File, optional=True, fileFilter=MODEL_FILTER)
-
-
 def _prediction_parameters(algorithm: GeosegAlgorithm) -> None:
     """Model, bands, threshold, overlap and device: shared by Detect and Evaluate."""
-    algorithm.addParameter(_model_parameter())
+    algorithm.addParameter(QgsProcessingParameterFile(
+        "MODEL", "Model file (.keras; empty: the bundled model below)",
+        behavior=QgsProcessingParameterFile.File, optional=True, fileFilter=MODEL_FILTER))
+    algorithm.addParameter(QgsProcessingParameterEnum(
+        "BUNDLED_MODEL", "Bundled model (when no model file is given)",
+        list(commands.BUNDLED_MODELS),
+        defaultValue=0))
     algorithm.addParameter(QgsProcessingParameterBand(
         "BANDS", "Bands, in the model's order (empty: the model's)",
         None, "INPUT", optional=True, allowMultiple=True))
@@ -249,9 +252,12 @@ class DetectLandslides(GeosegAlgorithm):
         "into overlapping tiles, each tile is predicted, and the tiles are blended into a "
         "class mask with the scene's CRS, grid and size.<br><br>"
         "<b>Scene</b>: a raster file layer (GeoTIFF or any file GDAL reads).<br>"
-        "<b>Model</b>: a .keras model trained with geoseg; empty uses the small demo model "
-        "bundled with geoseg (trained on synthetic data: a demonstration, not a model for "
-        "real imagery).<br>"
+        "<b>Model file</b>: a .keras model trained with geoseg; empty uses the <b>bundled "
+        "model</b>: demo (trained on synthetic scenes: a demonstration, not a model for real "
+        "imagery) or hokkaido-iburi (trained on real 8-bit RGB imagery of the 2018 Hokkaido "
+        "Eastern Iburi earthquake landslides, about 3 m pixels; its weights derive from CC "
+        "BY-NC 4.0 data: non-commercial use, credit the CAS Landslide Dataset, Xu et al. "
+        "2023; 'geoseg info hokkaido-iburi' shows its card).<br>"
         "<b>Bands</b>: the scene bands to feed the model, in the model's order, when the "
         "scene has other bands than the model.<br>"
         "<b>Threshold</b>: a pixel is landslide when its probability is at least this; "

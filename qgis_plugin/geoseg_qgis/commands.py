@@ -12,6 +12,10 @@ from collections.abc import Sequence
 
 PROGRESS = ["--progress", "json"]
 
+BUNDLED_MODELS = ("demo", "hokkaido-iburi")
+"""The models geoseg ships, by the names ``--model`` takes (``geoseg.bundled.BUNDLED_MODELS``;
+geoseg's tests check the two agree)."""
+
 
 def _number(value: float) -> str:
     """A number as geoseg reads it: no trailing ``.0`` on whole numbers.
