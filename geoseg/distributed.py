@@ -445,7 +445,7 @@ def _plan(
             continue
         try:
             yield index, job, plan_banded_job(job, settings, options, model_file=model.path,
-                                              bands=count)
+                                              runtime=model.runtime(), bands=count)
         except GeosegError as exc:
             yield index, job, SceneOutcome(job, None, str(exc), _where(), failure=exc)
 
