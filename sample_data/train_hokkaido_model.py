@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     tiles = reference_split(args.data, "train") + reference_split(args.data, "valid")
     print(f"training {args.recipe.name} (seed {args.seed}) on {len(tiles)} tiles of {args.data}")
     started, load = time.perf_counter(), os.getloadavg()[0]
+    cpu = time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         result = train(config, out_dir=args.run_dir or Path(tmp) / "run", train_scenes=tiles,
                        valid_scenes=[], epochs=args.epochs, overwrite=True, report=print)
@@ -62,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(result.model_path, args.out)
     minutes = (time.perf_counter() - started) / 60
     print(f"{args.out}: {args.out.stat().st_size / 2**20:.1f} MiB, best epoch "
-          f"{result.best_epoch} of {result.last_epoch} ({result.monitor} {result.best:.4f}), "
-          f"{minutes:.1f} min, load {load:.1f} -> {os.getloadavg()[0]:.1f}")
+          f"{result.best_epoch} of {result.last_epoch} ({result.monitor} "
+          f"{result.best[result.monitor]:.4f}), threshold {result.threshold}, {minutes:.1f} min, "
+          f"{time.process_time() - cpu:.0f} CPU-s, load {load:.1f} -> {os.getloadavg()[0]:.1f}")
     return 0
 
 

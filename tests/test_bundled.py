@@ -22,11 +22,11 @@ from geoseg.cli import cli
 from geoseg.info import describe_model
 from geoseg.model_file import read_settings
 
-# The landslide IoU the committed hokkaido-iburi model reaches on the tile below (a tile it
-# was trained on: this checks the shipped file and the pipeline, not how well it generalises;
-# the model card gives the held-out figures of its recipe).
-REAL_TILE = "valid/images/10083.png"
-REAL_TILE_IOU_FLOOR = 0.6
+# The pooled landslide IoU the committed hokkaido-iburi model reaches on the six valid/ tiles
+# through `geoseg predict` (0.638 measured on 2026-11-30; it trained on them too, so this checks
+# the shipped file and the pipeline, not how well it generalises: the model card gives the
+# held-out figures of its recipe). A wrong band order, scaling or georeference falls far below.
+REAL_IOU_FLOOR = 0.5
 
 
 def test_every_bundled_model_ships_small_with_settings():
@@ -78,21 +78,26 @@ def test_an_unknown_model_name_is_one_line_naming_the_bundled_ones(tmp_path):
     assert not (tmp_path / "m.tif").exists()
 
 
-@pytest.mark.skipif(not (SHARED_DATA / REAL_TILE).exists(),
+@pytest.mark.skipif(not (SHARED_DATA / "valid" / "images").is_dir(),
                     reason="the shared Hokkaido tiles (../shared/data/hokkaido-iburi) are absent")
-def test_predict_with_the_real_model_finds_the_landslides_of_a_real_geotiff(tmp_path):
-    with warnings.catch_warnings():  # the PNG tiles carry no georeference
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(SHARED_DATA / REAL_TILE) as png:
-            image = png.read()
-        with rasterio.open(SHARED_DATA / REAL_TILE.replace("images", "masks")) as png:
-            truth = png.read(1) == 255  # red (255, 0, 0) = landslide; black background
-    scene = write_raster(tmp_path / "real.tif", image)  # assigned georeference (conftest)
-    result = CliRunner().invoke(cli, ["predict", str(scene), "--model", "hokkaido-iburi",
-                                      "--out", str(tmp_path / "mask.tif"), "-q"])
+def test_predict_with_the_real_model_finds_the_landslides_of_real_geotiffs(tmp_path):
+    truths = {}
+    for png in sorted((SHARED_DATA / "valid" / "images").glob("*.png")):
+        with warnings.catch_warnings():  # the PNG tiles carry no georeference
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(png) as src:
+                image = src.read()
+            with rasterio.open(SHARED_DATA / "valid" / "masks" / png.name) as src:
+                truths[png.stem] = src.read(1) == 255  # red (255, 0, 0) = landslide
+        write_raster(tmp_path / f"{png.stem}.tif", image)  # assigned georeference (conftest)
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "*.tif"), "--model",
+                                      "hokkaido-iburi", "--out-dir", str(tmp_path / "out"), "-q"])
     assert result.exit_code == 0, result.output
-    with rasterio.open(tmp_path / "mask.tif") as mask:
-        assert (mask.crs.to_string(), mask.transform) == (TEST_CRS, TEST_TRANSFORM)
-        predicted = mask.read(1) == 1
-    iou = np.count_nonzero(predicted & truth) / np.count_nonzero(predicted | truth)
-    assert iou > REAL_TILE_IOU_FLOOR, f"hokkaido-iburi landslide IoU {iou:.3f} on {REAL_TILE}"
+    both = either = 0
+    for stem, truth in truths.items():
+        with rasterio.open(tmp_path / "out" / f"{stem}_mask.tif") as mask:
+            assert (mask.crs.to_string(), mask.transform) == (TEST_CRS, TEST_TRANSFORM)
+            predicted = mask.read(1) == 1
+        both += np.count_nonzero(predicted & truth)
+        either += np.count_nonzero(predicted | truth)
+    assert both / either > REAL_IOU_FLOOR, f"hokkaido-iburi landslide IoU {both / either:.3f}"
