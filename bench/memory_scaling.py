@@ -3,7 +3,7 @@
 Writes synthetic scenes in a temporary folder: one tile (512 pixels square: the process's own
 baseline, TensorFlow and the model loaded), one ``--size`` pixels square, one with twice the
 side (four times the area), and one four times as tall at the same width; and a small FlexUNet
-saved with :func:`geoseg.model.save_model`. Then runs ``geoseg predict`` on each in its own
+saved with :func:`geoseg.flexunet.save_model`. Then runs ``geoseg predict`` on each in its own
 subprocess, so nothing is shared. Each child reports its own peak resident set size (``VmHWM``
 of ``/proc/self/status``) as it exits; ``wait4``'s ``ru_maxrss`` would not do, as Linux carries
 the parent's peak over into a child across ``exec``.
@@ -63,7 +63,7 @@ def main() -> None:
 
     import keras
 
-    from geoseg.model import build_flexunet, save_model
+    from geoseg.flexunet import build_flexunet, save_model
     from geoseg.settings import ModelSettings
 
     keras.utils.set_random_seed(0)

@@ -71,8 +71,8 @@ def main() -> None:
 
     import keras
 
+    from geoseg.flexunet import build_flexunet
     from geoseg.inference import KerasPredictor
-    from geoseg.model import build_flexunet
     from geoseg.predict import predict_scene
     from geoseg.settings import ModelSettings
     from geoseg.tiling import TileGrid, read_tile

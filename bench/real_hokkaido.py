@@ -254,8 +254,8 @@ def evaluate_model(path: Path, data: Path, work: Path, overlap: int, tta: list[s
     ``scene_mode``.
     """
     from geoseg.evaluate import evaluate_dataset, evaluate_scenes
+    from geoseg.flexunet import load_model
     from geoseg.inference import KerasPredictor
-    from geoseg.model import load_model
     from geoseg.predict import PredictOptions
     from geoseg.tta import with_tta
 

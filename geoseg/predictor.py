@@ -28,7 +28,7 @@ import numpy as np
 
 from geoseg.bundled import resolve_model
 from geoseg.errors import ParameterError, param
-from geoseg.model_file import read_settings
+from geoseg.model_archive import read_settings
 from geoseg.settings import ModelSettings
 
 if TYPE_CHECKING:
@@ -215,8 +215,8 @@ class ModelPredictor:
         spec = self.spec
         log.info("loading %s with the %s backend", spec.path, self.backend)
         if self.backend == "keras":
+            from geoseg.flexunet import load_model
             from geoseg.inference import KerasPredictor
-            from geoseg.model import load_model
 
             model, _ = load_model(spec.path)
             return KerasPredictor(model, spec.batch_size, spec.device, precision=spec.precision)

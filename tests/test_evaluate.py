@@ -304,7 +304,7 @@ def test_report_files_written_and_not_clobbered(tmp_path, shifted_scene):
 # ------------------------------------------------------------------------------ command
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    from geoseg.model import save_model
+    from geoseg.flexunet import save_model
 
     path = tmp_path_factory.mktemp("model") / "pixelwise.keras"
     return save_model(pixelwise_keras_model(SETTINGS), SETTINGS, path)

@@ -13,7 +13,7 @@ import pytest
 from conftest import InterruptedAfter, PixelwisePredictor
 
 from geoseg.errors import InputError
-from geoseg.model import build_flexunet, save_model
+from geoseg.flexunet import build_flexunet, save_model
 from geoseg.predict import PredictOptions, predict_scene
 from geoseg.settings import ModelSettings
 
