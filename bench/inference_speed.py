@@ -133,8 +133,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from geoseg.convert import converted_model
+    from geoseg.flexunet import load_model
     from geoseg.inference import KerasPredictor
-    from geoseg.model import load_model
     from geoseg.runtimes import OnnxPredictor, open_runtime
 
     model, settings = load_model(args.model)

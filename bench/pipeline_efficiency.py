@@ -39,15 +39,17 @@ def _base_image(size: int, seed: int) -> np.ndarray:
     return make_scene(size, size, seed=seed).image
 
 
-def write_big_scene(path: Path, size: int, seed: int) -> None:
-    """A ``size`` x ``size`` RGB scene: a 4096-pixel synthetic scene mirrored to fill it."""
-    base = _base_image(min(size, 4096), seed)
-    reps = -(-size // base.shape[1])
+def write_big_scene(path: Path, size: int, seed: int, *, width: int | None = None) -> None:
+    """A ``size`` x ``size`` RGB scene (``size`` rows x ``width`` columns when ``width`` is
+    given): a 4096-pixel synthetic scene mirrored to fill it."""
+    width = width or size
+    base = _base_image(min(max(size, width), 4096), seed)
+    reps = -(-max(size, width) // base.shape[1])
     tiled = np.concatenate([base if i % 2 == 0 else base[:, :, ::-1] for i in range(reps)], 2)
     tiled = np.concatenate([tiled if i % 2 == 0 else tiled[:, ::-1] for i in range(reps)], 1)
-    image = np.ascontiguousarray(tiled[:, :size, :size])
-    profile = {"driver": "GTiff", "height": size, "width": size, "count": 3, "dtype": "uint8",
-               "crs": UTM54N, "transform": default_transform(size, size), "tiled": True,
+    image = np.ascontiguousarray(tiled[:, :size, :width])
+    profile = {"driver": "GTiff", "height": size, "width": width, "count": 3, "dtype": "uint8",
+               "crs": UTM54N, "transform": default_transform(size, width), "tiled": True,
                "blockxsize": 256, "blockysize": 256, "compress": "JPEG", "photometric": "YCBCR",
                "jpeg_quality": 90, "interleave": "pixel"}
     with rasterio.open(path, "w", **profile) as dst:
@@ -69,8 +71,8 @@ def main() -> None:
 
     import keras
 
+    from geoseg.flexunet import build_flexunet
     from geoseg.inference import KerasPredictor
-    from geoseg.model import build_flexunet
     from geoseg.predict import predict_scene
     from geoseg.settings import ModelSettings
     from geoseg.tiling import TileGrid, read_tile

@@ -13,7 +13,7 @@ https://doi.org/10.5281/zenodo.10294997), CC BY-NC 4.0.
    samples per second and the load average are recorded.
 2. Evaluate it on ``valid/`` in the reference layout (:func:`geoseg.evaluate.evaluate_dataset`:
    each PNG a small scene, white pixels no data).
-3. Evaluate it in scene mode (:func:`geoseg.evaluate.evaluate_scene`): the 6 valid tiles
+3. Evaluate it in scene mode (:func:`geoseg.evaluate.evaluate_scenes`): the 6 valid tiles
    mosaicked 2 x 3 into one 1024 x 1536 GeoTIFF, with a georeference *assigned* for the test
    (EPSG:32654, 3 m pixels, upper-left corner near 42.75 N 141.98 E; the tiles are not really
    neighbours), nodata 255 (the white wedges), the masks mosaicked the same way. It is
@@ -253,9 +253,9 @@ def evaluate_model(path: Path, data: Path, work: Path, overlap: int, tta: list[s
     without it). Variants are named ``<tta>/<threshold>``; scene figures are NaN without
     ``scene_mode``.
     """
-    from geoseg.evaluate import evaluate_dataset, evaluate_scene
+    from geoseg.evaluate import evaluate_dataset, evaluate_scenes
+    from geoseg.flexunet import load_model
     from geoseg.inference import KerasPredictor
-    from geoseg.model import load_model
     from geoseg.predict import PredictOptions
     from geoseg.tta import with_tta
 
@@ -275,9 +275,9 @@ def evaluate_model(path: Path, data: Path, work: Path, overlap: int, tta: list[s
         scene, scene_seconds = None, math.nan
         if scene_mode:
             started = time.perf_counter()
-            scene = evaluate_scene(image, mask, predictor, settings,
-                                   options=PredictOptions(overlap=overlap),
-                                   rgb_map=RGB_MAP)
+            scene = evaluate_scenes([(image, mask)], predictor, settings,
+                                    options=PredictOptions(overlap=overlap),
+                                    rgb_map=RGB_MAP).report
             scene_seconds = time.perf_counter() - started
             print(f"  [{mode}] valid/ as one 1024x1536 scene (assigned georeference "
                   f"{MOSAIC_CRS}, {PIXEL:g} m pixels; overlap {overlap}, {scene_seconds:.0f} s)"

@@ -73,8 +73,8 @@ def main() -> None:
     from distributed import Client, LocalCluster
 
     from geoseg.distributed import predict_scenes
+    from geoseg.flexunet import build_flexunet, save_model
     from geoseg.jobs import SceneJob
-    from geoseg.model import build_flexunet, save_model
     from geoseg.predict import PredictOptions
     from geoseg.predictor import ModelSpec
     from geoseg.settings import ModelSettings

@@ -38,7 +38,7 @@ _PUBLIC: dict[str, tuple[str, str]] = {  # public name -> (module, name there)
     "run_job": ("geoseg.jobs", "run_job"),
     "ModelSpec": ("geoseg.predictor", "ModelSpec"),
     "load_predictor": ("geoseg.predictor", "load_predictor"),
-    "load_model": ("geoseg.model", "load_model"),
+    "load_model": ("geoseg.flexunet", "load_model"),
     "BUNDLED_MODELS": ("geoseg.bundled", "BUNDLED_MODELS"),
     "vectorize_mask": ("geoseg.vectorize", "vectorize_mask"),
     "evaluate_scenes": ("geoseg.evaluate", "evaluate_scenes"),

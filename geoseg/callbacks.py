@@ -1,6 +1,6 @@
 """Keras callbacks of ``geoseg train``: checkpoints with settings, the epoch log, previews.
 
-* :class:`SettingsCheckpoint` saves the model through :func:`geoseg.model.save_model`, so every
+* :class:`SettingsCheckpoint` saves the model through :func:`geoseg.flexunet.save_model`, so every
   checkpoint carries its :class:`~geoseg.settings.ModelSettings` and opens in ``geoseg
   predict`` (a plain ``ModelCheckpoint`` would lose them).
 * :class:`EpochRecorder` writes one CSV row per epoch (rewritten atomically, so the log is
@@ -27,7 +27,7 @@ import keras
 # isort: on
 import numpy as np
 
-from geoseg.model import build_flexunet, save_model
+from geoseg.flexunet import build_flexunet, save_model
 from geoseg.outputs import atomic_output
 from geoseg.settings import ModelSettings
 from geoseg.trainplots import save_preview

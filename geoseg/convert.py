@@ -25,7 +25,7 @@ import tensorflow as tf
 # isort: on
 
 from geoseg.errors import ModelError
-from geoseg.model import load_model
+from geoseg.flexunet import load_model
 from geoseg.predictor import file_digest
 from geoseg.runtimes import cache_folders, cached_conversion, conversion_name
 

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from geoseg.errors import GeosegError, InputError, OutputError, ParameterError, param
 from geoseg.jobs import SceneJob, finish_job, plan_banded_job, run_job
-from geoseg.model_file import read_settings
+from geoseg.model_archive import read_settings
 from geoseg.outputs import check_output_path
 from geoseg.predict import BandedPrediction, BandResult, PredictOptions
 from geoseg.predictor import ModelPredictor, ModelSpec
@@ -445,7 +445,7 @@ def _plan(
             continue
         try:
             yield index, job, plan_banded_job(job, settings, options, model_file=model.path,
-                                              bands=count)
+                                              runtime=model.runtime(), bands=count)
         except GeosegError as exc:
             yield index, job, SceneOutcome(job, None, str(exc), _where(), failure=exc)
 

@@ -67,7 +67,7 @@ from geoseg.predict import (
 from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
 from geoseg.tiling import TileGrid, block_windows
-from geoseg.vectorize import polygons_from_mask
+from geoseg.vectorize import PolygonOptions, polygons_from_mask
 
 __all__ = [
     "DICE_NOTE",
@@ -77,7 +77,6 @@ __all__ = [
     "SceneReport",
     "check_report_dir",
     "evaluate_dataset",
-    "evaluate_scene",
     "evaluate_scenes",
     "merge_reports",
     "write_report",
@@ -197,7 +196,7 @@ def _vector_truth(path: Path, crs: object, footprint: shapely.Geometry, pixel_ar
 
 def _mask_polygons(path: Path, class_id: int) -> np.ndarray:
     """Polygons of one class of a mask, as ``geoseg predict --vector`` makes them."""
-    frame = polygons_from_mask(path, classes=[class_id])
+    frame = polygons_from_mask(path, PolygonOptions(classes=(class_id,)))
     return np.asarray(frame.geometry.array, dtype=object)
 
 
@@ -426,39 +425,6 @@ def evaluate_scenes(
                    for scene in pairs]
     return Evaluation(merge_reports([r.report for r in results]), results,
                       time.perf_counter() - started)
-
-
-def evaluate_scene(
-    scene_path: PathLike,
-    labels_path: PathLike,
-    predictor: BatchPredictor,
-    settings: ModelSettings,
-    *,
-    work_dir: PathLike | None = None,
-    options: PredictOptions | None = None,
-    iou_threshold: float = 0.5,
-    rgb_map: RgbMap | None = None,
-    objects: bool = True,
-    progress: Progress | None = None,
-) -> MetricsReport:
-    """Predict one labelled scene and score it (see :func:`evaluate_scenes`).
-
-    Returns
-    -------
-    MetricsReport
-        Pixel confusion matrix, landslide threshold sweep and (with ``objects``) polygon
-        matching over the evaluated pixels.
-
-    Raises
-    ------
-    InputError, ConfigError
-        As :func:`evaluate_scenes`.
-    """
-    return evaluate_scenes(
-        [(scene_path, labels_path)], predictor, settings, work_dir=work_dir, options=options,
-        iou_threshold=iou_threshold, rgb_map=rgb_map,
-        objects=objects, progress=progress,
-    ).report
 
 
 def _dataset_scenes(

@@ -22,7 +22,7 @@ import tensorflow as tf
 # isort: on
 
 from geoseg.errors import ModelError, OutputError, OutputExistsError, param
-from geoseg.model import load_model
+from geoseg.flexunet import load_model
 from geoseg.outputs import atomic_output, refuse_inputs, temporary_sibling
 
 __all__ = ["ExportFormat", "EXPORT_FORMATS", "export_model", "settings_sidecar"]

@@ -15,7 +15,7 @@ import rasterio
 from rasterio.windows import Window
 
 from geoseg.bundled import bundled_name, card_facts, model_card, resolve_model
-from geoseg.model_file import is_model_file, read_settings
+from geoseg.model_archive import is_model_file, read_settings
 from geoseg.scene import data_bands, describe_validity, open_scene, read_window
 from geoseg.settings import ModelSettings
 from geoseg.tiling import TileGrid, grid_size

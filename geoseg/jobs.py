@@ -104,9 +104,11 @@ def plan_banded_job(
     options: PredictOptions,
     *,
     model_file: str | os.PathLike[str] | None = None,
+    runtime: str | None = None,
     bands: int,
 ) -> BandedPrediction:
-    """Check every output of a job and plan its scene in ``bands`` bands of rows.
+    """Check every output of a job and plan its scene in ``bands`` bands of rows (``runtime``:
+    see :meth:`geoseg.predict.BandedPrediction.plan`).
 
     Raises
     ------
@@ -117,7 +119,7 @@ def plan_banded_job(
     _check_vector(job, options, model_file)
     return BandedPrediction.plan(job.scene, job.mask, settings, options,
                                  probabilities_path=job.probabilities, model_file=model_file,
-                                 bands=bands)
+                                 runtime=runtime, bands=bands)
 
 
 def finish_job(job: SceneJob, prediction: PredictionResult, options: PredictOptions

@@ -20,7 +20,7 @@ Losses (``[model] loss`` of a config, see :func:`make_loss`):
 ``cw`` are the class weights (``[train] class_weights``; all 1 by default): give the rare
 landslide class a larger weight to count its pixels more. A single-channel (sigmoid) output is
 treated as the two classes ``(1 - p, p)``. Models are saved without their compiled loss
-(``geoseg.model.load_model`` loads with ``compile=False``), so nothing here is serialised.
+(``geoseg.flexunet.load_model`` loads with ``compile=False``), so nothing here is serialised.
 """
 
 from __future__ import annotations

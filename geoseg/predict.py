@@ -286,6 +286,10 @@ def predict_scene(
     progress : callable, optional
         Called as ``progress(tiles_just_finished, tiles_total)`` while tiles finish.
 
+    A predictor's ``runtime`` attribute (what computes its probabilities, e.g. ``"openvino
+    float32 auto"``: :attr:`geoseg.predictor.ModelPredictor.runtime`) is recorded in the
+    resume journal, so a run is resumed only by the same runtime.
+
     Returns
     -------
     PredictionResult
@@ -303,7 +307,7 @@ def predict_scene(
     opts = _with_model_defaults(options, settings)
     with ExitStack() as stack:
         run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
-                        model_file)
+                        model_file, getattr(predictor, "runtime", None))
         journal = run.journal
         finished = journal.load() if opts.resume else []
         if finished:
@@ -388,6 +392,7 @@ class BandedPrediction:
     settings: ModelSettings
     options: PredictOptions
     model_file: Path | None
+    runtime: str | None
     bands: tuple[tuple[int, int], ...]
     """Scene rows ``[start, stop)`` of each band, top to bottom."""
     tiles_total: int
@@ -402,11 +407,14 @@ class BandedPrediction:
         *,
         probabilities_path: str | os.PathLike[str] | None = None,
         model_file: str | os.PathLike[str] | None = None,
+        runtime: str | None = None,
         bands: int = 2,
     ) -> BandedPrediction:
         """Check the run and split the scene into at most ``bands`` bands of rows.
 
-        Parameters are those of :func:`predict_scene`, and ``bands``: the bands wanted. Each
+        Parameters are those of :func:`predict_scene`, ``runtime``: what the bands' predictors
+        compute with (:meth:`geoseg.predictor.ModelSpec.runtime`), and ``bands``: the bands
+        wanted. Each
         band holds about as many tile rows; the boundaries are block boundaries crossed by as
         few tile rows as possible (each one crossing is predicted by both its bands).
 
@@ -423,18 +431,18 @@ class BandedPrediction:
             raise ParameterError(f"{param('bands')} must be at least 1, got {bands}")
         with ExitStack() as stack:
             run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
-                            model_file)
+                            model_file, runtime)
             if opts.resume:
                 run.journal.load()  # refuses the journal of another run
                 _remove_stale_partials(run.mask, run.probabilities)
             run.journal.start(keep=opts.resume)
             return cls(os.fspath(scene_path), run.mask, run.probabilities, settings, opts,
-                       Path(model_file) if model_file is not None else None,
+                       Path(model_file) if model_file is not None else None, runtime,
                        _row_bands(run.grid, bands), len(run.grid))
 
     def _open(self, stack: ExitStack) -> _OpenRun:
         return _open_run(stack, self.scene, self.mask, self.settings, self.options,
-                         self.probabilities, self.model_file)
+                         self.probabilities, self.model_file, self.runtime)
 
     def predict_band(self, index: int, predictor: BatchPredictor) -> BandResult:
         """Predict band ``index`` and save its rows to the run's journal.
@@ -558,6 +566,7 @@ def _open_run(
     opts: PredictOptions,
     probabilities_path: str | os.PathLike[str] | None,
     model_file: str | os.PathLike[str] | None,
+    runtime: str | None,
 ) -> _OpenRun:
     """Open the scene (closed with ``stack``) and check everything a run needs before it starts:
     the threshold, the bands, the grid, the outputs against the inputs; describe the run in its
@@ -578,6 +587,7 @@ def _open_run(
     journal = PredictionJournal(mask_final, {
         "scene": _absolute(scene_path), "content": scene_fingerprint(src),
         "model": file_digest(model_file) if model_file is not None else None,
+        "runtime": runtime,
         "size": [src.height, src.width],
         "transform": list(src.transform)[:6], "crs": str(src.crs), "bands": band_list,
         "settings": settings.to_dict(), "overlap": grid.overlap, "threshold": opts.threshold,

@@ -28,7 +28,7 @@ import numpy as np
 
 from geoseg.bundled import resolve_model
 from geoseg.errors import ParameterError, param
-from geoseg.model_file import read_settings
+from geoseg.model_archive import read_settings
 from geoseg.settings import ModelSettings
 
 if TYPE_CHECKING:
@@ -145,6 +145,13 @@ class ModelSpec:
         object.__setattr__(self, "path", resolve_model(self.path))
         check_run_settings(self.batch_size, self.device, self.precision, self.backend)
 
+    def runtime(self) -> str:
+        """What computes the probabilities: the backend (``auto`` resolved), the precision and
+        the device, e.g. ``"openvino float32 auto"``. Another runtime gives slightly other
+        probabilities, so a resumed run must use the same (it is in the resume journal)."""
+        backend = resolve_backend(self.backend, self.device, self.precision, self.path)
+        return f"{backend} {self.precision} {self.device}"
+
 
 class ModelPredictor:
     """A :class:`geoseg.predict.BatchPredictor` over a model file, loaded on first use.
@@ -166,6 +173,8 @@ class ModelPredictor:
         self.batch_size = spec.batch_size
         self.backend = resolve_backend(spec.backend, spec.device, spec.precision, spec.path)
         """The backend that runs the model (``auto`` resolved)."""
+        self.runtime = f"{self.backend} {spec.precision} {spec.device}"
+        """What computes the probabilities (:meth:`ModelSpec.runtime`)."""
         self._loaded: BatchPredictor | None = None
         self._loader: threading.Thread | None = None
         self._failure: BaseException | None = None
@@ -206,8 +215,8 @@ class ModelPredictor:
         spec = self.spec
         log.info("loading %s with the %s backend", spec.path, self.backend)
         if self.backend == "keras":
+            from geoseg.flexunet import load_model
             from geoseg.inference import KerasPredictor
-            from geoseg.model import load_model
 
             model, _ = load_model(spec.path)
             return KerasPredictor(model, spec.batch_size, spec.device, precision=spec.precision)

@@ -1,6 +1,6 @@
 """A model's own settings: what it was built with and what prediction needs to run it.
 
-:class:`ModelSettings` travels inside every saved ``.keras`` file (see :mod:`geoseg.model`), so
+:class:`ModelSettings` travels inside every saved ``.keras`` file (see :mod:`geoseg.flexunet`), so
 ``geoseg predict`` needs nothing but the model: tile size, bands, normalisation, class names and
 the recommended overlap all come with it. This module does not import TensorFlow.
 """

@@ -1,7 +1,7 @@
 """Training a FlexUNet on labelled tiles: ``geoseg train``.
 
 :func:`train` builds the model from a config's ``[model]`` section, streams tiles read
-exactly as prediction reads them (:mod:`geoseg.datasets`, :mod:`geoseg.pipeline`), and
+exactly as prediction reads them (:mod:`geoseg.datasets`, :mod:`geoseg.tf_dataset`), and
 writes into one output folder:
 
 ``model.keras``
@@ -60,13 +60,13 @@ from geoseg.datasets import (
     reference_scenes,
 )
 from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError, param
+from geoseg.flexunet import build_flexunet, load_model, read_settings
+from geoseg.keras_metrics import training_metrics
 from geoseg.losses import make_loss
 from geoseg.metrics import ThresholdSweep
-from geoseg.model import build_flexunet, load_model, read_settings
-from geoseg.model_file import replace_settings
-from geoseg.pipeline import training_dataset, validation_dataset
+from geoseg.model_archive import replace_settings
 from geoseg.settings import ModelSettings
-from geoseg.train_metrics import training_metrics
+from geoseg.tf_dataset import training_dataset, validation_dataset
 from geoseg.trainplots import panel_colours, plot_history
 
 __all__ = [

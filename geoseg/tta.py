@@ -100,6 +100,8 @@ class TTAPredictor:
         self.predictor = predictor
         self.mode = mode
         self.batch_size = predictor.batch_size
+        self.runtime: str | None = getattr(predictor, "runtime", None)
+        """The wrapped predictor's runtime (the TTA mode is a prediction option)."""
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Mean probabilities ``(n, size, size, classes)`` float32 over the transforms."""

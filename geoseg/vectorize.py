@@ -23,6 +23,7 @@ centred on the scene (exact areas; lengths are distorted by well under 0.1 % wit
 hundred kilometres of the centre), and a mask without CRS is measured in its own map units
 (pixels for a plain image), with a warning.
 
+What to vectorise and how to clean it is a :class:`~geoseg.polygon_options.PolygonOptions`.
 This module is the public face: it runs the steps, which live in :mod:`geoseg.vector_blocks`
 (polygonising and merging), :mod:`geoseg.vector_features` (measures, finishing, attributes)
 and :mod:`geoseg.vector_formats` (writing). It never imports TensorFlow or click.
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, closing
@@ -43,9 +43,10 @@ import geopandas as gpd
 import numpy as np
 import rasterio
 
-from geoseg.errors import ConfigError, InputError, param
+from geoseg.errors import InputError, ParameterError, param
 from geoseg.mask_format import CLASS_NAMES_TAG
 from geoseg.outputs import check_output_path
+from geoseg.polygon_options import PolygonOptions
 from geoseg.scene import open_scene
 from geoseg.styles import polygon_style, write_style
 from geoseg.tiling import block_windows
@@ -61,6 +62,7 @@ from geoseg.vector_formats import VECTOR_FORMATS, output_format, write_polygons
 
 __all__ = [
     "VECTOR_FORMATS",
+    "PolygonOptions",
     "VectorizeSummary",
     "polygons_from_mask",
     "vectorize_mask",
@@ -130,18 +132,12 @@ def _class_names(src: rasterio.io.DatasetReader) -> list[str]:
 
 
 def _check_classes(classes: Sequence[int] | None, names: Sequence[str], mask: str) -> None:
-    if classes is None:
-        return
-    if not classes:
-        raise ConfigError("classes: give at least one class id, or none for all non-zero ids")
-    for class_id in classes:
-        if isinstance(class_id, bool) or not isinstance(class_id, (int, np.integer)):
-            raise ConfigError(f"classes: {class_id!r} is not an integer class id")
-        if class_id < 0:
-            raise ConfigError(f"classes: {class_id} is negative; class ids start at 0")
+    """The selected classes exist in the mask (their form is checked by PolygonOptions)."""
+    for class_id in classes or ():
         if names and class_id >= len(names):
             known = ", ".join(f"{i} {n}" for i, n in enumerate(names))
-            raise ConfigError(f"classes: {mask} has no class {class_id} (it has {known})")
+            raise ParameterError(f"{param('classes')}: {mask} has no class {class_id} (it has "
+                                 f"{known})")
 
 
 def _check_probabilities(prob: rasterio.io.DatasetReader, src: rasterio.io.DatasetReader) -> None:
@@ -162,22 +158,14 @@ def _check_probabilities(prob: rasterio.io.DatasetReader, src: rasterio.io.Datas
         )
 
 
-def _check_settings(
-    min_area: float, simplify: float, fill_holes: float, connectivity: int, block_size: int,
-    workers: int | None,
-) -> None:
-    for name, value in (("min_area", min_area), ("simplify", simplify),
-                        ("fill_holes", fill_holes)):
-        if not math.isfinite(value) or value < 0:
-            raise ConfigError(f"{name} must be a number >= 0, got {value}")
-    if connectivity not in (4, 8):
-        raise ConfigError(f"connectivity must be 4 or 8, got {connectivity}")
+def _check_execution(block_size: int, workers: int | None) -> None:
     if block_size < _MIN_BLOCK:
-        raise ConfigError(f"block_size must be >= {_MIN_BLOCK} pixels, got {block_size}")
+        raise ParameterError(f"{param('block_size')} must be >= {_MIN_BLOCK} pixels, got "
+                             f"{block_size}")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 1):
-        raise ConfigError(f"{param('workers')} must be a whole number >= 1 (or None for all "
-                          f"cores), got {workers!r}")
+        raise ParameterError(f"{param('workers')} must be a whole number >= 1 (or None for "
+                             f"all cores), got {workers!r}")
 
 
 def _gdal_options(
@@ -201,13 +189,9 @@ def _gdal_options(
 
 def polygons_from_mask(
     mask_path: str | os.PathLike[str],
+    options: PolygonOptions | None = None,
     *,
     probabilities_path: str | os.PathLike[str] | None = None,
-    min_area: float = 0.0,
-    simplify: float = 0.0,
-    fill_holes: float = 0.0,
-    connectivity: int = 8,
-    classes: Sequence[int] | None = None,
     block_size: int = 2048,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -224,19 +208,9 @@ def polygons_from_mask(
         Per-class probabilities on the same grid (band c+1 for class c; a single band is the
         foreground of a binary mask), float or uint8 with a GDAL scale/offset, which is
         applied. Adds ``mean_prob`` and ``max_prob``.
-    min_area : float
-        Drop features smaller than this, in m² (of the geometry as written).
-    simplify : float
-        Douglas-Peucker tolerance in map units (0: keep the pixel outlines); every ring stays
-        valid, invalid results are repaired.
-    fill_holes : float
-        Fill holes smaller than this, in m²; features of the same class inside a filled hole
-        are absorbed (their pixels added to the probability statistics).
-    connectivity : {4, 8}
-        Pixel connectivity: with 8, pixels touching at a corner belong to one feature
-        (a MultiPolygon whose parts touch at points).
-    classes : sequence of int, optional
-        Class ids to vectorise; all non-zero ids by default.
+    options : PolygonOptions, optional
+        Minimum area, simplification, hole filling, connectivity and classes
+        (:class:`~geoseg.polygon_options.PolygonOptions`; its defaults when not given).
     block_size : int
         Side of the blocks read at a time (>= 16); sets the memory used for the raster.
     workers : int, optional
@@ -257,22 +231,23 @@ def polygons_from_mask(
     InputError
         Unreadable or multi-band mask, non-integer values, probabilities on another grid or
         without a band for a class.
-    ConfigError
-        A setting out of range, or a class id the mask does not name.
+    ParameterError
+        ``block_size`` or ``workers`` out of range, or a class id the mask does not name.
     """
-    _check_settings(min_area, simplify, fill_holes, connectivity, block_size, workers)
+    opts = options if options is not None else PolygonOptions()
+    _check_execution(block_size, workers)
     with ExitStack() as stack:
         src = stack.enter_context(_open(Path(mask_path)))
         _check_mask(src)
         names = _class_names(src)
-        _check_classes(classes, names, src.name)
+        _check_classes(opts.classes, names, src.name)
         prob = None
         if probabilities_path is not None:
             prob = stack.enter_context(_open(Path(probabilities_path)))
             _check_probabilities(prob, src)
         metric = Measure.for_raster(src)
         # Without later changes to the geometry, small complete polygons can go at once.
-        drop_early = min_area > 0 and simplify == 0 and fill_holes == 0
+        drop_early = opts.min_area > 0 and opts.simplify == 0 and opts.fill_holes == 0
         blocks = list(block_windows(src.height, src.width, block_size))
         log.info("%s: vectorising %d block(s) of up to %d px", src.name, len(blocks), block_size)
         gdal_options = _gdal_options(src, prob, block_size)
@@ -280,49 +255,49 @@ def polygons_from_mask(
         complete, cut = [], []
         # Closed on the way out, even on an error: no worker process outlives the call.
         found = stack.enter_context(closing(vectorise_blocks(
-            src, prob, blocks, classes, connectivity, workers or os.cpu_count() or 1,
+            src, prob, blocks, opts.classes, opts.connectivity, workers or os.cpu_count() or 1,
             gdal_options)))
         for window, (pieces, on_edge) in zip(blocks, found, strict=True):
             whole = pieces.take(np.flatnonzero(~on_edge))
             whole.geoms = to_map(whole.geoms, src.transform)
             if drop_early and len(whole):
-                whole = whole.take(np.flatnonzero(metric.area(whole.geoms) >= min_area))
+                whole = whole.take(np.flatnonzero(metric.area(whole.geoms) >= opts.min_area))
             complete.append(whole)
             cut.append(pieces.take(np.flatnonzero(on_edge)))
             log.debug("block %s: %d complete, %d cut polygons", window, len(whole), on_edge.sum())
             if progress is not None:
                 progress(1, len(blocks))
         cut_pieces = Pieces.concat(cut)
-        merged = merge_cut(cut_pieces, connectivity) if len(cut_pieces) else Pieces.empty()
+        merged = (merge_cut(cut_pieces, opts.connectivity) if len(cut_pieces)
+                  else Pieces.empty())
         log.info("%d polygons cut by block edges merged into %d", len(cut_pieces), len(merged))
         merged.geoms = to_map(merged.geoms, src.transform)
         pieces = Pieces.concat([*complete, merged])
-        if fill_holes > 0 and len(pieces):
-            pieces.geoms, filled = fill_small_holes(pieces.geoms, metric, fill_holes)
+        if opts.fill_holes > 0 and len(pieces):
+            pieces.geoms, filled = fill_small_holes(pieces.geoms, metric, opts.fill_holes)
             pieces = absorb_islands(pieces, filled)
-        if simplify > 0 and len(pieces):
-            pieces.geoms = simplified(pieces.geoms, simplify)
-        return feature_table(pieces, metric, names, src.crs, prob is not None, min_area)
+        if opts.simplify > 0 and len(pieces):
+            pieces.geoms = simplified(pieces.geoms, opts.simplify)
+        return feature_table(pieces, metric, names, src.crs, prob is not None, opts.min_area)
 
 
 def vectorize_mask(
     mask_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
+    options: PolygonOptions | None = None,
     *,
-    probabilities_path: str | os.PathLike[str] | None = None,
-    min_area: float = 0.0,
-    simplify: float = 0.0,
-    fill_holes: float = 0.0,
-    connectivity: int = 8,
-    classes: Sequence[int] | None = None,
-    block_size: int = 2048,
-    workers: int | None = None,
     layer: str | None = None,
     style: bool = True,
     overwrite: bool = False,
+    probabilities_path: str | os.PathLike[str] | None = None,
+    block_size: int = 2048,
+    workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> VectorizeSummary:
-    """Vectorise a class mask and write the polygons (see :func:`polygons_from_mask`).
+    """Vectorise a class mask and write the polygons.
+
+    ``options``, ``probabilities_path``, ``block_size``, ``workers`` and ``progress`` are
+    those of :func:`polygons_from_mask`.
 
     The output format comes from the extension of ``out_path`` (:data:`VECTOR_FORMATS`); a
     GeoPackage layer is named ``layer`` (default: the mask's file stem). The output is checked
@@ -336,7 +311,7 @@ def vectorize_mask(
 
     Raises
     ------
-    InputError, ConfigError
+    InputError, ParameterError
         As :func:`polygons_from_mask`.
     OutputError
         Unknown extension, pyarrow missing for ``.parquet``, unwritable folder.
@@ -348,11 +323,8 @@ def vectorize_mask(
     inputs = [p for p in (mask_path, probabilities_path) if p is not None]
     check_output_path(out_path, overwrite, inputs)
     final, _ = output_format(Path(out_path))
-    frame = polygons_from_mask(
-        mask_path, probabilities_path=probabilities_path, min_area=min_area, simplify=simplify,
-        fill_holes=fill_holes, connectivity=connectivity, classes=classes, block_size=block_size,
-        workers=workers, progress=progress,
-    )
+    frame = polygons_from_mask(mask_path, options, probabilities_path=probabilities_path,
+                               block_size=block_size, workers=workers, progress=progress)
     written = write_polygons(frame, final, layer=layer or Path(mask_path).stem,
                              overwrite=overwrite)
     if style:

@@ -18,7 +18,7 @@ from geoseg import predictor as predictor_module
 from geoseg.cli import cli
 from geoseg.convert import converted_model
 from geoseg.errors import ModelError, ParameterError
-from geoseg.model import build_flexunet, load_model, save_model
+from geoseg.flexunet import build_flexunet, load_model, save_model
 from geoseg.predictor import ModelPredictor, ModelSpec, file_digest, resolve_backend
 from geoseg.runtimes import CACHE_FOLDER, cached_conversion, conversion_name, open_runtime
 from geoseg.settings import ModelSettings

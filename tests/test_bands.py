@@ -16,8 +16,8 @@ from conftest import write_raster
 from geoseg.cli import cli
 from geoseg.distributed import band_counts, predict_scenes
 from geoseg.errors import InputError
+from geoseg.flexunet import save_model
 from geoseg.jobs import SceneJob
-from geoseg.model import save_model
 from geoseg.predict import BandedPrediction, PredictOptions, predict_scene
 from geoseg.predictor import ModelPredictor, ModelSpec
 from geoseg.settings import ModelSettings

@@ -20,7 +20,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from geoseg.bundled import BUNDLED_MODELS, DEFAULT_MODEL, bundled_name, model_card, resolve_model
 from geoseg.cli import cli
 from geoseg.info import describe_model
-from geoseg.model_file import read_settings
+from geoseg.model_archive import read_settings
 
 # The pooled landslide IoU the committed hokkaido-iburi model reaches on the six valid/ tiles
 # through `geoseg predict` (0.638 measured on 2026-11-30; it trained on them too, so this checks

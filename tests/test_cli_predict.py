@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from conftest import pixelwise_keras_model
 
 from geoseg.cli import cli
-from geoseg.model import save_model
-from geoseg.model_file import read_settings, replace_settings
+from geoseg.flexunet import save_model
+from geoseg.model_archive import read_settings, replace_settings
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16, base_filters=4)

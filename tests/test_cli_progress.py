@@ -16,7 +16,7 @@ from conftest import pixelwise_keras_model
 from test_train import config_text, write_reference_layout
 
 from geoseg.cli import cli
-from geoseg.model import build_flexunet, save_model
+from geoseg.flexunet import build_flexunet, save_model
 from geoseg.settings import ModelSettings
 
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from geoseg.bundled import resolve_model
 from geoseg.cli import cli
-from geoseg.model_file import read_settings
+from geoseg.model_archive import read_settings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 

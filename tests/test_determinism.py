@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from conftest import pixelwise_keras_model
 
 from geoseg.cli import cli
-from geoseg.model import build_flexunet, save_model
+from geoseg.flexunet import build_flexunet, save_model
 from geoseg.settings import ModelSettings
 
 

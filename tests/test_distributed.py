@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 
-import geoseg.model
+import geoseg.flexunet
 from geoseg import distributed
 from geoseg.cli import cli
 from geoseg.distributed import (
@@ -21,7 +21,7 @@ from geoseg.distributed import (
     predict_scenes,
 )
 from geoseg.errors import InputError, OutputExistsError
-from geoseg.model import build_flexunet, save_model
+from geoseg.flexunet import build_flexunet, save_model
 from geoseg.predict import PredictOptions
 from geoseg.predictor import ModelSpec
 from geoseg.settings import ModelSettings
@@ -87,8 +87,8 @@ def test_a_process_loads_the_model_once_and_a_bad_scene_does_not_stop_the_others
 ):
     loads = []
     distributed._PREDICTORS.clear()
-    original = geoseg.model.load_model
-    monkeypatch.setattr(geoseg.model, "load_model", lambda p: loads.append(p) or original(p))
+    original = geoseg.flexunet.load_model
+    monkeypatch.setattr(geoseg.flexunet, "load_model", lambda p: loads.append(p) or original(p))
     bad = make_raster("four.tif", height=70, width=70, bands=4)
     jobs = plan_jobs([str(scenes[0]), str(bad), str(scenes[1])], tmp_path)
     model = ModelSpec(model_path, batch_size=3, device="cpu", backend="keras")

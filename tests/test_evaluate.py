@@ -31,14 +31,19 @@ from geoseg.evaluate import (
     REPORT_FILES,
     SCENES_FILE,
     evaluate_dataset,
-    evaluate_scene,
     evaluate_scenes,
     write_report,
 )
+from geoseg.metrics import MetricsReport
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=32, num_layers=3, base_filters=4, overlap=8)
 RGB_MAP = {(0, 0, 0): 0, (255, 0, 0): 1}
+
+
+def evaluate_one(scene, labels, predictor, settings, **options) -> MetricsReport:
+    """The report of one labelled scene."""
+    return evaluate_scenes([(scene, labels)], predictor, settings, **options).report
 
 
 class NothingPredictor:
@@ -78,7 +83,7 @@ def shifted_scene(tmp_path):
 
 def test_scene_figures_match_hand_computed_counts(shifted_scene):
     scene, labels = shifted_scene
-    report = evaluate_scene(scene, labels, PixelwisePredictor(), SETTINGS)
+    report = evaluate_one(scene, labels, PixelwisePredictor(), SETTINGS)
     cm = report.confusion
     # tp = 10 rows x 20 cols overlap, fp = fn = 200, tn = 4800 - 600
     assert cm.matrix.tolist() == [[4200, 200], [200, 200]]
@@ -97,7 +102,7 @@ def test_scene_figures_match_hand_computed_counts(shifted_scene):
 
 def test_object_iou_threshold_is_applied(shifted_scene):
     scene, labels = shifted_scene
-    report = evaluate_scene(scene, labels, PixelwisePredictor(), SETTINGS, iou_threshold=0.3)
+    report = evaluate_one(scene, labels, PixelwisePredictor(), SETTINGS, iou_threshold=0.3)
     assert report.objects.true_positives == 1
     assert report.objects.pairs[0][2] == pytest.approx(1 / 3)
 
@@ -115,7 +120,7 @@ def test_perfect_model_scores_landslide_iou_one_across_overlapping_tiles(tmp_pat
     truth = blobs(90, 110, seed=3)  # 5 x 5 tiles of 32 with overlap 8
     scene = write_raster(tmp_path / "scene.tif", image_encoding(truth))
     labels = write_raster(tmp_path / "truth.tif", truth[None])
-    report = evaluate_scene(scene, labels, PixelwisePredictor(batch_size=4), SETTINGS)
+    report = evaluate_one(scene, labels, PixelwisePredictor(batch_size=4), SETTINGS)
     assert report.confusion.iou[1] == 1.0 and report.confusion.f1[1] == 1.0
     assert report.confusion.total == truth.size
     assert report.confusion.support[1] == truth.sum()
@@ -124,9 +129,9 @@ def test_perfect_model_scores_landslide_iou_one_across_overlapping_tiles(tmp_pat
 
 
 def test_blocks_count_every_pixel_once(tmp_path, monkeypatch, shifted_scene):
-    whole = evaluate_scene(*shifted_scene, PixelwisePredictor(), SETTINGS)
+    whole = evaluate_one(*shifted_scene, PixelwisePredictor(), SETTINGS)
     monkeypatch.setattr(evaluate_module, "SCORING_BLOCK", 24)  # 60 x 80 pixels in 3 x 4 blocks
-    blocked = evaluate_scene(*shifted_scene, PixelwisePredictor(), SETTINGS)
+    blocked = evaluate_one(*shifted_scene, PixelwisePredictor(), SETTINGS)
     assert blocked.confusion.matrix.tolist() == whole.confusion.matrix.tolist()
     assert blocked.sweep.tp.tolist() == whole.sweep.tp.tolist()
     assert blocked.objects.summary() == whole.objects.summary()
@@ -136,7 +141,7 @@ def test_model_that_predicts_nothing_scores_zero(tmp_path):
     truth = blobs(50, 60, seed=5)
     scene = write_raster(tmp_path / "scene.tif", image_encoding(truth))
     labels = write_raster(tmp_path / "truth.tif", truth[None])
-    report = evaluate_scene(scene, labels, NothingPredictor(), SETTINGS)
+    report = evaluate_one(scene, labels, NothingPredictor(), SETTINGS)
     cm = report.confusion
     assert cm.iou[1] == 0.0 and cm.recall[1] == 0.0 and cm.f1[1] == 0.0
     assert math.isnan(cm.precision[1])  # nothing predicted: n/a, not 0 or 1
@@ -154,7 +159,7 @@ def test_vector_labels_are_matched_as_polygons_clipped_to_the_scene(tmp_path):
     polygons = [pixel_box(5, 15, 5, 20), pixel_box(20, 35, 40, 60), pixel_box(0, 5, 70, 80)]
     labels = tmp_path / "inventory.gpkg"
     gpd.GeoDataFrame(geometry=polygons, crs=TEST_CRS).to_file(labels)
-    report = evaluate_scene(scene, labels, PixelwisePredictor(), SETTINGS)
+    report = evaluate_one(scene, labels, PixelwisePredictor(), SETTINGS)
     assert report.confusion.iou[1] == 1.0
     objects = report.objects
     assert (objects.n_truth, objects.n_pred, objects.true_positives) == (2, 2, 2)
@@ -171,7 +176,7 @@ def test_nodata_and_unlabelled_pixels_are_left_out(tmp_path):
     image[0, 40:, 20:] = 255  # ... where the model sees landslides everywhere
     scene = write_raster(tmp_path / "scene.tif", image, nodata=0)
     label_path = write_raster(tmp_path / "truth.tif", labels[None], nodata=9)
-    report = evaluate_scene(scene, label_path, PixelwisePredictor(), SETTINGS)
+    report = evaluate_one(scene, label_path, PixelwisePredictor(), SETTINGS)
     cm = report.confusion
     assert cm.total == 48 * 64 - 48 * 8 - 8 * 44
     assert cm.iou[1] == 1.0  # neither the nodata columns nor the unlabelled block count
@@ -189,7 +194,7 @@ def test_sigmoid_model_with_one_class(tmp_path):
 
     sigmoid.batch_size = 2  # type: ignore[attr-defined]
     settings = ModelSettings(image_size=32, num_layers=3, base_filters=4, num_classes=1)
-    report = evaluate_scene(scene, labels, sigmoid, settings)
+    report = evaluate_one(scene, labels, sigmoid, settings)
     assert report.confusion.class_names == ["background", "landslide"]
     assert report.confusion.iou[1] == 1.0
 
@@ -211,7 +216,7 @@ def test_several_scenes_are_pooled_and_kept_per_scene(tmp_path, shifted_scene):
 def test_work_dir_is_emptied(tmp_path, shifted_scene):
     work = tmp_path / "work"
     work.mkdir()
-    evaluate_scene(*shifted_scene, PixelwisePredictor(), SETTINGS, work_dir=work)
+    evaluate_one(*shifted_scene, PixelwisePredictor(), SETTINGS, work_dir=work)
     assert list(work.iterdir()) == []
 
 
@@ -220,7 +225,7 @@ def test_wrong_labels_fail_before_prediction(tmp_path, shifted_scene):
     other = write_raster(tmp_path / "small.tif", np.zeros((1, 10, 10), np.uint8))
     predictor = PixelwisePredictor()
     with pytest.raises(InputError, match="is not on the grid of"):
-        evaluate_scene(scene, other, predictor, SETTINGS)
+        evaluate_one(scene, other, predictor, SETTINGS)
     assert predictor.calls == 0
 
 
@@ -299,7 +304,7 @@ def test_report_files_written_and_not_clobbered(tmp_path, shifted_scene):
 # ------------------------------------------------------------------------------ command
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    from geoseg.model import save_model
+    from geoseg.flexunet import save_model
 
     path = tmp_path_factory.mktemp("model") / "pixelwise.keras"
     return save_model(pixelwise_keras_model(SETTINGS), SETTINGS, path)

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from conftest import TEST_CRS, TEST_TRANSFORM
 
 from geoseg.cli import cli
-from geoseg.model_file import write_settings
+from geoseg.model_archive import write_settings
 from geoseg.settings import ModelSettings
 
 

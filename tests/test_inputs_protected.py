@@ -16,7 +16,7 @@ from conftest import InterruptedAfter, PixelwisePredictor, pixelwise_keras_model
 
 from geoseg.cli import cli
 from geoseg.errors import InputError, OutputIsInputError
-from geoseg.model import save_model
+from geoseg.flexunet import save_model
 from geoseg.predict import PredictOptions, predict_scene
 from geoseg.settings import ModelSettings
 

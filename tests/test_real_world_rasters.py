@@ -27,7 +27,7 @@ from rasterio.features import shapes
 
 from geoseg.cli import cli
 from geoseg.datasets import LabelledScene, TileDataset
-from geoseg.model import save_model
+from geoseg.flexunet import save_model
 from geoseg.scene import describe_validity, open_scene, read_window
 from geoseg.settings import ModelSettings
 

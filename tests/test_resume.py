@@ -13,7 +13,7 @@ import pytest
 from conftest import InterruptedAfter, PixelwisePredictor
 
 from geoseg.errors import InputError
-from geoseg.model import build_flexunet, save_model
+from geoseg.flexunet import build_flexunet, save_model
 from geoseg.predict import PredictOptions, predict_scene
 from geoseg.settings import ModelSettings
 
@@ -57,6 +57,26 @@ def test_resume_with_other_options_is_refused(make_raster, tmp_path):
     # without --resume the run starts over and succeeds
     predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS)
     assert not (tmp_path / ".mask.tif.resume").exists()
+
+
+def test_resume_by_another_runtime_is_refused(make_raster, tmp_path):
+    """OpenVINO and Keras give the same masks but not the same probability bits: a run is
+    resumed only by the runtime that began it."""
+    scene = make_raster(height=1000, width=100)
+    interrupted = InterruptedAfter(8)
+    interrupted.runtime = "openvino float32 auto"
+    with pytest.raises(KeyboardInterrupt):
+        predict_scene(scene, tmp_path / "mask.tif", interrupted, SETTINGS)
+    keras = PixelwisePredictor()
+    keras.runtime = "keras float32 auto"
+    with pytest.raises(InputError, match="another scene, model or options"):
+        predict_scene(scene, tmp_path / "mask.tif", keras, SETTINGS, PredictOptions(resume=True))
+    same = PixelwisePredictor()
+    same.runtime = "openvino float32 auto"
+    resumed = predict_scene(scene, tmp_path / "mask.tif", same, SETTINGS,
+                            PredictOptions(resume=True))
+    full = predict_scene(scene, tmp_path / "full.tif", PixelwisePredictor(), SETTINGS)
+    assert resumed.tiles_predicted < full.tiles_predicted  # the saved rows were kept
 
 
 def test_resume_without_an_interrupted_run_starts_from_the_top(make_raster, tmp_path):

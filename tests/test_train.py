@@ -38,6 +38,8 @@ from geoseg.datasets import (
     reference_split,
 )
 from geoseg.errors import ConfigError, InputError, OutputExistsError
+from geoseg.flexunet import build_flexunet, load_model
+from geoseg.keras_metrics import ClassIoU
 from geoseg.losses import (
     IGNORE,
     crossentropy,
@@ -48,12 +50,10 @@ from geoseg.losses import (
     make_loss,
 )
 from geoseg.metrics import ConfusionMatrix
-from geoseg.model import build_flexunet, load_model
-from geoseg.pipeline import example_tile, training_dataset
 from geoseg.settings import ModelSettings
+from geoseg.tf_dataset import example_tile, training_dataset
 from geoseg.tiling import TileGrid, pad_to_tile, read_tile
 from geoseg.train import LAST_NAME, LOG_NAME, MODEL_NAME, choose_threshold, train
-from geoseg.train_metrics import ClassIoU
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hokkaido-iburi"
 HOKKAIDO_CONFIG = Path(__file__).parent / "data" / "hokkaido.config"

@@ -25,10 +25,15 @@ from pyproj import Geod
 from rasterio.transform import from_origin
 
 from geoseg.cli import cli
-from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError
+from geoseg.errors import InputError, OutputError, OutputExistsError, ParameterError
 from geoseg.geometry import repair_polygons
 from geoseg.vector_blocks import _pack, _polygonise, _regions
-from geoseg.vectorize import VectorizeSummary, polygons_from_mask, vectorize_mask
+from geoseg.vectorize import (
+    PolygonOptions,
+    VectorizeSummary,
+    polygons_from_mask,
+    vectorize_mask,
+)
 
 UTM = "EPSG:32654"
 PIXEL = 10.0  # metres
@@ -146,7 +151,8 @@ def test_diagonal_contact_merges_only_with_8_connectivity(
     mask[5, 5] = mask[6, 6] = 1  # diagonal contact inside one block
     path = write_mask(tmp_path / "m.tif", mask)
     for block_size in (32, 2048):
-        frame = polygons_from_mask(path, connectivity=connectivity, block_size=block_size)
+        frame = polygons_from_mask(path, PolygonOptions(connectivity=connectivity),
+                                   block_size=block_size)
         assert len(frame) == expected
         assert frame.area_m2.sum() == pytest.approx(10 * PIXEL_AREA)
         assert frame.geometry.is_valid.all()
@@ -202,8 +208,9 @@ def test_worker_processes_give_the_whole_array_polygons(tmp_path: Path, connecti
     path = write_mask(tmp_path / "m.tif", mask)
     probs = np.stack([1 - (mask == 1) * 0.7, (mask == 1) * 0.7 + np.linspace(0, 0.2, 170)])
     prob_path = write_probabilities(tmp_path / "p.tif", probs.clip(0, 1))
-    runs = {workers: polygons_from_mask(path, probabilities_path=prob_path, block_size=32,
-                                        connectivity=connectivity, workers=workers)
+    runs = {workers: polygons_from_mask(path, PolygonOptions(connectivity=connectivity),
+                                        probabilities_path=prob_path, block_size=32,
+                                        workers=workers)
             for workers in (1, 2)}
     assert len(runs[1]) > 40  # many polygons, many of them cut by the 30 blocks' edges
     # The serial and the parallel runs agree exactly, attributes and vertices alike.
@@ -273,7 +280,7 @@ def test_geographic_crs_measures_in_square_metres(tmp_path: Path) -> None:
         assert row.perim_m == pytest.approx(perimeter, rel=1e-3)
     big, small = frame.area_m2
     threshold = (big + small) / 2  # between them in m²; far above either in square degrees
-    kept = polygons_from_mask(path, min_area=threshold)
+    kept = polygons_from_mask(path, PolygonOptions(min_area=threshold))
     assert kept.area_m2.tolist() == [big]
     assert kept.crs == rasterio.crs.CRS.from_epsg(4326)
     assert kept.lon[0] == pytest.approx(10.0007, abs=1e-6)
@@ -306,13 +313,15 @@ def test_min_area_fill_holes_and_islands(tmp_path: Path) -> None:
     path = write_mask(tmp_path / "m.tif", mask)
     plain = polygons_from_mask(path)
     assert sorted(plain.area_m2 / PIXEL_AREA) == [1, 4, 24, 400 - 9 - 64]
-    filled = polygons_from_mask(path, fill_holes=10 * PIXEL_AREA, min_area=2 * PIXEL_AREA)
+    filled = polygons_from_mask(
+        path, PolygonOptions(fill_holes=10 * PIXEL_AREA, min_area=2 * PIXEL_AREA))
     assert (filled.area_m2 / PIXEL_AREA).tolist() == [400 - 64, 25, 4]
     assert len(filled.geometry[0].geoms[0].interiors) == 1
     # min_area applies to the filled polygons.
-    large = polygons_from_mask(path, fill_holes=10 * PIXEL_AREA, min_area=25 * PIXEL_AREA)
+    large = polygons_from_mask(
+        path, PolygonOptions(fill_holes=10 * PIXEL_AREA, min_area=25 * PIXEL_AREA))
     assert (large.area_m2 / PIXEL_AREA).tolist() == [400 - 64, 25]
-    everything = polygons_from_mask(path, fill_holes=100 * PIXEL_AREA)
+    everything = polygons_from_mask(path, PolygonOptions(fill_holes=100 * PIXEL_AREA))
     assert (everything.area_m2 / PIXEL_AREA).tolist() == [400, 25, 1]  # island absorbed
 
 
@@ -322,7 +331,7 @@ def test_simplify_keeps_valid_geometry_and_area(tmp_path: Path) -> None:
     mask[(yy - 40) ** 2 + (xx - 40) ** 2 < 10**2] = 0  # a round hole
     path = write_mask(tmp_path / "m.tif", mask)
     stairs = polygons_from_mask(path, block_size=32)
-    smooth = polygons_from_mask(path, block_size=32, simplify=PIXEL)
+    smooth = polygons_from_mask(path, PolygonOptions(simplify=PIXEL), block_size=32)
     assert len(smooth) == 1 and smooth.geometry.is_valid.all()
     assert shapely.get_num_coordinates(smooth.geometry[0]) < (
         shapely.get_num_coordinates(stairs.geometry[0]) / 3
@@ -340,9 +349,9 @@ def test_classes_and_names(tmp_path: Path) -> None:
     frame = polygons_from_mask(named)
     assert frame[["class", "class_id"]].values.tolist() == [
         ["rockfall", 2], ["debris", 1], ["debris", 1]]
-    assert polygons_from_mask(named, classes=[2])["class_id"].tolist() == [2]
-    with pytest.raises(ConfigError, match="no class 3"):
-        polygons_from_mask(named, classes=[3])
+    assert polygons_from_mask(named, PolygonOptions(classes=(2,)))["class_id"].tolist() == [2]
+    with pytest.raises(ParameterError, match="no class 3"):
+        polygons_from_mask(named, PolygonOptions(classes=(3,)))
     foreign = write_mask(tmp_path / "foreign.tif", mask, names=None)
     assert set(polygons_from_mask(foreign)["class"]) == {"class_1", "class_2"}
 
@@ -405,11 +414,13 @@ def test_multiband_raster_is_refused(tmp_path: Path) -> None:
 
 def test_bad_settings(tmp_path: Path) -> None:
     path = write_mask(tmp_path / "m.tif", squares_and_ring())
-    with pytest.raises(ConfigError, match="connectivity"):
-        polygons_from_mask(path, connectivity=6)
-    with pytest.raises(ConfigError, match="min_area"):
-        polygons_from_mask(path, min_area=-1)
-    with pytest.raises(ConfigError, match="workers must be a whole number >= 1"):
+    with pytest.raises(ParameterError, match="connectivity"):
+        PolygonOptions(connectivity=6)
+    with pytest.raises(ParameterError, match="min_area"):
+        PolygonOptions(min_area=-1)
+    with pytest.raises(ParameterError, match="classes: give at least one"):
+        PolygonOptions(classes=())
+    with pytest.raises(ParameterError, match="workers must be a whole number >= 1"):
         polygons_from_mask(path, workers=0)
 
 

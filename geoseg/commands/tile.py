@@ -96,7 +96,7 @@ def tile(
       geoseg tile scene.tif --labels landslides.gpkg --out chips/ --model model.keras
     """
     from geoseg.chips import write_chips
-    from geoseg.model_file import read_settings
+    from geoseg.model_archive import read_settings
 
     settings = read_settings(model_path) if model_path is not None else None
     with ProgressBar("windows", enabled=not quiet) as progress:

@@ -11,6 +11,9 @@ from geoseg.commands.options import (
     progress_opt,
     vectorize_workers_opt,
 )
+from geoseg.polygon_options import PolygonOptions
+
+DEFAULTS = PolygonOptions()
 
 
 def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
@@ -32,13 +35,15 @@ def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="Polygons to write: .gpkg, .shp, .geojson, .fgb or .parquet (GeoParquet).")
 @click.option("--probabilities", "probabilities_path", type=existing_file, default=None,
               help="Probabilities written with the mask: adds mean_prob and max_prob.")
-@click.option("--min-area", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Drop polygons smaller than this, in m².")
-@click.option("--simplify", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--min-area", type=click.FloatRange(min=0), default=DEFAULTS.min_area,
+              show_default=True, help="Drop polygons smaller than this, in m².")
+@click.option("--simplify", type=click.FloatRange(min=0), default=DEFAULTS.simplify,
+              show_default=True,
               help="Simplification tolerance in map units (0: pixel outlines).")
-@click.option("--fill-holes", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Fill holes smaller than this, in m².")
-@click.option("--connectivity", type=click.Choice(["4", "8"]), default="8", show_default=True,
+@click.option("--fill-holes", type=click.FloatRange(min=0), default=DEFAULTS.fill_holes,
+              show_default=True, help="Fill holes smaller than this, in m².")
+@click.option("--connectivity", type=click.Choice(["4", "8"]),
+              default=str(DEFAULTS.connectivity), show_default=True,
               help="8: pixels touching at a corner are one polygon; 4: only along an edge.")
 @click.option("--classes", callback=_class_ids, default=None, metavar="IDS",
               help="Comma-separated class ids to vectorise [default: all but 0].")
@@ -71,9 +76,8 @@ def vectorize(
     from geoseg.vectorize import vectorize_mask
 
     with ProgressBar("blocks", enabled=not quiet) as progress:
-        summary = vectorize_mask(
-            mask, out_path, probabilities_path=probabilities_path, min_area=min_area,
-            simplify=simplify, fill_holes=fill_holes, connectivity=int(connectivity),
-            classes=classes, workers=workers, overwrite=overwrite, progress=progress,
-        )
+        options = PolygonOptions(min_area, simplify, fill_holes, int(connectivity),
+                                 tuple(classes) if classes else None)
+        summary = vectorize_mask(mask, out_path, options, probabilities_path=probabilities_path,
+                                 workers=workers, overwrite=overwrite, progress=progress)
     click.echo(summary.describe())

@@ -68,7 +68,7 @@ def read_settings(path: str | os.PathLike[str]) -> ModelSettings:
             if SETTINGS_MEMBER not in archive.namelist():
                 raise ModelError(
                     f"{source}: not a geoseg model (no {SETTINGS_MEMBER} inside); "
-                    "train it with 'geoseg train' or save it with geoseg.model.save_model"
+                    "train it with 'geoseg train' or save it with geoseg.flexunet.save_model"
                 )
             data = json.loads(archive.read(SETTINGS_MEMBER))
     except (zipfile.BadZipFile, OSError, json.JSONDecodeError) as exc:

@@ -8,7 +8,7 @@ Input normalisation is a :class:`keras.layers.Rescaling` layer, not a Lambda, so
 load in Keras ``safe_mode`` without executing arbitrary code.
 
 Saved models carry their :class:`~geoseg.settings.ModelSettings` inside the ``.keras`` archive
-(see :mod:`geoseg.model_file`); :func:`load_model` requires them.
+(see :mod:`geoseg.model_archive`); :func:`load_model` requires them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from keras import layers
 
 from geoseg.bundled import resolve_model
 from geoseg.errors import ModelError
-from geoseg.model_file import read_settings, write_settings
+from geoseg.model_archive import read_settings, write_settings
 from geoseg.outputs import atomic_output
 from geoseg.settings import ModelSettings
 
