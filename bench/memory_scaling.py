@@ -1,12 +1,14 @@
 """Benchmark: does ``geoseg predict``'s memory grow with the scene?
 
 Writes synthetic scenes in a temporary folder: one tile (512 pixels square: the process's own
-baseline, TensorFlow and the model loaded), one ``--size`` pixels square, one with twice the
+baseline, the runtime and the model loaded), one ``--size`` pixels square, one with twice the
 side (four times the area), and one four times as tall at the same width; and a small FlexUNet
 saved with :func:`geoseg.flexunet.save_model`. Then runs ``geoseg predict`` on each in its own
-subprocess, so nothing is shared. Each child reports its own peak resident set size (``VmHWM``
-of ``/proc/self/status``) as it exits; ``wait4``'s ``ru_maxrss`` would not do, as Linux carries
-the parent's peak over into a child across ``exec``.
+subprocess, so nothing is shared, after one run that converts the model for the default
+backend (later runs find the conversion in the cache and do not load TensorFlow). Each child
+reports its own peak resident set size (``VmHWM`` of ``/proc/self/status``) as it exits;
+``wait4``'s ``ru_maxrss`` would not do, as Linux carries the parent's peak over into a child
+across ``exec``.
 
 It prints each scene's peak and its growth over the one-tile baseline, the ratio of the
 growths of the 4x scenes to the ``--size`` scene's (streaming by rows bounds memory by the
@@ -74,14 +76,21 @@ def main() -> None:
         size = args.size
         shapes = {"one tile": (512, 512), "scene": (size, size),
                   "4x area, 2x wide": (2 * size, 2 * size), "4x area, same width": (4 * size, size)}
-        peaks = {}
-        for name, (height, width) in shapes.items():
+        peaks: dict[str, float] = {}
+        warm_up = True  # the first run converts the model for the default backend, once
+        for name, (height, width) in [("conversion", (512, 512)), *shapes.items()]:
             scene = folder / f"scene{height}x{width}.tif"
             write_big_scene(scene, height, seed=1, width=width)
             command = ["predict", str(scene),
                        "--model", str(model), "--out", str(folder / f"mask{height}x{width}.tif"),
-                       "--batch-size", str(args.batch_size), "--device", "cpu", "-q"]
+                       "--batch-size", str(args.batch_size), "--device", "cpu", "-q",
+                       "--overwrite"]
             peaks[name], seconds = peak_rss_mib(command)
+            if warm_up:
+                print(f"(a first run converted the model: peak RSS {peaks[name]:.0f} MiB, "
+                      f"{seconds:.1f} s)", flush=True)
+                warm_up = False
+                continue
             growth = peaks[name] - peaks["one tile"]
             print(f"{name}, {width}x{height}: peak RSS {peaks[name]:.0f} MiB, {growth:+.0f} MiB "
                   f"over one tile, {seconds:.1f} s", flush=True)
