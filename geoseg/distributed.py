@@ -309,7 +309,8 @@ def band_counts(
     for scene in scenes:
         try:
             with open_scene(scene, require_crs=options.require_crs) as src:
-                shapes.append(TileGrid.for_model(src, settings, options.overlap).shape)
+                shapes.append(TileGrid.for_model(src, settings, options.overlap,
+                                                  options.window).shape)
         except GeosegError:
             shapes.append((1, 0))
     if band_tile_rows is not None:

@@ -325,17 +325,15 @@ def _evaluate_one(
         shutil.rmtree(work, ignore_errors=True)  # free the disk before the next scene
 
 
-def _count_tiles(
-    scenes: Sequence[LabelledScene], settings: ModelSettings, overlap: int | None,
-    bands: Sequence[int] | None,
-) -> int:
+def _count_tiles(scenes: Sequence[LabelledScene], settings: ModelSettings,
+                 options: PredictOptions) -> int:
     """The tiles of every scene, checking each scene, its bands and the grid on the way, so
     that a mistake in any scene is reported before the first one is predicted."""
     total = 0
     for scene in scenes:
         with open_scene(scene.image) as src:
-            select_bands(src, settings.bands, bands)
-            total += len(TileGrid.for_model(src, settings, overlap))
+            select_bands(src, settings.bands, options.bands)
+            total += len(TileGrid.for_model(src, settings, options.overlap, options.window))
     return total
 
 
@@ -414,7 +412,7 @@ def evaluate_scenes(
             if not root.is_dir():
                 raise OutputError(f"{root}: work folder does not exist; create it first")
         with _georeference_not_expected(True):
-            total = _count_tiles(pairs, settings, opts.overlap, opts.bands)
+            total = _count_tiles(pairs, settings, opts)
         tiles = None
         if progress is not None:
 

@@ -13,6 +13,7 @@ Saved models carry their :class:`~geoseg.settings.ModelSettings` inside the ``.k
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from geoseg.model_archive import read_settings, write_settings
 from geoseg.outputs import atomic_output
 from geoseg.settings import ModelSettings
 
-__all__ = ["build_flexunet", "save_model", "load_model"]
+__all__ = ["build_flexunet", "load_model", "resized_flexunet", "save_model"]
 
 
 def _conv_block(
@@ -103,6 +104,22 @@ def build_flexunet(settings: ModelSettings, name: str = "flexunet") -> keras.Mod
         settings.num_classes, 1, activation=activation, dtype="float32", name="probabilities"
     )(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def resized_flexunet(model: keras.Model, settings: ModelSettings, side: int) -> keras.Model:
+    """The same FlexUNet (same weights) for square tiles of ``side`` pixels.
+
+    The network is fully convolutional, so its weights do not depend on the tile size; this
+    builds the architecture for another input size and copies them over.
+
+    Raises
+    ------
+    ConfigError
+        ``side`` is not divisible by ``2**(num_layers-1)``.
+    """
+    resized = build_flexunet(dataclasses.replace(settings, image_size=side), name=model.name)
+    resized.set_weights(model.get_weights())
+    return resized
 
 
 def save_model(

@@ -95,6 +95,10 @@ class KerasPredictor:
     jit_compile : bool
         Compile with XLA. If XLA is unavailable, the first call warns and falls back to the
         plain graph.
+    resize : callable, optional
+        ``resize(side)`` builds the same model for square tiles of another side (windows
+        larger than the model's tile: :func:`geoseg.flexunet.resized_flexunet`); called once per
+        new side. Without it, tiles of another side are refused.
 
     Raises
     ------
@@ -110,9 +114,13 @@ class KerasPredictor:
         *,
         precision: Precision = "float32",
         jit_compile: bool = False,
+        resize: Callable[[int], keras.Model] | None = None,
     ):
         check_run_settings(batch_size, device, precision)
         self.model = bfloat16_model(model) if precision == "bfloat16" else model
+        self._resize = resize
+        self._side = model.input_shape[1]
+        self._by_side: dict[int, tuple[keras.Model, Callable[[tf.Tensor], tf.Tensor]]] = {}
         self.batch_size = batch_size
         self.device = resolve_device(device)
         self.precision = precision
@@ -120,6 +128,18 @@ class KerasPredictor:
         log.info("running the model on %s, %d tiles per batch, %s%s", self.device, batch_size,
                  precision, " with XLA" if jit_compile else "")
         self._forward = self._trace(jit_compile)
+        self._by_side[self._side] = (self.model, self._forward)
+
+    def _use_side(self, side: int) -> None:
+        """Run tiles of ``side`` pixels from now on (building that model the first time)."""
+        if side not in self._by_side:
+            if self._resize is None:
+                raise ModelError(f"the model takes {self._side}-pixel tiles, not {side}")
+            model = self._resize(side)
+            self.model = bfloat16_model(model) if self.precision == "bfloat16" else model
+            self._by_side[side] = (self.model, self._trace(self.jit_compile))
+        self.model, self._forward = self._by_side[side]
+        self._side = side
 
     def _trace(self, jit_compile: bool) -> Callable[[tf.Tensor], tf.Tensor]:
         model = self.model
@@ -144,6 +164,8 @@ class KerasPredictor:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities for a batch of tiles (any count up to ``batch_size`` or more)."""
+        if batch.shape[1] != self._side:
+            self._use_side(batch.shape[1])
         count = batch.shape[0]
         outputs = []
         for start in range(0, count, self.batch_size):

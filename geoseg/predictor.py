@@ -15,6 +15,7 @@ This module never imports TensorFlow itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -215,11 +216,12 @@ class ModelPredictor:
         spec = self.spec
         log.info("loading %s with the %s backend", spec.path, self.backend)
         if self.backend == "keras":
-            from geoseg.flexunet import load_model
+            from geoseg.flexunet import load_model, resized_flexunet
             from geoseg.inference import KerasPredictor
 
-            model, _ = load_model(spec.path)
-            return KerasPredictor(model, spec.batch_size, spec.device, precision=spec.precision)
+            model, settings = load_model(spec.path)
+            return KerasPredictor(model, spec.batch_size, spec.device, precision=spec.precision,
+                                  resize=functools.partial(resized_flexunet, model, settings))
         from geoseg.runtimes import cached_conversion, open_runtime
 
         digest = self._model_digest()

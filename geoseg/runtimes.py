@@ -101,6 +101,14 @@ def _in_batches(
     return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
 
 
+def _check_side(chunk: np.ndarray, side: object, backend: str) -> None:
+    """Refuse tiles of another side than a fixed-size converted model takes."""
+    if isinstance(side, int) and chunk.shape[1] != side:
+        raise ModelError(f"the {backend} backend runs {side}-pixel tiles only, not "
+                         f"{chunk.shape[1]}; predict larger windows with the openvino or keras "
+                         "backend")
+
+
 class OnnxPredictor:
     """A :class:`geoseg.predict.BatchPredictor` over an ONNX model, with ONNX Runtime (CPU).
 
@@ -131,9 +139,11 @@ class OnnxPredictor:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError(f"{path}: ONNX Runtime cannot load it ({exc})") from exc
         self._input = self._session.get_inputs()[0].name
+        self._side = self._session.get_inputs()[0].shape[1]
         log.info("running %s with ONNX Runtime %s on the CPU", path, onnxruntime.__version__)
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
+        _check_side(chunk, self._side, "onnx")
         return np.asarray(self._session.run(None, {self._input: chunk})[0])
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -168,32 +178,51 @@ class OpenVinoPredictor:
         except ImportError as exc:
             raise _missing("openvino", "openvino", "openvino") from exc
         self.batch_size = batch_size
-        core = openvino.Core()
-        try:
-            model = core.read_model(str(path))
-            shape = model.inputs[0].get_partial_shape()
-            shape[0] = batch_size  # a static shape: compiled for exactly this batch
-            model.reshape({model.inputs[0]: shape})
-            config = {
-                "INFERENCE_PRECISION_HINT": "bf16" if precision == "bfloat16" else "f32",
-                # Pinned threads wait for their own core: on a machine shared with other
-                # processes that made OpenVINO 3x slower (bench/RESULTS.md).
-                "ENABLE_CPU_PINNING": False,
-                "INFERENCE_NUM_THREADS": thread_budget(),
-            }
-            self._compiled = core.compile_model(model, "CPU", config)
-        except Exception as exc:  # OpenVINO raises RuntimeError for everything
-            raise ModelError(f"{path}: OpenVINO cannot compile it ({exc})") from exc
-        self._request = self._compiled.create_infer_request()
+        self._path = path
+        self._core = openvino.Core()
+        self._config = {
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bfloat16" else "f32",
+            # Pinned threads wait for their own core: on a machine shared with other
+            # processes that made OpenVINO 3x slower (bench/RESULTS.md).
+            "ENABLE_CPU_PINNING": False,
+            "INFERENCE_NUM_THREADS": thread_budget(),
+        }
+        self._requests: dict[int | None, Any] = {}
+        self._side: int | None = None
+        self._request = self._compile(None)
         log.info("running %s with OpenVINO %s on the CPU in %s", path, openvino.__version__,
                  precision)
 
+    def _compile(self, side: int | None) -> Any:
+        """An inference request for tiles of ``side`` pixels (``None``: the model's own)."""
+        if side not in self._requests:
+            try:
+                model = self._core.read_model(str(self._path))
+                shape = model.inputs[0].get_partial_shape()
+                shape[0] = self.batch_size  # a static shape: compiled for exactly this batch
+                if side is not None:  # fully convolutional: the same graph, larger windows
+                    shape[1] = shape[2] = side
+                model.reshape({model.inputs[0]: shape})
+                compiled = self._core.compile_model(model, "CPU", self._config)
+            except Exception as exc:  # OpenVINO raises RuntimeError for everything
+                raise ModelError(f"{self._path}: OpenVINO cannot compile it"
+                                 + (f" for {side}-pixel windows" if side else "")
+                                 + f" ({exc})") from exc
+            self._requests[side] = compiled.create_infer_request()
+            if side is None:
+                self._side = int(compiled.inputs[0].get_shape()[1])
+        return self._requests[side]
+
     def _run(self, chunk: np.ndarray) -> np.ndarray:
+        if chunk.shape[1] != self._side:
+            self._request = self._compile(chunk.shape[1])
+            self._side = chunk.shape[1]
         result = self._request.infer({0: chunk})
         return np.array(next(iter(result.values())))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities ``(n, size, size, classes)`` for a batch of tiles."""
+        """Probabilities ``(n, side, side, classes)`` for a batch of tiles of any side the
+        network takes (windows larger than the model's tile are compiled once per side)."""
         return _in_batches(self._run, batch, self.batch_size)
 
 
@@ -230,10 +259,12 @@ class TfLitePredictor:
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path}: LiteRT cannot load it ({exc})") from exc
         self._input = detail["index"]
+        self._side = int(detail["shape"][1])
         self._output = self._interpreter.get_output_details()[0]["index"]
         log.info("running %s with LiteRT on the CPU", path)
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
+        _check_side(chunk, self._side, "tflite")
         self._interpreter.set_tensor(self._input, chunk)
         self._interpreter.invoke()
         return np.array(self._interpreter.get_tensor(self._output))

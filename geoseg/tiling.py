@@ -32,7 +32,7 @@ from geoseg.settings import DEFAULT_TILE_SIZE, ModelSettings, default_overlap
 
 __all__ = [
     "Tile", "TileGrid", "axis_offsets", "block_windows", "check_grid_size", "grid_size",
-    "pad_to_tile", "read_tile",
+    "inference_window", "pad_to_tile", "read_tile",
 ]
 
 
@@ -129,11 +129,27 @@ class TileGrid:
     @classmethod
     def for_model(
         cls, dataset: rasterio.io.DatasetReader, settings: ModelSettings,
-        overlap: int | None = None,
+        overlap: int | None = None, window: int | None = None,
     ) -> TileGrid:
         """The grid a model reads an open raster with: its tile size, and ``overlap`` or the
-        model's recommended one."""
-        return cls.for_dataset(dataset, *grid_size(None, overlap, settings))
+        model's recommended one.
+
+        ``window``: predict windows of this side instead of the model's tile (the FlexUNet is
+        fully convolutional), with the same overlap, so less of the scene is predicted twice.
+        It must be a multiple of the model's size step (``2**(num_layers-1)``) and at least
+        the model's tile; the windows are then fitted to the scene
+        (:func:`inference_window`).
+
+        Raises
+        ------
+        ParameterError
+            A bad overlap or window.
+        """
+        tile_size, model_overlap = grid_size(None, overlap, settings)
+        if window is not None:
+            tile_size = inference_window(window, settings, dataset.height, dataset.width,
+                                         model_overlap)
+        return cls.for_dataset(dataset, tile_size, model_overlap)
 
     @cached_property
     def row_offsets(self) -> list[int]:
@@ -171,6 +187,38 @@ class TileGrid:
         """All tiles, row by row (the order prediction streams them in)."""
         for row in range(len(self.row_offsets)):
             yield from self.row_tiles(row)
+
+
+def inference_window(window: int, settings: ModelSettings, height: int, width: int,
+                     overlap: int) -> int:
+    """The side of the windows a model predicts a ``height`` x ``width`` scene in, for a
+    requested ``window`` (see :meth:`TileGrid.for_model`).
+
+    The windows a side of ``window`` pixels needs along each axis are kept, and made as small
+    as still covers the scene with them (a multiple of the model's size step), so the last
+    window is not pulled back over its neighbour: a 6144-pixel scene in 2048-pixel windows
+    sharing 64 pixels needs 4 a side, and 1584 pixels cover it with 4.
+
+    >>> settings = ModelSettings(image_size=512, num_layers=5)
+    >>> inference_window(2048, settings, 6144, 6144, 64)
+    1584
+    >>> inference_window(1024, settings, 600, 650, 64)
+    656
+    >>> inference_window(1000, settings, 9000, 9000, 64)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    geoseg.errors.ParameterError: window must be a multiple of 16 pixels ..., got 1000
+    """
+    step = 2 ** (settings.num_layers - 1)
+    if isinstance(window, bool) or not isinstance(window, int) or window % step \
+            or window < settings.image_size:
+        raise ParameterError(f"{param('window')} must be a multiple of {step} pixels (this "
+                             f"model's size step) and at least its tile "
+                             f"({settings.image_size}), got {window!r}")
+    needed = 0
+    for extent in (height, width):
+        count = max(1, math.ceil((extent - overlap) / (window - overlap)))
+        needed = max(needed, math.ceil((extent - overlap) / count) + overlap)
+    return max(settings.image_size, min(window, math.ceil(needed / step) * step))
 
 
 def check_grid_size(tile_size: int, overlap: int) -> None:

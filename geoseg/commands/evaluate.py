@@ -15,6 +15,7 @@ from geoseg.commands.options import (
     overwrite_opt,
     progress_opt,
     tta_opt,
+    window_opt,
 )
 
 
@@ -78,6 +79,7 @@ def _data_source(
                    "iou_threshold, 0.5].")
 @bands_opt
 @tta_opt
+@window_opt
 @click.option("--no-objects", is_flag=True, help="Skip the polygon (object) metrics.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @progress_opt
@@ -97,6 +99,7 @@ def evaluate(
     iou_threshold: float | None,
     bands: list[int] | None,
     tta: str,
+    window: int | None,
     no_objects: bool,
     quiet: bool,
     overwrite: bool,
@@ -129,7 +132,8 @@ def evaluate(
     predictor = load_predictor(model_path, batch_size, device)  # type: ignore[arg-type]
     settings = predictor.settings
     options = PredictOptions(overlap=overlap, bands=tuple(bands) if bands else None,
-                             threshold=threshold, tta=tta)  # type: ignore[arg-type]
+                             threshold=threshold, tta=tta,  # type: ignore[arg-type]
+                             window=window)
     iou = iou_threshold or config.eval.iou_threshold
     with ProgressBar("tiles", enabled=not quiet) as progress:
         if isinstance(source, list):

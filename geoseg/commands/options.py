@@ -43,6 +43,16 @@ vectorize_workers_opt = click.option(
     "the polygons do not depend on it.",
 )
 
+window_opt = click.option(
+    "--window",
+    type=click.IntRange(min=16),
+    default=None,
+    metavar="PIXELS",
+    help="Predict windows of this side instead of the model's tile, with the same overlap: "
+    "less of the scene is predicted twice (e.g. 2048 for a 512-pixel model; a multiple of "
+    "the model's size step; openvino or keras backend) [default: the model's tile].",
+)
+
 tta_opt = click.option(
     "--tta",
     type=click.Choice(["none", "flips", "d4"]),

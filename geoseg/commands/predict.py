@@ -16,6 +16,7 @@ from geoseg.commands.options import (
     overwrite_opt,
     progress_opt,
     tta_opt,
+    window_opt,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
               help="Tiles per model call.")
 @bands_opt
 @tta_opt
+@window_opt
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
               show_default=True, help="Where the model runs; auto uses a GPU when one is visible.")
 @click.option("--precision", type=click.Choice(["float32", "bfloat16"]), default="float32",
@@ -99,6 +101,7 @@ def predict(
     batch_size: int,
     bands: list[int] | None,
     tta: str,
+    window: int | None,
     device: str,
     precision: str,
     backend: str,
@@ -146,6 +149,7 @@ def predict(
         probability_dtype=probability_dtype,  # type: ignore[arg-type]
         cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
         tta=tta,  # type: ignore[arg-type]
+        window=window,
     )
     if band_tile_rows is not None and not (workers or dask_scheduler):
         raise click.UsageError("--band-tile-rows applies with --workers or --dask-scheduler")

@@ -1,0 +1,110 @@
+"""Inference windows larger than the model's tile: same grid rules, same outputs' geometry,
+fewer pixels predicted twice, on Keras and OpenVINO; a clear refusal elsewhere."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+from conftest import PixelwisePredictor
+
+from geoseg.cli import cli
+from geoseg.errors import ParameterError
+from geoseg.flexunet import build_flexunet, resized_flexunet, save_model
+from geoseg.predict import PredictOptions, predict_scene
+from geoseg.predictor import load_predictor
+from geoseg.settings import ModelSettings
+from geoseg.tiling import TileGrid
+
+SETTINGS = ModelSettings(image_size=64, base_filters=4, num_layers=3, overlap=16)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    import keras
+
+    keras.utils.set_random_seed(3)
+    path = tmp_path_factory.mktemp("window") / "m.keras"
+    return save_model(build_flexunet(SETTINGS), SETTINGS, path)
+
+
+def test_a_window_keeps_the_overlap_and_fits_small_scenes(make_raster):
+    with rasterio.open(make_raster(height=300, width=500)) as src:
+        grid = TileGrid.for_model(src, SETTINGS, window=128)
+        # 128-pixel windows need 3 rows and 5 columns; 116 pixels (a multiple of 4) cover it
+        assert (grid.tile_size, grid.overlap, grid.shape) == (116, 16, (3, 5))
+        assert len(grid) < len(TileGrid.for_model(src, SETTINGS))
+        assert TileGrid.for_model(src, SETTINGS, window=1024).tile_size == 500  # covers it
+        for bad in (102, 32):  # not a multiple of 4; smaller than the model's tile
+            with pytest.raises(ParameterError, match="window must be a multiple of 4"):
+                TileGrid.for_model(src, SETTINGS, window=bad)
+
+
+def test_a_per_pixel_model_gives_the_same_outputs_in_any_window(make_raster, tmp_path):
+    scene = make_raster(height=300, width=230, nodata=0)
+    tiles = predict_scene(scene, tmp_path / "t.tif", PixelwisePredictor(), SETTINGS,
+                          probabilities_path=tmp_path / "tp.tif")
+    windows = predict_scene(scene, tmp_path / "w.tif", PixelwisePredictor(), SETTINGS,
+                            PredictOptions(window=128), probabilities_path=tmp_path / "wp.tif")
+    assert windows.tiles_predicted < tiles.tiles_predicted
+    for name in ("t", "tp"):
+        with rasterio.open(tmp_path / f"{name}.tif") as a, \
+                rasterio.open(tmp_path / f"{name.replace('t', 'w', 1)}.tif") as b:
+            assert (a.transform, a.crs, a.shape) == (b.transform, b.crs, b.shape)
+            assert np.array_equal(a.read(), b.read())
+
+
+def test_a_resized_flexunet_has_the_same_weights(model_file):
+    from geoseg.flexunet import load_model
+
+    model, settings = load_model(model_file)
+    same = resized_flexunet(model, settings, 64)
+    batch = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    assert np.array_equal(model.predict(batch, verbose=0), same.predict(batch, verbose=0))
+    assert resized_flexunet(model, settings, 128).output_shape == (None, 128, 128, 2)
+
+
+@pytest.mark.parametrize("backend", [
+    "keras",
+    pytest.param("openvino", marks=pytest.mark.skipif(
+        importlib.util.find_spec("openvino") is None, reason="openvino is not installed")),
+])
+def test_windows_run_on_keras_and_openvino_close_to_tiles(model_file, make_raster, tmp_path,
+                                                         backend):
+    scene = make_raster(height=260, width=300)
+    predictor = load_predictor(model_file, batch_size=2, backend=backend)
+    options = PredictOptions(probability_dtype="float32")
+    tiles = predict_scene(scene, tmp_path / "t.tif", predictor, predictor.settings, options,
+                          probabilities_path=tmp_path / "tp.tif")
+    windows = predict_scene(scene, tmp_path / "w.tif", predictor, predictor.settings,
+                            PredictOptions(probability_dtype="float32", window=128),
+                            probabilities_path=tmp_path / "wp.tif")
+    assert windows.tiles_predicted < tiles.tiles_predicted
+    with rasterio.open(tmp_path / "tp.tif") as a, rasterio.open(tmp_path / "wp.tif") as b:
+        assert (a.transform, a.shape) == (b.transform, b.shape)
+        difference = np.abs(a.read() - b.read())
+    # The model sees other borders in a larger window: close, not equal.
+    assert float(np.median(difference)) < 0.05
+
+
+def test_the_cli_takes_a_window_and_refuses_a_bad_one_in_one_line(model_file, make_raster,
+                                                                    tmp_path):
+    scene = make_raster(height=200, width=200)
+    runner = CliRunner()
+    good = runner.invoke(cli, ["predict", str(scene), "--model", str(model_file), "--out",
+                               str(tmp_path / "m.tif"), "--window", "128", "-q"])
+    assert good.exit_code == 0, good.output
+    bad = runner.invoke(cli, ["predict", str(scene), "--model", str(model_file), "--out",
+                              str(tmp_path / "b.tif"), "--window", "130", "-q"])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output
+    assert "--window must be a multiple of 4" in bad.output
+    assert not (tmp_path / "b.tif").exists()
+    onnx = runner.invoke(cli, ["predict", str(scene), "--model", str(model_file), "--out",
+                               str(tmp_path / "o.tif"), "--window", "128", "--backend", "onnx",
+                               "-q"])
+    if importlib.util.find_spec("onnxruntime") is not None:
+        assert onnx.exit_code == 1 and "runs 64-pixel tiles only" in onnx.output
+        assert not (tmp_path / "o.tif").exists()
