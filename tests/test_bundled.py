@@ -66,6 +66,8 @@ def test_info_describes_a_bundled_model_by_name_or_as_the_model_option():
     assert json.loads(by_path.output) == json.loads(by_option.output)
     assert json.loads(by_path.output)["bundled as"] == "hokkaido-iburi"
     assert json.loads(runner.invoke(cli, ["info", "demo", "--json"]).output)["bundled as"] == "demo"
+    nothing = runner.invoke(cli, ["info"])
+    assert nothing.exit_code == 2 and "give a PATH to describe, or --model" in nothing.output
 
 
 def test_an_unknown_model_name_is_one_line_naming_the_bundled_ones(tmp_path):
