@@ -421,9 +421,9 @@ class BandedPrediction:
 
         Parameters are those of :func:`predict_scene`, ``runtime``: what the bands' predictors
         compute with (:meth:`geoseg.predictor.ModelSpec.runtime`), and ``bands``: the bands
-        wanted. Each
-        band holds about as many tile rows; the boundaries are block boundaries crossed by as
-        few tile rows as possible (each one crossing is predicted by both its bands).
+        wanted. Each band holds about as many tile rows; the boundaries are block boundaries
+        crossed by as few tile rows as possible (each one crossing is predicted by both its
+        bands).
 
         Starts the run's journal (kept with ``resume``, whose saved rows are not predicted
         again).

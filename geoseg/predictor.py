@@ -146,11 +146,13 @@ class ModelSpec:
         object.__setattr__(self, "path", resolve_model(self.path))
         check_run_settings(self.batch_size, self.device, self.precision, self.backend)
 
-    def runtime(self) -> str:
-        """What computes the probabilities: the backend (``auto`` resolved), the precision and
-        the device, e.g. ``"openvino float32 auto"``. Another runtime gives slightly other
-        probabilities, so a resumed run must use the same (it is in the resume journal)."""
-        backend = resolve_backend(self.backend, self.device, self.precision, self.path)
+    def runtime(self, backend: str | None = None) -> str:
+        """What computes the probabilities: the backend (``auto`` resolved, unless the
+        resolved ``backend`` is given), the precision and the device, e.g. ``"openvino float32
+        auto"``. Another runtime gives slightly other probabilities, so a resumed run must use
+        the same (it is in the resume journal)."""
+        if backend is None:
+            backend = resolve_backend(self.backend, self.device, self.precision, self.path)
         return f"{backend} {self.precision} {self.device}"
 
 
@@ -174,7 +176,7 @@ class ModelPredictor:
         self.batch_size = spec.batch_size
         self.backend = resolve_backend(spec.backend, spec.device, spec.precision, spec.path)
         """The backend that runs the model (``auto`` resolved)."""
-        self.runtime = f"{self.backend} {spec.precision} {spec.device}"
+        self.runtime = spec.runtime(self.backend)
         """What computes the probabilities (:meth:`ModelSpec.runtime`)."""
         self._loaded: BatchPredictor | None = None
         self._loader: threading.Thread | None = None

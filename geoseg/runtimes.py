@@ -187,37 +187,34 @@ class OpenVinoPredictor:
             "ENABLE_CPU_PINNING": False,
             "INFERENCE_NUM_THREADS": thread_budget(),
         }
-        self._requests: dict[int | None, Any] = {}
-        self._side: int | None = None
-        self._request = self._compile(None)
+        self._requests: dict[int, Any] = {}
+        """An inference request per tile side, compiled the first time a side comes."""
+        self._compile(None)
         log.info("running %s with OpenVINO %s on the CPU in %s", path, openvino.__version__,
                  precision)
 
-    def _compile(self, side: int | None) -> Any:
-        """An inference request for tiles of ``side`` pixels (``None``: the model's own)."""
-        if side not in self._requests:
-            try:
-                model = self._core.read_model(str(self._path))
-                shape = model.inputs[0].get_partial_shape()
-                shape[0] = self.batch_size  # a static shape: compiled for exactly this batch
-                if side is not None:  # fully convolutional: the same graph, larger windows
-                    shape[1] = shape[2] = side
-                model.reshape({model.inputs[0]: shape})
-                compiled = self._core.compile_model(model, "CPU", self._config)
-            except Exception as exc:  # OpenVINO raises RuntimeError for everything
-                raise ModelError(f"{self._path}: OpenVINO cannot compile it"
-                                 + (f" for {side}-pixel windows" if side else "")
-                                 + f" ({exc})") from exc
-            self._requests[side] = compiled.create_infer_request()
-            if side is None:
-                self._side = int(compiled.inputs[0].get_shape()[1])
-        return self._requests[side]
+    def _compile(self, side: int | None) -> None:
+        """Compile the model for tiles of ``side`` pixels (``None``: the model's own)."""
+        try:
+            model = self._core.read_model(str(self._path))
+            shape = model.inputs[0].get_partial_shape()
+            shape[0] = self.batch_size  # a static shape: compiled for exactly this batch
+            if side is not None:  # fully convolutional: the same graph, larger windows
+                shape[1] = shape[2] = side
+            model.reshape({model.inputs[0]: shape})
+            compiled = self._core.compile_model(model, "CPU", self._config)
+        except Exception as exc:  # OpenVINO raises RuntimeError for everything
+            raise ModelError(f"{self._path}: OpenVINO cannot compile it"
+                             + (f" for {side}-pixel windows" if side else "")
+                             + f" ({exc})") from exc
+        compiled_side = int(compiled.inputs[0].get_shape()[1])
+        self._requests[compiled_side] = compiled.create_infer_request()
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
-        if chunk.shape[1] != self._side:
-            self._request = self._compile(chunk.shape[1])
-            self._side = chunk.shape[1]
-        result = self._request.infer({0: chunk})
+        side = chunk.shape[1]
+        if side not in self._requests:
+            self._compile(side)
+        result = self._requests[side].infer({0: chunk})
         return np.array(next(iter(result.values())))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

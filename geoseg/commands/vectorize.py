@@ -17,16 +17,13 @@ DEFAULTS = PolygonOptions()
 
 
 def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
-    """Parse ``--classes 1,2`` into class ids."""
+    """Parse ``--classes 1,2`` into class ids (PolygonOptions checks them)."""
     if value is None:
         return None
     try:
-        ids = [int(part) for part in value.split(",") if part.strip()]
+        return [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a list of class ids such as 1,2") from None
-    if not ids or min(ids) < 0:
-        raise click.BadParameter(f"{value!r}: give class ids >= 0 such as 1,2")
-    return ids
 
 
 @click.command(short_help="Vectorise a class mask into polygons.")
@@ -77,7 +74,7 @@ def vectorize(
 
     with ProgressBar("blocks", enabled=not quiet) as progress:
         options = PolygonOptions(min_area, simplify, fill_holes, int(connectivity),
-                                 tuple(classes) if classes else None)
+                                 tuple(classes) if classes is not None else None)
         summary = vectorize_mask(mask, out_path, options, probabilities_path=probabilities_path,
                                  workers=workers, overwrite=overwrite, progress=progress)
     click.echo(summary.describe())
