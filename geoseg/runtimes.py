@@ -15,6 +15,7 @@ This module never imports TensorFlow or click.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
@@ -82,9 +83,13 @@ def cached_conversion(model_path: Path, digest: str, backend: str) -> Path | Non
     return None
 
 
-def _missing(package: str, extra: str, backend: str) -> ModelError:
-    return ModelError(f"the {backend} backend needs the {package} package: "
-                      f"pip install 'geoseg[{extra}]' (or choose another backend)")
+def _runtime_module(module: str, package: str, extra: str, backend: str) -> Any:
+    """Import a backend's runtime ``module``, or say which package and extra install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ModelError(f"the {backend} backend needs the {package} package: "
+                         f"pip install 'geoseg[{extra}]' (or choose another backend)") from exc
 
 
 def _in_batches(
@@ -126,10 +131,7 @@ class OnnxPredictor:
     """
 
     def __init__(self, path: str | os.PathLike[str], batch_size: int = 4):
-        try:
-            import onnxruntime
-        except ImportError as exc:
-            raise _missing("onnxruntime", "onnx", "onnx") from exc
+        onnxruntime = _runtime_module("onnxruntime", "onnxruntime", "onnx", "onnx")
         self.batch_size = batch_size
         try:
             options = onnxruntime.SessionOptions()
@@ -173,10 +175,7 @@ class OpenVinoPredictor:
 
     def __init__(self, path: str | os.PathLike[str], batch_size: int = 4,
                  precision: str = "float32"):
-        try:
-            import openvino
-        except ImportError as exc:
-            raise _missing("openvino", "openvino", "openvino") from exc
+        openvino = _runtime_module("openvino", "openvino", "openvino", "openvino")
         self.batch_size = batch_size
         self._path = path
         self._core = openvino.Core()
@@ -241,14 +240,12 @@ class TfLitePredictor:
     """
 
     def __init__(self, path: str | os.PathLike[str], batch_size: int = 4):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError as exc:
-            raise _missing("ai-edge-litert", "tflite", "tflite") from exc
+        litert = _runtime_module("ai_edge_litert.interpreter", "ai-edge-litert", "tflite",
+                                 "tflite")
         self.batch_size = batch_size
         try:
-            self._interpreter: Any = Interpreter(model_path=str(path),
-                                                 num_threads=thread_budget())
+            self._interpreter: Any = litert.Interpreter(model_path=str(path),
+                                                        num_threads=thread_budget())
             detail = self._interpreter.get_input_details()[0]
             self._interpreter.resize_tensor_input(
                 detail["index"], [batch_size, *detail["shape"][1:]])
