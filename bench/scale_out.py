@@ -7,7 +7,8 @@ tiles, 64-pixel overlap), saved as a model file. Then, for 1 and for 2 workers, 
 every worker and runs one batch through it (outside the timing, as a long run pays that once
 per worker), and times :func:`geoseg.distributed.predict_scenes` on the scene, alternately,
 ``--repeats`` times, keeping each side's best. One worker predicts the scene as one task; two
-workers split it into two bands of rows (the tile row they share is predicted by both) and
+workers split it into two bands of rows (the tile row they share is predicted once, half by
+each band, and handed over through the work folder) and
 one of them writes the outputs from the bands' rows. The two runs' masks must be the same
 bytes. ``--probabilities`` also writes uint8 probabilities (so the assembly writes them too).
 

@@ -74,9 +74,9 @@ PROBABILITIES_SUFFIX = "_probabilities.tif"
 VECTOR_SUFFIX = "_landslides.gpkg"
 _GLOB_CHARS = frozenset("*?[")
 MIN_BAND_TILE_ROWS = 4
-"""Fewest tile rows in a band when geoseg decides the split: the tile row a band shares with
-the band above is predicted twice, so a band of 4 tile rows does up to 1/4 more work (still
-faster than leaving workers idle)."""
+"""Fewest tile rows in a band when geoseg decides the split: a band reads and blends the
+tile row it shares with each neighbour (which they predict once, half each), so small bands
+balance better but read and blend more rows twice."""
 RETRIES = 2
 """Dask retries of a band or assembly task that fails with an error that is not geoseg's (an
 unreachable shared file system, say). A lost worker's tasks are run again by Dask anyway."""

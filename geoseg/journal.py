@@ -13,7 +13,9 @@ A scene predicted in bands by several processes (:class:`geoseg.predict.BandedPr
 uses the same folder as its shared work folder: each band's task saves its rows there, in any
 order and from any machine that sees the folder, and one writer then copies them, top to
 bottom, into the outputs. Saved rows are read one strip at a time (:meth:`FinishedRows.read`),
-never all at once.
+never all at once. Two bands also share there the model's raw output for the tiles of the
+tile row they both need (:meth:`PredictionJournal.save_tile`), so that row is predicted once;
+those files go with the folder.
 
 This module never imports TensorFlow.
 """
@@ -154,6 +156,29 @@ class PredictionJournal:
                 with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.ascontiguousarray(array))
         os.replace(partial, self._strip(row_off))
+
+    def _tile(self, row: int, col: int) -> Path:
+        return self.folder / f"tile_{row:06d}_{col:06d}.npy"
+
+    def save_tile(self, row: int, col: int, probabilities: np.ndarray) -> None:
+        """Record the model's raw output for tile ``(row, col)`` of the grid (written to a
+        temporary name, then renamed), for the other band that blends it."""
+        partial = self.folder / f"partial_tile_{row:06d}_{col:06d}_{uuid.uuid4().hex[:8]}.npy"
+        with partial.open("wb") as file:
+            np.lib.format.write_array(file, np.ascontiguousarray(probabilities))
+        os.replace(partial, self._tile(row, col))
+
+    def load_tile(self, row: int, col: int) -> np.ndarray | None:
+        """The raw output saved for tile ``(row, col)``, or None when no band saved it yet."""
+        try:
+            with self._tile(row, col).open("rb") as file:
+                return np.lib.format.read_array(file)
+        except FileNotFoundError:
+            return None
+
+    def has_tile(self, row: int, col: int) -> bool:
+        """Whether the raw output of tile ``(row, col)`` was saved."""
+        return self._tile(row, col).is_file()
 
     def discard(self) -> None:
         """Remove the journal."""

@@ -29,7 +29,7 @@ import shutil
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, replace
@@ -364,8 +364,8 @@ class BandResult:
     rows: tuple[int, int]
     """Its scene rows ``[start, stop)``."""
     tiles_predicted: int
-    """Tiles with data of the band's own tile rows that were predicted (those starting in it;
-    the tile row it shares with the band above is predicted by both, counted there)."""
+    """Tiles the band's task ran the model on; the tiles of a shared tile row it blended from
+    the other band's saved output are not counted."""
     rows_resumed: int
     """Rows at the band's top found saved already (by an earlier attempt or run)."""
     seconds: float
@@ -381,9 +381,14 @@ class BandedPrediction:
     a failure); :meth:`assemble` writes the outputs from what the bands saved. The outputs are
     byte-identical to :func:`predict_scene`'s with the same options:
 
-    - a band predicts the tiles that touch its rows, including the tile row it shares with the
-      band above, and blends them with the whole grid's weights in the grid's order, so its
-      pixels are the serial run's to the bit;
+    - a band blends the tiles that touch its rows, including the tile row it shares with each
+      neighbour, with the whole grid's weights in the grid's order, so its pixels are the
+      serial run's to the bit;
+    - a shared tile row is predicted once, half by each band: the band above predicts the
+      row's right half first thing, the band below predicts the left half as it starts its
+      rows, and each saves the model's raw output for its half in the work folder, where the
+      other band finds it when it gets there (a tile not saved yet is predicted again, to the
+      same bits);
     - each finished block row is saved to the run's journal (:mod:`geoseg.journal`), the work
       folder next to the output; rows saved already (a retried task, ``resume``) are not
       predicted again;
@@ -422,7 +427,7 @@ class BandedPrediction:
         Parameters are those of :func:`predict_scene`, ``runtime``: what the bands' predictors
         compute with (:meth:`geoseg.predictor.ModelSpec.runtime`), and ``bands``: the bands
         wanted. Each band holds about as many tile rows; the boundaries are block boundaries
-        crossed by as few tile rows as possible (each one crossing is predicted by both its
+        crossed by as few tile rows as possible (each one crossing is blended by both its
         bands).
 
         Starts the run's journal (kept with ``resume``, whose saved rows are not predicted
@@ -467,12 +472,18 @@ class BandedPrediction:
             run = self._open(stack)
             top = _end_row(run.journal.load(start, stop, required=True), start)
             predicted: Counter[int] = Counter()
+            ahead = 0
             if top < stop:
                 _bound_block_cache(stack, run, self.settings, self.options, outputs=False)
+                shared = frozenset(tile_row for band_start, _ in self.bands[1:]
+                                   for tile_row in _tile_rows_across(run.grid, band_start))
+                if index + 1 < len(self.bands):
+                    ahead = _predict_ahead(run, predictor, self.options, [
+                        tile for tile_row in _tile_rows_across(run.grid, stop)
+                        for tile in _right_half(run.grid.row_tiles(tile_row))])
                 predicted = _predict_rows(run, predictor, self.settings, self.options, top,
-                                          stop, run.journal.save, None)
-        return BandResult(index, (start, stop),
-                          sum(n for row, n in predicted.items() if row >= start), top - start,
+                                          stop, run.journal.save, None, shared)
+        return BandResult(index, (start, stop), ahead + sum(predicted.values()), top - start,
                           time.perf_counter() - started)
 
     def assemble(self, results: Sequence[BandResult]) -> PredictionResult:
@@ -534,11 +545,10 @@ def _row_bands(grid: TileGrid, count: int) -> tuple[tuple[int, int], ...]:
     ((0, 3072), (3072, 6144))
     """
     offsets = grid.row_offsets
-    size = min(grid.tile_size, grid.height)
-    reach = max(size, OUTPUT_BLOCK)
+    reach = max(min(grid.tile_size, grid.height), OUTPUT_BLOCK)
 
     def crossing(row: int) -> int:
-        return sum(1 for offset in offsets if offset < row < offset + size)
+        return len(_tile_rows_across(grid, row))
 
     bounds = [0]
     for band in range(1, min(count, len(offsets))):
@@ -550,6 +560,41 @@ def _row_bands(grid: TileGrid, count: int) -> tuple[tuple[int, int], ...]:
             bounds.append(min(candidates, key=lambda row: (crossing(row), abs(row - target))))
     bounds.append(grid.height)
     return tuple(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _tile_rows_across(grid: TileGrid, row: int) -> list[int]:
+    """Indices of the tile rows with scene rows on both sides of scene row ``row``.
+
+    >>> grid = TileGrid(1000, 600, 512, 64)
+    >>> grid.row_offsets, _tile_rows_across(grid, 256), _tile_rows_across(grid, 512)
+    ([0, 448, 488], [0], [1, 2])
+    """
+    size = min(grid.tile_size, grid.height)
+    return [index for index, offset in enumerate(grid.row_offsets)
+            if offset < row < offset + size]
+
+
+def _right_half(tiles: list[Tile]) -> list[Tile]:
+    """The tiles of a shared tile row that the band above predicts before its own rows: the
+    right half, no more than the left half that the band below predicts (in grid order)
+    before it needs them."""
+    return tiles[(len(tiles) + 1) // 2:]
+
+
+def _predict_ahead(run: _OpenRun, predictor: BatchPredictor, opts: PredictOptions,
+                   tiles: list[Tile]) -> int:
+    """Predict the ``tiles`` with data that no band saved yet and save the model's raw output
+    for each in the run's journal; returns how many were predicted."""
+    predictor = with_tta(predictor, opts.tta)
+    todo = [tile for tile in tiles if not run.journal.has_tile(tile.row, tile.col)]
+    predicted = 0
+    for batch in _batches(run.src, run.grid, run.bands, max(1, int(predictor.batch_size)),
+                          extra_nodata=opts.extra_nodata, tiles=todo):
+        if batch.tiles:
+            for tile, probs in zip(batch.tiles, predictor(batch.images), strict=True):
+                run.journal.save_tile(tile.row, tile.col, probs)
+            predicted += len(batch.tiles)
+    return predicted
 
 
 @dataclass(frozen=True)
@@ -764,8 +809,10 @@ def _batches(
     start_row: int = 0,
     stop_row: int | None = None,
     extra_nodata: float | None = None,
+    tiles: Iterable[Tile] | None = None,
 ) -> Iterator[_Batch]:
-    """Read the grid's tiles in row order and group those with data into model batches.
+    """Read the grid's tiles (or ``tiles`` of it) in row order and group those with data into
+    model batches.
 
     A batch holds ``batch_size`` tiles (fewer at the end) of one or several tile rows; its
     images are one contiguous float32 array. The last item may hold no tiles: it reports the
@@ -776,10 +823,10 @@ def _batches(
     size = grid.tile_size
     shape = (batch_size, size, size, len(bands))
     images = np.empty(shape, dtype=np.float32)
-    tiles: list[Tile] = []
+    batch_tiles: list[Tile] = []
     valid: list[np.ndarray] = []
     skipped = 0
-    for tile in grid:
+    for tile in grid if tiles is None else tiles:
         if stop_row is not None and tile.window.row_off >= stop_row:
             break
         if tile.window.row_off + tile.window.height <= start_row:
@@ -792,15 +839,15 @@ def _batches(
         if check_range:  # once, on the first tile with data
             _warn_if_out_of_range(src.name, image, tile_valid)
             check_range = False
-        images[len(tiles)] = image
-        tiles.append(tile)
+        images[len(batch_tiles)] = image
+        batch_tiles.append(tile)
         valid.append(tile_valid)
-        if len(tiles) == batch_size:
-            yield _Batch(tiles, valid, images, skipped)
+        if len(batch_tiles) == batch_size:
+            yield _Batch(batch_tiles, valid, images, skipped)
             images = np.empty(shape, dtype=np.float32)
-            tiles, valid, skipped = [], [], 0
-    if tiles or skipped:
-        yield _Batch(tiles, valid, images[: len(tiles)], skipped)
+            batch_tiles, valid, skipped = [], [], 0
+    if batch_tiles or skipped:
+        yield _Batch(batch_tiles, valid, images[: len(batch_tiles)], skipped)
 
 
 def _cache_bytes(src: rasterio.io.DatasetReader, grid: TileGrid, out_bytes: int) -> int:
@@ -879,9 +926,14 @@ def _predict_rows(
     stop: int,
     finished: RowsFinished,
     progress: Callable[[int, int], None] | None,
+    shared: frozenset[int] = frozenset(),
 ) -> Counter[int]:
     """The streaming loop: predict scene rows ``[start, stop)``, both block-aligned (or the
     scene's height), and hand each finished block row to ``finished`` (in the blender thread).
+
+    The model's output for a tile of the tile rows ``shared`` (indices) is taken from the
+    run's journal when another band saved it there, and saved there when predicted here
+    (:meth:`~geoseg.journal.PredictionJournal.save_tile`).
 
     Only the tiles touching those rows are read and predicted, and they are blended with the
     whole grid's weights in the grid's order, so every row comes out exactly as in a run over
@@ -890,7 +942,7 @@ def _predict_rows(
     finishes and classifies every band of rows that no later tile touches. The model is never
     idle waiting for reading, blending or writing, which overlap with the next batch.
 
-    Returns the number of tiles predicted, by the scene row their tile row starts at.
+    Returns the number of tiles the model ran on, by the scene row their tile row starts at.
     """
     predictor = with_tta(predictor, opts.tta)
     grid = run.grid
@@ -916,10 +968,23 @@ def _predict_rows(
                     if run.probabilities is not None else None)
             finished(row_off, _classify(probs, valid, opts.threshold), band)
 
-    def blend(batch: _Batch, probs: np.ndarray) -> None:
+    def predict(batch: _Batch) -> tuple[list[np.ndarray], list[Tile]]:
+        """The batch's probabilities, tile by tile, and the tiles the model ran on."""
+        taken = {index: tile_probs for index, tile in enumerate(batch.tiles)
+                 if tile.row in shared
+                 and (tile_probs := run.journal.load_tile(tile.row, tile.col)) is not None}
+        todo = [index for index in range(len(batch.tiles)) if index not in taken]
+        computed = iter(predictor(batch.images[todo] if taken else batch.images) if todo else ())
+        probs = [taken[index] if index in taken else next(computed)
+                 for index in range(len(batch.tiles))]
+        return probs, [batch.tiles[index] for index in todo]
+
+    def blend(batch: _Batch, probs: list[np.ndarray], fresh: list[Tile]) -> None:
         for tile, valid, tile_probs in zip(batch.tiles, batch.valid, probs, strict=True):
             finish_rows(_aligned(grid.row_offsets[tile.row]))
             accumulator.add(tile.window, tile_probs, valid)
+            if tile.row in shared and tile in fresh:
+                run.journal.save_tile(tile.row, tile.col, tile_probs)
 
     with ExitStack() as stack:
         blender = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="geoseg-blend"))
@@ -933,11 +998,11 @@ def _predict_rows(
                 progress(batch.skipped, total)
             if not batch.tiles:
                 continue
-            probs = predictor(batch.images)
-            pending.append(blender.submit(blend, batch, probs))
+            probs, fresh = predict(batch)
+            pending.append(blender.submit(blend, batch, probs, fresh))
             while len(pending) > 1:
                 pending.popleft().result()
-            predicted.update(int(tile.window.row_off) for tile in batch.tiles)
+            predicted.update(int(tile.window.row_off) for tile in fresh)
             if progress is not None:
                 progress(len(batch.tiles), total)
         while pending:

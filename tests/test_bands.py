@@ -81,10 +81,13 @@ def test_bands_in_any_order_give_the_bytes_of_one_run(tall_scene, tmp_path, mode
     assert plan.bands == ((0, 256), (256, 512), (512, 768), (768, 900))
     results = sorted((plan.predict_band(i, predictor) for i in (2, 0, 3, 1)),
                      key=lambda r: r.index)
+    # the tile rows across the boundaries were handed over, in whole tiles, not predicted twice
+    exchanged = sorted(p.name for p in (tmp_path / ".bands.tif.resume").glob("*tile_*"))
+    assert exchanged == [f"tile_{row:06d}_{col:06d}.npy" for row in (5, 10, 15) for col in range(5)]
     assembled = plan.assemble(results)
     assert digest(tmp_path / "bands.tif") == digest(tmp_path / "one.tif")
     assert digest(tmp_path / "bands_prob.tif") == digest(tmp_path / "one_prob.tif")
-    assert assembled.tiles_predicted == reference.tiles_predicted  # shared rows counted once
+    assert assembled.tiles_predicted == reference.tiles_predicted  # shared rows predicted once
     assert assembled.foreground_pixels == reference.foreground_pixels
     with rasterio.open(tmp_path / "bands.tif") as mask:
         landslides = mask.read(1) == 1
