@@ -28,7 +28,7 @@ import os
 import shutil
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing
@@ -333,7 +333,7 @@ def predict_scene(
                     journal.save(row_off, mask, band)
 
                 predicted = _predict_rows(run, predictor, settings, opts, _end_row(finished),
-                                          run.grid.height, write, progress).total()
+                                          run.grid.height, write, progress)
             if predicted == 0 and not finished:
                 raise _nothing_to_predict(run.src)
         except KeyboardInterrupt:
@@ -471,19 +471,18 @@ class BandedPrediction:
         with ExitStack() as stack:
             run = self._open(stack)
             top = _end_row(run.journal.load(start, stop, required=True), start)
-            predicted: Counter[int] = Counter()
-            ahead = 0
+            predicted = 0
             if top < stop:
                 _bound_block_cache(stack, run, self.settings, self.options, outputs=False)
                 shared = frozenset(tile_row for band_start, _ in self.bands[1:]
                                    for tile_row in _tile_rows_across(run.grid, band_start))
                 if index + 1 < len(self.bands):
-                    ahead = _predict_ahead(run, predictor, self.options, [
+                    predicted += _predict_ahead(run, predictor, self.options, [
                         tile for tile_row in _tile_rows_across(run.grid, stop)
                         for tile in _right_half(run.grid.row_tiles(tile_row))])
-                predicted = _predict_rows(run, predictor, self.settings, self.options, top,
-                                          stop, run.journal.save, None, shared)
-        return BandResult(index, (start, stop), ahead + sum(predicted.values()), top - start,
+                predicted += _predict_rows(run, predictor, self.settings, self.options, top,
+                                           stop, run.journal.save, None, shared)
+        return BandResult(index, (start, stop), predicted, top - start,
                           time.perf_counter() - started)
 
     def assemble(self, results: Sequence[BandResult]) -> PredictionResult:
@@ -539,7 +538,8 @@ def _row_bands(grid: TileGrid, count: int) -> tuple[tuple[int, int], ...]:
 
     Band ``j`` should start near the top of tile row ``j * rows / count``; of the block
     boundaries within a tile (at least a block) of it, the one fewest tile rows cross wins (a
-    tile row crossing a boundary is predicted by the bands on both sides), then the nearest.
+    tile row crossing a boundary is read and blended by the bands on both sides), then the
+    nearest.
 
     >>> _row_bands(TileGrid(6144, 600, 512, 64), 2)
     ((0, 3072), (3072, 6144))
@@ -927,7 +927,7 @@ def _predict_rows(
     finished: RowsFinished,
     progress: Callable[[int, int], None] | None,
     shared: frozenset[int] = frozenset(),
-) -> Counter[int]:
+) -> int:
     """The streaming loop: predict scene rows ``[start, stop)``, both block-aligned (or the
     scene's height), and hand each finished block row to ``finished`` (in the blender thread).
 
@@ -942,7 +942,7 @@ def _predict_rows(
     finishes and classifies every band of rows that no later tile touches. The model is never
     idle waiting for reading, blending or writing, which overlap with the next batch.
 
-    Returns the number of tiles the model ran on, by the scene row their tile row starts at.
+    Returns the number of tiles the model ran on.
     """
     predictor = with_tta(predictor, opts.tta)
     grid = run.grid
@@ -956,7 +956,7 @@ def _predict_rows(
         grid.overlap, top=start,
     )
     total = len(grid)
-    predicted: Counter[int] = Counter()
+    predicted = 0
 
     def finish_rows(until: int) -> None:
         """Classify and hand out scene rows ``[top, until)``, one block row at a time."""
@@ -1002,7 +1002,7 @@ def _predict_rows(
             pending.append(blender.submit(blend, batch, probs, fresh))
             while len(pending) > 1:
                 pending.popleft().result()
-            predicted.update(int(tile.window.row_off) for tile in fresh)
+            predicted += len(fresh)
             if progress is not None:
                 progress(len(batch.tiles), total)
         while pending:
