@@ -78,7 +78,9 @@ class SettingsCheckpoint(keras.callbacks.Callback):
     """Save ``last`` after every epoch and ``best`` whenever ``monitor`` improves.
 
     ``last`` is the compiled model with its optimizer state (to resume); ``best`` holds the
-    weights only, in an uncompiled copy of the network (a third of the size, for prediction).
+    weights only, in an uncompiled copy of the network (a third of the size, for prediction):
+    the optimizer's moving average of the weights when it keeps one (``use_ema``), else the
+    weights themselves.
 
     Parameters
     ----------
@@ -107,7 +109,15 @@ class SettingsCheckpoint(keras.callbacks.Callback):
     def _save_best(self) -> None:
         if self._export is None:
             self._export = build_flexunet(self.settings, name=self.model.name)
-        self._export.set_weights(self.model.get_weights())
+        optimizer = self.model.optimizer
+        if getattr(optimizer, "use_ema", False):
+            # Keras' public way to the averages: write them into the model, copy, restore.
+            weights = self.model.get_weights()
+            optimizer.finalize_variable_values(self.model.trainable_variables)
+            self._export.set_weights(self.model.get_weights())
+            self.model.set_weights(weights)
+        else:
+            self._export.set_weights(self.model.get_weights())
         save_model(self._export, self.settings, self.best_path, overwrite=True)
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:

@@ -245,6 +245,10 @@ class TrainSection:
                           "computes in bfloat16 (weights stay float32; faster on CPUs with "
                           "bfloat16 instructions); saved models predict in float32.",
                           choices=("float32", "mixed_bfloat16"))
+    ema_momentum: float | None = _key(None, FLOAT, "Keep an exponential moving average of the "
+                                      "weights with this momentum (e.g. 0.99: about the last "
+                                      "100 steps) and save the average as the model; None = "
+                                      "off.", above=0, below=1)
     cache_mb: int = _key(2048, INT, "Decode the training and validation tiles once and keep "
                          "them in memory when they fit in this many MiB (float32); 0 = read "
                          "them from the files every epoch.", minimum=0)

@@ -193,6 +193,8 @@ def _optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimizer:
     options: dict[str, object] = {"learning_rate": rate}
     if config.model.clipvalue is not None:
         options["clipvalue"] = config.model.clipvalue
+    if config.train.ema_momentum is not None:
+        options.update(use_ema=True, ema_momentum=config.train.ema_momentum)
     try:
         return keras.optimizers.get({"class_name": config.model.optimizer, "config": options})
     except (ValueError, TypeError) as exc:
@@ -291,8 +293,8 @@ def train(
         metrics; ``[train]`` the data folders, ``epochs``, ``batch_size``, ``steps_per_epoch``,
         ``validation_steps``, ``patience``, the learning-rate reducer or ``lr_schedule``,
         ``seed``, ``augmentation``, ``class_weights``, ``tune_threshold``, ``precision``,
-        ``cache_mb`` and the previews; ``[valid]`` the validation folders; ``[mask]
-        rgb_map`` the mask colours.
+        ``ema_momentum``, ``cache_mb`` and the previews; ``[valid]`` the validation
+        folders; ``[mask] rgb_map`` the mask colours.
     out_dir : path, optional
         Output folder [default: ``[train] model_dir``].
     train_scenes : sequence of LabelledScene, optional

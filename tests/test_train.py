@@ -268,6 +268,25 @@ def test_cosine_schedule_decays_the_rate_step_by_step(scenes, tmp_path):
     np.testing.assert_allclose(rates, [0.003, 0.003 * 0.75, 0.003 * 0.25], rtol=1e-5)
 
 
+def test_the_model_saved_is_the_moving_average_of_the_weights_with_ema(scenes, tmp_path):
+    config = parse_config(config_text(epochs=1, steps_per_epoch=3, ema_momentum=0.5,
+                                      tune_threshold=False, epoch_change_infer=False))
+    result = train(config, out_dir=tmp_path, train_scenes=scenes["train"], valid_scenes=[],
+                   report=lambda line: None)
+    best = load_model(result.model_path)[0].get_weights()
+    # last.keras resumes training: the weights themselves, and the averages in the optimizer
+    resumed = build_flexunet(SETTINGS)
+    resumed.compile(optimizer=keras.optimizers.Adam(use_ema=True, ema_momentum=0.5),
+                    loss="categorical_crossentropy")
+    resumed.optimizer.build(resumed.trainable_variables)
+    resumed.load_weights(result.last_path)
+    raw = resumed.get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(best, raw, strict=True))
+    resumed.optimizer.finalize_variable_values(resumed.trainable_variables)
+    for saved, average in zip(best, resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, average)
+
+
 def test_a_non_empty_output_folder_is_refused_and_left_alone(scenes, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / MODEL_NAME).write_text("an older model")
