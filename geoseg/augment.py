@@ -1,10 +1,10 @@
 """Seeded, reproducible augmentation of training tiles, usable inside ``tf.data``.
 
-Geometric changes (flips, 90-degree rotations) move the image, the class mask and the valid
-mask together, so labels stay on their pixels; photometric changes (brightness, contrast)
-touch the image only. Every random draw is a stateless TensorFlow op whose seed comes from a
-base seed and the example's running number (:func:`example_seed`), so the same seed gives
-the same tiles on every run, in any order and on any number of tf.data threads.
+Geometric changes (flips, 90-degree rotations, zoom) move the image, the class mask and the
+valid mask together, so labels stay on their pixels; photometric changes (brightness,
+contrast) touch the image only. Every random draw is a stateless TensorFlow op whose seed
+comes from a base seed and the example's running number (:func:`example_seed`), so the same
+seed gives the same tiles on every run, in any order and on any number of tf.data threads.
 
 Images are raw pixel values (the model scales them itself), so brightness is a gain and
 contrast a stretch about the tile mean, both relative; ``value_range`` clips the result to
@@ -13,6 +13,7 @@ the range of the data (0-255 for 8-bit imagery).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # isort: off
@@ -42,18 +43,26 @@ class Augmentation:
     value_range : (float, float) or None
         Clip the changed image to this range (e.g. ``(0, 255)`` for 8-bit data); None keeps
         any value.
+    scale : float
+        Largest relative zoom: the tile is resized by a factor drawn log-uniformly from
+        ``[1 / (1 + scale), 1 + scale]`` (the image bilinearly, the masks by nearest
+        neighbour), then cropped back to its size, or padded with pixels that do not count
+        (``valid`` False), at a random place; 0 disables it.
     """
 
     flips: bool = True
     rotations: bool = True
-    brightness: float = 0.1
-    contrast: float = 0.1
+    brightness: float = 0.0
+    contrast: float = 0.0
     value_range: tuple[float, float] | None = (0.0, 255.0)
+    scale: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("brightness", "contrast"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.scale <= 1.0:
+            raise ValueError(f"scale must be in [0, 1], got {self.scale}")
 
 
 def example_seed(base_seed: int | tf.Tensor, number: int | tf.Tensor) -> tf.Tensor:
@@ -104,6 +113,9 @@ def augment(
     if options.rotations:
         turns = tf.random.stateless_uniform([], seeds[2], minval=0, maxval=4, dtype=tf.int32)
         stack = tf.image.rot90(stack, turns)
+    if options.scale > 0:
+        stack = _zoom(stack, bands, options.scale, tf.random.experimental.stateless_fold_in(
+            tf.cast(seed, tf.int64), 1))
     image = stack[..., :bands]
     mask = tf.cast(tf.round(stack[..., bands]), mask.dtype)
     valid = stack[..., bands + 1] > 0.5
@@ -118,3 +130,22 @@ def augment(
     if options.value_range is not None and (options.contrast > 0 or options.brightness > 0):
         image = tf.clip_by_value(image, *options.value_range)
     return image, mask, valid
+
+
+def _zoom(stack: tf.Tensor, bands: int, scale: float, seed: tf.Tensor) -> tf.Tensor:
+    """Resize ``stack`` (image bands, then mask and valid) by a random factor and crop or pad
+    it back to its size; padding is zero, so ``valid`` is False there."""
+    size = tf.shape(stack)[0]
+    seeds = tf.random.experimental.stateless_split(seed, num=4)
+    spread = math.log1p(scale)
+    factor = tf.exp(tf.random.stateless_uniform([], seeds[0], -spread, spread))
+    side = tf.cast(tf.round(tf.cast(size, tf.float32) * factor), tf.int32)
+    image = tf.image.resize(stack[..., :bands], [side, side], method="bilinear")
+    labels = tf.image.resize(stack[..., bands:], [side, side], method="nearest")
+    zoomed = tf.concat([image, labels], axis=-1)
+    missing = tf.maximum(size - side, 0)
+    top, left = (tf.random.stateless_uniform([], seeds[k], 0, missing + 1, dtype=tf.int32)
+                 for k in (1, 2))
+    zoomed = tf.pad(zoomed, [[top, missing - top], [left, missing - left], [0, 0]])
+    cropped = tf.image.stateless_random_crop(zoomed, tf.shape(stack), seeds[3])
+    return tf.ensure_shape(cropped, stack.shape)

@@ -234,7 +234,17 @@ class TrainSection:
     save_weights_only: bool = _key(True, BOOL, f"Reference checkpoint switch. {_COMPAT} (the "
                                    "best model is saved with its settings, last.keras in full)")
     seed: int = _key(42, INT, "Seed of shuffling, augmentation and initialisation.", minimum=0)
-    augmentation: bool = _key(True, BOOL, "Random flips and rotations of training tiles.")
+    augmentation: bool = _key(True, BOOL, "Augment training tiles: random flips and "
+                              "rotations, and the changes below.")
+    augment_brightness: float = _key(0.1, FLOAT, "Largest relative brightness change of an "
+                                     "augmented tile, in [0, 1): a gain drawn from [1 - b, "
+                                     "1 + b]; 0 = none.")
+    augment_contrast: float = _key(0.1, FLOAT, "Largest relative contrast change, in [0, 1): "
+                                   "each band stretched about its mean by a factor drawn from "
+                                   "[1 - c, 1 + c]; 0 = none.")
+    augment_scale: float = _key(0.0, FLOAT, "Largest relative zoom, in [0, 1]: a factor drawn "
+                                "from [1 / (1 + s), 1 + s], the tile cropped back or padded "
+                                "with pixels left out of the loss; 0 = none.")
     class_weights: tuple[float, ...] | None = _key(None, FLOAT_LIST, "Loss weight per class; "
                                                    "None = equal.", minimum=0)
     tune_threshold: bool = _key(True, BOOL, "After training, choose the landslide "

@@ -202,6 +202,19 @@ def _optimizer(config: Config, total_steps: int) -> keras.optimizers.Optimizer:
                           f"optimizer such as \"Adam\" ({exc})") from None
 
 
+def _augmentation(config: Config, settings: ModelSettings) -> Augmentation | None:
+    """The ``[train]`` augmentation, checked by :class:`Augmentation` (before any data is read)."""
+    if not config.train.augmentation:
+        return None
+    try:
+        return Augmentation(
+            brightness=config.train.augment_brightness, contrast=config.train.augment_contrast,
+            scale=config.train.augment_scale,
+            value_range=(0.0, 255.0) if settings.input_normalize else None)
+    except ValueError as exc:  # "brightness must be ...": the key is augment_<name>
+        raise ConfigError(f"{config.source}: [train] augment_{exc}") from None
+
+
 def _strategy() -> tf.distribute.Strategy:
     gpus = tf.config.list_physical_devices("GPU")
     if len(gpus) > 1:
@@ -292,9 +305,9 @@ def train(
         ``[model]`` gives the network, optimizer (``learning_rate``, ``clipvalue``), loss and
         metrics; ``[train]`` the data folders, ``epochs``, ``batch_size``, ``steps_per_epoch``,
         ``validation_steps``, ``patience``, the learning-rate reducer or ``lr_schedule``,
-        ``seed``, ``augmentation``, ``class_weights``, ``tune_threshold``, ``precision``,
-        ``ema_momentum``, ``cache_mb`` and the previews; ``[valid]`` the validation
-        folders; ``[mask] rgb_map`` the mask colours.
+        ``seed``, ``augmentation`` and ``augment_*``, ``class_weights``, ``tune_threshold``,
+        ``precision``, ``ema_momentum``, ``cache_mb`` and the previews; ``[valid]`` the
+        validation folders; ``[mask] rgb_map`` the mask colours.
     out_dir : path, optional
         Output folder [default: ``[train] model_dir``].
     train_scenes : sequence of LabelledScene, optional
@@ -351,6 +364,7 @@ def train(
     monitor = monitor or ("val_loss" if validation else "loss")
     _check_monitor(monitor, metric_names, validation)
     loss = make_loss(config.model.loss, settings.num_classes, config.train.class_weights)
+    augmentation = _augmentation(config, settings)
     out = prepare_out_dir(out_dir if out_dir is not None else config.train.model_dir,
                           resume=resume, overwrite=overwrite)
     paths = {name: out / name for name in (MODEL_NAME, LAST_NAME, LOG_NAME, CURVES_NAME)}
@@ -398,9 +412,6 @@ def train(
         if config.model.show_summary:
             model.summary(print_fn=say)
 
-        augmentation = Augmentation(
-            value_range=(0.0, 255.0) if settings.input_normalize else None,
-        ) if config.train.augmentation else None
         data = training_dataset(train_source, batch, config.train.seed, augmentation,
                                 start=done * steps * batch)
         best = _best_row(rows, monitor)

@@ -329,6 +329,40 @@ def test_augmentation_keeps_image_mask_and_valid_aligned():
     assert len(seen) == 8  # every flip/rotation of the square appears
 
 
+def test_zoom_moves_image_and_masks_together_and_pads_with_pixels_that_do_not_count():
+    blocks = np.random.default_rng(1).integers(1, 256, (8, 8, 3)).astype(np.float32)
+    image = np.kron(blocks, np.ones((8, 8, 1), np.float32))  # 64 px of 8 x 8 blocks
+    mask, valid = (image[..., 0] > 128).astype(np.uint8), image[..., 1] > 60
+    zoom = Augmentation(flips=False, rotations=False, brightness=0.0, contrast=0.0, scale=0.3)
+    padded = cropped = changed = 0
+    for number in range(20):
+        out_image, out_mask, out_valid = (np.asarray(t) for t in augment(
+            image, mask, valid, example_seed(SEED, number), zoom))
+        assert out_image.shape == image.shape and out_mask.dtype == np.uint8
+        changed += not np.array_equal(out_image, image)
+        # bilinear image, nearest masks: they differ only along the blocks' edges
+        assert ((out_image[..., 0] > 128) == (out_mask == 1))[out_valid].mean() > 0.9
+        padding = (out_image == 0).all(axis=-1)
+        assert not out_valid[padding].any() and not out_mask[padding].any()
+        padded += bool(padding.any())
+        cropped += not padding.any()
+    assert padded and cropped and changed > 10  # zoomed out and in
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("augment_brightness", 1.5, "brightness must be in [0, 1), got 1.5"),
+    ("augment_scale", -0.2, "scale must be in [0, 1], got -0.2"),
+])
+def test_augmentation_strengths_are_checked_before_any_data_is_read(tmp_path, key, value,
+                                                                    message):
+    config = parse_config(config_text(**{key: value}))
+    missing = LabelledScene(tmp_path / "missing.tif", tmp_path / "missing.gpkg")
+    with pytest.raises(ConfigError) as error:
+        train(config, out_dir=tmp_path / "out", train_scenes=[missing], valid_scenes=[])
+    assert str(error.value).endswith(f"[train] augment_{message}")
+    assert not (tmp_path / "out").exists()
+
+
 def test_augmentation_is_reproducible_and_varies_with_the_seed():
     image, mask, valid = aligned_example()
     first = [np.asarray(t) for t in augment(image, mask, valid, example_seed(SEED, 3))]
