@@ -365,12 +365,13 @@ def test_augmentation_strengths_are_checked_before_any_data_is_read(tmp_path, ke
 
 def test_augmentation_is_reproducible_and_varies_with_the_seed():
     image, mask, valid = aligned_example()
-    first = [np.asarray(t) for t in augment(image, mask, valid, example_seed(SEED, 3))]
-    again = [np.asarray(t) for t in augment(image, mask, valid, example_seed(SEED, 3))]
+    options = Augmentation(brightness=0.1, contrast=0.1, scale=0.2)
+    first = [np.asarray(t) for t in augment(image, mask, valid, example_seed(SEED, 3), options)]
+    again = [np.asarray(t) for t in augment(image, mask, valid, example_seed(SEED, 3), options)]
     for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
-    others = {np.asarray(augment(image, mask, valid, example_seed(SEED + 1, n))[0]).tobytes()
-              for n in range(5)}
+    others = {np.asarray(augment(image, mask, valid, example_seed(SEED + 1, n), options)[0])
+              .tobytes() for n in range(5)}
     assert first[0].tobytes() not in others
 
 
