@@ -96,6 +96,21 @@ def test_bands_in_any_order_give_the_bytes_of_one_run(tall_scene, tmp_path, mode
     assert not (tmp_path / ".bands.tif.resume").exists()  # the work folder is gone
 
 
+def test_bands_hand_over_the_shared_rows_after_test_time_augmentation(tall_scene, tmp_path,
+                                                                      model_path):
+    predictor = ModelPredictor(ModelSpec(model_path, batch_size=4, device="cpu"))
+    options = PredictOptions(tta="flips", probability_dtype="float32")
+    reference = predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS, options,
+                              probabilities_path=tmp_path / "one_prob.tif")
+    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, options,
+                                 probabilities_path=tmp_path / "bands_prob.tif", bands=2)
+    results = [plan.predict_band(i, predictor) for i in (0, 1)]  # 0 predicts half ahead
+    assert sum(r.tiles_predicted for r in results) == reference.tiles_predicted
+    plan.assemble(results)
+    assert digest(tmp_path / "bands_prob.tif") == digest(tmp_path / "one_prob.tif")
+    assert digest(tmp_path / "bands.tif") == digest(tmp_path / "one.tif")
+
+
 class LostAfter:
     """The model, until its n-th call: then the process is gone (Ctrl-C, a lost machine)."""
 
