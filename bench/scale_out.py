@@ -3,7 +3,8 @@
 Builds the synthetic scene of ``pipeline_efficiency.py`` (``--size`` pixels square, RGB JPEG
 GeoTIFF) and a FlexUNet of the same configuration (8 filters, 5 levels, 7x7 kernels; 512-pixel
 tiles, 64-pixel overlap), saved as a model file. Then, for 1 and for 2 workers, it starts a
-``LocalCluster`` (one task thread and one TensorFlow thread per worker), loads the model on
+``LocalCluster`` as geoseg starts one (:func:`geoseg.distributed.local_cluster`: one task thread
+and one TensorFlow thread per worker, Dask's profiler off), loads the model on
 every worker and runs one batch through it (outside the timing, as a long run pays that once
 per worker), and times :func:`geoseg.distributed.predict_scenes` on the scene, alternately,
 ``--repeats`` times, keeping each side's best. One worker predicts the scene as one task; two
@@ -71,9 +72,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import keras
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    from geoseg.distributed import predict_scenes
+    from geoseg.distributed import local_cluster, predict_scenes
     from geoseg.flexunet import build_flexunet, save_model
     from geoseg.jobs import SceneJob
     from geoseg.predict import PredictOptions
@@ -83,8 +84,7 @@ def main() -> None:
     keras.utils.set_random_seed(0)
     settings = ModelSettings(image_size=512, base_filters=8, num_layers=5,
                              base_kernels=args.kernels)
-    env = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
-           "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "GEOSEG_TF_LOGS": "0"}
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3", "GEOSEG_TF_LOGS": "0"}
     with tempfile.TemporaryDirectory(prefix="geoseg-bench-") as tmp:
         folder = Path(tmp)
         scene = folder / "scene.tif"
@@ -96,10 +96,7 @@ def main() -> None:
         assembly: list[float] = []
         digests: dict[int, str] = {}
         tiles = 0
-        clusters = {workers: LocalCluster(n_workers=workers, threads_per_worker=1,
-                                          processes=True, host="127.0.0.1",
-                                          dashboard_address=None, env=env)
-                    for workers in (1, 2)}
+        clusters = {workers: local_cluster(workers, threads=1, env=env) for workers in (1, 2)}
         try:
             for workers, cluster in clusters.items():
                 with Client(cluster) as client:

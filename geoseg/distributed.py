@@ -52,6 +52,8 @@ from geoseg.scene import open_scene
 from geoseg.tiling import TileGrid
 
 if TYPE_CHECKING:
+    from distributed import LocalCluster
+
     from geoseg.predict import PredictionResult
     from geoseg.settings import ModelSettings
     from geoseg.vectorize import VectorizeSummary
@@ -63,6 +65,7 @@ __all__ = [
     "assemble_job",
     "band_counts",
     "expand_scenes",
+    "local_cluster",
     "plan_jobs",
     "predict_band",
     "predict_job",
@@ -461,6 +464,34 @@ def _absolute_job(job: SceneJob) -> SceneJob:
     )
 
 
+QUIET_DASK = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s"}
+"""Dask settings of the local clusters geoseg starts. A worker's statistical profiler samples
+the stacks of its threads every 10 ms, and every Dask server checks every 20 ms that its event
+loop is not blocked: 4% of a core per worker process for a dashboard that a geoseg cluster does
+not have (``dashboard_address=None``), taken from the cores predicting (bench/RESULTS.md). The
+event loop is still checked every second."""
+
+
+def local_cluster(workers: int, threads: int | None = None,
+                  env: dict[str, str] | None = None) -> LocalCluster:
+    """A ``dask.distributed.LocalCluster`` of ``workers`` processes on loopback, one task thread
+    each, with :data:`QUIET_DASK`.
+
+    ``threads`` is what each worker's TensorFlow and OpenVINO may use (default: the machine's
+    cores shared out among the workers); ``env`` adds environment variables to the workers'.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    # TensorFlow sizes its thread pools by the machine: share the cores out.
+    worker_env = {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
+                  "OMP_NUM_THREADS": str(threads)} | (env or {})
+    with dask.config.set(QUIET_DASK):  # read by the scheduler and the nannies as they start
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                            host="127.0.0.1", dashboard_address=None, env=worker_env)
+
+
 @contextlib.contextmanager
 def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
     """A ``dask.distributed.Client`` for the run, closed (with its local cluster) at the end.
@@ -469,7 +500,7 @@ def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
     warnings while closing the cluster not at all.
     """
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError as exc:
         raise InputError(f"{param('workers')} and {param('scheduler')} need Dask: "
                          "pip install 'geoseg[dask]'") from exc
@@ -485,15 +516,7 @@ def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[Any]:
                     raise InputError(f"{param('scheduler')} {scheduler}: cannot connect ({exc})") \
                         from exc
             else:
-                threads = str(max(1, (os.cpu_count() or 1) // workers))
-                # TensorFlow sizes its thread pools by the machine: share the cores out.
-                env = {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
-                       "OMP_NUM_THREADS": threads}
-                cluster = stack.enter_context(LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None, env=env,
-                ))
-                client = Client(cluster)
+                client = Client(stack.enter_context(local_cluster(workers)))
             try:
                 yield stack.enter_context(client)
             finally:  # TensorFlow workers may exit slowly: closing is not news to report

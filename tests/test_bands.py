@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import write_raster
 
 from geoseg.cli import cli
-from geoseg.distributed import band_counts, predict_scenes
+from geoseg.distributed import band_counts, local_cluster, predict_scenes
 from geoseg.errors import InputError
 from geoseg.flexunet import save_model
 from geoseg.jobs import SceneJob
@@ -224,6 +224,7 @@ def test_two_dask_workers_split_a_scene_into_bands_with_the_bytes_of_one_run(
     """The CI byte-identity test of a scene split over workers: a band's worker is killed
     half-way and Dask runs the band again; a small scene of the same run stays one task."""
     distributed = pytest.importorskip("distributed")
+    dask = pytest.importorskip("dask")
 
     small = make_raster("small.tif", height=150, width=170, seed=2)
     spec = ModelSpec(model_path, batch_size=3, device="cpu")
@@ -244,11 +245,10 @@ def test_two_dask_workers_split_a_scene_into_bands_with_the_bytes_of_one_run(
     assert result.exit_code == 0, result.output
 
     marker = tmp_path / "killed"
-    env = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
-           "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None, env=env) as cluster, \
+    with local_cluster(2, threads=1, env={"TF_CPP_MIN_LOG_LEVEL": "3"}) as cluster, \
             distributed.Client(cluster) as client:
+        quiet = client.run(dask.config.get, "distributed.worker.profile.enabled")
+        assert list(quiet.values()) == [False, False]  # no stack sampling on the workers
         client.register_plugin(kill_first_band_worker(marker))
         spread = predict_scenes(jobs(tmp_path / "dask"), spec, options,
                                 scheduler=cluster.scheduler_address, band_tile_rows=5)
