@@ -95,7 +95,7 @@ def main() -> None:
         best_cpu: dict[int, float] = {}
         assembly: list[float] = []
         digests: dict[int, str] = {}
-        tiles = 0
+        predicted: dict[int, int] = {}
         clusters = {workers: local_cluster(workers, threads=1, env=env) for workers in (1, 2)}
         try:
             for workers, cluster in clusters.items():
@@ -120,7 +120,7 @@ def main() -> None:
                     best_cpu[workers] = min(cpu, best_cpu.get(workers, cpu))
                     if outcome.result is None:
                         raise SystemExit(f"failed: {outcome.error}")
-                    tiles = outcome.result.tiles_predicted
+                    predicted[workers] = outcome.result.tiles_predicted
                     digests[workers] = hashlib.sha256(mask.read_bytes()).hexdigest()
                     best[workers] = min(seconds, best.get(workers, seconds))
                     bands = [band.result.rows for band in outcome.bands if band.result]
@@ -129,7 +129,7 @@ def main() -> None:
                     if outcome.assembly_seconds is not None:
                         assembly.append(outcome.assembly_seconds)
                     print(f"run {run}, {workers} worker(s): {seconds:.1f} s, "
-                          f"{tiles / seconds:.2f} tiles/s, workers' CPU {cpu:.1f} s"
+                          f"ran the model on {predicted[workers]} tiles, workers' CPU {cpu:.1f} s"
                           + (f"; bands {bands} took {', '.join(band_times)} s, assembly "
                              f"{outcome.assembly_seconds:.1f} s" if bands else "; one task")
                           + f" [{before} -> {load()}]", flush=True)
@@ -138,12 +138,15 @@ def main() -> None:
                 cluster.close()
         if digests[1] != digests[2]:
             raise SystemExit("the 1- and 2-worker masks differ")
+        tiles = predicted[1]  # one worker predicts every tile of the scene once
         per_tile = best[1] / tiles
         stride = settings.image_size - settings.overlap
         big_tiles = GIGAPIXELS * 1e9 / stride**2
         hours = big_tiles * per_tile / 3600
-        print(f"scene {args.size}x{args.size}, {tiles} tiles of {settings.image_size} px; "
-              f"masks of 1 and 2 workers identical: yes")
+        print(f"scene {args.size}x{args.size}, {tiles} tiles of {settings.image_size} px (2 "
+              f"workers ran the model on {predicted[2]}: a tile of the shared row that one band "
+              f"needs before the other saved it is predicted by both); masks of 1 and 2 workers "
+              f"identical: yes")
         cpu_per_tile = best_cpu[1] / tiles
         megapixels_per_s = args.size**2 / 1e6 / min(assembly)
         print(f"one worker, one TensorFlow thread: {per_tile:.3f} s and {cpu_per_tile:.3f} CPU s "
