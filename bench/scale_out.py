@@ -143,10 +143,10 @@ def main() -> None:
         stride = settings.image_size - settings.overlap
         big_tiles = GIGAPIXELS * 1e9 / stride**2
         hours = big_tiles * per_tile / 3600
-        print(f"scene {args.size}x{args.size}, {tiles} tiles of {settings.image_size} px (2 "
-              f"workers ran the model on {predicted[2]}: a tile of the shared row that one band "
-              f"needs before the other saved it is predicted by both); masks of 1 and 2 workers "
-              f"identical: yes")
+        twice = predicted[2] - tiles  # a shared tile one band needed before the other saved it
+        print(f"scene {args.size}x{args.size}, {tiles} tiles of {settings.image_size} px; the 2 "
+              f"workers' last run predicted {twice} of them in both bands; masks of 1 and 2 "
+              f"workers identical: yes")
         cpu_per_tile = best_cpu[1] / tiles
         megapixels_per_s = args.size**2 / 1e6 / min(assembly)
         print(f"one worker, one TensorFlow thread: {per_tile:.3f} s and {cpu_per_tile:.3f} CPU s "
