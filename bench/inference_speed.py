@@ -2,15 +2,17 @@
 
 Runs one model on the same tiles through :class:`geoseg.inference.KerasPredictor` in float32
 (the reference) and bfloat16, and through the converted backends of :mod:`geoseg.runtimes`
-(conversions made by :func:`geoseg.convert.converted_model`, cached next to the model):
-ONNX Runtime float32 and int8 (static QDQ quantisation, calibrated on ``--calibration`` tiles
-that are not timed nor scored), OpenVINO float32 and bfloat16 (OpenVINO's own default on a
-CPU with AVX512-BF16), LiteRT float32 (XNNPACK); ``--xla`` adds Keras with XLA. For each it
+(conversions made by :func:`geoseg.convert.converted_model`, cached next to the model): ONNX
+Runtime float32 and int8 (static QDQ quantisation, calibrated on ``--calibration`` tiles that
+are not timed nor scored), OpenVINO float32 and bfloat16 (OpenVINO's own default on a CPU with
+AVX512-BF16), OpenVINO int8 quantised by NNCF (``pip install nncf``; not a geoseg dependency:
+skipped without it) on the same calibration tiles, with every convolution in int8 and with the
+first left in float32, LiteRT float32 (XNNPACK); ``--xla`` adds Keras with XLA. For each it
 prints tiles/s (best of ``--repeats`` passes, wall clock, the model already loaded: library
 calls, not whole CLI runs), its speed relative to float32 Keras (the median, over rounds in
 which every backend runs once in turn, of the ratio of their times: the load of a shared
-machine weighs on both alike), CPU time per tile, how far its landslide masks (argmax) are
-from float32 Keras': ``1 - IoU``, and with ``--dataset`` the landslide IoU against the truth.
+machine weighs on both alike), CPU time per tile, how far its landslide masks (argmax) are from
+float32 Keras': ``1 - IoU``, and with ``--dataset`` the landslide IoU against the truth.
 
 Tiles: a synthetic scene (:func:`geoseg.synthetic.make_scene`) by default; with ``--dataset``
 the ``valid/`` tiles of a reference-layout dataset (``images/*.png`` and RGB ``masks/*.png``,
@@ -106,6 +108,25 @@ def int8_onnx(onnx_path: Path, calibration: np.ndarray, out: Path) -> Path:
     return out
 
 
+def nncf_int8(onnx_path: Path, calibration: np.ndarray, out: Path, float_convs: int) -> Path:
+    """An OpenVINO model quantised to int8 by NNCF (post-training, calibrated on
+    ``calibration``; the ``MIXED`` preset: symmetric weights, asymmetric activations), with the
+    first ``float_convs`` convolutions left in float (the first is the most sensitive)."""
+    import nncf
+    import openvino
+
+    model = openvino.Core().read_model(str(onnx_path))
+    model.reshape({model.inputs[0]: [1, *calibration.shape[1:]]})
+    convolutions = [op.get_friendly_name() for op in model.get_ordered_ops()
+                    if op.get_type_name() == "Convolution"]
+    quantised = nncf.quantize(
+        model, nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))]),
+        preset=nncf.QuantizationPreset.MIXED, subset_size=len(calibration),
+        ignored_scope=nncf.IgnoredScope(names=convolutions[:float_convs]))
+    openvino.save_model(quantised, str(out), compress_to_fp16=False)
+    return out
+
+
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     """Landslide IoU of two boolean masks (1 when both are empty)."""
     union = np.count_nonzero(a | b)
@@ -169,6 +190,12 @@ def main() -> None:
             "openvino", converted_model(args.model, "openvino"), batch),
         "openvino bfloat16": lambda: open_runtime(
             "openvino", converted_model(args.model, "openvino"), batch, "bfloat16"),
+        "openvino int8": lambda: open_runtime("openvino", nncf_int8(
+            converted_model(args.model, "onnx"), calibration, Path(scratch) / "int8.xml", 0),
+            batch),
+        "openvino int8, conv 1 f32": lambda: open_runtime("openvino", nncf_int8(
+            converted_model(args.model, "onnx"), calibration, Path(scratch) / "int8_f1.xml", 1),
+            batch),
         "litert float32": lambda: open_runtime(
             "tflite", converted_model(args.model, "tflite"), batch),
     }
@@ -184,7 +211,7 @@ def main() -> None:
             try:
                 runners[name] = make()
             except Exception as exc:  # a runtime or converter that is not installed
-                print(f"{name:22s} skipped: {exc}")
+                print(f"{name:26s} skipped: {exc}")
                 continue
             outputs[name] = runners[name](tiles)  # traces / compiles; the answer to score
             walls[name], cpus[name] = [], []
@@ -204,7 +231,7 @@ def main() -> None:
         ratio = float(np.median(base / np.array(walls[name])))
         results.append((name, ratio, gap))
         scored = f"  IoU vs truth {iou(truth, mask):.4f}" if truth is not None else ""
-        print(f"{name:22s} {len(tiles) / min(walls[name]):6.2f} tiles/s (best)  speed vs "
+        print(f"{name:26s} {len(tiles) / min(walls[name]):6.2f} tiles/s (best)  speed vs "
               f"keras float32 {ratio:4.2f}x (median of rounds)  "
               f"{1000 * float(np.median(cpus[name])) / len(tiles):5.0f} CPU ms/tile  "
               f"1-IoU {gap:.4f}  max |dp| {np.abs(probs - reference).max():.4f}{scored}",
