@@ -9,9 +9,11 @@ it with each method in its own subprocess, so that time and memory are measured 
 - reference: the whole mask read at once, one :func:`rasterio.features.shapes` call, a
   GeoDataFrame written with pyogrio.
 
-Each writes a GeoPackage. Memory is the peak of the summed resident memory of the run's
-process and all its children (geoseg's worker processes), sampled every 10 ms from Linux's
-``/proc``, the same way for every method; time is wall-clock, and CPU time counts the
+Each writes a GeoPackage. Memory is the peak of the summed resident memory (RSS) of the run's
+process and all its children (geoseg's worker processes), and the peak of their summed
+proportional set size (PSS: a page shared by several processes, such as the libraries a worker
+maps like its parent, counted once), sampled every 10 ms from Linux's ``/proc``, the same way
+for every method; time is wall-clock, and CPU time counts the
 children too. The methods run in turns (reference, geoseg, geoseg serial, reference, ...)
 ``--repeats`` times so that a machine shared with other jobs loads them alike; the median of
 each is compared. The machine's load (``os.getloadavg``) and CPU are printed with the
@@ -123,25 +125,43 @@ def _rss(pid: int) -> int:
         return 0
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size of a process in bytes (its private pages, plus each page it shares
+    divided by the processes sharing it), 0 once it has ended."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
+
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class TreeMemory:
-    """Peak of the summed RSS of this process and its descendants, sampled in a thread.
+    """Peaks of the summed RSS and of the summed PSS of this process and its descendants,
+    sampled in a thread.
 
-    Reads ``/proc`` directly (a few hundred microseconds a sample), so the sampling barely
-    loads the machine it measures.
+    Summed RSS counts a page that several processes share (the libraries GDAL, GEOS and numpy
+    that a worker process maps like its parent) once per process; summed PSS counts it once
+    in all, which is what the processes take from the machine. Reads ``/proc`` directly (about
+    a millisecond a sample), so the sampling barely loads the machine it measures.
     """
 
     def __init__(self, interval: float = 0.01):
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, sum(_rss(pid) for pid in _tree(os.getpid())))
+            pids = _tree(os.getpid())
+            self.peak = max(self.peak, sum(_rss(pid) for pid in pids))
+            self.peak_pss = max(self.peak_pss, sum(_pss(pid) for pid in pids))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> TreeMemory:
@@ -182,7 +202,7 @@ def child(args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - start
     print(json.dumps({"count": count, "area": area, "seconds": seconds,
                       "cpu": _cpu_seconds() - cpu, "peak_mb": memory.peak / 2**20,
-                      "base_mb": baseline.peak / 2**20}))
+                      "peak_pss_mb": memory.peak_pss / 2**20, "base_mb": baseline.peak / 2**20}))
 
 
 NAMES = {"geoseg": "geoseg", "serial": "geoseg serial", "reference": "reference"}
@@ -202,7 +222,8 @@ def measure(method: str, args: argparse.Namespace, mask: Path, out: Path) -> dic
     print(f"{NAMES[method]:>13}: {figures['count']:>7} polygons, total area "
           f"{figures['area']:,.0f} m², {figures['seconds']:.2f} s wall, {figures['cpu']:.2f} s "
           f"CPU, peak RSS {figures['peak_mb']:.0f} MB ({above:.0f} MB above the "
-          f"{figures['base_mb']:.0f} MB after imports), load {load:.1f}", flush=True)
+          f"{figures['base_mb']:.0f} MB after imports), peak PSS {figures['peak_pss_mb']:.0f} MB, "
+          f"load {load:.1f}", flush=True)
     return figures
 
 
@@ -266,7 +287,10 @@ def main() -> None:
             f"{ref['seconds'] / ours['seconds']:.2f}x faster "
             f"(CPU {ref['cpu']:.2f}/{ours['cpu']:.2f} s); "
             f"peak RSS geoseg/reference {ours['peak_mb']:.0f}/{ref['peak_mb']:.0f} MB = "
-            f"{ours['peak_mb'] / ref['peak_mb']:.2f}; load {min(loads):.1f}-{max(loads):.1f}"
+            f"{ours['peak_mb'] / ref['peak_mb']:.2f}, peak PSS "
+            f"{ours['peak_pss_mb']:.0f}/{ref['peak_pss_mb']:.0f} MB = "
+            f"{ours['peak_pss_mb'] / ref['peak_pss_mb']:.2f}; "
+            f"load {min(loads):.1f}-{max(loads):.1f}"
         )
 
 
