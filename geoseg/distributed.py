@@ -46,10 +46,9 @@ from geoseg.errors import GeosegError, InputError, OutputError, ParameterError, 
 from geoseg.jobs import SceneJob, finish_job, plan_banded_job, run_job
 from geoseg.model_archive import read_settings
 from geoseg.outputs import check_output_path
-from geoseg.predict import BandedPrediction, BandResult, PredictOptions
+from geoseg.predict import BandedPrediction, BandResult, PredictOptions, options_for_model
 from geoseg.predictor import ModelPredictor, ModelSpec
 from geoseg.scene import open_scene
-from geoseg.tiling import TileGrid
 
 if TYPE_CHECKING:
     from distributed import LocalCluster
@@ -312,8 +311,7 @@ def band_counts(
     for scene in scenes:
         try:
             with open_scene(scene, require_crs=options.require_crs) as src:
-                shapes.append(TileGrid.for_model(src, settings, options.overlap,
-                                                  options.window).shape)
+                shapes.append(options.grid(src, settings).shape)
         except GeosegError:
             shapes.append((1, 0))
     if band_tile_rows is not None:
@@ -441,6 +439,7 @@ def _plan(
     except GeosegError:
         counts = [1] * len(jobs)
     else:
+        options = options_for_model(options, settings, model)  # the workers' window
         counts = band_counts([job.scene for job in jobs], settings, options, slots,
                              band_tile_rows)
     for index, (job, count) in enumerate(zip(jobs, counts, strict=True)):

@@ -62,11 +62,12 @@ from geoseg.predict import (
     OUTPUT_BLOCK,
     BatchPredictor,
     PredictOptions,
+    options_for_model,
     predict_scene,
 )
 from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
-from geoseg.tiling import TileGrid, block_windows
+from geoseg.tiling import block_windows
 from geoseg.vectorize import PolygonOptions, polygons_from_mask
 
 __all__ = [
@@ -333,7 +334,7 @@ def _count_tiles(scenes: Sequence[LabelledScene], settings: ModelSettings,
     for scene in scenes:
         with open_scene(scene.image) as src:
             select_bands(src, settings.bands, options.bands)
-            total += len(TileGrid.for_model(src, settings, options.overlap, options.window))
+            total += len(options.grid(src, settings))
     return total
 
 
@@ -401,7 +402,7 @@ def evaluate_scenes(
         raise InputError("no scene to evaluate")
     if not 0 < iou_threshold <= 1:
         raise ParameterError(f"{param('iou_threshold')} must be in (0, 1], got {iou_threshold}")
-    opts = options if options is not None else PredictOptions()
+    opts = options_for_model(options, settings, predictor)
     run = _Run(predictor, settings, opts, rgb_map, iou_threshold, objects)
     with ExitStack() as stack:
         stack.enter_context(_georeference_not_expected(not expect_georeference))

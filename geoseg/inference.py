@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from geoseg.batching import in_batches, windows_per_batch
 from geoseg.errors import InputError, ModelError, param
 from geoseg.predictor import Device, Precision, check_run_settings
 
@@ -119,7 +120,10 @@ class KerasPredictor:
         check_run_settings(batch_size, device, precision)
         self.model = bfloat16_model(model) if precision == "bfloat16" else model
         self._resize = resize
+        self.takes_windows = resize is not None
+        """Whether it runs windows larger than the model's tile."""
         self._side = model.input_shape[1]
+        self._tile_size = self._side
         self._by_side: dict[int, tuple[keras.Model, Callable[[tf.Tensor], tf.Tensor]]] = {}
         self.batch_size = batch_size
         self.device = resolve_device(device)
@@ -163,15 +167,10 @@ class KerasPredictor:
                 return np.asarray(self._forward(tensor))
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities for a batch of tiles (any count up to ``batch_size`` or more)."""
+        """Probabilities for a batch of tiles (any count up to ``batch_size`` or more), or of
+        windows larger than the model's tile, as many at a time as hold no more pixels
+        (:func:`geoseg.batching.windows_per_batch`)."""
         if batch.shape[1] != self._side:
             self._use_side(batch.shape[1])
-        count = batch.shape[0]
-        outputs = []
-        for start in range(0, count, self.batch_size):
-            chunk = batch[start : start + self.batch_size]
-            short = self.batch_size - chunk.shape[0]
-            if short:
-                chunk = np.concatenate([chunk, np.zeros((short, *chunk.shape[1:]), chunk.dtype)])
-            outputs.append(self._run(chunk)[: self.batch_size - short])
-        return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
+        return in_batches(self._run, batch,
+                          windows_per_batch(self.batch_size, self._tile_size, self._side))

@@ -43,6 +43,7 @@ import rasterio.shutil
 from rasterio.windows import Window
 
 from geoseg import __version__
+from geoseg.batching import windows_per_batch
 from geoseg.blending import RowBandAccumulator, coverage_weights
 from geoseg.errors import InputError, ParameterError, param
 from geoseg.journal import FinishedRows, PredictionJournal
@@ -59,7 +60,7 @@ from geoseg.predictor import file_digest
 from geoseg.scene import describe_validity, open_scene, scene_fingerprint, select_bands
 from geoseg.settings import ModelSettings
 from geoseg.styles import class_colours, raster_style, write_style
-from geoseg.tiling import Tile, TileGrid, read_tile
+from geoseg.tiling import Tile, TileGrid, WindowChoice, read_tile, resolve_window
 from geoseg.tta import TTA_MODES, TTAMode, with_tta
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "BatchPredictor",
     "PredictOptions",
     "PredictionResult",
+    "options_for_model",
     "predict_scene",
     "MASK_NODATA",
     "PROBABILITY_NODATA",
@@ -91,6 +93,13 @@ class BatchPredictor(Protocol):
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Map ``(n, size, size, bands)`` float32 to ``(n, size, size, classes)`` float32."""
         ...
+
+
+class _Batching(Protocol):
+    """What resolves an automatic window: a predictor, or a model spec to load one from."""
+
+    @property
+    def batch_size(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -234,13 +243,21 @@ class PredictOptions:
     """Test-time augmentation (:mod:`geoseg.tta`): each tile's probabilities averaged over its
     flipped (``flips``, 4 model calls) or flipped and rotated (``d4``, 8 calls) copies before
     blending."""
-    window: int | None = None
-    """Predict windows of this many pixels a side instead of the model's tile, with the same
-    overlap (:meth:`geoseg.tiling.TileGrid.for_model`): the FlexUNet is fully convolutional,
+    window: WindowChoice = "auto"
+    """The side of the windows the model predicts, with the model's overlap
+    (:meth:`geoseg.tiling.TileGrid.for_model`): ``"auto"`` (the largest window one batch of
+    tiles holds, when the predictor takes windows: :func:`geoseg.tiling.resolve_window`),
+    ``"tile"`` (the model's tile) or a number of pixels. The FlexUNet is fully convolutional,
     and larger windows predict less of the scene twice (512-pixel tiles with a 64-pixel
-    overlap compute every pixel 1.31 times, 2048-pixel windows 1.07 times). The model's tile
-    by default. Probabilities differ slightly from tile-size windows (the model sees other
+    overlap compute every pixel 1.31 times, 1024-pixel windows 1.15 times, 2048-pixel ones
+    1.07 times). Probabilities differ slightly from tile-size windows (the model sees other
     borders)."""
+
+    def grid(self, src: rasterio.io.DatasetReader, settings: ModelSettings) -> TileGrid:
+        """The grid a run with these options reads ``src`` with; an ``"auto"`` window not
+        resolved for a predictor (:func:`options_for_model`) is the model's tile."""
+        return TileGrid.for_model(src, settings, self.overlap,
+                                  resolve_window(self.window, settings, 1, False))
 
     def __post_init__(self) -> None:
         if self.bands is not None:
@@ -311,7 +328,7 @@ def predict_scene(
         Outputs cannot be written, exist without ``overwrite``, or are an input of the run.
     """
     started = time.perf_counter()
-    opts = _with_model_defaults(options, settings)
+    opts = options_for_model(options, settings, predictor)
     with ExitStack() as stack:
         run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                         model_file, getattr(predictor, "runtime", None))
@@ -420,15 +437,18 @@ class BandedPrediction:
         probabilities_path: str | os.PathLike[str] | None = None,
         model_file: str | os.PathLike[str] | None = None,
         runtime: str | None = None,
+        model: _Batching | None = None,
         bands: int = 2,
     ) -> BandedPrediction:
         """Check the run and split the scene into at most ``bands`` bands of rows.
 
         Parameters are those of :func:`predict_scene`, ``runtime``: what the bands' predictors
-        compute with (:meth:`geoseg.predictor.ModelSpec.runtime`), and ``bands``: the bands
-        wanted. Each band holds about as many tile rows; the boundaries are block boundaries
-        crossed by as few tile rows as possible (each one crossing is blended by both its
-        bands).
+        compute with (:meth:`geoseg.predictor.ModelSpec.runtime`), ``model``: the predictor or
+        :class:`~geoseg.predictor.ModelSpec` they are, which resolves an ``"auto"`` window as
+        :func:`predict_scene` does (:func:`options_for_model`; without it, the model's tile),
+        and ``bands``: the bands wanted. Each band holds about as many tile rows; the
+        boundaries are block boundaries crossed by as few tile rows as possible (each one
+        crossing is blended by both its bands).
 
         Starts the run's journal (kept with ``resume``, whose saved rows are not predicted
         again).
@@ -438,7 +458,7 @@ class BandedPrediction:
         GeosegError
             As :func:`predict_scene`, for every mistake knowable before predicting.
         """
-        opts = _with_model_defaults(options, settings)
+        opts = options_for_model(options, settings, model)
         if bands < 1:
             raise ParameterError(f"{param('bands')} must be at least 1, got {bands}")
         with ExitStack() as stack:
@@ -477,7 +497,7 @@ class BandedPrediction:
                 shared = frozenset(tile_row for band_start, _ in self.bands[1:]
                                    for tile_row in _tile_rows_across(run.grid, band_start))
                 if index + 1 < len(self.bands):
-                    predicted += _predict_ahead(run, predictor, self.options, [
+                    predicted += _predict_ahead(run, predictor, self.settings, self.options, [
                         tile for tile_row in _tile_rows_across(run.grid, stop)
                         for tile in _right_half(run.grid.row_tiles(tile_row))])
                 predicted += _predict_rows(run, predictor, self.settings, self.options, top,
@@ -581,14 +601,15 @@ def _right_half(tiles: list[Tile]) -> list[Tile]:
     return tiles[(len(tiles) + 1) // 2:]
 
 
-def _predict_ahead(run: _OpenRun, predictor: BatchPredictor, opts: PredictOptions,
-                   tiles: list[Tile]) -> int:
+def _predict_ahead(run: _OpenRun, predictor: BatchPredictor, settings: ModelSettings,
+                   opts: PredictOptions, tiles: list[Tile]) -> int:
     """Predict the ``tiles`` with data that no band saved yet and save the model's raw output
     for each in the run's journal; returns how many were predicted."""
     predictor = with_tta(predictor, opts.tta)
     todo = [tile for tile in tiles if not run.journal.has_tile(tile.row, tile.col)]
     predicted = 0
-    for batch in _batches(run.src, run.grid, run.bands, max(1, int(predictor.batch_size)),
+    batch_size = _batch_windows(predictor, run.grid, settings)
+    for batch in _batches(run.src, run.grid, run.bands, batch_size,
                           extra_nodata=opts.extra_nodata, tiles=todo):
         if batch.tiles:
             for tile, probs in zip(batch.tiles, predictor(batch.images), strict=True):
@@ -628,7 +649,7 @@ def _open_run(
                              f"classes; this model has {settings.num_classes}")
     src = stack.enter_context(open_scene(scene_path, require_crs=opts.require_crs))
     band_list = select_bands(src, settings.bands, opts.bands)
-    grid = TileGrid.for_model(src, settings, opts.overlap, opts.window)
+    grid = opts.grid(src, settings)
     inputs = [*src.files, *([model_file] if model_file is not None else [])]
     mask_final = check_output_path(out_path, opts.overwrite, inputs)
     prob_final = (check_output_path(probabilities_path, opts.overwrite, inputs)
@@ -908,13 +929,33 @@ RowsFinished = Callable[[int, np.ndarray, "np.ndarray | None"], None]
 """Called with each finished block row: ``(row_off, mask, probabilities or None)``."""
 
 
-def _with_model_defaults(options: PredictOptions | None, settings: ModelSettings
-                         ) -> PredictOptions:
-    """The options of a run with the model's own defaults filled in (its threshold)."""
+def _batch_windows(predictor: BatchPredictor, grid: TileGrid, settings: ModelSettings) -> int:
+    """Windows per model call: as many as the predictor runs at a time
+    (:func:`geoseg.batching.windows_per_batch`)."""
+    return windows_per_batch(max(1, int(predictor.batch_size)), settings.image_size,
+                             grid.tile_size)
+
+
+def options_for_model(options: PredictOptions | None, settings: ModelSettings,
+                      predictor: _Batching | None = None) -> PredictOptions:
+    """The options of a run with the model's own defaults filled in: its threshold, and an
+    ``"auto"`` window resolved for ``predictor`` (its ``batch_size``, and whether it
+    ``takes_windows``: :func:`geoseg.tiling.resolve_window`; without a predictor the model's
+    tile). Anything with those attributes will do, such as a
+    :class:`geoseg.predictor.ModelSpec` that Dask workers will load.
+
+    Raises
+    ------
+    ParameterError
+        A window that is neither ``auto``, ``tile`` nor a number of pixels.
+    """
     opts = options if options is not None else PredictOptions()
     if opts.threshold is None and settings.threshold is not None:
         opts = replace(opts, threshold=settings.threshold)
-    return opts
+    window = resolve_window(opts.window, settings,
+                            predictor.batch_size if predictor is not None else 1,
+                            getattr(predictor, "takes_windows", False))
+    return replace(opts, window="tile" if window is None else window)
 
 
 def _predict_rows(
@@ -946,7 +987,7 @@ def _predict_rows(
     """
     predictor = with_tta(predictor, opts.tta)
     grid = run.grid
-    batch_size = max(1, int(predictor.batch_size))
+    batch_size = _batch_windows(predictor, grid, settings)
     # Tiles are added in row order, and the rows above a new tile row's block boundary are
     # finished first: the band holds less than one block plus one tile.
     accumulator = RowBandAccumulator(

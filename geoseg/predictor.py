@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     from geoseg.predict import BatchPredictor
 
 __all__ = [
-    "AUTO_BACKEND", "BACKENDS", "DEVICES", "PRECISIONS", "Backend", "Device", "ModelPredictor",
-    "ModelSpec", "Precision", "check_run_settings", "file_digest", "load_predictor",
-    "resolve_backend",
+    "AUTO_BACKEND", "BACKENDS", "DEVICES", "PRECISIONS", "WINDOW_BACKENDS", "Backend", "Device",
+    "ModelPredictor", "ModelSpec", "Precision", "check_run_settings", "file_digest",
+    "load_predictor", "resolve_backend",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,9 @@ every model measured (``bench/inference_speed.py``, figures in ``bench/RESULTS.m
 in float32 was 1.11x and 1.17x as fast, with the same masks, and starts without TensorFlow
 once the model is converted)."""
 _BFLOAT16_BACKENDS = ("auto", "keras", "openvino")
+WINDOW_BACKENDS = ("keras", "openvino")
+"""Backends that run windows larger than the model's tile (the others run fixed-size
+conversions)."""
 _PACKAGES = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "ai_edge_litert"}
 
 
@@ -146,6 +149,13 @@ class ModelSpec:
         object.__setattr__(self, "path", resolve_model(self.path))
         check_run_settings(self.batch_size, self.device, self.precision, self.backend)
 
+    @property
+    def takes_windows(self) -> bool:
+        """Whether the backend that runs (``auto`` resolved) takes windows larger than the
+        model's tile (:data:`WINDOW_BACKENDS`)."""
+        return resolve_backend(self.backend, self.device, self.precision,
+                               self.path) in WINDOW_BACKENDS
+
     def runtime(self, backend: str | None = None) -> str:
         """What computes the probabilities: the backend (``auto`` resolved, unless the
         resolved ``backend`` is given), the precision and the device, e.g. ``"openvino float32
@@ -178,6 +188,8 @@ class ModelPredictor:
         """The backend that runs the model (``auto`` resolved)."""
         self.runtime = spec.runtime(self.backend)
         """What computes the probabilities (:meth:`ModelSpec.runtime`)."""
+        self.takes_windows = self.backend in WINDOW_BACKENDS
+        """Whether it runs windows larger than the model's tile."""
         self._loaded: BatchPredictor | None = None
         self._loader: threading.Thread | None = None
         self._failure: BaseException | None = None

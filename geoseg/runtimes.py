@@ -19,12 +19,12 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from geoseg.batching import in_batches, windows_per_batch
 from geoseg.errors import ModelError
 
 __all__ = [
@@ -92,20 +92,6 @@ def _runtime_module(module: str, package: str, extra: str, backend: str) -> Any:
                          f"pip install 'geoseg[{extra}]' (or choose another backend)") from exc
 
 
-def _in_batches(
-    run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, batch_size: int
-) -> np.ndarray:
-    """Call ``run`` on chunks of exactly ``batch_size`` tiles (the last one padded)."""
-    outputs = []
-    for start in range(0, batch.shape[0], batch_size):
-        chunk = np.ascontiguousarray(batch[start : start + batch_size], dtype=np.float32)
-        short = batch_size - chunk.shape[0]
-        if short:
-            chunk = np.concatenate([chunk, np.zeros((short, *chunk.shape[1:]), np.float32)])
-        outputs.append(run(chunk)[: batch_size - short])
-    return np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
-
-
 def _check_side(chunk: np.ndarray, side: object, backend: str) -> None:
     """Refuse tiles of another side than a fixed-size converted model takes."""
     if isinstance(side, int) and chunk.shape[1] != side:
@@ -133,6 +119,7 @@ class OnnxPredictor:
     def __init__(self, path: str | os.PathLike[str], batch_size: int = 4):
         onnxruntime = _runtime_module("onnxruntime", "onnxruntime", "onnx", "onnx")
         self.batch_size = batch_size
+        self.takes_windows = False
         try:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = thread_budget()
@@ -150,7 +137,7 @@ class OnnxPredictor:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities ``(n, size, size, classes)`` for a batch of tiles."""
-        return _in_batches(self._run, batch, self.batch_size)
+        return in_batches(self._run, batch, self.batch_size)
 
 
 class OpenVinoPredictor:
@@ -161,7 +148,9 @@ class OpenVinoPredictor:
     path : path
         The ``.onnx`` file.
     batch_size : int
-        Tiles per call; the model is compiled for this batch.
+        Tiles per call; the model is compiled for this batch, and for windows larger than the
+        model's tile for as many as hold no more pixels
+        (:func:`geoseg.batching.windows_per_batch`).
     precision : {"float32", "bfloat16"}
         OpenVINO's inference precision. Left to itself OpenVINO computes in bfloat16 on CPUs
         with AVX512-BF16 or AMX, so float32 is asked for explicitly unless bfloat16 is.
@@ -177,6 +166,7 @@ class OpenVinoPredictor:
                  precision: str = "float32"):
         openvino = _runtime_module("openvino", "openvino", "openvino", "openvino")
         self.batch_size = batch_size
+        self.takes_windows = True
         self._path = path
         self._core = openvino.Core()
         self._config = {
@@ -188,17 +178,19 @@ class OpenVinoPredictor:
         }
         self._requests: dict[int, Any] = {}
         """An inference request per tile side, compiled the first time a side comes."""
-        self._compile(None)
+        self._tile_size = self._compile(None)
         log.info("running %s with OpenVINO %s on the CPU in %s", path, openvino.__version__,
                  precision)
 
-    def _compile(self, side: int | None) -> None:
-        """Compile the model for tiles of ``side`` pixels (``None``: the model's own)."""
+    def _compile(self, side: int | None) -> int:
+        """Compile the model for tiles of ``side`` pixels (``None``: the model's own), in
+        batches of :meth:`_chunk`; returns the side compiled."""
         try:
             model = self._core.read_model(str(self._path))
             shape = model.inputs[0].get_partial_shape()
-            shape[0] = self.batch_size  # a static shape: compiled for exactly this batch
+            shape[0] = self.batch_size
             if side is not None:  # fully convolutional: the same graph, larger windows
+                shape[0] = self._chunk(side)
                 shape[1] = shape[2] = side
             model.reshape({model.inputs[0]: shape})
             compiled = self._core.compile_model(model, "CPU", self._config)
@@ -208,6 +200,11 @@ class OpenVinoPredictor:
                              + f" ({exc})") from exc
         compiled_side = int(compiled.inputs[0].get_shape()[1])
         self._requests[compiled_side] = compiled.create_infer_request()
+        return compiled_side
+
+    def _chunk(self, side: int) -> int:
+        """Windows of ``side`` pixels per inference: a static shape, the last chunk padded."""
+        return windows_per_batch(self.batch_size, self._tile_size, side)
 
     def _run(self, chunk: np.ndarray) -> np.ndarray:
         side = chunk.shape[1]
@@ -219,7 +216,7 @@ class OpenVinoPredictor:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities ``(n, side, side, classes)`` for a batch of tiles of any side the
         network takes (windows larger than the model's tile are compiled once per side)."""
-        return _in_batches(self._run, batch, self.batch_size)
+        return in_batches(self._run, batch, self._chunk(batch.shape[1]))
 
 
 class TfLitePredictor:
@@ -243,6 +240,7 @@ class TfLitePredictor:
         litert = _runtime_module("ai_edge_litert.interpreter", "ai-edge-litert", "tflite",
                                  "tflite")
         self.batch_size = batch_size
+        self.takes_windows = False
         try:
             self._interpreter: Any = litert.Interpreter(model_path=str(path),
                                                         num_threads=thread_budget())
@@ -265,7 +263,7 @@ class TfLitePredictor:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities ``(n, size, size, classes)`` for a batch of tiles."""
-        return _in_batches(self._run, batch, self.batch_size)
+        return in_batches(self._run, batch, self.batch_size)
 
 
 def open_runtime(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,9 @@ from geoseg.predictor import ModelPredictor, ModelSpec
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)
+TILES = PredictOptions(window="tile")
+"""The model's 64-pixel tiles (the band geometry below is counted in them), not the larger
+windows ``auto`` gives the keras and openvino backends."""
 BLOB_ROWS = (256, 512, 770)
 """Rows the bright blobs (landslides to the model) are centred on: the band boundaries."""
 
@@ -71,7 +75,7 @@ def tall_scene(tmp_path) -> Path:
 def test_bands_in_any_order_give_the_bytes_of_one_run(tall_scene, tmp_path, model_path):
     spec = ModelSpec(model_path, batch_size=3, device="cpu")
     predictor = ModelPredictor(spec)
-    options = PredictOptions(probability_dtype="float32", cog=True)
+    options = PredictOptions(probability_dtype="float32", cog=True, window="tile")
     reference = predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS, options,
                               probabilities_path=tmp_path / "one_prob.tif",
                               model_file=model_path)
@@ -99,7 +103,7 @@ def test_bands_in_any_order_give_the_bytes_of_one_run(tall_scene, tmp_path, mode
 def test_bands_hand_over_the_shared_rows_after_test_time_augmentation(tall_scene, tmp_path,
                                                                       model_path):
     predictor = ModelPredictor(ModelSpec(model_path, batch_size=4, device="cpu"))
-    options = PredictOptions(tta="flips", probability_dtype="float32")
+    options = PredictOptions(tta="flips", probability_dtype="float32", window="tile")
     reference = predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS, options,
                               probabilities_path=tmp_path / "one_prob.tif")
     plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, options,
@@ -127,15 +131,15 @@ class LostAfter:
 def test_a_band_lost_half_way_continues_below_its_saved_rows(tall_scene, tmp_path,
                                                              model_path):
     predictor = ModelPredictor(ModelSpec(model_path, batch_size=3, device="cpu"))
-    predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS)
-    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, bands=2)
+    predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS, TILES)
+    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, TILES, bands=2)
     assert plan.bands == ((0, 512), (512, 900))
     first = plan.predict_band(0, predictor)
     with pytest.raises(KeyboardInterrupt):
         plan.predict_band(1, LostAfter(predictor, 13))  # after 36 tiles: one block row saved
     # the run goes on elsewhere, and so does the band: from the first row not saved
     resumed = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS,
-                                    PredictOptions(resume=True), bands=2)
+                                    replace(TILES, resume=True), bands=2)
     second = resumed.predict_band(1, predictor)
     assert second.rows_resumed == 256
     assert resumed.predict_band(0, predictor).rows_resumed == 512  # nothing left to predict
@@ -146,12 +150,12 @@ def test_a_band_lost_half_way_continues_below_its_saved_rows(tall_scene, tmp_pat
 def test_a_single_process_run_continues_in_bands(tall_scene, tmp_path, model_path,
                                                  monkeypatch):
     predictor = ModelPredictor(ModelSpec(model_path, batch_size=3, device="cpu"))
-    predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS)
+    predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS, TILES)
     monkeypatch.chdir(tall_scene.parent)
     with pytest.raises(KeyboardInterrupt):  # interrupted below row 512
-        predict_scene(tall_scene.name, "bands.tif", LostAfter(predictor, 20), SETTINGS)
+        predict_scene(tall_scene.name, "bands.tif", LostAfter(predictor, 20), SETTINGS, TILES)
     plan = BandedPrediction.plan(str(tall_scene), tmp_path / "bands.tif", SETTINGS,
-                                 PredictOptions(resume=True), bands=2)
+                                 replace(TILES, resume=True), bands=2)
     results = [plan.predict_band(i, predictor) for i in range(2)]
     assert [r.rows_resumed for r in results] == [512, 0]
     plan.assemble(results)
@@ -251,20 +255,21 @@ def test_two_dask_workers_split_a_scene_into_bands_with_the_bytes_of_one_run(
         assert list(quiet.values()) == [False, False]  # no stack sampling on the workers
         client.register_plugin(kill_first_band_worker(marker))
         spread = predict_scenes(jobs(tmp_path / "dask"), spec, options,
-                                scheduler=cluster.scheduler_address, band_tile_rows=5)
+                                scheduler=cluster.scheduler_address, band_tile_rows=3)
         assert marker.exists()  # a worker was lost in the middle of a band
         result = runner.invoke(cli, [*base, "--out", str(tmp_path / "dask" / "cog.tif"),
                                      "--vector", str(tmp_path / "dask" / "cog.geojson"),
                                      "--dask-scheduler", cluster.scheduler_address,
-                                     "--band-tile-rows", "5"])
+                                     "--band-tile-rows", "3"])
         assert result.exit_code == 0, result.output
     assert "4 bands on workers" in result.output
     tall, little = spread
     assert tall.error is None and little.error is None
+    assert serial[0].result.tiles_predicted == 10 * 3  # auto: 108-pixel windows, not 19 x 5 tiles
     assert [band.result.rows for band in tall.bands] == [(0, 256), (256, 512), (512, 768),
                                                          (768, 900)]
     assert str(os.getpid()) not in {band.worker.rsplit(":", 1)[1] for band in tall.bands}
-    assert not little.bands  # 3 tile rows: one task
+    assert not little.bands  # 2 window rows: one task
     assert tall.result.foreground_pixels == serial[0].result.foreground_pixels
     assert tall.vector.count == serial[0].vector.count > 0
     names = sorted(p.name for p in (tmp_path / "serial").iterdir())

@@ -66,7 +66,7 @@ def test_predict_reports_tiles_even_when_quiet(make_raster, tmp_path):
     scene = make_raster(height=300, width=200)
     result = CliRunner().invoke(cli, [
         "predict", str(scene), "--model", str(model), "--out", str(tmp_path / "mask.tif"),
-        "--batch-size", "2", "--progress", "json", "-q"])
+        "--batch-size", "2", "--window", "tile", "--progress", "json", "-q"])
     assert result.exit_code == 0, result.output
     lines = progress_lines(result.stderr)
     check_run(lines, "tiles")

@@ -1,5 +1,6 @@
 """Inference windows larger than the model's tile: same grid rules, same outputs' geometry,
-fewer pixels predicted twice, on Keras and OpenVINO; a clear refusal elsewhere."""
+fewer pixels predicted twice, on Keras and OpenVINO, by default as large as a batch holds; a
+clear refusal elsewhere."""
 
 from __future__ import annotations
 
@@ -67,16 +68,19 @@ def test_a_resized_flexunet_has_the_same_weights(model_file):
     assert resized_flexunet(model, settings, 128).output_shape == (None, 128, 128, 2)
 
 
-@pytest.mark.parametrize("backend", [
+WINDOW_BACKENDS = [
     "keras",
     pytest.param("openvino", marks=pytest.mark.skipif(
         importlib.util.find_spec("openvino") is None, reason="openvino is not installed")),
-])
+]
+
+
+@pytest.mark.parametrize("backend", WINDOW_BACKENDS)
 def test_windows_run_on_keras_and_openvino_close_to_tiles(model_file, make_raster, tmp_path,
                                                          backend):
     scene = make_raster(height=260, width=300)
     predictor = load_predictor(model_file, batch_size=2, backend=backend)
-    options = PredictOptions(probability_dtype="float32")
+    options = PredictOptions(probability_dtype="float32", window="tile")
     tiles = predict_scene(scene, tmp_path / "t.tif", predictor, predictor.settings, options,
                           probabilities_path=tmp_path / "tp.tif")
     windows = predict_scene(scene, tmp_path / "w.tif", predictor, predictor.settings,
@@ -108,3 +112,54 @@ def test_the_cli_takes_a_window_and_refuses_a_bad_one_in_one_line(model_file, ma
     if importlib.util.find_spec("onnxruntime") is not None:
         assert onnx.exit_code == 1 and "runs 64-pixel tiles only" in onnx.output
         assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.parametrize("backend", WINDOW_BACKENDS)
+def test_a_batch_holds_as_many_windows_as_tiles_pixels(model_file, backend):
+    predictor = load_predictor(model_file, batch_size=4, backend=backend).ready()
+    calls: list[tuple[int, ...]] = []
+    run = predictor._run  # type: ignore[attr-defined]
+    predictor._run = lambda chunk: calls.append(chunk.shape) or run(chunk)  # type: ignore[attr-defined]
+    windows = np.random.default_rng(1).uniform(0, 255, (3, 128, 128, 3)).astype(np.float32)
+    assert predictor(windows).shape == (3, 128, 128, 2)
+    assert calls == [(1, 128, 128, 3)] * 3  # one 128-pixel window holds four 64-pixel tiles
+    calls.clear()
+    assert predictor(windows[:, :96, :96]).shape == (3, 96, 96, 2)
+    assert calls == [(1, 96, 96, 3)] * 3  # 9216 pixels: one window, 16384 / 9216 rounded down
+    calls.clear()
+    assert predictor(windows[:, :64, :64].repeat(2, axis=0)).shape == (6, 64, 64, 2)
+    assert calls == [(4, 64, 64, 3)] * 2  # tiles: 4 a call, the last call padded
+
+
+@pytest.mark.parametrize(("backend", "batch_size", "window"), [
+    ("keras", 4, 128),  # twice the tile's side
+    ("keras", 1, 64),  # one tile a batch: the tile
+    pytest.param("onnx", 4, 64, marks=pytest.mark.skipif(  # fixed-size conversions: the tile
+        importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")),
+])
+def test_the_default_window_is_as_large_as_a_batch_holds(model_file, make_raster, tmp_path,
+                                                         backend, batch_size, window):
+    scene = make_raster(height=300, width=500)
+    predictor = load_predictor(model_file, batch_size=batch_size, backend=backend)
+    result = predict_scene(scene, tmp_path / "auto.tif", predictor, SETTINGS)
+    with rasterio.open(scene) as src:
+        assert result.tiles_predicted == len(TileGrid.for_model(src, SETTINGS, window=window))
+    pixelwise = predict_scene(scene, tmp_path / "pixelwise.tif", PixelwisePredictor(), SETTINGS)
+    with rasterio.open(scene) as src:  # a predictor that does not say it takes windows: tiles
+        assert pixelwise.tiles_predicted == len(TileGrid.for_model(src, SETTINGS))
+
+
+def test_the_cli_window_choices(model_file, make_raster, tmp_path):
+    scene = make_raster(height=200, width=200)
+    runner = CliRunner()
+    counts = {}
+    for choice in ("auto", "tile"):
+        result = runner.invoke(cli, ["predict", str(scene), "--model", str(model_file), "--out",
+                                     str(tmp_path / f"{choice}.tif"), "--window", choice])
+        assert result.exit_code == 0, result.output
+        counts[choice] = int(result.output.split(" of ")[1].split()[0])
+    assert counts == {"auto": 4, "tile": 16}  # 2 x 2 windows of 108 pixels; 4 x 4 tiles
+    bad = runner.invoke(cli, ["predict", str(scene), "--model", str(model_file), "--out",
+                              str(tmp_path / "b.tif"), "--window", "big"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert "'big' is not auto, tile or a number of pixels" in bad.output

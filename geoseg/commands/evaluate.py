@@ -99,7 +99,7 @@ def evaluate(
     iou_threshold: float | None,
     bands: list[int] | None,
     tta: str,
-    window: int | None,
+    window: int | str,
     no_objects: bool,
     quiet: bool,
     overwrite: bool,
@@ -133,7 +133,7 @@ def evaluate(
     settings = predictor.settings
     options = PredictOptions(overlap=overlap, bands=tuple(bands) if bands else None,
                              threshold=threshold, tta=tta,  # type: ignore[arg-type]
-                             window=window)
+                             window=window)  # type: ignore[arg-type]
     iou = iou_threshold or config.eval.iou_threshold
     with ProgressBar("tiles", enabled=not quiet) as progress:
         if isinstance(source, list):

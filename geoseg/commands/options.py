@@ -43,14 +43,29 @@ vectorize_workers_opt = click.option(
     "the polygons do not depend on it.",
 )
 
+class WindowChoiceType(click.ParamType):
+    """``auto``, ``tile`` or a window side in pixels (:data:`geoseg.tiling.WindowChoice`)."""
+
+    name = "auto|tile|PIXELS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) or value in ("auto", "tile"):
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"{value!r} is not auto, tile or a number of pixels", param, ctx)
+
+
 window_opt = click.option(
     "--window",
-    type=click.IntRange(min=16),
-    default=None,
-    metavar="PIXELS",
-    help="Predict windows of this side instead of the model's tile, with the same overlap: "
-    "less of the scene is predicted twice (e.g. 2048 for a 512-pixel model; a multiple of "
-    "the model's size step; openvino or keras backend) [default: the model's tile].",
+    type=WindowChoiceType(),
+    default="auto",
+    show_default=True,
+    help="Side of the windows the model predicts, with the model's overlap. auto: as large as "
+    "one batch holds (twice the tile's side with --batch-size 4, the tile with 1; keras and "
+    "openvino backends); tile: the model's tile; or pixels, a multiple of the model's size "
+    "step. Larger windows predict less of the scene twice.",
 )
 
 tta_opt = click.option(

@@ -101,7 +101,7 @@ def predict(
     batch_size: int,
     bands: list[int] | None,
     tta: str,
-    window: int | None,
+    window: int | str,
     device: str,
     precision: str,
     backend: str,
@@ -149,7 +149,7 @@ def predict(
         probability_dtype=probability_dtype,  # type: ignore[arg-type]
         cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
         tta=tta,  # type: ignore[arg-type]
-        window=window,
+        window=window,  # type: ignore[arg-type]
     )
     if band_tile_rows is not None and not (workers or dask_scheduler):
         raise click.UsageError("--band-tile-rows applies with --workers or --dask-scheduler")
