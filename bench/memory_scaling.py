@@ -17,6 +17,7 @@ peak RSS to the ``--size`` scene's (target <= 1.05).
 
     python bench/memory_scaling.py               # 4096 and 8192 pixels square
     python bench/memory_scaling.py --size 2048
+    python bench/memory_scaling.py --window tile  # the model's tile instead of larger windows
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=4096, help="side of the small scene")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--window", default="auto", help="geoseg predict --window (auto, the "
+                        "default: windows as large as a batch holds, fitted to each scene; "
+                        "tile: the model's tile)")
     args = parser.parse_args()
 
     import keras
@@ -83,8 +87,8 @@ def main() -> None:
             write_big_scene(scene, height, seed=1, width=width)
             command = ["predict", str(scene),
                        "--model", str(model), "--out", str(folder / f"mask{height}x{width}.tif"),
-                       "--batch-size", str(args.batch_size), "--device", "cpu", "-q",
-                       "--overwrite"]
+                       "--batch-size", str(args.batch_size), "--window", args.window,
+                       "--device", "cpu", "-q", "--overwrite"]
             peaks[name], seconds = peak_rss_mib(command)
             if warm_up:
                 print(f"(a first run converted the model: peak RSS {peaks[name]:.0f} MiB, "

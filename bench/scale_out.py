@@ -8,7 +8,7 @@ and one TensorFlow thread per worker, Dask's profiler off), loads the model on
 every worker and runs one batch through it (outside the timing, as a long run pays that once
 per worker), and times :func:`geoseg.distributed.predict_scenes` on the scene, alternately,
 ``--repeats`` times, keeping each side's best. One worker predicts the scene as one task; two
-workers split it into two bands of rows (the tile row they share is predicted once, half by
+workers split it into two bands of rows (the window row they share is predicted once, half by
 each band, and handed over through the work folder) and
 one of them writes the outputs from the bands' rows. The two runs' masks must be the same
 bytes. ``--probabilities`` also writes uint8 probabilities (so the assembly writes them too).
@@ -17,11 +17,14 @@ It prints the machine's load average next to every run (the machine is shared) a
 seconds the workers spent (which other programs disturb much less than wall time: on an idle
 machine 2 workers cannot finish before their CPU seconds shared by the cores, which bounds the
 speed-up; one worker already uses a little of the second core for reading and blending), the
-seconds per tile of one worker (the figure to extrapolate from), how fast the assembly wrote
-the outputs (the part one worker does alone), that extrapolation to a 50 gigapixel scene, and
-last the speed-up of 2 workers over 1 in wall time (target >= 1.7).
+seconds per scene megapixel of one worker (the figure to extrapolate from, whatever the
+windows), how fast the assembly wrote the outputs (the part one worker does alone), that
+extrapolation to a 50 gigapixel scene, and last the speed-up of 2 workers over 1 in wall time
+(target >= 1.7). ``--window`` is passed to the prediction (``auto``, the default, or ``tile``
+for the model's 512-pixel tiles).
 
-    python bench/scale_out.py                     # 8192 x 8192, 361 tiles, ~10 min on 2 idle cores
+    python bench/scale_out.py                     # 8192 x 8192, 81 windows, ~8 min on 2 idle cores
+    python bench/scale_out.py --window tile       # 361 tiles of 512 pixels
     python bench/scale_out.py --size 7680 --repeats 1 --probabilities
 """
 
@@ -67,6 +70,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--kernels", type=int, default=7, help="first-level kernel size")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--window", default="auto",
+                        help="predict --window: auto (the default), tile or pixels")
     parser.add_argument("--probabilities", action="store_true",
                         help="also write uint8 probabilities")
     args = parser.parse_args()
@@ -85,6 +90,7 @@ def main() -> None:
     settings = ModelSettings(image_size=512, base_filters=8, num_layers=5,
                              base_kernels=args.kernels)
     env = {"TF_CPP_MIN_LOG_LEVEL": "3", "GEOSEG_TF_LOGS": "0"}
+    window = int(args.window) if args.window.isdecimal() else args.window
     with tempfile.TemporaryDirectory(prefix="geoseg-bench-") as tmp:
         folder = Path(tmp)
         scene = folder / "scene.tif"
@@ -112,7 +118,7 @@ def main() -> None:
                         cpu_before = sum(client.run(cpu_seconds).values())
                     started = time.perf_counter()
                     outcome, = predict_scenes([SceneJob(str(scene), mask, probabilities)], spec,
-                                              PredictOptions(overwrite=True),
+                                              PredictOptions(overwrite=True, window=window),
                                               scheduler=cluster.scheduler_address)
                     seconds = time.perf_counter() - started
                     with Client(cluster) as client:
@@ -129,7 +135,7 @@ def main() -> None:
                     if outcome.assembly_seconds is not None:
                         assembly.append(outcome.assembly_seconds)
                     print(f"run {run}, {workers} worker(s): {seconds:.1f} s, "
-                          f"ran the model on {predicted[workers]} tiles, workers' CPU {cpu:.1f} s"
+                          f"ran the model on {predicted[workers]} windows, workers' CPU {cpu:.1f} s"
                           + (f"; bands {bands} took {', '.join(band_times)} s, assembly "
                              f"{outcome.assembly_seconds:.1f} s" if bands else "; one task")
                           + f" [{before} -> {load()}]", flush=True)
@@ -138,22 +144,22 @@ def main() -> None:
                 cluster.close()
         if digests[1] != digests[2]:
             raise SystemExit("the 1- and 2-worker masks differ")
-        tiles = predicted[1]  # one worker predicts every tile of the scene once
-        per_tile = best[1] / tiles
-        stride = settings.image_size - settings.overlap
-        big_tiles = GIGAPIXELS * 1e9 / stride**2
-        hours = big_tiles * per_tile / 3600
-        twice = predicted[2] - tiles  # a shared tile one band needed before the other saved it
-        print(f"scene {args.size}x{args.size}, {tiles} tiles of {settings.image_size} px; the 2 "
+        tiles = predicted[1]  # one worker predicts every window of the scene once
+        megapixels = args.size**2 / 1e6
+        per_megapixel = best[1] / megapixels  # windows of any size: per pixel of the scene
+        twice = predicted[2] - tiles  # a shared window one band needed before the other saved it
+        print(f"scene {args.size}x{args.size}, {tiles} windows (--window {args.window}); the 2 "
               f"workers' last run predicted {twice} of them in both bands; masks of 1 and 2 "
               f"workers identical: yes")
-        cpu_per_tile = best_cpu[1] / tiles
-        megapixels_per_s = args.size**2 / 1e6 / min(assembly)
-        print(f"one worker, one TensorFlow thread: {per_tile:.3f} s and {cpu_per_tile:.3f} CPU s "
-              f"per tile; assembly {megapixels_per_s:.0f} megapixels/s")
-        print(f"a {GIGAPIXELS} gigapixel scene ({big_tiles:,.0f} tiles): {hours:.1f} worker hours "
-              f"at this run's pace, {big_tiles * cpu_per_tile / 3600:.1f} on idle cores; "
-              f"assembly {GIGAPIXELS * 1e3 / megapixels_per_s / 3600:.1f} h")
+        cpu_per_megapixel = best_cpu[1] / megapixels
+        megapixels_per_s = megapixels / min(assembly)
+        print(f"one worker, one TensorFlow thread: {per_megapixel:.3f} s and "
+              f"{cpu_per_megapixel:.3f} CPU s per scene megapixel; assembly "
+              f"{megapixels_per_s:.0f} megapixels/s")
+        print(f"a {GIGAPIXELS} gigapixel scene: {GIGAPIXELS * 1e3 * per_megapixel / 3600:.1f} "
+              f"worker hours at this run's pace, "
+              f"{GIGAPIXELS * 1e3 * cpu_per_megapixel / 3600:.1f} on idle cores; assembly "
+              f"{GIGAPIXELS * 1e3 / megapixels_per_s / 3600:.1f} h")
         cores = os.cpu_count() or 2
         print(f"workers' CPU seconds: 1 worker {best_cpu[1]:.1f}, 2 workers {best_cpu[2]:.1f}; "
               f"speed-up bound on {cores} idle cores: 1 worker's wall time over the 2 workers' "

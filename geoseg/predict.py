@@ -556,13 +556,16 @@ class BandedPrediction:
 def _row_bands(grid: TileGrid, count: int) -> tuple[tuple[int, int], ...]:
     """Split the scene's rows into at most ``count`` bands at block boundaries.
 
-    Band ``j`` should start near the top of tile row ``j * rows / count``; of the block
-    boundaries within a tile (at least a block) of it, the one fewest tile rows cross wins (a
-    tile row crossing a boundary is read and blended by the bands on both sides), then the
-    nearest.
+    Band ``j`` should start near scene row ``j * height / count``, so that the bands hold as
+    many rows; of the block boundaries within a tile (at least a block) of it, the one fewest
+    tile rows cross wins (a tile row crossing a boundary is read and blended by the bands on
+    both sides, and predicted half by each), then the nearest. (Aiming at the top of a tile row
+    instead put a whole 976-pixel window row more in one of two bands of a 9-row scene.)
 
     >>> _row_bands(TileGrid(6144, 600, 512, 64), 2)
     ((0, 3072), (3072, 6144))
+    >>> _row_bands(TileGrid(8192, 600, 976, 64), 2)  # 9 rows of windows: 4.5 on each side
+    ((0, 4096), (4096, 8192))
     """
     offsets = grid.row_offsets
     reach = max(min(grid.tile_size, grid.height), OUTPUT_BLOCK)
@@ -572,7 +575,7 @@ def _row_bands(grid: TileGrid, count: int) -> tuple[tuple[int, int], ...]:
 
     bounds = [0]
     for band in range(1, min(count, len(offsets))):
-        target = offsets[round(band * len(offsets) / count)]
+        target = round(band * grid.height / count)
         candidates = [row for row in range(_aligned(target - reach) + OUTPUT_BLOCK,
                                            min(target + reach, grid.height - 1) + 1, OUTPUT_BLOCK)
                       if row > bounds[-1]]
