@@ -5,9 +5,10 @@ Runs one model on the same tiles through :class:`geoseg.inference.KerasPredictor
 (conversions made by :func:`geoseg.convert.converted_model`, cached next to the model): ONNX
 Runtime float32 and int8 (static QDQ quantisation, calibrated on ``--calibration`` tiles that
 are not timed nor scored), OpenVINO float32 and bfloat16 (OpenVINO's own default on a CPU with
-AVX512-BF16), OpenVINO int8 quantised by NNCF (``pip install nncf``; not a geoseg dependency:
-skipped without it) on the same calibration tiles, with every convolution in int8 and with the
-first left in float32, LiteRT float32 (XNNPACK); ``--xla`` adds Keras with XLA. For each it
+AVX512-BF16), OpenVINO int8 quantised by NNCF (:func:`geoseg.quantize.int8_model`; ``pip install
+'geoseg[int8]'``, skipped without it) on the same calibration tiles, with every convolution in
+int8 and with the first left in float32 (what ``geoseg quantize`` makes), LiteRT float32
+(XNNPACK); ``--xla`` adds Keras with XLA. For each it
 prints tiles/s (best of ``--repeats`` passes, wall clock, the model already loaded: library
 calls, not whole CLI runs), its speed relative to float32 Keras (the median, over rounds in
 which every backend runs once in turn, of the ratio of their times: the load of a shared
@@ -109,21 +110,14 @@ def int8_onnx(onnx_path: Path, calibration: np.ndarray, out: Path) -> Path:
 
 
 def nncf_int8(onnx_path: Path, calibration: np.ndarray, out: Path, float_convs: int) -> Path:
-    """An OpenVINO model quantised to int8 by NNCF (post-training, calibrated on
-    ``calibration``; the ``MIXED`` preset: symmetric weights, asymmetric activations), with the
-    first ``float_convs`` convolutions left in float (the first is the most sensitive)."""
-    import nncf
+    """An OpenVINO model quantised to int8 by NNCF (:func:`geoseg.quantize.int8_model`, what
+    ``geoseg quantize`` runs with ``float_convs=1``), saved as ``out``."""
     import openvino
 
-    model = openvino.Core().read_model(str(onnx_path))
-    model.reshape({model.inputs[0]: [1, *calibration.shape[1:]]})
-    convolutions = [op.get_friendly_name() for op in model.get_ordered_ops()
-                    if op.get_type_name() == "Convolution"]
-    quantised = nncf.quantize(
-        model, nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))]),
-        preset=nncf.QuantizationPreset.MIXED, subset_size=len(calibration),
-        ignored_scope=nncf.IgnoredScope(names=convolutions[:float_convs]))
-    openvino.save_model(quantised, str(out), compress_to_fp16=False)
+    from geoseg.quantize import int8_model
+
+    openvino.save_model(int8_model(onnx_path, calibration, float_convs), str(out),
+                        compress_to_fp16=False)
     return out
 
 

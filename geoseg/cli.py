@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "info": "info",
     "preview": "preview",
     "export": "export",
+    "quantize": "quantize",
     "tile": "tile",
     "train": "train",
     "evaluate": "evaluate",

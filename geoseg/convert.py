@@ -27,24 +27,11 @@ import tensorflow as tf
 from geoseg.errors import ModelError
 from geoseg.flexunet import load_model
 from geoseg.predictor import file_digest
-from geoseg.runtimes import cache_folders, cached_conversion, conversion_name
+from geoseg.runtimes import cached_conversion, conversion_name, writable_cache_folder
 
 __all__ = ["converted_model"]
 
 log = logging.getLogger(__name__)
-
-
-def _writable_folder(model_path: Path) -> Path:
-    """The first cache folder that can be created and written."""
-    problems = []
-    for folder in cache_folders(model_path):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=folder):
-                return folder
-        except OSError as exc:
-            problems.append(f"{folder}: {exc.strerror or exc}")
-    raise ModelError("no folder to keep the converted model in: " + "; ".join(problems))
 
 
 def _convert(model_path: Path, backend: str, target: Path) -> None:
@@ -99,7 +86,7 @@ def converted_model(model_path: str | os.PathLike[str], backend: str,
     found = cached_conversion(source, digest, backend)
     if found is not None:
         return found
-    folder = _writable_folder(source)
+    folder = writable_cache_folder(source)
     target = folder / conversion_name(source, digest, backend)
     log.warning("converting %s for %s, once: kept as %s", source, backend, target)
     start = time.perf_counter()

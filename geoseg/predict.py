@@ -54,6 +54,7 @@ from geoseg.mask_format import (
     PROBABILITY_NODATA,
     PROBABILITY_SCALE,
     SETTINGS_TAG,
+    classify,
 )
 from geoseg.outputs import atomic_output, check_output_path, is_same_file
 from geoseg.predictor import file_digest
@@ -112,27 +113,6 @@ class PredictionResult:
     tiles_predicted: int
     seconds: float
     foreground_pixels: int
-
-
-def _classify(
-    probs: np.ndarray, valid: np.ndarray, threshold: float | None
-) -> np.ndarray:
-    """Class ids from probabilities (K, h, w): argmax, or foreground >= threshold.
-
-    Comparisons with NaN (from a broken model) are false: class 0 for one- and two-class
-    models; for more classes a NaN probability never wins.
-    """
-    if probs.shape[0] == 1:
-        classes = probs[0] >= (0.5 if threshold is None else threshold)
-    elif threshold is not None:
-        classes = probs[1] >= threshold
-    elif probs.shape[0] == 2:
-        classes = probs[1] > probs[0]  # argmax: a tie goes to the first class
-    else:
-        classes = np.argmax(np.nan_to_num(probs, nan=-np.inf), axis=0)
-    mask = classes.astype(np.uint8)
-    mask[~valid] = MASK_NODATA
-    return mask
 
 
 def _probability_band(probs: np.ndarray, valid: np.ndarray, dtype: ProbabilityDtype) -> np.ndarray:
@@ -1010,7 +990,7 @@ def _predict_rows(
             )
             band = (_probability_band(probs, valid, opts.probability_dtype)
                     if run.probabilities is not None else None)
-            finished(row_off, _classify(probs, valid, opts.threshold), band)
+            finished(row_off, classify(probs, valid, opts.threshold), band)
 
     def predict(batch: _Batch) -> tuple[list[np.ndarray], list[Tile]]:
         """The batch's probabilities, tile by tile, and the tiles the model ran on."""

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from geoseg.bundled import resolve_model
-from geoseg.errors import ParameterError, param
+from geoseg.errors import ModelError, ParameterError, param
 from geoseg.model_archive import read_settings
+from geoseg.runtimes import INT8, cached_conversion
 from geoseg.settings import ModelSettings
 
 if TYPE_CHECKING:
@@ -44,12 +45,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "gpu"]
-Precision = Literal["float32", "bfloat16"]
+Precision = Literal["float32", "bfloat16", "int8"]
 Backend = Literal["auto", "keras", "onnx", "openvino", "tflite"]
 DEVICES = ("auto", "cpu", "gpu")
 """Where a model may run: ``auto`` uses a GPU when TensorFlow sees one."""
-PRECISIONS = ("float32", "bfloat16")
-"""Arithmetic a model may run in."""
+PRECISIONS = ("float32", "bfloat16", "int8")
+"""Arithmetic a model may run in: int8 is the model's int8 version for OpenVINO, made by
+:func:`geoseg.quantize.quantize_model` (``geoseg quantize``)."""
 BACKENDS = ("auto", "keras", "onnx", "openvino", "tflite")
 """What runs a model: ``keras`` (TensorFlow), ``onnx`` (ONNX Runtime), ``openvino``,
 ``tflite`` (LiteRT); ``auto`` is :data:`AUTO_BACKEND` when it can run, else ``keras``."""
@@ -65,6 +67,12 @@ conversions)."""
 _PACKAGES = {"onnx": "onnxruntime", "openvino": "openvino", "tflite": "ai_edge_litert"}
 
 
+def _no_int8(model_path: Path) -> ModelError:
+    return ModelError(f"{model_path}: no int8 version of this model yet; quantise it on imagery "
+                      "like yours first (geoseg quantize MODEL SCENES, or "
+                      "geoseg.quantize.quantize_model)")
+
+
 def file_digest(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file's bytes (the identity of a model file in a resume journal)."""
     digest = hashlib.sha256()
@@ -77,7 +85,8 @@ def file_digest(path: str | os.PathLike[str]) -> str:
 def check_run_settings(batch_size: int, device: str, precision: str,
                        backend: str = "keras") -> None:
     """Refuse a batch size below 1, an unknown device, precision or backend, and the
-    combinations a backend cannot run (a GPU without Keras, bfloat16 on ONNX or LiteRT).
+    combinations a backend cannot run (a GPU without Keras, bfloat16 on ONNX or LiteRT, int8
+    without OpenVINO).
 
     Raises
     ------
@@ -100,6 +109,9 @@ def check_run_settings(batch_size: int, device: str, precision: str,
     if precision == "bfloat16" and backend not in _BFLOAT16_BACKENDS:
         raise ParameterError(f"{param('precision')} bfloat16 runs with {param('backend')} "
                              f"keras or openvino, not {backend}")
+    if precision == INT8 and (backend not in ("auto", "openvino") or device == "gpu"):
+        raise ParameterError(f"{param('precision')} int8 runs with {param('backend')} "
+                             f"openvino on the CPU, not {backend} on {device}")
 
 
 def resolve_backend(backend: str, device: str = "auto", precision: str = "float32",
@@ -109,6 +121,8 @@ def resolve_backend(backend: str, device: str = "auto", precision: str = "float3
     converted for it or was before (with ``model_path``), else ``keras``."""
     if backend != "auto":
         return backend
+    if precision == INT8:
+        return "openvino"  # the only one with an int8 version
     choice = AUTO_BACKEND
     if choice == "keras" or device == "gpu" or (
             precision == "bfloat16" and choice not in _BFLOAT16_BACKENDS):
@@ -117,8 +131,6 @@ def resolve_backend(backend: str, device: str = "auto", precision: str = "float3
         return "keras"
     if model_path is not None and choice in ("onnx", "openvino") \
             and importlib.util.find_spec("tf2onnx") is None:
-        from geoseg.runtimes import cached_conversion
-
         if cached_conversion(model_path, file_digest(model_path), choice) is None:
             return "keras"  # nothing here can convert it
     return choice
@@ -163,7 +175,12 @@ class ModelSpec:
         the same (it is in the resume journal)."""
         if backend is None:
             backend = resolve_backend(self.backend, self.device, self.precision, self.path)
-        return f"{backend} {self.precision} {self.device}"
+        precision: str = self.precision
+        if precision == INT8:  # which int8 version: quantising again makes another
+            found = cached_conversion(self.path, file_digest(self.path), INT8)
+            if found is not None:
+                precision = f"int8:{file_digest(found.with_suffix('.bin'))[:12]}"
+        return f"{backend} {precision} {self.device}"
 
 
 class ModelPredictor:
@@ -177,7 +194,8 @@ class ModelPredictor:
     Raises
     ------
     ModelError
-        The file is missing or not a geoseg model (found without TensorFlow).
+        The file is missing or not a geoseg model (found without TensorFlow), or precision
+        int8 is asked for and the model has no int8 version (:mod:`geoseg.quantize`).
     """
 
     def __init__(self, spec: ModelSpec):
@@ -190,10 +208,15 @@ class ModelPredictor:
         """What computes the probabilities (:meth:`ModelSpec.runtime`)."""
         self.takes_windows = self.backend in WINDOW_BACKENDS
         """Whether it runs windows larger than the model's tile."""
+        self._kind = INT8 if spec.precision == INT8 else self.backend
+        """The conversion it runs (:func:`geoseg.runtimes.cached_conversion`)."""
         self._loaded: BatchPredictor | None = None
         self._loader: threading.Thread | None = None
         self._failure: BaseException | None = None
         self._digest: str | None = None
+        if self._kind == INT8 and cached_conversion(spec.path, self._model_digest(),
+                                                    INT8) is None:
+            raise _no_int8(spec.path)
 
     def _model_digest(self) -> str:
         """The model file's digest, read once (a large model takes seconds to hash)."""
@@ -212,9 +235,7 @@ class ModelPredictor:
         """
         if self._loaded is not None or self._loader is not None or self.backend == "keras":
             return
-        from geoseg.runtimes import cached_conversion
-
-        if cached_conversion(self.spec.path, self._model_digest(), self.backend) is None:
+        if cached_conversion(self.spec.path, self._model_digest(), self._kind) is None:
             return
         self._loader = threading.Thread(target=self._load_in_background,
                                         name="geoseg-model-loader")
@@ -236,10 +257,12 @@ class ModelPredictor:
             model, settings = load_model(spec.path)
             return KerasPredictor(model, spec.batch_size, spec.device, precision=spec.precision,
                                   resize=functools.partial(resized_flexunet, model, settings))
-        from geoseg.runtimes import cached_conversion, open_runtime
+        from geoseg.runtimes import open_runtime
 
         digest = self._model_digest()
-        converted = cached_conversion(spec.path, digest, self.backend)
+        converted = cached_conversion(spec.path, digest, self._kind)
+        if converted is None and self._kind == INT8:
+            raise _no_int8(spec.path)
         if converted is None:  # the first run with this model: TensorFlow converts it
             from geoseg.convert import converted_model
 

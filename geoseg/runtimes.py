@@ -19,6 +19,7 @@ import importlib
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,20 @@ from geoseg.batching import in_batches, windows_per_batch
 from geoseg.errors import ModelError
 
 __all__ = [
-    "CONVERTED_SUFFIX", "OnnxPredictor", "OpenVinoPredictor", "TfLitePredictor",
+    "CONVERTED_SUFFIX", "INT8", "OnnxPredictor", "OpenVinoPredictor", "TfLitePredictor",
     "cache_folders", "cached_conversion", "conversion_name", "open_runtime", "thread_budget",
+    "writable_cache_folder",
 ]
 
 log = logging.getLogger(__name__)
 
-CONVERTED_SUFFIX = {"onnx": ".onnx", "openvino": ".onnx", "tflite": ".tflite"}
-"""The file each backend runs: OpenVINO reads the ONNX conversion itself."""
+INT8 = "int8"
+"""The precision, and the kind of conversion, of a model quantised to int8 for OpenVINO
+(:mod:`geoseg.quantize`)."""
+CONVERTED_SUFFIX = {"onnx": ".onnx", "openvino": ".onnx", "tflite": ".tflite",
+                    INT8: "-int8.xml"}
+"""The file each backend runs (OpenVINO reads the ONNX conversion itself), and the int8
+OpenVINO model (its weights in the ``.bin`` beside it)."""
 
 CACHE_FOLDER = ".geoseg-cache"
 """Name of the cache folder next to a model."""
@@ -69,13 +76,34 @@ def cache_folders(model_path: Path) -> list[Path]:
     return [model_path.resolve().parent / CACHE_FOLDER, user_cache_folder()]
 
 
+def writable_cache_folder(model_path: Path) -> Path:
+    """The first of a model's cache folders that can be created and written.
+
+    Raises
+    ------
+    ModelError
+        None can.
+    """
+    problems = []
+    for folder in cache_folders(model_path):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder):
+                return folder
+        except OSError as exc:
+            problems.append(f"{folder}: {exc.strerror or exc}")
+    raise ModelError("no folder to keep the converted model in: " + "; ".join(problems))
+
+
 def conversion_name(model_path: Path, digest: str, backend: str) -> str:
-    """File name of a model's conversion for a backend: ``<stem>-<digest[:16]>.onnx``."""
+    """File name of a model's conversion for a backend (or :data:`INT8`):
+    ``<stem>-<digest[:16]>.onnx``."""
     return f"{model_path.stem}-{digest[:16]}{CONVERTED_SUFFIX[backend]}"
 
 
 def cached_conversion(model_path: Path, digest: str, backend: str) -> Path | None:
-    """The cached conversion of the model with this digest for ``backend``, if any."""
+    """The cached conversion of the model with this digest for ``backend`` (or its
+    :data:`INT8` version), if any."""
     name = conversion_name(model_path, digest, backend)
     for folder in cache_folders(model_path):
         if (folder / name).is_file():
@@ -151,10 +179,11 @@ class OpenVinoPredictor:
         Tiles per call; the model is compiled for this batch, and for windows larger than the
         model's tile for as many as hold no more pixels
         (:func:`geoseg.batching.windows_per_batch`).
-    precision : {"float32", "bfloat16"}
+    precision : {"float32", "bfloat16", "int8"}
         OpenVINO's inference precision. Left to itself OpenVINO computes in bfloat16 on CPUs
-        with AVX512-BF16 or AMX, so float32 is asked for explicitly unless bfloat16 is.
-        Threads are not pinned to cores.
+        with AVX512-BF16 or AMX, so float32 is asked for explicitly unless bfloat16 is. An
+        int8 model (:mod:`geoseg.quantize`) runs its quantised layers in int8 and the others
+        in float32. Threads are not pinned to cores.
 
     Raises
     ------

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "geoseg"
 TF_LAYER = "model and training"
-TF_FREE_IN_TF_LAYER = {"predictor", "runtimes"}
+TF_FREE_IN_TF_LAYER = {"predictor", "quantize", "runtimes"}
 
 
 def documented_layers() -> list[tuple[str, set[str]]]:
