@@ -2,21 +2,20 @@
 
 A batch size counts the model's own tiles. Windows larger than the tile
 (:meth:`geoseg.tiling.TileGrid.for_model`) run as many at a time as hold no more pixels than a
-batch of tiles (at least one), so a run's memory does not depend on the window: with batch 4,
-1024-pixel windows of a 512-pixel model run one at a time. The window a run uses by default
-(:func:`auto_window`) is the largest that one batch holds.
+batch of tiles, and at least one: with batch 4, the 1024-pixel windows a 512-pixel model
+predicts by default (:func:`geoseg.tiling.resolve_window`) run one at a time, and a call holds
+as many pixels as a batch of tiles.
 
 This module never imports TensorFlow.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["auto_window", "in_batches", "windows_per_batch"]
+__all__ = ["in_batches", "windows_per_batch"]
 
 
 def windows_per_batch(batch_size: int, tile_size: int, window: int) -> int:
@@ -31,19 +30,6 @@ def windows_per_batch(batch_size: int, tile_size: int, window: int) -> int:
     (4, 1)
     """
     return max(1, batch_size * tile_size**2 // window**2)
-
-
-def auto_window(batch_size: int, tile_size: int, step: int) -> int:
-    """The largest window, a multiple of the model's size ``step``, that holds no more pixels
-    than ``batch_size`` tiles: the model's tile for batch 1, twice its side for batch 4.
-
-    >>> auto_window(4, 512, 16), auto_window(1, 512, 16), auto_window(2, 512, 16)
-    (1024, 512, 720)
-    >>> auto_window(4, 256, 32), auto_window(16, 512, 16)
-    (512, 2048)
-    """
-    side = math.isqrt(batch_size * tile_size**2)
-    return max(tile_size, side // step * step)
 
 
 def in_batches(run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray,

@@ -96,13 +96,6 @@ class BatchPredictor(Protocol):
         ...
 
 
-class _Batching(Protocol):
-    """What resolves an automatic window: a predictor, or a model spec to load one from."""
-
-    @property
-    def batch_size(self) -> int: ...
-
-
 @dataclass(frozen=True)
 class PredictionResult:
     """What a prediction run did."""
@@ -225,19 +218,20 @@ class PredictOptions:
     blending."""
     window: WindowChoice = "auto"
     """The side of the windows the model predicts, with the model's overlap
-    (:meth:`geoseg.tiling.TileGrid.for_model`): ``"auto"`` (the largest window one batch of
-    tiles holds, when the predictor takes windows: :func:`geoseg.tiling.resolve_window`),
-    ``"tile"`` (the model's tile) or a number of pixels. The FlexUNet is fully convolutional,
-    and larger windows predict less of the scene twice (512-pixel tiles with a 64-pixel
-    overlap compute every pixel 1.31 times, 1024-pixel windows 1.15 times, 2048-pixel ones
-    1.07 times). Probabilities differ slightly from tile-size windows (the model sees other
-    borders)."""
+    (:meth:`geoseg.tiling.TileGrid.for_model`): ``"auto"`` (twice the tile's side when the
+    predictor takes windows: :func:`geoseg.tiling.resolve_window`), ``"tile"`` (the model's
+    tile) or a number of pixels. The FlexUNet is fully convolutional, and larger windows
+    predict less of the scene twice (512-pixel tiles with a 64-pixel overlap compute every
+    pixel 1.31 times, 1024-pixel windows 1.15 times, 2048-pixel ones 1.07 times). A model call
+    holds as many windows as hold the pixels of ``batch_size`` tiles, at least one.
+    Probabilities differ slightly from tile-size windows (the model sees other borders); they
+    do not depend on the batch size."""
 
     def grid(self, src: rasterio.io.DatasetReader, settings: ModelSettings) -> TileGrid:
         """The grid a run with these options reads ``src`` with; an ``"auto"`` window not
         resolved for a predictor (:func:`options_for_model`) is the model's tile."""
         return TileGrid.for_model(src, settings, self.overlap,
-                                  resolve_window(self.window, settings, 1, False))
+                                  resolve_window(self.window, settings, False))
 
     def __post_init__(self) -> None:
         if self.bands is not None:
@@ -417,7 +411,7 @@ class BandedPrediction:
         probabilities_path: str | os.PathLike[str] | None = None,
         model_file: str | os.PathLike[str] | None = None,
         runtime: str | None = None,
-        model: _Batching | None = None,
+        model: object | None = None,
         bands: int = 2,
     ) -> BandedPrediction:
         """Check the run and split the scene into at most ``bands`` bands of rows.
@@ -920,12 +914,12 @@ def _batch_windows(predictor: BatchPredictor, grid: TileGrid, settings: ModelSet
 
 
 def options_for_model(options: PredictOptions | None, settings: ModelSettings,
-                      predictor: _Batching | None = None) -> PredictOptions:
+                      predictor: object | None = None) -> PredictOptions:
     """The options of a run with the model's own defaults filled in: its threshold, and an
-    ``"auto"`` window resolved for ``predictor`` (its ``batch_size``, and whether it
-    ``takes_windows``: :func:`geoseg.tiling.resolve_window`; without a predictor the model's
-    tile). Anything with those attributes will do, such as a
-    :class:`geoseg.predictor.ModelSpec` that Dask workers will load.
+    ``"auto"`` window resolved for ``predictor`` (whether it ``takes_windows``:
+    :func:`geoseg.tiling.resolve_window`; without one, the model's tile). Anything with that
+    attribute will do, such as a :class:`geoseg.predictor.ModelSpec` that Dask workers will
+    load.
 
     Raises
     ------
@@ -935,9 +929,7 @@ def options_for_model(options: PredictOptions | None, settings: ModelSettings,
     opts = options if options is not None else PredictOptions()
     if opts.threshold is None and settings.threshold is not None:
         opts = replace(opts, threshold=settings.threshold)
-    window = resolve_window(opts.window, settings,
-                            predictor.batch_size if predictor is not None else 1,
-                            getattr(predictor, "takes_windows", False))
+    window = resolve_window(opts.window, settings, getattr(predictor, "takes_windows", False))
     return replace(opts, window="tile" if window is None else window)
 
 

@@ -78,7 +78,7 @@ def calibration_tiles(scenes: Sequence[str | os.PathLike[str]], settings: ModelS
     with ExitStack() as stack:
         grids = []
         for scene in scenes:
-            src = stack.enter_context(open_scene(scene))
+            src = stack.enter_context(open_scene(scene, expect_crs=False))  # pixels only
             band_list = select_bands(src, settings.bands, bands)
             grids.append((src, band_list, list(TileGrid.for_model(src, settings))))
         total = sum(len(tiles) for _, _, tiles in grids)

@@ -26,14 +26,14 @@ from affine import Affine
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from geoseg.batching import auto_window
 from geoseg.errors import InputError, ParameterError, param
 from geoseg.scene import data_bands, read_window
 from geoseg.settings import DEFAULT_TILE_SIZE, ModelSettings, default_overlap
 
 __all__ = [
-    "Tile", "TileGrid", "WindowChoice", "axis_offsets", "block_windows", "check_grid_size",
-    "grid_size", "inference_window", "pad_to_tile", "read_tile", "resolve_window",
+    "AUTO_WINDOW_TILES", "Tile", "TileGrid", "WindowChoice", "axis_offsets", "block_windows",
+    "check_grid_size", "grid_size", "inference_window", "pad_to_tile", "read_tile",
+    "resolve_window",
 ]
 
 WindowChoice = int | Literal["auto", "tile"]
@@ -226,25 +226,28 @@ def inference_window(window: int, settings: ModelSettings, height: int, width: i
     return max(settings.image_size, min(window, math.ceil(needed / step) * step))
 
 
-def resolve_window(window: WindowChoice, settings: ModelSettings, batch_size: int,
+AUTO_WINDOW_TILES = 2
+"""The automatic window's side, in the model's tiles."""
+
+
+def resolve_window(window: WindowChoice, settings: ModelSettings,
                    takes_windows: bool) -> int | None:
     """The window side a run asks for (``None``: the model's tile), before fitting it to the
     scene (:func:`inference_window`).
 
-    ``"auto"`` is the largest window one batch of ``batch_size`` tiles holds
-    (:func:`geoseg.batching.auto_window`: twice the tile's side for batch 4, the tile for
-    batch 1) when the predictor ``takes_windows`` (the keras and openvino backends), else the
-    tile. The run's memory stays that of tile-size batches, and less of the scene is predicted
-    twice (``bench/scene_throughput.py``).
+    ``"auto"`` is :data:`AUTO_WINDOW_TILES` tiles a side (1024 pixels for a 512-pixel model)
+    when the predictor ``takes_windows`` (the keras and openvino backends), else the tile. It
+    does not depend on the batch size, so neither do the outputs; at batch 4 a model call
+    holds one such window, as many pixels as 4 tiles (:func:`geoseg.batching.windows_per_batch`),
+    and 1.15 times each pixel of a scene is predicted instead of 1.31 with 512-pixel tiles
+    sharing 64 pixels (``bench/scene_throughput.py``).
 
     >>> settings = ModelSettings(image_size=512, num_layers=5)
-    >>> resolve_window("auto", settings, 4, True), resolve_window("auto", settings, 4, False)
+    >>> resolve_window("auto", settings, True), resolve_window("auto", settings, False)
     (1024, None)
-    >>> resolve_window("auto", settings, 1, True), resolve_window("tile", settings, 4, True)
-    (None, None)
-    >>> resolve_window(2048, settings, 4, False)
-    2048
-    >>> resolve_window("big", settings, 4, True)
+    >>> resolve_window("tile", settings, True), resolve_window(2048, settings, False)
+    (None, 2048)
+    >>> resolve_window("big", settings, True)
     Traceback (most recent call last):
     geoseg.errors.ParameterError: window must be auto, tile or a number of pixels, got 'big'
     """
@@ -255,10 +258,7 @@ def resolve_window(window: WindowChoice, settings: ModelSettings, batch_size: in
     if window != "auto":
         raise ParameterError(f"{param('window')} must be auto, tile or a number of pixels, "
                              f"got {window!r}")
-    if not takes_windows:
-        return None
-    side = auto_window(batch_size, settings.image_size, 2 ** (settings.num_layers - 1))
-    return side if side > settings.image_size else None
+    return AUTO_WINDOW_TILES * settings.image_size if takes_windows else None
 
 
 def check_grid_size(tile_size: int, overlap: int) -> None:

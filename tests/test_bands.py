@@ -255,17 +255,17 @@ def test_two_dask_workers_split_a_scene_into_bands_with_the_bytes_of_one_run(
         assert list(quiet.values()) == [False, False]  # no stack sampling on the workers
         client.register_plugin(kill_first_band_worker(marker))
         spread = predict_scenes(jobs(tmp_path / "dask"), spec, options,
-                                scheduler=cluster.scheduler_address, band_tile_rows=3)
+                                scheduler=cluster.scheduler_address, band_tile_rows=2)
         assert marker.exists()  # a worker was lost in the middle of a band
         result = runner.invoke(cli, [*base, "--out", str(tmp_path / "dask" / "cog.tif"),
                                      "--vector", str(tmp_path / "dask" / "cog.geojson"),
                                      "--dask-scheduler", cluster.scheduler_address,
-                                     "--band-tile-rows", "3"])
+                                     "--band-tile-rows", "2"])
         assert result.exit_code == 0, result.output
     assert "4 bands on workers" in result.output
     tall, little = spread
     assert tall.error is None and little.error is None
-    assert serial[0].result.tiles_predicted == 10 * 3  # auto: 108-pixel windows, not 19 x 5 tiles
+    assert serial[0].result.tiles_predicted == 8 * 2  # auto: 128-pixel windows, not 19 x 5 tiles
     assert [band.result.rows for band in tall.bands] == [(0, 256), (256, 512), (512, 768),
                                                          (768, 900)]
     assert str(os.getpid()) not in {band.worker.rsplit(":", 1)[1] for band in tall.bands}

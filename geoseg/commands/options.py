@@ -62,10 +62,10 @@ window_opt = click.option(
     type=WindowChoiceType(),
     default="auto",
     show_default=True,
-    help="Side of the windows the model predicts, with the model's overlap. auto: as large as "
-    "one batch holds (twice the tile's side with --batch-size 4, the tile with 1; keras and "
-    "openvino backends); tile: the model's tile; or pixels, a multiple of the model's size "
-    "step. Larger windows predict less of the scene twice.",
+    help="Side of the windows the model predicts, with the model's overlap. auto: twice the "
+    "model's tile (keras and openvino backends; the tile on the others); tile: the model's "
+    "tile; or pixels, a multiple of the model's size step. Larger windows predict less of the "
+    "scene twice; a model call holds as many pixels as --batch-size tiles, or one window.",
 )
 
 tta_opt = click.option(
