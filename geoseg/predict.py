@@ -411,18 +411,18 @@ class BandedPrediction:
         probabilities_path: str | os.PathLike[str] | None = None,
         model_file: str | os.PathLike[str] | None = None,
         runtime: str | None = None,
-        model: object | None = None,
         bands: int = 2,
     ) -> BandedPrediction:
         """Check the run and split the scene into at most ``bands`` bands of rows.
 
         Parameters are those of :func:`predict_scene`, ``runtime``: what the bands' predictors
-        compute with (:meth:`geoseg.predictor.ModelSpec.runtime`), ``model``: the predictor or
-        :class:`~geoseg.predictor.ModelSpec` they are, which resolves an ``"auto"`` window as
-        :func:`predict_scene` does (:func:`options_for_model`; without it, the model's tile),
-        and ``bands``: the bands wanted. Each band holds about as many tile rows; the
-        boundaries are block boundaries crossed by as few tile rows as possible (each one
-        crossing is blended by both its bands).
+        compute with (:meth:`geoseg.predictor.ModelSpec.runtime`), and ``bands``: the bands
+        wanted. An ``"auto"`` window is the model's tile here: to predict the windows
+        :func:`predict_scene` would, resolve the options for the bands' model first
+        (:func:`options_for_model` with their :class:`~geoseg.predictor.ModelSpec`, as
+        :func:`geoseg.distributed.predict_scenes` does). Each band holds about as many tile
+        rows; the boundaries are block boundaries crossed by as few tile rows as possible (each
+        one crossing is blended by both its bands).
 
         Starts the run's journal (kept with ``resume``, whose saved rows are not predicted
         again).
@@ -432,7 +432,7 @@ class BandedPrediction:
         GeosegError
             As :func:`predict_scene`, for every mistake knowable before predicting.
         """
-        opts = options_for_model(options, settings, model)
+        opts = options_for_model(options, settings)
         if bands < 1:
             raise ParameterError(f"{param('bands')} must be at least 1, got {bands}")
         with ExitStack() as stack:
