@@ -16,6 +16,8 @@ from rasterio.windows import Window
 
 from geoseg.bundled import bundled_name, card_facts, model_card, resolve_model
 from geoseg.model_archive import is_model_file, read_settings
+from geoseg.predictor import file_digest
+from geoseg.runtimes import INT8, cached_conversion
 from geoseg.scene import data_bands, describe_validity, open_scene, read_window
 from geoseg.settings import ModelSettings
 from geoseg.tiling import TileGrid, grid_size
@@ -82,8 +84,9 @@ def _valid_words(fraction: float, factor: int) -> float | str:
 
 
 def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A geoseg model's stored settings (no TensorFlow needed), and for a bundled model its
-    name, its model card's facts (training data, terms, expected imagery, ...) and the card.
+    """A geoseg model's stored settings (no TensorFlow needed), its int8 version if one was made
+    (:mod:`geoseg.quantize`), and for a bundled model its name, its model card's facts
+    (training data, terms, expected imagery, ...) and the card.
 
     ``threshold`` is the landslide probability threshold prediction uses by default, or
     ``None (most probable class)``. ``path`` may name a bundled model.
@@ -102,6 +105,8 @@ def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
     facts.update(settings.to_dict())
     if settings.threshold is None:
         facts["threshold"] = "None (most probable class)"
+    int8 = cached_conversion(path, file_digest(path), INT8)
+    facts["int8 version"] = str(int8) if int8 else "none (geoseg quantize makes one)"
     card = model_card(path)
     if card is not None:
         facts.update(card_facts(card))

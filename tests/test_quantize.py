@@ -15,6 +15,7 @@ from test_bad_inputs import assert_refused
 from geoseg.cli import cli
 from geoseg.errors import InputError, ParameterError
 from geoseg.flexunet import build_flexunet, save_model
+from geoseg.info import describe_model
 from geoseg.predict import PredictOptions, predict_scene
 from geoseg.predictor import ModelPredictor, ModelSpec
 from geoseg.settings import ModelSettings
@@ -68,6 +69,7 @@ def test_quantize_keeps_an_int8_model_in_the_cache_and_reports_its_agreement(qua
     assert "calibrated on 6 tiles" in quantized.output
     iou = float(quantized.output.split("at IoU ")[1].split()[0])
     assert 0.0 <= iou <= 1.0
+    assert describe_model(model_file)["int8 version"] == str(xml)  # geoseg info shows it
 
 
 def test_int8_predicts_the_scene_with_its_georeference_close_to_float32(quantized, model_file,
@@ -96,6 +98,7 @@ def test_predict_int8_before_quantize_is_refused_in_one_line(tmp_path, scene):
                                       str(tmp_path / "out.tif"), "--precision", "int8", "-q"])
     assert_refused(result, "no int8 version of this model yet", tmp_path, before)
     assert "geoseg quantize" in result.output
+    assert describe_model(model)["int8 version"].startswith("none")
 
 
 def test_int8_needs_openvino_on_the_cpu(model_file, scene, tmp_path):
