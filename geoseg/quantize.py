@@ -57,7 +57,8 @@ class Quantized:
     """The int8 OpenVINO model (``.xml``, its weights in the ``.bin`` beside it) in the cache."""
     calibration_tiles: int
     checked_tiles: int
-    """Other tiles of the same scenes, on which float32 and int8 were compared."""
+    """Other tiles of the same scenes, on which float32 and int8 were compared; 0 when the
+    scenes had no other tile with data, and they were compared on the calibration tiles."""
     agreement_iou: float
     """IoU of the landslide pixels of int8 and of float32 on the checked tiles (1 when both
     have none)."""
@@ -144,8 +145,7 @@ def quantize_model(model_path: str | os.PathLike[str],
     _save_atomically(openvino, quantised, target)
     agreement, differing = _agreement(source, target, check if len(check) else calibration,
                                       settings)
-    return Quantized(target, len(calibration), len(check) or len(calibration), agreement,
-                     differing)
+    return Quantized(target, len(calibration), len(check), agreement, differing)
 
 
 def int8_model(source: Path, calibration: np.ndarray, float_convolutions: int = 1) -> Any:

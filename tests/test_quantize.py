@@ -67,6 +67,7 @@ def test_quantize_keeps_an_int8_model_in_the_cache_and_reports_its_agreement(qua
     assert not list(cache.glob(".*"))  # no staged leftovers
     assert "FakeQuantize" in xml.read_text()  # int8 layers, not a float32 copy
     assert "calibrated on 6 tiles" in quantized.output
+    assert "on 6 other tiles its landslide pixels agree" in quantized.output
     iou = float(quantized.output.split("at IoU ")[1].split()[0])
     assert 0.0 <= iou <= 1.0
     assert describe_model(model_file)["int8 version"] == str(xml)  # geoseg info shows it
@@ -124,3 +125,15 @@ def test_quantize_refuses_scenes_without_data(model_file, tmp_path):
 
     with pytest.raises(InputError, match="no scene"):
         quantize_model(model_file, [])
+
+
+def test_a_scene_of_one_tile_is_checked_on_its_calibration_tile(tmp_path, make_raster):
+    import keras
+
+    from geoseg.quantize import quantize_model
+
+    keras.utils.set_random_seed(7)
+    model = save_model(build_flexunet(SETTINGS), SETTINGS, tmp_path / "one.keras")
+    result = quantize_model(model, [make_raster(height=60, width=60)], tiles=4)
+    assert (result.calibration_tiles, result.checked_tiles) == (1, 0)
+    assert result.path.parent == tmp_path / ".geoseg-cache"

@@ -38,6 +38,8 @@ def quantize(model_path: str, scenes: tuple[str, ...], tiles: int,
                err=True)
     result = quantize_model(model_path, expand_scenes(scenes), tiles=tiles, bands=bands)
     click.echo(f"int8 version calibrated on {result.calibration_tiles} tiles: {result.path}")
-    click.echo(f"on {result.checked_tiles} other tiles its landslide pixels agree with "
-               f"float32's at IoU {result.agreement_iou:.4f} ({result.differing_pixels:.3%} of "
-               "pixels differ); predict with --precision int8")
+    checked = (f"on {result.checked_tiles} other tiles" if result.checked_tiles
+               else "on the same tiles (the scenes hold no other)")
+    click.echo(f"{checked} its landslide pixels agree with float32's at IoU "
+               f"{result.agreement_iou:.4f} ({result.differing_pixels:.3%} of pixels differ); "
+               "predict with --precision int8")
