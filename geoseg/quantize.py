@@ -111,7 +111,7 @@ def quantize_model(model_path: str | os.PathLike[str],
     scenes : sequence of paths
         Imagery like the imagery the model will predict (rasters GDAL opens).
     tiles : int
-        Tiles to calibrate on (NNCF's default subset is 300; 64 calibrated the benchmarks).
+        Tiles to calibrate on (NNCF's default subset is 300; the benchmarks calibrated on 24-32).
     bands : sequence of int, optional
         Bands to read, as ``geoseg predict --bands``.
 
