@@ -4,6 +4,7 @@ refused in one line when missing or asked of a backend without it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +138,22 @@ def test_a_scene_of_one_tile_is_checked_on_its_calibration_tile(tmp_path, make_r
     result = quantize_model(model, [make_raster(height=60, width=60)], tiles=4)
     assert (result.calibration_tiles, result.checked_tiles) == (1, 0)
     assert result.path.parent == tmp_path / ".geoseg-cache"
+
+
+def test_evaluate_scores_the_int8_version_against_labels(quantized, model_file, scene, tmp_path):
+    with rasterio.open(scene) as src:
+        profile = {"driver": "GTiff", "width": src.width, "height": src.height, "count": 1,
+                   "dtype": "uint8", "crs": src.crs, "transform": src.transform}
+        truth = (src.read(1) > 128).astype(np.uint8)
+    with rasterio.open(tmp_path / "truth.tif", "w", **profile) as dst:
+        dst.write(truth[None])
+    scores = {}
+    for precision in ("float32", "int8"):
+        result = CliRunner().invoke(cli, [
+            "evaluate", str(scene), "--labels", str(tmp_path / "truth.tif"), "--model",
+            str(model_file), "--precision", precision, "--out", str(tmp_path / precision), "-q"])
+        assert result.exit_code == 0, result.output
+        scores[precision] = json.loads((tmp_path / precision / "evaluation.json").read_text())
+    assert scores["float32"]["pixels"] == scores["int8"]["pixels"]  # the same pixels scored
+    # by another model: the int8 version, not float32 again
+    assert scores["float32"]["confusion_matrix"] != scores["int8"]["confusion_matrix"]

@@ -8,11 +8,15 @@ import click
 
 from geoseg.commands.options import (
     ProgressBar,
+    backend_opt,
     bands_opt,
+    batch_size_opt,
+    device_opt,
     existing_file,
     model_opt,
     overlap_opt,
     overwrite_opt,
+    precision_opt,
     progress_opt,
     tta_opt,
     window_opt,
@@ -70,10 +74,10 @@ def _data_source(
               help="Landslide probability threshold, as in geoseg predict [default: the "
                    "model's own threshold, else the most probable class].")
 @overlap_opt
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Tiles per model call.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
-              show_default=True, help="Where the model runs; auto uses a GPU when one is visible.")
+@batch_size_opt
+@device_opt
+@precision_opt
+@backend_opt
 @click.option("--iou-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
               help="IoU for a predicted landslide polygon to match a true one [default: [eval] "
                    "iou_threshold, 0.5].")
@@ -96,6 +100,8 @@ def evaluate(
     overlap: int | None,
     batch_size: int,
     device: str,
+    precision: str,
+    backend: str,
     iou_threshold: float | None,
     bands: list[int] | None,
     tta: str,
@@ -129,7 +135,8 @@ def evaluate(
     from geoseg.predict import PredictOptions
     from geoseg.predictor import load_predictor
 
-    predictor = load_predictor(model_path, batch_size, device)  # type: ignore[arg-type]
+    predictor = load_predictor(model_path, batch_size, device,  # type: ignore[arg-type]
+                               precision, backend)  # type: ignore[arg-type]
     settings = predictor.settings
     options = PredictOptions(overlap=overlap, bands=tuple(bands) if bands else None,
                              threshold=threshold, tta=tta,  # type: ignore[arg-type]

@@ -43,6 +43,35 @@ vectorize_workers_opt = click.option(
     "the polygons do not depend on it.",
 )
 
+batch_size_opt = click.option(
+    "--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
+    help="Tiles per model call (windows larger than a tile: as many as hold their pixels, at "
+    "least one).",
+)
+
+device_opt = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
+    help="Where the model runs; auto uses a GPU when one is visible.",
+)
+
+precision_opt = click.option(
+    "--precision", type=click.Choice(["float32", "bfloat16", "int8"]), default="float32",
+    show_default=True,
+    help="bfloat16: faster on CPUs with bfloat16 instructions and recent GPUs; int8: the "
+    "model's int8 version made by geoseg quantize (openvino, CPU; ~3x as fast on CPUs with "
+    "VNNI); both give probabilities slightly different from float32's.",
+)
+
+backend_opt = click.option(
+    "--backend", type=click.Choice(["auto", "keras", "openvino", "onnx", "tflite"]),
+    default="auto", show_default=True,
+    help="What runs the model: keras (TensorFlow), openvino, onnx (ONNX Runtime) or tflite "
+    "(LiteRT), the last three on a conversion made once and cached next to the model; auto: "
+    "openvino when installed (pip install 'geoseg[openvino]': same masks, faster, starts "
+    "without TensorFlow), else keras.",
+)
+
+
 class WindowChoiceType(click.ParamType):
     """``auto``, ``tile`` or a window side in pixels (:data:`geoseg.tiling.WindowChoice`)."""
 

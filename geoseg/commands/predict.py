@@ -10,10 +10,14 @@ import click
 
 from geoseg.commands.options import (
     ProgressBar,
+    backend_opt,
     bands_opt,
+    batch_size_opt,
+    device_opt,
     model_opt,
     overlap_opt,
     overwrite_opt,
+    precision_opt,
     progress_opt,
     tta_opt,
     window_opt,
@@ -45,26 +49,13 @@ if TYPE_CHECKING:
                    "geoseg evaluate reports the threshold with the best landslide F1 "
                    "(threshold_sweep.csv).")
 @overlap_opt
-@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Tiles per model call.")
+@batch_size_opt
 @bands_opt
 @tta_opt
 @window_opt
-@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto",
-              show_default=True, help="Where the model runs; auto uses a GPU when one is visible.")
-@click.option("--precision", type=click.Choice(["float32", "bfloat16", "int8"]),
-              default="float32", show_default=True,
-              help="bfloat16: faster on CPUs with bfloat16 instructions and recent GPUs; "
-                   "int8: the model's int8 version made by geoseg quantize (openvino, CPU; "
-                   "~3x as fast on CPUs with VNNI); both give probabilities slightly different "
-                   "from float32's.")
-@click.option("--backend", type=click.Choice(["auto", "keras", "openvino", "onnx", "tflite"]),
-              default="auto", show_default=True,
-              help="What runs the model: keras (TensorFlow), openvino, onnx (ONNX Runtime) or "
-                   "tflite (LiteRT), the last three on a conversion made once and cached "
-                   "next to the model; auto: openvino when installed (pip install "
-                   "'geoseg[openvino]': same masks, faster, starts without TensorFlow), "
-                   "else keras.")
+@device_opt
+@precision_opt
+@backend_opt
 @click.option("--cog", is_flag=True, help="Write Cloud Optimized GeoTIFFs (with overviews).")
 @click.option("--vector", "vector_path", type=click.Path(dir_okay=False), default=None,
               help="Also vectorise the mask into polygons (.gpkg, .shp, .geojson, ...).")
