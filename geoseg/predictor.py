@@ -168,16 +168,16 @@ class ModelSpec:
         return resolve_backend(self.backend, self.device, self.precision,
                                self.path) in WINDOW_BACKENDS
 
-    def runtime(self, backend: str | None = None) -> str:
+    def runtime(self, backend: str | None = None, digest: str | None = None) -> str:
         """What computes the probabilities: the backend (``auto`` resolved, unless the
         resolved ``backend`` is given), the precision and the device, e.g. ``"openvino float32
         auto"``. Another runtime gives slightly other probabilities, so a resumed run must use
-        the same (it is in the resume journal)."""
+        the same (it is in the resume journal). ``digest``: the model file's, when known."""
         if backend is None:
             backend = resolve_backend(self.backend, self.device, self.precision, self.path)
         precision: str = self.precision
         if precision == INT8:  # which int8 version: quantising again makes another
-            found = cached_conversion(self.path, file_digest(self.path), INT8)
+            found = cached_conversion(self.path, digest or file_digest(self.path), INT8)
             if found is not None:
                 precision = f"int8:{file_digest(found.with_suffix('.bin'))[:12]}"
         return f"{backend} {precision} {self.device}"
@@ -204,8 +204,6 @@ class ModelPredictor:
         self.batch_size = spec.batch_size
         self.backend = resolve_backend(spec.backend, spec.device, spec.precision, spec.path)
         """The backend that runs the model (``auto`` resolved)."""
-        self.runtime = spec.runtime(self.backend)
-        """What computes the probabilities (:meth:`ModelSpec.runtime`)."""
         self.takes_windows = self.backend in WINDOW_BACKENDS
         """Whether it runs windows larger than the model's tile."""
         self._kind = INT8 if spec.precision == INT8 else self.backend
@@ -217,6 +215,8 @@ class ModelPredictor:
         if self._kind == INT8 and cached_conversion(spec.path, self._model_digest(),
                                                     INT8) is None:
             raise _no_int8(spec.path)
+        self.runtime = spec.runtime(self.backend, self._digest)
+        """What computes the probabilities (:meth:`ModelSpec.runtime`)."""
 
     def _model_digest(self) -> str:
         """The model file's digest, read once (a large model takes seconds to hash)."""

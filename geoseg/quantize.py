@@ -21,7 +21,6 @@ import io
 import logging
 import os
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,23 +75,28 @@ def calibration_tiles(scenes: Sequence[str | os.PathLike[str]], settings: ModelS
     InputError
         A scene cannot be read or lacks the bands, or no tile holds data.
     """
-    with ExitStack() as stack:
-        grids = []
-        for scene in scenes:
-            src = stack.enter_context(open_scene(scene, expect_crs=False))  # pixels only
-            band_list = select_bands(src, settings.bands, bands)
-            grids.append((src, band_list, list(TileGrid.for_model(src, settings))))
-        total = sum(len(tiles) for _, _, tiles in grids)
-        picks = set(np.linspace(0, total - 1, min(count, total)).round().astype(int).tolist())
-        images: list[np.ndarray] = []
-        start = 0
-        for src, band_list, tiles in grids:
-            for index, tile in enumerate(tiles, start):
-                if index in picks:
-                    image, valid = read_tile(src, tile, settings.image_size, band_list)
+    sizes = []
+    for scene in scenes:  # checks every scene first; one open at a time (a glob may be long)
+        with open_scene(scene, expect_crs=False) as src:  # pixels only
+            select_bands(src, settings.bands, bands)
+            sizes.append(len(TileGrid.for_model(src, settings)))
+    total = sum(sizes)
+    picks = np.linspace(0, total - 1, min(count, total)).round().astype(int)
+    images: list[np.ndarray] = []
+    start = 0
+    for scene, size in zip(scenes, sizes, strict=True):
+        mine = picks[(picks >= start) & (picks < start + size)] - start
+        if len(mine):
+            with open_scene(scene, expect_crs=False) as src:
+                band_list = select_bands(src, settings.bands, bands)
+                grid = TileGrid.for_model(src, settings)
+                columns = grid.shape[1]
+                for index in np.unique(mine):
+                    image, valid = read_tile(src, grid.tile(*divmod(int(index), columns)),
+                                             settings.image_size, band_list)
                     if valid.any():
                         images.append(image)
-            start += len(tiles)
+        start += size
     if not images:
         raise InputError(f"{', '.join(map(str, scenes))}: no tile holds data to calibrate on")
     return np.stack(images)

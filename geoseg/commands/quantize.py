@@ -22,9 +22,9 @@ def quantize(model_path: str, scenes: tuple[str, ...], tiles: int,
     The int8 version is kept in the model's conversion cache (next to the model, else in
     ~/.cache/geoseg) and used by geoseg predict --precision int8: 2.9-3.5x as fast as float32
     Keras on the CPU measured (with the AVX512-VNNI int8 instructions), with masks a little
-    different from float32's. How different is
-    measured on other tiles of SCENES and printed. Quantising again replaces it. Needs
-    pip install 'geoseg[int8]' (NNCF and OpenVINO).
+    different from float32's. How different is measured on other tiles of SCENES and
+    printed. Quantising again replaces it. Needs pip install 'geoseg[int8]' (NNCF and
+    OpenVINO).
 
     \b
     Example:
