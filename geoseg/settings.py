@@ -139,7 +139,7 @@ class ModelSettings:
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        factor = 2 ** (self.num_layers - 1)
+        factor = self.size_step
         if self.image_size % factor:
             raise ConfigError(
                 f"tile size {self.image_size} is not divisible by 2**({self.num_layers}-1)"
@@ -183,6 +183,16 @@ class ModelSettings:
             (max(3, self.base_kernels[0] - 2 * i), max(3, self.base_kernels[1] - 2 * i))
             for i in range(self.num_layers)
         ]
+
+    @property
+    def size_step(self) -> int:
+        """What a window's side must be a multiple of: the model halves it ``num_layers - 1``
+        times.
+
+        >>> ModelSettings(num_layers=5).size_step
+        16
+        """
+        return 2 ** (self.num_layers - 1)
 
     @property
     def mask_class_names(self) -> list[str]:

@@ -31,7 +31,7 @@ from geoseg.scene import data_bands, read_window
 from geoseg.settings import DEFAULT_TILE_SIZE, ModelSettings, default_overlap
 
 __all__ = [
-    "AUTO_WINDOW_TILES", "Tile", "TileGrid", "WindowChoice", "axis_offsets", "block_windows",
+    "AUTO_WINDOW", "Tile", "TileGrid", "WindowChoice", "axis_offsets", "block_windows",
     "check_grid_size", "grid_size", "inference_window", "pad_to_tile", "read_tile",
     "resolve_window",
 ]
@@ -142,8 +142,8 @@ class TileGrid:
         ``window``: predict windows of this side instead of the model's tile (the FlexUNet is
         fully convolutional), with the same overlap, so less of the scene is predicted twice.
         It must be a multiple of the model's size step (``2**(num_layers-1)``) and at least
-        the model's tile; the windows are then fitted to the scene
-        (:func:`inference_window`).
+        the model's tile, and the overlap less than the tile in any case; the windows are
+        then fitted to the scene (:func:`inference_window`).
 
         Raises
         ------
@@ -151,6 +151,7 @@ class TileGrid:
             A bad overlap or window.
         """
         tile_size, model_overlap = grid_size(None, overlap, settings)
+        check_grid_size(tile_size, model_overlap)  # the overlap fits the model's tile
         if window is not None:
             tile_size = inference_window(window, settings, dataset.height, dataset.width,
                                          model_overlap)
@@ -202,32 +203,46 @@ def inference_window(window: int, settings: ModelSettings, height: int, width: i
     The windows a side of ``window`` pixels needs along each axis are kept, and made as small
     as still covers the scene with them (a multiple of the model's size step), so the last
     window is not pulled back over its neighbour: a 6144-pixel scene in 2048-pixel windows
-    sharing 64 pixels needs 4 a side, and 1584 pixels cover it with 4.
+    sharing 64 pixels needs 4 a side, and 1584 pixels cover it with 4. Windows are square, so
+    a scene narrower than ``window`` would pad each one across its short side: when windows as
+    wide as the scene (at least the tile) predict fewer pixels, they are taken instead.
 
     >>> settings = ModelSettings(image_size=512, num_layers=5)
     >>> inference_window(2048, settings, 6144, 6144, 64)
     1584
-    >>> inference_window(1024, settings, 600, 650, 64)
+    >>> inference_window(1024, settings, 600, 650, 64)  # one window beats two of 608
     656
+    >>> inference_window(1024, settings, 9000, 600, 64)  # 17 windows of 608, not 10 of 960
+    608
     >>> inference_window(1000, settings, 9000, 9000, 64)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     geoseg.errors.ParameterError: window must be a multiple of 16 pixels ..., got 1000
     """
-    step = 2 ** (settings.num_layers - 1)
+    step = settings.size_step
     if isinstance(window, bool) or not isinstance(window, int) or window % step \
             or window < settings.image_size:
         raise ParameterError(f"{param('window')} must be a multiple of {step} pixels (this "
                              f"model's size step) and at least its tile "
                              f"({settings.image_size}), got {window!r}")
-    needed = 0
-    for extent in (height, width):
-        count = max(1, math.ceil((extent - overlap) / (window - overlap)))
-        needed = max(needed, math.ceil((extent - overlap) / count) + overlap)
-    return max(settings.image_size, min(window, math.ceil(needed / step) * step))
+
+    def fitted(side: int) -> int:
+        needed = 0
+        for extent in (height, width):
+            count = max(1, math.ceil((extent - overlap) / (side - overlap)))
+            needed = max(needed, math.ceil((extent - overlap) / count) + overlap)
+        return max(settings.image_size, min(side, math.ceil(needed / step) * step))
+
+    def pixels_predicted(side: int) -> int:
+        return (len(axis_offsets(height, side, overlap)) * len(axis_offsets(width, side, overlap))
+                * side * side)
+
+    scene_wide = max(settings.image_size, math.ceil(min(height, width) / step) * step)
+    choices = {fitted(window), fitted(min(window, scene_wide))}
+    return min(choices, key=lambda side: (pixels_predicted(side), -side))
 
 
-AUTO_WINDOW_TILES = 2
-"""The automatic window's side, in the model's tiles."""
+AUTO_WINDOW = 1024
+"""The automatic window's side in pixels: about a megapixel per model call."""
 
 
 def resolve_window(window: WindowChoice, settings: ModelSettings,
@@ -235,16 +250,20 @@ def resolve_window(window: WindowChoice, settings: ModelSettings,
     """The window side a run asks for (``None``: the model's tile), before fitting it to the
     scene (:func:`inference_window`).
 
-    ``"auto"`` is :data:`AUTO_WINDOW_TILES` tiles a side (1024 pixels for a 512-pixel model)
-    when the predictor ``takes_windows`` (the keras and openvino backends), else the tile. It
-    does not depend on the batch size, so neither do the outputs; at batch 4 a model call
-    holds one such window, as many pixels as 4 tiles (:func:`geoseg.batching.windows_per_batch`),
-    and 1.15 times each pixel of a scene is predicted instead of 1.31 with 512-pixel tiles
-    sharing 64 pixels (``bench/scene_throughput.py``).
+    ``"auto"`` is :data:`AUTO_WINDOW` pixels a side (rounded up to the model's size step; the
+    tile when that is as large) when the predictor ``takes_windows`` (the keras and openvino
+    backends), else the tile. It depends neither on the batch size nor on the machine, so
+    neither do the outputs. A model call holds at least one window
+    (:func:`geoseg.batching.windows_per_batch`): as many pixels as a batch of four 512-pixel
+    tiles. On a 6144² scene 1.15 times each pixel is predicted, against 1.31 with 512-pixel
+    tiles sharing 64 pixels and 1.35 with 256-pixel tiles sharing 32
+    (``bench/scene_throughput.py``).
 
-    >>> settings = ModelSettings(image_size=512, num_layers=5)
+    >>> settings = ModelSettings(image_size=256, num_layers=6)
     >>> resolve_window("auto", settings, True), resolve_window("auto", settings, False)
     (1024, None)
+    >>> resolve_window("auto", ModelSettings(image_size=1024), True) is None  # the tile
+    True
     >>> resolve_window("tile", settings, True), resolve_window(2048, settings, False)
     (None, 2048)
     >>> resolve_window("big", settings, True)
@@ -258,7 +277,9 @@ def resolve_window(window: WindowChoice, settings: ModelSettings,
     if window != "auto":
         raise ParameterError(f"{param('window')} must be auto, tile or a number of pixels, "
                              f"got {window!r}")
-    return AUTO_WINDOW_TILES * settings.image_size if takes_windows else None
+    step = settings.size_step
+    side = math.ceil(AUTO_WINDOW / step) * step
+    return side if takes_windows and side > settings.image_size else None
 
 
 def check_grid_size(tile_size: int, overlap: int) -> None:

@@ -232,7 +232,7 @@ def test_two_dask_workers_split_a_scene_into_bands_with_the_bytes_of_one_run(
 
     small = make_raster("small.tif", height=150, width=170, seed=2)
     spec = ModelSpec(model_path, batch_size=3, device="cpu")
-    options = PredictOptions(probability_dtype="float32")
+    options = PredictOptions(probability_dtype="float32", window=128)
 
     def jobs(folder: Path) -> list[SceneJob]:
         folder.mkdir()
@@ -242,7 +242,7 @@ def test_two_dask_workers_split_a_scene_into_bands_with_the_bytes_of_one_run(
     serial = predict_scenes(jobs(tmp_path / "serial"), spec, options)
     assert all(outcome.error is None for outcome in serial)
     base = ["predict", str(tall_scene), "--model", str(model_path), "--batch-size", "3",
-            "--device", "cpu", "--cog", "-q"]
+            "--device", "cpu", "--window", "128", "--cog", "-q"]
     runner = CliRunner()
     result = runner.invoke(cli, [*base, "--out", str(tmp_path / "serial" / "cog.tif"),
                                  "--vector", str(tmp_path / "serial" / "cog.geojson")])
@@ -265,7 +265,7 @@ def test_two_dask_workers_split_a_scene_into_bands_with_the_bytes_of_one_run(
     assert "4 bands on workers" in result.output
     tall, little = spread
     assert tall.error is None and little.error is None
-    assert serial[0].result.tiles_predicted == 8 * 2  # auto: 128-pixel windows, not 19 x 5 tiles
+    assert serial[0].result.tiles_predicted == 8 * 2  # 128-pixel windows, not 19 x 5 tiles
     assert [band.result.rows for band in tall.bands] == [(0, 256), (256, 512), (512, 768),
                                                          (768, 900)]
     assert str(os.getpid()) not in {band.worker.rsplit(":", 1)[1] for band in tall.bands}

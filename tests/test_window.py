@@ -39,10 +39,19 @@ def test_a_window_keeps_the_overlap_and_fits_small_scenes(make_raster):
         # 128-pixel windows need 3 rows and 5 columns; 116 pixels (a multiple of 4) cover it
         assert (grid.tile_size, grid.overlap, grid.shape) == (116, 16, (3, 5))
         assert len(grid) < len(TileGrid.for_model(src, SETTINGS))
-        assert TileGrid.for_model(src, SETTINGS, window=1024).tile_size == 500  # covers it
+        # one window of 500 pixels would pad 300 rows to 500: two of 300 predict less
+        assert TileGrid.for_model(src, SETTINGS, window=1024).tile_size == 300
         for bad in (102, 32):  # not a multiple of 4; smaller than the model's tile
             with pytest.raises(ParameterError, match="window must be a multiple of 4"):
                 TileGrid.for_model(src, SETTINGS, window=bad)
+
+
+def test_a_narrow_scene_gets_windows_as_wide_as_itself(make_raster):
+    with rasterio.open(make_raster(height=1000, width=100)) as src:
+        grid = TileGrid.for_model(src, SETTINGS, window=1024)
+        # one 1000-pixel window would pad 100 columns to 1000: 12 windows of 100 predict less
+        assert (grid.tile_size, grid.shape) == (100, (12, 1))
+        assert TileGrid.for_model(src, SETTINGS, window=128).tile_size == 100  # also wider
 
 
 def test_a_per_pixel_model_gives_the_same_outputs_in_any_window(make_raster, tmp_path):
@@ -133,23 +142,24 @@ def test_a_batch_holds_as_many_windows_as_tiles_pixels(model_file, backend):
 
 
 @pytest.mark.parametrize(("backend", "window"), [
-    ("keras", 128),  # twice the tile's side
-    pytest.param("openvino", 128, marks=pytest.mark.skipif(
+    ("keras", 1024),  # fitted to the scene: 660 pixels
+    pytest.param("openvino", 1024, marks=pytest.mark.skipif(
         importlib.util.find_spec("openvino") is None, reason="openvino is not installed")),
     pytest.param("onnx", 64, marks=pytest.mark.skipif(  # fixed-size conversions: the tile
         importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")),
 ])
-def test_the_default_window_is_two_tiles_whatever_the_batch(model_file, make_raster, tmp_path,
-                                                            backend, window):
-    scene = make_raster(height=300, width=500)
+def test_the_default_window_is_1024_pixels_whatever_the_batch(model_file, make_raster, tmp_path,
+                                                              backend, window):
+    scene = make_raster(height=1100, width=1300)
     digests = set()
-    for batch_size in (1, 4):
+    for batch_size in (1, 256):  # a window a call; two (256 tiles' pixels hold two of 660)
         predictor = load_predictor(model_file, batch_size=batch_size, backend=backend)
         mask = tmp_path / f"auto{batch_size}.tif"
         result = predict_scene(scene, mask, predictor, SETTINGS)
         with rasterio.open(scene) as src:
-            assert result.tiles_predicted == len(TileGrid.for_model(src, SETTINGS,
-                                                                    window=window))
+            grid = TileGrid.for_model(src, SETTINGS, window=window)
+            assert grid.tile_size == (660 if window == 1024 else 64)
+            assert result.tiles_predicted == len(grid)
         digests.add(hashlib.sha256(mask.read_bytes()).hexdigest())
     assert len(digests) == 1  # the batch size changes the speed and memory, not the mask
     pixelwise = predict_scene(scene, tmp_path / "pixelwise.tif", PixelwisePredictor(), SETTINGS)
@@ -166,7 +176,7 @@ def test_the_cli_window_choices(model_file, make_raster, tmp_path):
                                      str(tmp_path / f"{choice}.tif"), "--window", choice])
         assert result.exit_code == 0, result.output
         counts[choice] = int(result.output.split(" of ")[1].split()[0])
-    assert counts == {"auto": 4, "tile": 16}  # 2 x 2 windows of 108 pixels; 4 x 4 tiles
+    assert counts == {"auto": 1, "tile": 16}  # one window of 200 pixels; 4 x 4 tiles
     bad = runner.invoke(cli, ["predict", str(scene), "--model", str(model_file), "--out",
                               str(tmp_path / "b.tif"), "--window", "big"])
     assert bad.exit_code == 2 and "Traceback" not in bad.output

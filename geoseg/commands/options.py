@@ -91,8 +91,9 @@ window_opt = click.option(
     type=WindowChoiceType(),
     default="auto",
     show_default=True,
-    help="Side of the windows the model predicts, with the model's overlap. auto: twice the "
-    "model's tile (keras and openvino backends; the tile on the others); tile: the model's "
+    help="Side of the windows the model predicts, with the model's overlap. auto: 1024 "
+    "pixels, or the model's tile if larger (keras and openvino backends; the tile on the "
+    "others); tile: the model's "
     "tile; or pixels, a multiple of the model's size step. Larger windows predict less of the "
     "scene twice; a model call holds as many pixels as --batch-size tiles, or one window.",
 )
