@@ -45,6 +45,7 @@ from rasterio.windows import Window
 from geoseg import __version__
 from geoseg.batching import windows_per_batch
 from geoseg.blending import RowBandAccumulator, coverage_weights
+from geoseg.block_rows import BlockRows, RowsFinished
 from geoseg.errors import InputError, ParameterError, param
 from geoseg.journal import FinishedRows, PredictionJournal
 from geoseg.mask_format import (
@@ -80,7 +81,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OUTPUT_BLOCK = 256
-"""Block size of the output GeoTIFFs; bands of rows are flushed in multiples of it."""
+"""Block size of the output GeoTIFFs; finished rows are written in block rows of it."""
+FLUSH_ROWS = 32
+"""Rows blended and classified at a time, before they join their block row."""
 
 ProbabilityDtype = Literal["uint8", "float32"]
 _T = TypeVar("_T")
@@ -903,10 +906,6 @@ class _Outputs:
             self.write(strip.row_off, *strip.read())
 
 
-RowsFinished = Callable[[int, np.ndarray, "np.ndarray | None"], None]
-"""Called with each finished block row: ``(row_off, mask, probabilities or None)``."""
-
-
 def _batch_windows(predictor: BatchPredictor, grid: TileGrid, settings: ModelSettings) -> int:
     """Windows per model call: as many as the predictor runs at a time
     (:func:`geoseg.batching.windows_per_batch`)."""
@@ -964,26 +963,25 @@ def _predict_rows(
     predictor = with_tta(predictor, opts.tta)
     grid = run.grid
     batch_size = _batch_windows(predictor, grid, settings)
-    # Tiles are added in row order, and the rows above a new tile row's block boundary are
-    # finished first: the band holds less than one block plus one tile.
+    # Tiles are added in row order, and the rows above a new tile row are finished first, a
+    # few at a time: the band holds one tile row, the temporaries a few rows.
     accumulator = RowBandAccumulator(
         coverage_weights(grid.height, grid.row_offsets, grid.tile_size, grid.overlap),
         coverage_weights(grid.width, grid.col_offsets, grid.tile_size, grid.overlap),
-        settings.num_classes, min(OUTPUT_BLOCK + grid.tile_size, grid.height), grid.tile_size,
-        grid.overlap, top=start,
+        settings.num_classes, min(grid.tile_size, grid.height), grid.tile_size, grid.overlap,
+        top=start,
     )
+    block_rows = BlockRows(start, stop, grid.width, OUTPUT_BLOCK, finished)
     total = len(grid)
     predicted = 0
 
     def finish_rows(until: int) -> None:
-        """Classify and hand out scene rows ``[top, until)``, one block row at a time."""
+        """Classify scene rows ``[top, until)`` and hand them out in block rows."""
         while accumulator.top < until:
-            row_off, probs, valid = accumulator.flush(
-                min(until, _aligned(accumulator.top) + OUTPUT_BLOCK)
-            )
+            row_off, probs, valid = accumulator.flush(min(until, accumulator.top + FLUSH_ROWS))
             band = (_probability_band(probs, valid, opts.probability_dtype)
                     if run.probabilities is not None else None)
-            finished(row_off, classify(probs, valid, opts.threshold), band)
+            block_rows.add(row_off, classify(probs, valid, opts.threshold), band)
 
     def predict(batch: _Batch) -> tuple[list[np.ndarray], list[Tile]]:
         """The batch's probabilities, tile by tile, and the tiles the model ran on."""
@@ -998,7 +996,7 @@ def _predict_rows(
 
     def blend(batch: _Batch, probs: list[np.ndarray], fresh: list[Tile]) -> None:
         for tile, valid, tile_probs in zip(batch.tiles, batch.valid, probs, strict=True):
-            finish_rows(_aligned(grid.row_offsets[tile.row]))
+            finish_rows(grid.row_offsets[tile.row])
             accumulator.add(tile.window, tile_probs, valid)
             if tile.row in shared and tile in fresh:
                 run.journal.save_tile(tile.row, tile.col, tile_probs)
