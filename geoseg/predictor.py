@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTO_BACKEND", "BACKENDS", "DEVICES", "PRECISIONS", "WINDOW_BACKENDS", "Backend", "Device",
     "ModelPredictor", "ModelSpec", "Precision", "check_run_settings", "file_digest",
-    "load_predictor", "resolve_backend",
+    "gpu_likely", "load_predictor", "resolve_backend",
 ]
 
 log = logging.getLogger(__name__)
@@ -114,17 +114,33 @@ def check_run_settings(batch_size: int, device: str, precision: str,
                              f"openvino on the CPU, not {backend} on {device}")
 
 
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
+"""Where the NVIDIA driver lists the GPUs it drives (Linux)."""
+
+
+def gpu_likely(gpus_folder: Path = NVIDIA_GPUS) -> bool:
+    """Whether TensorFlow will likely see a GPU, guessed without importing it (seconds): the
+    NVIDIA driver lists one, and ``CUDA_VISIBLE_DEVICES`` does not hide them all."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):
+        return False
+    try:
+        return any(gpus_folder.iterdir())
+    except OSError:
+        return False
+
+
 def resolve_backend(backend: str, device: str = "auto", precision: str = "float32",
                     model_path: Path | None = None) -> str:
     """The backend that runs: ``auto`` becomes :data:`AUTO_BACKEND` when the run suits it
-    (not on a GPU, in one of its precisions), its package is installed and the model can be
+    (not on a GPU: neither asked for nor, with device ``auto``, likely here by
+    :func:`gpu_likely`; in one of its precisions), its package is installed and the model can be
     converted for it or was before (with ``model_path``), else ``keras``."""
     if backend != "auto":
         return backend
     if precision == INT8:
         return "openvino"  # the only one with an int8 version
     choice = AUTO_BACKEND
-    if choice == "keras" or device == "gpu" or (
+    if choice == "keras" or device == "gpu" or (device == "auto" and gpu_likely()) or (
             precision == "bfloat16" and choice not in _BFLOAT16_BACKENDS):
         return "keras"
     if importlib.util.find_spec(_PACKAGES[choice]) is None:

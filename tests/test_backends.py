@@ -19,7 +19,13 @@ from geoseg.cli import cli
 from geoseg.convert import converted_model
 from geoseg.errors import ModelError, ParameterError
 from geoseg.flexunet import build_flexunet, load_model, save_model
-from geoseg.predictor import ModelPredictor, ModelSpec, file_digest, resolve_backend
+from geoseg.predictor import (
+    ModelPredictor,
+    ModelSpec,
+    file_digest,
+    gpu_likely,
+    resolve_backend,
+)
 from geoseg.runtimes import CACHE_FOLDER, cached_conversion, conversion_name, open_runtime
 from geoseg.settings import ModelSettings
 
@@ -136,6 +142,7 @@ def test_settings_a_backend_cannot_run_are_refused(model_file: Path, make_raster
 
 def test_auto_backend_falls_back_to_keras(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(predictor_module, "AUTO_BACKEND", "openvino")
+    monkeypatch.setattr(predictor_module, "gpu_likely", lambda: False)
     monkeypatch.setattr(predictor_module.importlib.util, "find_spec", lambda name: None)
     assert resolve_backend("auto") == "keras"  # openvino not installed
     assert resolve_backend("onnx") == "onnx"
@@ -143,6 +150,20 @@ def test_auto_backend_falls_back_to_keras(monkeypatch: pytest.MonkeyPatch) -> No
     assert resolve_backend("auto") == "openvino"
     assert resolve_backend("auto", device="gpu") == "keras"
     assert resolve_backend("auto", precision="bfloat16") == "openvino"
+    monkeypatch.setattr(predictor_module, "gpu_likely", lambda: True)
+    assert resolve_backend("auto") == "keras"  # Keras runs on the GPU it sees
+    assert resolve_backend("auto", device="cpu") == "openvino"
+
+
+def test_a_gpu_is_guessed_from_the_nvidia_driver(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert not gpu_likely(tmp_path / "missing")  # no driver
+    assert not gpu_likely(tmp_path)  # a driver without GPUs
+    (tmp_path / "0000:01:00.0").mkdir()
+    assert gpu_likely(tmp_path)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # all hidden from TensorFlow
+    assert not gpu_likely(tmp_path)
 
 
 def test_auto_backend_needs_a_converter_or_a_conversion(
