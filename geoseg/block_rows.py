@@ -29,7 +29,8 @@ class BlockRows:
     Parameters
     ----------
     start, stop : int
-        The scene rows to gather; ``start`` is a multiple of ``block``.
+        The scene rows to gather; ``start`` is a multiple of ``block`` (or ``stop``: nothing
+        to gather, as when a resumed run finds every row journaled).
     width : int
         Pixels per row.
     block : int
@@ -39,7 +40,7 @@ class BlockRows:
     """
 
     def __init__(self, start: int, stop: int, width: int, block: int, finished: RowsFinished):
-        if start % block:
+        if start % block and start != stop:
             raise ValueError(f"start row {start} is not a multiple of {block}")
         self.next_row = start
         """The first row not added yet."""

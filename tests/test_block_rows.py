@@ -32,6 +32,7 @@ def test_rows_in_any_slices_come_out_in_aligned_block_rows(cuts, probabilities):
 def test_rows_must_follow_each_other_from_an_aligned_start():
     with pytest.raises(ValueError, match="not a multiple of 256"):
         BlockRows(100, 1000, 5, 256, print)
+    BlockRows(1000, 1000, 5, 256, print)  # nothing left: a resumed run with every row saved
     gather = BlockRows(0, 300, 5, 256, print)
     with pytest.raises(ValueError, match="do not follow row 0"):
         gather.add(10, np.zeros((5, 5), np.uint8), None)

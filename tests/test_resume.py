@@ -113,3 +113,25 @@ def test_killed_cli_run_resumes_to_identical_bytes(make_raster, tmp_path):
     assert digest(tmp_path / "out.tif") == digest(tmp_path / "ref.tif")
     assert not journal.exists()
     assert not list(tmp_path.glob(".out.tif.partial-*"))  # the killed run's leftovers went too
+
+
+def test_resume_after_every_row_was_saved_predicts_nothing(make_raster, tmp_path, monkeypatch):
+    """Interrupted as the outputs were moved into place: the journal holds every row."""
+    from geoseg import predict as predict_module
+
+    scene = make_raster(height=300, width=150, nodata=0)
+    reference = predict_scene(scene, tmp_path / "ref.tif", PixelwisePredictor(4), SETTINGS)
+    finish = predict_module._finish_outputs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(predict_module, "_finish_outputs", interrupted)
+    out = tmp_path / "mask.tif"
+    with pytest.raises(KeyboardInterrupt):
+        predict_scene(scene, out, PixelwisePredictor(4), SETTINGS)
+    monkeypatch.setattr(predict_module, "_finish_outputs", finish)
+    resumed = predict_scene(scene, out, PixelwisePredictor(4), SETTINGS,
+                            PredictOptions(resume=True))
+    assert resumed.tiles_predicted == 0
+    assert digest(out) == digest(tmp_path / "ref.tif")
