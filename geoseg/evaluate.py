@@ -317,7 +317,7 @@ def _evaluate_one(
             result = predict_scene(image, work / "mask.tif", run.predictor, run.settings, options,
                                    probabilities_path=work / "probabilities.tif",
                                    progress=progress)
-            log.info("%s: %d tiles predicted in %.1f s", scene.image.name,
+            log.info("%s: %d windows predicted in %.1f s", scene.image.name,
                      result.tiles_predicted, result.seconds)
             with _georeference_not_expected(True):
                 return _score(run, result.mask_path, work / "probabilities.tif", src, labels,

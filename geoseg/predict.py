@@ -101,7 +101,9 @@ class BatchPredictor(Protocol):
 
 @dataclass(frozen=True)
 class PredictionResult:
-    """What a prediction run did."""
+    """What a prediction run did. ``tiles_total`` and ``tiles_predicted`` count the grid's
+    windows (the model's tiles with ``window="tile"``): all of them, and those the model ran
+    on."""
 
     mask_path: Path
     probabilities_path: Path | None

@@ -38,7 +38,7 @@ def test_predict_through_keras_matches_the_whole_array_and_the_georeference(
                  str(tmp_path / "mask.tif"), "--probabilities", str(tmp_path / "prob.tif"),
                  "--probability-dtype", "float32", "--batch-size", "3", "--device", "cpu", "-q")
     assert result.exit_code == 0, result.output
-    assert "tiles predicted" in result.output
+    assert "windows predicted" in result.output
     with rasterio.open(scene) as src, rasterio.open(tmp_path / "prob.tif") as prob:
         band1 = src.read(1)
         assert prob.crs == src.crs and prob.transform == src.transform

@@ -60,7 +60,7 @@ def test_without_json_a_non_terminal_gets_no_progress(make_raster, tmp_path):
     assert result.stderr == ""
 
 
-def test_predict_reports_tiles_even_when_quiet(make_raster, tmp_path):
+def test_predict_reports_windows_even_when_quiet(make_raster, tmp_path):
     settings = ModelSettings(image_size=64, num_layers=3, overlap=16)
     model = save_model(pixelwise_keras_model(settings), settings, tmp_path / "m.keras")
     scene = make_raster(height=300, width=200)
@@ -69,7 +69,7 @@ def test_predict_reports_tiles_even_when_quiet(make_raster, tmp_path):
         "--batch-size", "2", "--window", "tile", "--progress", "json", "-q"])
     assert result.exit_code == 0, result.output
     lines = progress_lines(result.stderr)
-    check_run(lines, "tiles")
+    check_run(lines, "windows")
     assert lines[-1]["total"] == 6 * 4  # 300 rows and 200 columns in 64-pixel tiles, 16 shared
 
 

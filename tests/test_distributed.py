@@ -115,7 +115,7 @@ def test_two_dask_workers_write_the_same_bytes_as_one_process(tmp_path, scenes, 
     result = runner.invoke(cli, [*base, "--out-dir", str(spread), "--workers", "2"],
                            catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert result.output.count("tiles predicted") == 3
+    assert result.output.count("windows predicted") == 3
     pids = {line.rsplit(":", 1)[1].rstrip("]") for line in result.output.splitlines()
             if "[worker " in line}
     assert pids and str(os.getpid()) not in pids  # run by worker processes, not this one

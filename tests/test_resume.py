@@ -134,4 +134,5 @@ def test_resume_after_every_row_was_saved_predicts_nothing(make_raster, tmp_path
     resumed = predict_scene(scene, out, PixelwisePredictor(4), SETTINGS,
                             PredictOptions(resume=True))
     assert resumed.tiles_predicted == 0
+    assert resumed.foreground_pixels == reference.foreground_pixels
     assert digest(out) == digest(tmp_path / "ref.tif")

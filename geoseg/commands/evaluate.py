@@ -142,7 +142,7 @@ def evaluate(
                              threshold=threshold, tta=tta,  # type: ignore[arg-type]
                              window=window)  # type: ignore[arg-type]
     iou = iou_threshold or config.eval.iou_threshold
-    with ProgressBar("tiles", enabled=not quiet) as progress:
+    with ProgressBar("windows", enabled=not quiet) as progress:
         if isinstance(source, list):
             result = evaluate_scenes(source, predictor, settings, options=options,
                                      iou_threshold=iou, rgb_map=config.mask.rgb_map,

@@ -210,7 +210,7 @@ progress_opt = click.option(
     "--progress", "progress_format", type=click.Choice(["bar", "json"]), default="bar",
     show_default=True, expose_value=False, callback=_remember_progress,
     help="bar: a progress bar on a terminal; json: one JSON line per step on stderr, "
-    '{"progress": 0.42, "done": 21, "total": 50, "message": "tiles"}, for programs that run '
+    '{"progress": 0.42, "done": 21, "total": 50, "message": "windows"}, for programs that run '
     "geoseg (shown even with --quiet).",
 )
 """``--progress bar|json``, read by :class:`ProgressBar`; commands need no parameter for it."""

@@ -212,7 +212,7 @@ def _predict_one(
         result, vector = outcome.result, outcome.vector
         click.echo(_describe(result) + _where(outcome))
     else:
-        with ProgressBar("tiles", enabled=not quiet) as progress:
+        with ProgressBar("windows", enabled=not quiet) as progress:
             done = run_job(job, predictor, predictor.settings, options, model_file=spec.path,
                            progress=progress)
         result, vector = done.prediction, done.vector
@@ -279,6 +279,6 @@ def _where(outcome: SceneOutcome) -> str:
 
 def _describe(result: PredictionResult) -> str:
     rate = result.tiles_predicted / result.seconds if result.seconds > 0 else 0.0
-    return (f"{result.mask_path}: {result.tiles_predicted} of {result.tiles_total} tiles "
-            f"predicted in {result.seconds:.1f} s ({rate:.2f} tiles/s), "
+    return (f"{result.mask_path}: {result.tiles_predicted} of {result.tiles_total} windows "
+            f"predicted in {result.seconds:.1f} s ({rate:.2f} windows/s), "
             f"{result.foreground_pixels} landslide pixels")

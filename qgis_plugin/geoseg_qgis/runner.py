@@ -73,8 +73,8 @@ class Progress:
 def parse_progress(line: str) -> Progress | None:
     """The progress a stderr line reports, or None for any other line.
 
-    >>> parse_progress('{"progress": 0.5, "done": 2, "total": 4, "message": "tiles"}')
-    Progress(fraction=0.5, done=2, total=4, message='tiles')
+    >>> parse_progress('{"progress": 0.5, "done": 2, "total": 4, "message": "windows"}')
+    Progress(fraction=0.5, done=2, total=4, message='windows')
     >>> parse_progress("WARNING: no CRS") is None
     True
     """

@@ -165,7 +165,7 @@ def test_detect_writes_outputs_on_the_scenes_grid_and_crs(detected, scene):
     assert landslide_pixels > 0.05 * 600 * 600
     # the run reported its progress and geoseg's summary
     assert feedback.progress[-1] == pytest.approx(100.0)
-    assert any(info.startswith("tiles: 1 of 1") for info in feedback.infos)  # one 608-px window
+    assert any(info.startswith("windows: 1 of 1") for info in feedback.infos)  # one 608-px window
     assert any(f"{landslide_pixels} landslide pixels" in info for info in feedback.infos)
     assert "--progress json" in feedback.commands[0]
 
