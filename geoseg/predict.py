@@ -226,11 +226,11 @@ class PredictOptions:
     (:meth:`geoseg.tiling.TileGrid.for_model`): ``"auto"`` (1024 pixels a side, or the tile
     if larger, when the predictor takes windows: :func:`geoseg.tiling.resolve_window`),
     ``"tile"`` (the model's tile) or a number of pixels. The FlexUNet is fully
-    convolutional, and larger windows predict less of the scene twice (512-pixel tiles with a
-    64-pixel overlap compute every pixel 1.31 times, 256-pixel tiles with 32 pixels 1.35
-    times, 1024-pixel windows 1.15 times, 2048-pixel ones 1.07 times). A model call holds as
-    many windows as hold the pixels of ``batch_size`` tiles, at least one. Probabilities
-    differ slightly from tile-size windows (the model sees other borders); they
+    convolutional, and larger windows predict less of the scene twice (on a large scene,
+    512-pixel tiles with a 64-pixel overlap compute every pixel 1.31 times, as do 256-pixel
+    tiles with 32; 1024-pixel windows 1.14 times, 2048-pixel ones 1.07 times). A model call
+    holds as many windows as hold the pixels of ``batch_size`` tiles, at least one.
+    Probabilities differ slightly from tile-size windows (the model sees other borders); they
     do not depend on the batch size."""
 
     def grid(self, src: rasterio.io.DatasetReader, settings: ModelSettings) -> TileGrid:

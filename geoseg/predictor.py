@@ -119,8 +119,9 @@ NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 
 
 def gpu_likely(gpus_folder: Path = NVIDIA_GPUS) -> bool:
-    """Whether TensorFlow will likely see a GPU, guessed without importing it (seconds): the
-    NVIDIA driver lists one, and ``CUDA_VISIBLE_DEVICES`` does not hide them all."""
+    """Whether TensorFlow will likely see a GPU, guessed without importing it (which takes
+    seconds): the NVIDIA driver lists one, and ``CUDA_VISIBLE_DEVICES`` does not hide them
+    all."""
     if os.environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):
         return False
     try:

@@ -255,9 +255,9 @@ def resolve_window(window: WindowChoice, settings: ModelSettings,
     backends), else the tile. It depends neither on the batch size nor on the machine, so
     neither do the outputs. A model call holds at least one window
     (:func:`geoseg.batching.windows_per_batch`): as many pixels as a batch of four 512-pixel
-    tiles. On a 6144² scene 1.15 times each pixel is predicted, against 1.31 with 512-pixel
-    tiles sharing 64 pixels and 1.35 with 256-pixel tiles sharing 32
-    (``bench/scene_throughput.py``).
+    tiles. On a 6144² scene each pixel is predicted 1.18 times with a 512-pixel model's default
+    windows (64 pixels shared) and 1.12 times with a 256-pixel model's (32 shared), against
+    1.36 times with either's tiles (``bench/scene_throughput.py``).
 
     >>> settings = ModelSettings(image_size=256, num_layers=6)
     >>> resolve_window("auto", settings, True), resolve_window("auto", settings, False)
