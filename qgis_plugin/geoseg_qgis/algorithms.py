@@ -54,6 +54,9 @@ from .runner import (
 EXECUTABLE_SETTING = "GEOSEG_EXECUTABLE"
 ICON = Path(__file__).with_name("icon.svg")
 DEVICES = ["auto", "cpu", "gpu"]
+WINDOWS = {"auto": "1024-pixel windows (auto)", "tile": "The model's tiles (least memory)",
+           "2048": "2048-pixel windows (faster, about twice the memory)"}
+"""geoseg predict --window choices, as the Detect algorithm lists them."""
 LABEL_FORMATS = ["gpkg", "shp", "geojson", "fgb"]
 MODEL_FILTER = "Keras models (*.keras)"
 
@@ -264,7 +267,10 @@ class DetectLandslides(GeosegAlgorithm):
         "'Evaluate a model' reports the threshold with the best F1.<br>"
         "<b>Outputs</b>: the class mask (landslides red), the probabilities (one band per "
         "class) and the landslide polygons with area, perimeter and confidence, loaded with "
-        "geoseg's styles.<br><br>"
+        "geoseg's styles.<br>"
+        "<b>Prediction windows</b> (advanced): the model predicts 1024-pixel windows by "
+        "default; its own tiles, with 1 tile per model call, take the least memory; "
+        "2048-pixel windows are a little faster still.<br><br>"
         "Cancel stops geoseg cleanly: no output is written, and the rows finished so far are "
         "kept next to the mask. Run again with the same parameters and <b>Continue an "
         "interrupted run</b> ticked to go on from there; the result is identical to an "
@@ -281,6 +287,8 @@ class DetectLandslides(GeosegAlgorithm):
         self._advanced(QgsProcessingParameterNumber(
             "BATCH_SIZE", "Tiles per model call", QgsProcessingParameterNumber.Integer, 4,
             False, 1))
+        self._advanced(QgsProcessingParameterEnum(
+            "WINDOW", "Prediction windows", list(WINDOWS.values()), defaultValue=0))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Class mask"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "PROBABILITIES", "Probabilities", optional=True, createByDefault=True))
@@ -301,6 +309,7 @@ class DetectLandslides(GeosegAlgorithm):
             overlap=self._optional_int(parameters, "OVERLAP", context),
             device=self._device(parameters, context),
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
+            window=list(WINDOWS)[self.parameterAsEnum(parameters, "WINDOW", context)],
             resume=self.parameterAsBoolean(parameters, "RESUME", context))
         outputs = [path for path in (mask, probabilities, polygons) if path]
         self.run_geoseg(args, feedback, outputs)
