@@ -12,6 +12,8 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 from conftest import PixelwisePredictor
+from hypothesis import given
+from hypothesis import strategies as st
 
 from geoseg.cli import cli
 from geoseg.errors import ParameterError
@@ -19,7 +21,7 @@ from geoseg.flexunet import build_flexunet, resized_flexunet, save_model
 from geoseg.predict import PredictOptions, predict_scene
 from geoseg.predictor import load_predictor
 from geoseg.settings import ModelSettings
-from geoseg.tiling import TileGrid
+from geoseg.tiling import TileGrid, axis_offsets, inference_window
 
 SETTINGS = ModelSettings(image_size=64, base_filters=4, num_layers=3, overlap=16)
 
@@ -52,6 +54,20 @@ def test_a_narrow_scene_gets_windows_as_wide_as_itself(make_raster):
         # one 1000-pixel window would pad 100 columns to 1000: 12 windows of 100 predict less
         assert (grid.tile_size, grid.shape) == (100, (12, 1))
         assert TileGrid.for_model(src, SETTINGS, window=128).tile_size == 100  # also wider
+
+
+@given(height=st.integers(1, 5000), width=st.integers(1, 5000),
+       window=st.sampled_from([64, 128, 256, 1024]))
+def test_fitted_windows_are_valid_and_predict_no_more_than_the_requested_ones(height, width,
+                                                                             window):
+    side = inference_window(window, SETTINGS, height, width, SETTINGS.overlap)
+    assert SETTINGS.image_size <= side <= window and side % SETTINGS.size_step == 0
+
+    def pixels(size: int) -> int:
+        return (len(axis_offsets(height, size, SETTINGS.overlap))
+                * len(axis_offsets(width, size, SETTINGS.overlap)) * size * size)
+
+    assert pixels(side) <= pixels(window)  # fitting never costs more than the window asked
 
 
 def test_a_per_pixel_model_gives_the_same_outputs_in_any_window(make_raster, tmp_path):
