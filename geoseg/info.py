@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,21 +17,23 @@ from rasterio.windows import Window
 
 from geoseg.bundled import bundled_name, card_facts, model_card, resolve_model
 from geoseg.model_archive import is_model_file, read_settings
-from geoseg.predictor import file_digest
+from geoseg.predictor import ModelSpec, file_digest
 from geoseg.runtimes import INT8, cached_conversion
 from geoseg.scene import data_bands, describe_validity, open_scene, read_window
 from geoseg.settings import ModelSettings
-from geoseg.tiling import TileGrid, grid_size
+from geoseg.tiling import TileGrid, grid_size, resolve_window
 
 __all__ = ["describe", "describe_scene", "describe_model"]
 
 
 def describe_scene(
     path: str | os.PathLike[str], tile_size: int | None = None, overlap: int | None = None,
-    settings: ModelSettings | None = None,
+    settings: ModelSettings | None = None, window: int | None = None,
 ) -> dict[str, Any]:
     """Size, CRS, bands (with their colour interpretation), where validity comes from, how much
-    of the scene holds data, and the tile grid of a raster at the given settings.
+    of the scene holds data, and the tile grid of a raster at the given settings; with
+    ``settings`` and a ``window`` side (:func:`geoseg.tiling.resolve_window`), the windows
+    ``geoseg predict`` would predict it in too.
 
     Raises
     ------
@@ -41,7 +44,7 @@ def describe_scene(
     with open_scene(path) as src:
         grid = TileGrid.for_dataset(src, tile_size, overlap)
         crs = src.crs
-        return {
+        facts = {
             "path": str(path),
             "kind": "scene",
             "driver": src.driver,
@@ -57,9 +60,17 @@ def describe_scene(
             "crs": crs.to_string() if crs else None,
             "pixel size": (abs(src.transform.a), abs(src.transform.e)),
             "bounds": tuple(round(v, 3) for v in src.bounds),
-            "tiles": f"{len(grid)} ({grid.shape[0]} rows x {grid.shape[1]} columns) of "
-                     f"{tile_size} px with {overlap} px overlap",
+            "tiles": _grid_words(grid),
         }
+        if settings is not None and window is not None:
+            facts["prediction windows"] = _grid_words(
+                TileGrid.for_model(src, settings, overlap, window))
+        return facts
+
+
+def _grid_words(grid: TileGrid) -> str:
+    return (f"{len(grid)} ({grid.shape[0]} rows x {grid.shape[1]} columns) of "
+            f"{grid.tile_size} px with {grid.overlap} px overlap")
 
 
 def valid_fraction(dataset: rasterio.io.DatasetReader, view: int = 2048) -> tuple[float, int]:
@@ -122,9 +133,15 @@ def describe(
     :func:`describe_scene` for anything else.
 
     A scene's tiles are counted with ``tile_size`` and ``overlap``, else those of ``model``,
-    else the defaults (:func:`geoseg.tiling.grid_size`).
+    else the defaults (:func:`geoseg.tiling.grid_size`). With a ``model``, the windows its
+    default backend predicts the scene in are counted too (``--window auto``).
     """
     if is_model_file(resolve_model(path)):
         return describe_model(path)
-    settings = read_settings(resolve_model(model)) if model is not None else None
-    return describe_scene(path, tile_size, overlap, settings)
+    if model is None:
+        return describe_scene(path, tile_size, overlap)
+    spec = ModelSpec(Path(model))
+    settings = read_settings(spec.path)
+    window = resolve_window("auto", settings, spec.takes_windows)
+    return describe_scene(path, tile_size, overlap, settings,
+                          window if window is not None else settings.image_size)

@@ -70,6 +70,28 @@ def test_info_shows_the_threshold_a_model_carries(tmp_path):
     assert json.loads(result.output)["threshold"] == 0.37
 
 
+def test_info_with_a_model_counts_the_windows_predict_would_use(make_raster, tmp_path,
+                                                                monkeypatch):
+    import zipfile
+
+    from geoseg import predictor
+
+    path = tmp_path / "m.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+    write_settings(path, ModelSettings(image_size=64, num_layers=3, overlap=16))
+    scene = make_raster(height=1000, width=700)
+    facts = json.loads(CliRunner().invoke(cli, ["info", str(scene), "--model", str(path),
+                                                "--json"]).output)
+    assert facts["tiles"].startswith("315 (21 rows x 15 columns) of 64 px")
+    # 1024-pixel windows, no wider than the scene: two of 700 pixels
+    assert facts["prediction windows"] == "2 (2 rows x 1 columns) of 700 px with 16 px overlap"
+    monkeypatch.setattr(predictor, "resolve_backend", lambda *args, **kwargs: "onnx")
+    facts = json.loads(CliRunner().invoke(cli, ["info", str(scene), "--model", str(path),
+                                                "--json"]).output)
+    assert facts["prediction windows"] == facts["tiles"]  # a backend of fixed-size tiles
+
+
 def test_info_on_a_non_raster_is_one_line(tmp_path):
     bad = tmp_path / "notes.tif"
     bad.write_text("hello")
