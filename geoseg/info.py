@@ -17,23 +17,24 @@ from rasterio.windows import Window
 
 from geoseg.bundled import bundled_name, card_facts, model_card, resolve_model
 from geoseg.model_archive import is_model_file, read_settings
+from geoseg.predict import PredictOptions, options_for_model
 from geoseg.predictor import ModelSpec, file_digest
 from geoseg.runtimes import INT8, cached_conversion
 from geoseg.scene import data_bands, describe_validity, open_scene, read_window
 from geoseg.settings import ModelSettings
-from geoseg.tiling import TileGrid, grid_size, resolve_window
+from geoseg.tiling import TileGrid, grid_size
 
 __all__ = ["describe", "describe_scene", "describe_model"]
 
 
 def describe_scene(
     path: str | os.PathLike[str], tile_size: int | None = None, overlap: int | None = None,
-    settings: ModelSettings | None = None, window: int | None = None,
+    settings: ModelSettings | None = None, prediction: PredictOptions | None = None,
 ) -> dict[str, Any]:
     """Size, CRS, bands (with their colour interpretation), where validity comes from, how much
     of the scene holds data, and the tile grid of a raster at the given settings; with
-    ``settings`` and a ``window`` side (:func:`geoseg.tiling.resolve_window`), the windows
-    ``geoseg predict`` would predict it in too.
+    ``settings`` and the options of a run resolved for its model
+    (:func:`geoseg.predict.options_for_model`), the windows that run would predict it in too.
 
     Raises
     ------
@@ -62,9 +63,8 @@ def describe_scene(
             "bounds": tuple(round(v, 3) for v in src.bounds),
             "tiles": _grid_words(grid),
         }
-        if settings is not None and window is not None:
-            facts["prediction windows"] = _grid_words(
-                TileGrid.for_model(src, settings, overlap, window))
+        if settings is not None and prediction is not None:
+            facts["prediction windows"] = _grid_words(prediction.grid(src, settings))
         return facts
 
 
@@ -142,6 +142,5 @@ def describe(
         return describe_scene(path, tile_size, overlap)
     spec = ModelSpec(Path(model))
     settings = read_settings(spec.path)
-    window = resolve_window("auto", settings, spec.takes_windows)
-    return describe_scene(path, tile_size, overlap, settings,
-                          window if window is not None else settings.image_size)
+    prediction = options_for_model(PredictOptions(overlap=overlap), settings, spec)
+    return describe_scene(path, tile_size, overlap, settings, prediction)
