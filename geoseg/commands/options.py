@@ -10,6 +10,7 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from geoseg.bundled import BUNDLED_MODELS, DEFAULT_MODEL, resolve_model
+from geoseg.predictor import BACKENDS, DEVICES, PRECISIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,12 +51,12 @@ batch_size_opt = click.option(
 )
 
 device_opt = click.option(
-    "--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True,
+    "--device", type=click.Choice(DEVICES), default="auto", show_default=True,
     help="Where the model runs; auto uses a GPU when one is visible.",
 )
 
 precision_opt = click.option(
-    "--precision", type=click.Choice(["float32", "bfloat16", "int8"]), default="float32",
+    "--precision", type=click.Choice(PRECISIONS), default="float32",
     show_default=True,
     help="bfloat16: faster on CPUs with bfloat16 instructions and recent GPUs; int8: the "
     "model's int8 version made by geoseg quantize (openvino, CPU; ~3x as fast on CPUs with "
@@ -63,12 +64,11 @@ precision_opt = click.option(
 )
 
 backend_opt = click.option(
-    "--backend", type=click.Choice(["auto", "keras", "openvino", "onnx", "tflite"]),
-    default="auto", show_default=True,
+    "--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
     help="What runs the model: keras (TensorFlow), openvino, onnx (ONNX Runtime) or tflite "
     "(LiteRT), the last three on a conversion made once and cached next to the model; auto: "
     "openvino when installed (pip install 'geoseg[openvino]': same masks, faster, starts "
-    "without TensorFlow), else keras.",
+    "without TensorFlow), else keras, and keras when the NVIDIA driver lists a GPU.",
 )
 
 
@@ -93,9 +93,9 @@ window_opt = click.option(
     show_default=True,
     help="Side of the windows the model predicts, with the model's overlap. auto: 1024 "
     "pixels, or the model's tile if larger (keras and openvino backends; the tile on the "
-    "others); tile: the model's "
-    "tile; or pixels, a multiple of the model's size step. Larger windows predict less of the "
-    "scene twice; a model call holds as many pixels as --batch-size tiles, or one window.",
+    "others); tile: the model's tile; or pixels, a multiple of the model's size step. Larger "
+    "windows predict less of the scene twice; a model call holds as many pixels as "
+    "--batch-size tiles, or one window.",
 )
 
 tta_opt = click.option(
