@@ -1,7 +1,7 @@
 """Blending overlapping tile predictions without seams.
 
-Each tile's class probabilities are multiplied by a weight window and summed into a band of
-scene rows; once no later tile can touch a row, the row's probabilities are ``sum / weight``,
+Each tile's class probabilities are multiplied by a weight window and summed into chunks of
+the scene; once no later tile can touch a chunk, its probabilities are ``sum / weight``,
 where ``weight`` is the sum of the windows of all the tiles covering the pixel. (Raster
 Vision's smooth stitching accumulates the same way, with hit counts in place of weights.)
 
@@ -24,12 +24,15 @@ This module never imports TensorFlow.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from rasterio.windows import Window
 
-__all__ = ["weight_window", "coverage_weights", "RowBandAccumulator"]
+__all__ = ["weight_window", "coverage_weights", "ChunkedAccumulator", "Piece"]
+
+Piece = tuple[int, int, np.ndarray, np.ndarray]
+"""A finished chunk: ``(row_off, col_off, probabilities (classes, rows, cols), valid)``."""
 
 
 def _ramp(length: int, overlap: int) -> np.ndarray:
@@ -91,65 +94,85 @@ def coverage_weights(
     return total
 
 
-class RowBandAccumulator:
-    """Weighted sums of tile probabilities over a band of scene rows, flushed top to bottom.
+class ChunkedAccumulator:
+    """Weighted sums of tile probabilities in chunks of scene rows and columns, each finished
+    as soon as no later tile can touch it.
 
-    The band is a ring of ``band_height`` rows: flushing hands rows out and clears them for
-    reuse, nothing is shifted. Sums are stored class-last, like the model's output, so adding
-    a tile is one contiguous multiply-add. Memory is ``(4 * num_classes + 1) * band_height *
-    width`` bytes plus two weight vectors, independent of the scene height.
+    Tiles arrive in the grid's row order. Before tile ``(r, c)``, every pixel above the tile
+    row's first row, and every pixel left of the tile's first column above the next tile row's
+    first row, has all its tiles: :meth:`finish_before` hands out the chunks inside that region
+    and frees them. So the sums held are those of the tiles' overlaps with the next tile row
+    (a strip of ``overlap`` rows across the scene) and of the few tiles around the one being
+    added, not a whole tile row across the scene. Sums are stored class-last, like the model's
+    output, so adding a tile is a few contiguous multiply-adds; a chunk of ``rows x cols``
+    pixels takes ``(4 * num_classes + 1) * rows * cols`` bytes.
 
     Parameters
     ----------
-    row_weights : ndarray (scene height,)
-        :func:`coverage_weights` of the grid's row offsets.
-    col_weights : ndarray (scene width,)
-        :func:`coverage_weights` of the grid's column offsets.
+    height, width : int
+        The scene's size.
+    row_offsets, col_offsets : sequence of int
+        The grid's tile offsets (:func:`geoseg.tiling.axis_offsets`), increasing.
     num_classes : int
         Probability channels per pixel.
-    band_height : int
-        Rows kept at once; must cover every tile still being accumulated plus unflushed rows.
     tile_size, overlap : int
         The grid's tiles; every added tile must be one of them.
-    top : int
-        First scene row still to finish (> 0 when a run resumes below rows finished earlier).
+    top, bottom : int
+        The scene rows to finish, ``[top, bottom)``; ``top`` is a multiple of ``chunk_rows``
+        (or ``bottom``). Rows of a tile outside them are left out: a resumed run starts below
+        rows finished earlier, and a band of a scene shared between workers stops above the
+        next band.
+    chunk_rows, chunk_cols : int
+        The chunks' size: what is finished at a time.
     """
 
     def __init__(
         self,
-        row_weights: np.ndarray,
-        col_weights: np.ndarray,
+        height: int,
+        width: int,
+        row_offsets: Sequence[int],
+        col_offsets: Sequence[int],
         num_classes: int,
-        band_height: int,
         tile_size: int,
         overlap: int,
         top: int = 0,
+        bottom: int | None = None,
+        chunk_rows: int = 32,
+        chunk_cols: int = 512,
     ):
-        self.width = col_weights.shape[0]
-        self.top = top
+        bottom = height if bottom is None else bottom
+        if top % chunk_rows and top != bottom:
+            raise ValueError(f"top row {top} is not a multiple of {chunk_rows}")
+        self.width, self.top, self.bottom = width, top, bottom
+        self._row_offsets, self._col_offsets = list(row_offsets), list(col_offsets)
+        self._chunk_rows, self._chunk_cols = chunk_rows, chunk_cols
+        self._num_classes = num_classes
         # The window repeated along the class axis: multiplying contiguous arrays of the same
         # shape is many times faster than broadcasting over a short last axis.
         self._weights = np.repeat(weight_window(tile_size, overlap)[..., None], num_classes, 2)
-        self._inverse_rows = (1.0 / row_weights).astype(np.float32)
-        self._inverse_cols = (1.0 / col_weights).astype(np.float32)
-        self._sums = np.zeros((band_height, self.width, num_classes), dtype=np.float32)
-        self._valid = np.zeros((band_height, self.width), dtype=bool)
+        self._inverse_rows = (1.0 / coverage_weights(height, row_offsets, tile_size, overlap)
+                              ).astype(np.float32)
+        self._inverse_cols = (1.0 / coverage_weights(width, col_offsets, tile_size, overlap)
+                              ).astype(np.float32)
         self._scratch = np.empty((tile_size, tile_size, num_classes), dtype=np.float32)
+        self._chunks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._columns_done: dict[int, int] = {}  # row chunk -> its column chunks finished
+        self._column_chunks = -(-width // chunk_cols)
 
     @property
-    def band_height(self) -> int:
-        """Rows the band holds."""
-        return self._valid.shape[0]
+    def chunks_held(self) -> int:
+        """Chunks holding sums now."""
+        return len(self._chunks)
 
-    def _segments(self, start: int, stop: int) -> Iterator[tuple[slice, slice]]:
-        """Ring rows holding scene rows ``[start, stop)``: (ring slice, slice of the range)."""
-        height = self.band_height
-        first = start % height
-        count = stop - start
-        head = min(count, height - first)
-        yield slice(first, first + head), slice(0, head)
-        if head < count:
-            yield slice(0, count - head), slice(head, count)
+    def _chunk(self, row_chunk: int, col_chunk: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (row_chunk, col_chunk)
+        if key not in self._chunks:
+            cr, cc = self._chunk_rows, self._chunk_cols
+            rows = min(self.bottom, (row_chunk + 1) * cr) - row_chunk * cr
+            cols = min(self.width, (col_chunk + 1) * cc) - col_chunk * cc
+            self._chunks[key] = (np.zeros((rows, cols, self._num_classes), dtype=np.float32),
+                                 np.zeros((rows, cols), dtype=bool))
+        return self._chunks[key]
 
     def add(self, window: Window, probabilities: np.ndarray, valid: np.ndarray) -> None:
         """Accumulate one tile of the grid.
@@ -162,59 +185,89 @@ class RowBandAccumulator:
         valid : ndarray of bool (tile_size, tile_size)
             Scene pixels with data (padding is False).
 
-        Rows of the tile above :attr:`top` are finished already and left out (a resumed run
-        re-predicts the tiles that straddle its first unfinished row).
-
         Raises
         ------
         ValueError
-            The tile does not reach below :attr:`top`, or ends below the band.
+            The tile has no row in ``[top, bottom)``.
         """
         rows, cols = int(window.height), int(window.width)
-        row_off, c0 = int(window.row_off), int(window.col_off)
-        done = max(0, self.top - row_off)
-        if done >= rows or row_off + rows > self.top + self.band_height:
-            raise ValueError(f"tile rows {row_off}+{rows} outside the band at {self.top}")
+        row_off, col_off = int(window.row_off), int(window.col_off)
+        first, stop = max(self.top, row_off), min(self.bottom, row_off + rows)
+        if first >= stop:
+            raise ValueError(f"tile rows {row_off}+{rows} outside rows {self.top}-{self.bottom}")
         weighted = self._scratch[:rows, :cols]
         np.multiply(probabilities[:rows, :cols], self._weights[:rows, :cols], out=weighted)
-        weighted, tile_valid = weighted[done:], valid[done:rows, :cols]
-        for ring, part in self._segments(row_off + done, row_off + rows):
-            sums = self._sums[ring, c0 : c0 + cols]
-            np.add(sums, weighted[part], out=sums)
-            self._valid[ring, c0 : c0 + cols] |= tile_valid[part]
+        cr, cc = self._chunk_rows, self._chunk_cols
+        for row_chunk in range(first // cr, -(-stop // cr)):
+            y0, y1 = max(first, row_chunk * cr), min(stop, (row_chunk + 1) * cr)
+            chunk_top = row_chunk * cr
+            for col_chunk in range(col_off // cc, -(-(col_off + cols) // cc)):
+                x0, x1 = max(col_off, col_chunk * cc), min(col_off + cols, (col_chunk + 1) * cc)
+                sums, seen = self._chunk(row_chunk, col_chunk)
+                inside = (slice(y0 - chunk_top, y1 - chunk_top),
+                          slice(x0 - col_chunk * cc, x1 - col_chunk * cc))
+                part = (slice(y0 - row_off, y1 - row_off), slice(x0 - col_off, x1 - col_off))
+                np.add(sums[inside], weighted[part], out=sums[inside])
+                seen[inside] |= valid[part]
 
-    def flush(self, until: int) -> tuple[int, np.ndarray, np.ndarray]:
-        """Finish scene rows ``[top, until)`` and drop them from the band.
+    def finish_before(self, row: int, col: int) -> Iterator[Piece]:
+        """Finish the chunks that no tile from the grid's tile ``(row, col)`` on touches.
 
-        Returns
-        -------
-        row_off : int
-            Scene row of the first returned row.
-        probabilities : ndarray float32 (num_classes, until - row_off, width)
-            Blended probabilities (meaningful where ``valid``).
-        valid : ndarray of bool (until - row_off, width)
-            Pixels with scene data that some tile covered.
-
-        Raises
+        Yields
         ------
-        ValueError
-            ``until`` is above the band's top or beyond its bottom.
+        row_off, col_off : int
+            The chunk's first scene row and column.
+        probabilities : ndarray float32 (num_classes, rows, cols)
+            Blended probabilities (meaningful where ``valid``).
+        valid : ndarray of bool (rows, cols)
+            Pixels with scene data that some tile covered.
         """
-        count = until - self.top
-        if count < 0 or count > self.band_height:
-            raise ValueError(f"cannot flush to row {until} from {self.top}")
-        classes = self._sums.shape[2]
-        probs = np.empty((classes, count, self.width), dtype=np.float32)
-        valid = np.empty((count, self.width), dtype=bool)
-        for ring, part in self._segments(self.top, until):
-            rows = self._inverse_rows[self.top + part.start : self.top + part.stop, None]
-            for k in range(classes):
-                out = probs[k, part]
-                np.multiply(self._sums[ring, :, k], self._inverse_cols, out=out)
-                np.multiply(out, rows, out=out)
-            valid[part] = self._valid[ring]
-            self._sums[ring] = 0
-            self._valid[ring] = False
-        row_off = self.top
-        self.top = until
-        return row_off, probs, valid
+        above = self._row_offsets[row]
+        left_of = self._col_offsets[col]
+        below_row = (self._row_offsets[row + 1] if row + 1 < len(self._row_offsets)
+                     else self.bottom)
+        return self._finish(lambda y1: self.width if y1 <= above else
+                            left_of if y1 <= below_row else -1)
+
+    def finish_all(self) -> Iterator[Piece]:
+        """Finish every chunk left, as :meth:`finish_before`, once the last tile is added."""
+        return self._finish(lambda y1: self.width)
+
+    def _finish(self, columns_final: Callable[[int], int]
+                ) -> Iterator[Piece]:
+        """Finish, top down, the chunks of each row chunk ending at row ``y1`` that lie left of
+        column ``columns_final(y1)`` (-1: no pixel of it, nor of any row chunk below, is final).
+        That column never grows downwards, so the row chunks are completed in order."""
+        cr, cc = self._chunk_rows, self._chunk_cols
+        row_chunk = self.top // cr
+        while row_chunk * cr < self.bottom:
+            y0, y1 = max(self.top, row_chunk * cr), min(self.bottom, (row_chunk + 1) * cr)
+            limit = columns_final(y1)
+            if limit < 0:
+                return
+            done = self._columns_done.pop(row_chunk, 0)
+            while done < self._column_chunks and min(self.width, (done + 1) * cc) <= limit:
+                yield self._finish_chunk(row_chunk, done, y0, y1)
+                done += 1
+            if done < self._column_chunks:
+                self._columns_done[row_chunk] = done
+            elif y0 == self.top:
+                self.top = y1
+            row_chunk += 1
+
+    def _finish_chunk(self, row_chunk: int, col_chunk: int, y0: int, y1: int
+                      ) -> Piece:
+        x0 = col_chunk * self._chunk_cols
+        x1 = min(self.width, x0 + self._chunk_cols)
+        held = self._chunks.pop((row_chunk, col_chunk), None)
+        if held is None:  # no tile touched it: no data
+            sums = np.zeros((y1 - y0, x1 - x0, self._num_classes), dtype=np.float32)
+            valid = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+        else:
+            sums, valid = held
+        probs = np.empty((self._num_classes, y1 - y0, x1 - x0), dtype=np.float32)
+        rows = self._inverse_rows[y0:y1, None]
+        for k in range(self._num_classes):
+            np.multiply(sums[:, :, k], self._inverse_cols[x0:x1], out=probs[k])
+            np.multiply(probs[k], rows, out=probs[k])
+        return y0, x0, probs, valid

@@ -1,11 +1,11 @@
-"""Finished scene rows, gathered into the output's block rows.
+"""Finished pieces of a scene, gathered into the output's block rows.
 
-Prediction finishes rows as soon as no later tile touches them, a few at a time, so that the
-band of weighted sums it keeps (:class:`geoseg.blending.RowBandAccumulator`) spans no more
-than one tile row and its temporaries stay small. The outputs and the resume journal take
-whole block rows, aligned on the output GeoTIFF's blocks: :class:`BlockRows` copies the
-finished rows' class mask (1 byte a pixel) and probabilities into the block row under way,
-and hands each block row out once it is complete.
+Prediction finishes chunks of the scene as soon as no later tile touches them
+(:class:`geoseg.blending.ChunkedAccumulator`), so that the weighted sums it keeps span the
+tiles' overlap with the next tile row, not a whole tile row across the scene. The outputs and
+the resume journal take whole block rows, aligned on the output GeoTIFF's blocks:
+:class:`BlockRows` copies each finished piece's class mask (1 byte a pixel) and probabilities
+into its block rows, and hands each block row out, top down, once it is complete.
 
 This module never imports TensorFlow.
 """
@@ -23,8 +23,9 @@ RowsFinished = Callable[[int, np.ndarray, "np.ndarray | None"], None]
 
 
 class BlockRows:
-    """Rows ``[start, stop)`` arriving top down in any slices, handed to ``finished`` in block
-    rows of ``block`` rows aligned on multiples of ``block`` (the last one ends at ``stop``).
+    """Pieces of rows ``[start, stop)``, arriving in any order, handed to ``finished`` in
+    block rows of ``block`` rows aligned on multiples of ``block`` (the last one ends at
+    ``stop``), top down, each once all its pixels have arrived.
 
     Parameters
     ----------
@@ -43,35 +44,54 @@ class BlockRows:
         if start % block and start != stop:
             raise ValueError(f"start row {start} is not a multiple of {block}")
         self.next_row = start
-        """The first row not added yet."""
+        """The first row not handed out yet."""
         self._stop, self._width, self._block, self._finished = stop, width, block, finished
-        self._mask: np.ndarray | None = None
-        self._probabilities: np.ndarray | None = None
+        # block row start -> (mask, probabilities or None, pixels still missing)
+        self._open: dict[int, tuple[np.ndarray, np.ndarray | None, list[int]]] = {}
 
-    def add(self, row_off: int, mask: np.ndarray, probabilities: np.ndarray | None) -> None:
-        """Add rows from ``row_off`` on (which must be :attr:`next_row`): a class mask
-        ``(rows, width)`` and, for outputs with probabilities, ``(classes, rows, width)``."""
-        if row_off != self.next_row or row_off + mask.shape[0] > self._stop:
-            raise ValueError(f"rows {row_off}+{mask.shape[0]} do not follow row "
-                             f"{self.next_row} within {self._stop}")
-        done = 0
-        while done < mask.shape[0]:
-            block_start = self.next_row - self.next_row % self._block
-            block_rows = min(self._block, self._stop - block_start)
-            if self._mask is None:
-                self._mask = np.empty((block_rows, self._width), dtype=mask.dtype)
-                if probabilities is not None:
-                    self._probabilities = np.empty(
-                        (probabilities.shape[0], block_rows, self._width),
-                        dtype=probabilities.dtype)
-            at = self.next_row - block_start
-            count = min(mask.shape[0] - done, block_rows - at)
-            self._mask[at : at + count] = mask[done : done + count]
-            if self._probabilities is not None and probabilities is not None:
-                self._probabilities[:, at : at + count] = probabilities[:, done : done + count]
-            done += count
-            self.next_row += count
-            if at + count == block_rows:
-                complete, self._mask = self._mask, None
-                band, self._probabilities = self._probabilities, None
-                self._finished(block_start, complete, band)
+    def add(self, row_off: int, col_off: int, mask: np.ndarray,
+            probabilities: np.ndarray | None) -> None:
+        """Add a piece at ``(row_off, col_off)``: a class mask ``(rows, cols)`` and, for outputs
+        with probabilities, ``(classes, rows, cols)``. Every pixel must arrive once.
+
+        Raises
+        ------
+        ValueError
+            The piece is outside the rows still to gather or the width.
+        """
+        rows, cols = mask.shape
+        if (row_off < self.next_row or row_off + rows > self._stop or col_off < 0
+                or col_off + cols > self._width):
+            raise ValueError(f"piece {row_off}+{rows}, {col_off}+{cols} is outside rows "
+                             f"{self.next_row}-{self._stop} and width {self._width}")
+        row = row_off
+        while row < row_off + rows:
+            block_start = row - row % self._block
+            count = min(row_off + rows, block_start + self._block) - row
+            block_mask, block_probs, missing = self._block_row(block_start, mask, probabilities)
+            at = slice(row - block_start, row - block_start + count)
+            part = slice(row - row_off, row - row_off + count)
+            block_mask[at, col_off : col_off + cols] = mask[part]
+            if block_probs is not None and probabilities is not None:
+                block_probs[:, at, col_off : col_off + cols] = probabilities[:, part]
+            missing[0] -= count * cols
+            row += count
+        self._hand_out()
+
+    def _block_row(self, block_start: int, mask: np.ndarray, probabilities: np.ndarray | None
+                   ) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+        if block_start not in self._open:
+            rows = min(self._block, self._stop - block_start)
+            self._open[block_start] = (
+                np.empty((rows, self._width), dtype=mask.dtype),
+                None if probabilities is None else np.empty(
+                    (probabilities.shape[0], rows, self._width), dtype=probabilities.dtype),
+                [rows * self._width])
+        return self._open[block_start]
+
+    def _hand_out(self) -> None:
+        while self.next_row in self._open and self._open[self.next_row][2][0] == 0:
+            mask, probabilities, _ = self._open.pop(self.next_row)
+            row_off = self.next_row
+            self.next_row += mask.shape[0]
+            self._finished(row_off, mask, probabilities)

@@ -7,13 +7,15 @@ waiting for input or output work:
   stacks fixed-size batches (which may span tile rows), up to two batches ahead;
 - the calling thread only runs the model on each batch;
 - a blender adds each tile's class probabilities to a
-  :class:`~geoseg.blending.RowBandAccumulator` and, before a new tile row, finishes every
-  256-row block row above it, classifies it and writes it.
+  :class:`~geoseg.blending.ChunkedAccumulator`, which finishes every chunk of the scene that no
+  later tile touches; the blender classifies the chunks and gathers them into the outputs'
+  256-row block rows (:class:`~geoseg.block_rows.BlockRows`), and writes each complete one.
 
-Memory is set by the batches in flight and a band of one tile plus one block of rows, not by
-the scene's height; the GDAL block cache is bounded for the run (unless ``GDAL_CACHEMAX`` is
-set), so it does not grow with the scene either. Outputs are written to temporary files and
-moved into place only when complete (:func:`geoseg.outputs.atomic_output`).
+Memory is set by the batches in flight, the blended sums of the tiles' overlap with the next
+tile row, and the block rows being gathered (one byte a pixel for the mask), not by the scene's
+height; the GDAL block cache is bounded for the run (unless ``GDAL_CACHEMAX`` is set), so it
+does not grow with the scene either. Outputs are written to temporary files and moved into
+place only when complete (:func:`geoseg.outputs.atomic_output`).
 
 The model is any callable mapping a float32 batch ``(n, size, size, bands)`` to probabilities
 ``(n, size, size, classes)``: :class:`geoseg.inference.KerasPredictor` in practice, a plain numpy
@@ -44,7 +46,7 @@ from rasterio.windows import Window
 
 from geoseg import __version__
 from geoseg.batching import windows_per_batch
-from geoseg.blending import RowBandAccumulator, coverage_weights
+from geoseg.blending import ChunkedAccumulator, Piece
 from geoseg.block_rows import BlockRows, RowsFinished
 from geoseg.errors import InputError, ParameterError, param
 from geoseg.journal import FinishedRows, PredictionJournal
@@ -82,8 +84,6 @@ log = logging.getLogger(__name__)
 
 OUTPUT_BLOCK = 256
 """Block size of the output GeoTIFFs; finished rows are written in block rows of it."""
-FLUSH_ROWS = 32
-"""Rows blended and classified at a time, before they join their block row."""
 
 ProbabilityDtype = Literal["uint8", "float32"]
 _T = TypeVar("_T")
@@ -957,7 +957,7 @@ def _predict_rows(
     whole grid's weights in the grid's order, so every row comes out exactly as in a run over
     the whole scene. Three threads: the reader reads tiles and stacks batches, this thread only
     runs the model, and the blender adds each batch's probabilities to the accumulator and
-    finishes and classifies every band of rows that no later tile touches. The model is never
+    finishes and classifies every chunk that no later tile touches. The model is never
     idle waiting for reading, blending or writing, which overlap with the next batch.
 
     Returns the number of tiles the model ran on.
@@ -965,25 +965,21 @@ def _predict_rows(
     predictor = with_tta(predictor, opts.tta)
     grid = run.grid
     batch_size = _batch_windows(predictor, grid, settings)
-    # Tiles are added in row order, and the rows above a new tile row are finished first, a
-    # few at a time: the band holds one tile row, the temporaries a few rows.
-    accumulator = RowBandAccumulator(
-        coverage_weights(grid.height, grid.row_offsets, grid.tile_size, grid.overlap),
-        coverage_weights(grid.width, grid.col_offsets, grid.tile_size, grid.overlap),
-        settings.num_classes, min(grid.tile_size, grid.height), grid.tile_size, grid.overlap,
-        top=start,
-    )
+    # Tiles are added in row order; before each, the chunks that no later tile touches are
+    # finished: the sums held are the overlap with the next tile row and the tiles around.
+    accumulator = ChunkedAccumulator(
+        grid.height, grid.width, grid.row_offsets, grid.col_offsets, settings.num_classes,
+        grid.tile_size, grid.overlap, top=start, bottom=stop)
     block_rows = BlockRows(start, stop, grid.width, OUTPUT_BLOCK, finished)
     total = len(grid)
     predicted = 0
 
-    def finish_rows(until: int) -> None:
-        """Classify scene rows ``[top, until)`` and hand them out in block rows."""
-        while accumulator.top < until:
-            row_off, probs, valid = accumulator.flush(min(until, accumulator.top + FLUSH_ROWS))
+    def hand_out(pieces: Iterable[Piece]) -> None:
+        """Classify finished pieces and gather them into block rows."""
+        for row_off, col_off, probs, valid in pieces:
             band = (_probability_band(probs, valid, opts.probability_dtype)
                     if run.probabilities is not None else None)
-            block_rows.add(row_off, classify(probs, valid, opts.threshold), band)
+            block_rows.add(row_off, col_off, classify(probs, valid, opts.threshold), band)
 
     def predict(batch: _Batch) -> tuple[list[np.ndarray], list[Tile]]:
         """The batch's probabilities, tile by tile, and the tiles the model ran on."""
@@ -998,7 +994,7 @@ def _predict_rows(
 
     def blend(batch: _Batch, probs: list[np.ndarray], fresh: list[Tile]) -> None:
         for tile, valid, tile_probs in zip(batch.tiles, batch.valid, probs, strict=True):
-            finish_rows(grid.row_offsets[tile.row])
+            hand_out(accumulator.finish_before(tile.row, tile.col))
             accumulator.add(tile.window, tile_probs, valid)
             if tile.row in shared and tile in fresh:
                 run.journal.save_tile(tile.row, tile.col, tile_probs)
@@ -1024,5 +1020,5 @@ def _predict_rows(
                 progress(len(batch.tiles), total)
         while pending:
             pending.popleft().result()
-        blender.submit(finish_rows, stop).result()
+        blender.submit(lambda: hand_out(accumulator.finish_all())).result()
     return predicted
