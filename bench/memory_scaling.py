@@ -63,8 +63,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096, help="side of the small scene")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--window", default="auto", help="geoseg predict --window (auto, the "
-                        "default: windows as large as a batch holds, fitted to each scene; "
-                        "tile: the model's tile)")
+                        "default, fitted to each scene; tile: the model's tile; or pixels)")
     args = parser.parse_args()
 
     import keras

@@ -2,9 +2,8 @@
 
 A batch size counts the model's own tiles. Windows larger than the tile
 (:meth:`geoseg.tiling.TileGrid.for_model`) run as many at a time as hold no more pixels than a
-batch of tiles, and at least one: with batch 4, the 1024-pixel windows a 512-pixel model
-predicts by default (:func:`geoseg.tiling.resolve_window`) run one at a time, and a call holds
-as many pixels as a batch of tiles.
+batch of tiles, and at least one: with batch 4, the windows a model predicts by default
+(:func:`geoseg.tiling.resolve_window`, 1024 to 2048 pixels) run one at a time.
 
 This module never imports TensorFlow.
 """

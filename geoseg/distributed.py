@@ -75,10 +75,11 @@ MASK_SUFFIX = "_mask.tif"
 PROBABILITIES_SUFFIX = "_probabilities.tif"
 VECTOR_SUFFIX = "_landslides.gpkg"
 _GLOB_CHARS = frozenset("*?[")
-MIN_BAND_TILE_ROWS = 4
-"""Fewest tile rows in a band when geoseg decides the split: a band reads and blends the
-tile row it shares with each neighbour (which they predict once, half each), so small bands
-balance better but read and blend more rows twice."""
+MIN_BAND_TILE_ROWS = 2
+"""Fewest tile (or window) rows in a band when geoseg decides the split: a band reads and
+blends the row it shares with each neighbour (which they predict once, half each), so small
+bands balance better but read and blend more rows twice. Two, so that a scene of five rows of
+the default windows (an 8192-pixel-square one) is still shared by two workers."""
 RETRIES = 2
 """Dask retries of a band or assembly task that fails with an error that is not geoseg's (an
 unreachable shared file system, say). A lost worker's tasks are run again by Dask anyway."""

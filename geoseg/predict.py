@@ -223,8 +223,9 @@ class PredictOptions:
     blending."""
     window: WindowChoice = "auto"
     """The side of the windows the model predicts, with the model's overlap
-    (:meth:`geoseg.tiling.TileGrid.for_model`): ``"auto"`` (1024 pixels a side, or the tile
-    if larger, when the predictor takes windows: :func:`geoseg.tiling.resolve_window`),
+    (:meth:`geoseg.tiling.TileGrid.for_model`): ``"auto"`` (as large as the model's width
+    allows: 2048 pixels for 8 base filters, 1024 for 32, or the tile if larger, when the
+    predictor takes windows: :func:`geoseg.tiling.resolve_window`),
     ``"tile"`` (the model's tile) or a number of pixels. The FlexUNet is fully
     convolutional, and larger windows predict less of the scene twice (on a large scene,
     512-pixel tiles with a 64-pixel overlap compute every pixel 1.31 times, as do 256-pixel

@@ -31,7 +31,8 @@ from geoseg.scene import data_bands, read_window
 from geoseg.settings import DEFAULT_TILE_SIZE, ModelSettings, default_overlap
 
 __all__ = [
-    "AUTO_WINDOW", "Tile", "TileGrid", "WindowChoice", "axis_offsets", "block_windows",
+    "AUTO_WINDOW", "AUTO_WINDOW_FILTERS", "Tile", "TileGrid", "WindowChoice", "axis_offsets",
+    "block_windows",
     "check_grid_size", "grid_size", "inference_window", "pad_to_tile", "read_tile",
     "resolve_window",
 ]
@@ -203,13 +204,17 @@ def inference_window(window: int, settings: ModelSettings, height: int, width: i
     The windows a side of ``window`` pixels needs along each axis are kept, and made as small
     as still covers the scene with them (a multiple of the model's size step), so the last
     window is not pulled back over its neighbour: a 6144-pixel scene in 2048-pixel windows
-    sharing 64 pixels needs 4 a side, and 1584 pixels cover it with 4. Windows are square, so
-    a scene narrower than ``window`` would pad each one across its short side: when windows as
-    wide as the scene (at least the tile) predict fewer pixels, they are taken instead.
+    sharing 64 pixels needs 4 a side, and 1584 pixels cover it with 4. A scene more than two
+    tiles long gets at least two windows along its longer side, so that reading and writing
+    overlap with the model and the first windows come early: a 2048-pixel scene gets four of
+    1056. Windows are square, so a scene narrower than ``window`` would pad each one across
+    its short side: when windows as wide as the scene (at least the tile) predict fewer
+    pixels, they are taken instead.
 
     >>> settings = ModelSettings(image_size=512, num_layers=5)
-    >>> inference_window(2048, settings, 6144, 6144, 64)
-    1584
+    >>> inference_window(2048, settings, 6144, 6144, 64), inference_window(2048, settings,
+    ...                                                               2048, 2048, 64)
+    (1584, 1056)
     >>> inference_window(1024, settings, 600, 650, 64)  # one window beats two of 608
     656
     >>> inference_window(1024, settings, 9000, 600, 64)  # 17 windows of 608, not 10 of 960
@@ -237,12 +242,24 @@ def inference_window(window: int, settings: ModelSettings, height: int, width: i
                 * side * side)
 
     scene_wide = max(settings.image_size, math.ceil(min(height, width) / step) * step)
-    choices = {fitted(window), fitted(min(window, scene_wide))}
+    longest = max(height, width)
+    capped = window
+    if longest > 2 * settings.image_size:
+        capped = min(window, math.ceil((math.ceil((longest - overlap) / 2) + overlap) / step)
+                     * step)
+    choices = {fitted(capped)}  # never one window along the longer side of a long scene
+    narrow = fitted(min(window, scene_wide))
+    if capped == window or len(axis_offsets(longest, narrow, overlap)) >= 2:
+        choices.add(narrow)
     return min(choices, key=lambda side: (pixels_predicted(side), -side))
 
 
-AUTO_WINDOW = 1024
-"""The automatic window's side in pixels: about a megapixel per model call."""
+AUTO_WINDOW = 2048
+"""The automatic window's side, for models of up to :data:`AUTO_WINDOW_FILTERS` base filters."""
+AUTO_WINDOW_FILTERS = 8
+"""Wider models get automatic windows of as many pixels times base filters, which their
+activations, and so a model call's memory, grow with: 1440 pixels for 16 filters, 1024 for 32
+and about 700 for 64."""
 
 
 def resolve_window(window: WindowChoice, settings: ModelSettings,
@@ -250,19 +267,22 @@ def resolve_window(window: WindowChoice, settings: ModelSettings,
     """The window side a run asks for (``None``: the model's tile), before fitting it to the
     scene (:func:`inference_window`).
 
-    ``"auto"`` is :data:`AUTO_WINDOW` pixels a side (rounded up to the model's size step; the
-    tile when that is as large) when the predictor ``takes_windows`` (the keras and openvino
-    backends), else the tile. It depends neither on the batch size nor on the machine, so
-    neither do the outputs. A model call holds at least one window
-    (:func:`geoseg.batching.windows_per_batch`): as many pixels as a batch of four 512-pixel
-    tiles. On a 6144² scene each pixel is predicted 1.18 times with a 512-pixel model's default
-    windows (64 pixels shared) and 1.12 times with a 256-pixel model's (32 shared), against
-    1.36 times with either's tiles (``bench/scene_throughput.py``).
+    ``"auto"`` is :data:`AUTO_WINDOW` pixels a side for a model of up to
+    :data:`AUTO_WINDOW_FILTERS` base filters, and for a wider one the largest multiple of its
+    size step holding as many pixels times filters (the tile when that is as large), when the
+    predictor ``takes_windows`` (the keras and openvino backends), else the tile. It depends on
+    the model's width only, neither on the batch size nor on the machine, so neither do the
+    outputs. A model call holds at least one window
+    (:func:`geoseg.batching.windows_per_batch`). On a large scene, 512-pixel tiles sharing 64
+    pixels compute each pixel 1.31 times; 2048-pixel windows 1.07 times
+    (``bench/scene_throughput.py``).
 
-    >>> settings = ModelSettings(image_size=256, num_layers=6)
+    >>> settings = ModelSettings(image_size=256, num_layers=6, base_filters=8)
     >>> resolve_window("auto", settings, True), resolve_window("auto", settings, False)
-    (1024, None)
-    >>> resolve_window("auto", ModelSettings(image_size=1024), True) is None  # the tile
+    (2048, None)
+    >>> [resolve_window("auto", ModelSettings(base_filters=f), True) for f in (4, 16, 32, 64)]
+    [2048, 1440, 1024, 704]
+    >>> resolve_window("auto", ModelSettings(image_size=1024, base_filters=64), True) is None
     True
     >>> resolve_window("tile", settings, True), resolve_window(2048, settings, False)
     (None, 2048)
@@ -278,7 +298,8 @@ def resolve_window(window: WindowChoice, settings: ModelSettings,
         raise ParameterError(f"{param('window')} must be auto, tile or a number of pixels, "
                              f"got {window!r}")
     step = settings.size_step
-    side = math.ceil(AUTO_WINDOW / step) * step
+    filters = max(AUTO_WINDOW_FILTERS, settings.base_filters)
+    side = math.isqrt(AUTO_WINDOW**2 * AUTO_WINDOW_FILTERS // filters) // step * step
     return side if takes_windows and side > settings.image_size else None
 
 

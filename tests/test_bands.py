@@ -186,7 +186,7 @@ def test_one_huge_scene_among_small_ones_is_split_by_its_share(make_raster):
     counts = band_counts([*small, huge], SETTINGS, PredictOptions(), slots=4)
     assert counts == [1] * 6 + [4]  # 6 x 4 tiles and 650 tiles over 4 workers
     assert band_counts([*small, huge], SETTINGS, PredictOptions(), slots=1) == [1] * 7
-    assert band_counts([huge], SETTINGS, PredictOptions(), slots=16) == [12]  # >= 4 tile rows
+    assert band_counts([huge], SETTINGS, PredictOptions(), slots=32) == [25]  # >= 2 tile rows
     assert band_counts([small[0], huge], SETTINGS, PredictOptions(), slots=2,
                        band_tile_rows=10) == [1, 5]
     assert band_counts(["missing.tif"], SETTINGS, PredictOptions(), slots=4) == [1]

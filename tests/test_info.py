@@ -84,7 +84,7 @@ def test_info_with_a_model_counts_the_windows_predict_would_use(make_raster, tmp
     facts = json.loads(CliRunner().invoke(cli, ["info", str(scene), "--model", str(path),
                                                 "--json"]).output)
     assert facts["tiles"].startswith("315 (21 rows x 15 columns) of 64 px")
-    # 1024-pixel windows, no wider than the scene: two of 700 pixels
+    # 1440-pixel windows for 16 filters, no wider than the scene: two of 700 pixels
     assert facts["prediction windows"] == "2 (2 rows x 1 columns) of 700 px with 16 px overlap"
     monkeypatch.setattr(predictor, "resolve_backend", lambda *args, **kwargs: "onnx")
     facts = json.loads(CliRunner().invoke(cli, ["info", str(scene), "--model", str(path),

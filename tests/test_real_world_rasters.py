@@ -207,7 +207,7 @@ def test_masked_pixels_are_nodata_everywhere(quirk: Quirk, model: Path, tmp_path
         np.testing.assert_array_equal(mask == 255, invalid)
         assert (mask[~invalid] == 1).any()  # the valid landslide is found
         np.testing.assert_array_equal((prob_src.read() == 255).all(axis=0), invalid)
-    # the default windows (1024 pixels, fitted to the scene) read every quirk as the model's
+    # the default windows (fitted to the scene) read every quirk as the model's
     # tiles do: a per-pixel model gives the same mask either way
     geoseg("predict", scene, "--model", model, "--out", tmp_path / "tiles.tif", "--window",
            "tile", "-q")

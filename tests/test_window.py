@@ -1,6 +1,6 @@
 """Inference windows larger than the model's tile: same grid rules, same outputs' geometry,
-fewer pixels predicted twice, on Keras and OpenVINO, by default as large as a batch holds; a
-clear refusal elsewhere."""
+fewer pixels predicted twice, on Keras and OpenVINO, by default as large as the model's width
+allows; a clear refusal elsewhere."""
 
 from __future__ import annotations
 
@@ -21,7 +21,14 @@ from geoseg.flexunet import build_flexunet, resized_flexunet, save_model
 from geoseg.predict import PredictOptions, predict_scene
 from geoseg.predictor import load_predictor
 from geoseg.settings import ModelSettings
-from geoseg.tiling import TileGrid, axis_offsets, inference_window
+from geoseg.tiling import (
+    AUTO_WINDOW,
+    AUTO_WINDOW_FILTERS,
+    TileGrid,
+    axis_offsets,
+    inference_window,
+    resolve_window,
+)
 
 SETTINGS = ModelSettings(image_size=64, base_filters=4, num_layers=3, overlap=16)
 
@@ -57,17 +64,24 @@ def test_a_narrow_scene_gets_windows_as_wide_as_itself(make_raster):
 
 
 @given(height=st.integers(1, 5000), width=st.integers(1, 5000),
-       window=st.sampled_from([64, 128, 256, 1024]))
-def test_fitted_windows_are_valid_and_predict_no_more_than_the_requested_ones(height, width,
-                                                                             window):
-    side = inference_window(window, SETTINGS, height, width, SETTINGS.overlap)
-    assert SETTINGS.image_size <= side <= window and side % SETTINGS.size_step == 0
+       window=st.sampled_from([64, 128, 256, 1024, 2048]))
+def test_fitted_windows_are_valid_split_long_scenes_and_predict_no_more_than_needed(
+        height, width, window):
+    overlap, step = SETTINGS.overlap, SETTINGS.size_step
+    side = inference_window(window, SETTINGS, height, width, overlap)
+    assert SETTINGS.image_size <= side <= window and side % step == 0
 
     def pixels(size: int) -> int:
-        return (len(axis_offsets(height, size, SETTINGS.overlap))
-                * len(axis_offsets(width, size, SETTINGS.overlap)) * size * size)
+        return (len(axis_offsets(height, size, overlap))
+                * len(axis_offsets(width, size, overlap)) * size * size)
 
-    assert pixels(side) <= pixels(window)  # fitting never costs more than the window asked
+    longest = max(height, width)
+    if longest > 2 * SETTINGS.image_size:
+        assert len(axis_offsets(longest, side, overlap)) >= 2
+        # the window asked for, or the largest that still makes two along the longer side
+        two = -(-(-(-(longest - overlap) // 2) + overlap) // step) * step
+        window = min(window, two)
+    assert pixels(side) <= pixels(window)  # fitting never costs more than that
 
 
 def test_a_per_pixel_model_gives_the_same_outputs_in_any_window(make_raster, tmp_path):
@@ -158,25 +172,27 @@ def test_a_batch_holds_as_many_windows_as_tiles_pixels(model_file, backend):
 
 
 @pytest.mark.parametrize(("backend", "window"), [
-    ("keras", 1024),  # fitted to the scene: 660 pixels
-    pytest.param("openvino", 1024, marks=pytest.mark.skipif(
+    ("keras", 2048),  # fitted to the strip: ten windows of 700
+    pytest.param("openvino", 2048, marks=pytest.mark.skipif(
         importlib.util.find_spec("openvino") is None, reason="openvino is not installed")),
     pytest.param("onnx", 64, marks=pytest.mark.skipif(  # fixed-size conversions: the tile
         importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed")),
 ])
-def test_the_default_window_is_1024_pixels_whatever_the_batch(model_file, make_raster, tmp_path,
-                                                              backend, window):
-    scene = make_raster(height=1100, width=1300)
+def test_the_default_window_follows_the_model_width_whatever_the_batch(
+        model_file, make_raster, tmp_path, backend, window):
+    assert resolve_window("auto", SETTINGS, backend != "onnx") == (
+        window if window > SETTINGS.image_size else None)
+    scene = make_raster(height=700, width=6200)
     digests = set()
-    for batch_size in (1, 256):  # a window a call; two (256 tiles' pixels hold two of 660)
+    for batch_size in (1, 256):  # a window a call; two (256 tiles' pixels hold two of 700)
         predictor = load_predictor(model_file, batch_size=batch_size, backend=backend)
         mask = tmp_path / f"auto{batch_size}.tif"
         result = predict_scene(scene, mask, predictor, SETTINGS)
         with rasterio.open(scene) as src:
             grid = TileGrid.for_model(src, SETTINGS, window=window)
-            assert grid.tile_size == (660 if window == 1024 else 64)
+            assert grid.tile_size == (700 if window > 64 else 64)
             assert result.tiles_predicted == len(grid)
-        digests.add(hashlib.sha256(mask.read_bytes()).hexdigest())
+    digests.add(hashlib.sha256(mask.read_bytes()).hexdigest())
     assert len(digests) == 1  # the batch size changes the speed and memory, not the mask
     pixelwise = predict_scene(scene, tmp_path / "pixelwise.tif", PixelwisePredictor(), SETTINGS)
     with rasterio.open(scene) as src:  # a predictor that does not say it takes windows: tiles
@@ -192,8 +208,23 @@ def test_the_cli_window_choices(model_file, make_raster, tmp_path):
                                      str(tmp_path / f"{choice}.tif"), "--window", choice])
         assert result.exit_code == 0, result.output
         counts[choice] = int(result.output.split(" of ")[1].split()[0])
-    assert counts == {"auto": 1, "tile": 16}  # one window of 200 pixels; 4 x 4 tiles
+    # a scene longer than two tiles gets two windows along it: 2 x 2 of 108 pixels; 4 x 4 tiles
+    assert counts == {"auto": 4, "tile": 16}
     bad = runner.invoke(cli, ["predict", str(scene), "--model", str(model_file), "--out",
                               str(tmp_path / "b.tif"), "--window", "big"])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
     assert "'big' is not auto, tile or a number of pixels" in bad.output
+
+
+@given(filters=st.integers(1, 512), layers=st.integers(1, 7))
+def test_the_automatic_window_is_the_largest_within_the_budget(filters, layers):
+    settings = ModelSettings(image_size=2 ** (layers - 1) * 4, base_filters=filters,
+                             num_layers=layers)
+    step, budget = settings.size_step, AUTO_WINDOW**2 * AUTO_WINDOW_FILTERS
+    counted = max(filters, AUTO_WINDOW_FILTERS)  # narrower models get the 8-filter window
+    side = resolve_window("auto", settings, True)
+    if side is None:  # the tile is as large
+        assert (settings.image_size + step) ** 2 * counted > budget
+    else:
+        assert side % step == 0 and side > settings.image_size
+        assert side**2 * counted <= budget < (side + step) ** 2 * counted

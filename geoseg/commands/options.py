@@ -91,11 +91,12 @@ window_opt = click.option(
     type=WindowChoiceType(),
     default="auto",
     show_default=True,
-    help="Side of the windows the model predicts, with the model's overlap. auto: 1024 "
-    "pixels, or the model's tile if larger (keras and openvino backends; the tile on the "
-    "others); tile: the model's tile; or pixels, a multiple of the model's size step. Larger "
-    "windows predict less of the scene twice; a model call holds as many pixels as "
-    "--batch-size tiles, or one window.",
+    help="Side of the windows the model predicts, with the model's overlap. auto: 2048 "
+    "pixels for models of up to 8 base filters, as many pixels times filters for wider ones "
+    "(1024 for 32), or the model's tile if larger (keras and openvino backends; the tile on "
+    "the others); tile: the model's tile, the least memory; or pixels, a multiple of the "
+    "model's size step. Larger windows predict less of the scene twice; a model call holds "
+    "as many pixels as --batch-size tiles, or one window.",
 )
 
 tta_opt = click.option(

@@ -54,8 +54,9 @@ from .runner import (
 EXECUTABLE_SETTING = "GEOSEG_EXECUTABLE"
 ICON = Path(__file__).with_name("icon.svg")
 DEVICES = ["auto", "cpu", "gpu"]
-WINDOWS = {"auto": "1024-pixel windows (auto)", "tile": "The model's tiles (least memory)",
-           "2048": "2048-pixel windows (faster, about twice the memory)"}
+WINDOWS = {"auto": "Automatic: up to 2048 pixels, smaller for wide models",
+           "tile": "The model's tiles (least memory)",
+           "1024": "1024-pixel windows (about half the memory of 2048)"}
 """geoseg predict --window choices, as the Detect algorithm lists them."""
 LABEL_FORMATS = ["gpkg", "shp", "geojson", "fgb"]
 MODEL_FILTER = "Keras models (*.keras)"
@@ -268,9 +269,10 @@ class DetectLandslides(GeosegAlgorithm):
         "<b>Outputs</b>: the class mask (landslides red), the probabilities (one band per "
         "class) and the landslide polygons with area, perimeter and confidence, loaded with "
         "geoseg's styles.<br>"
-        "<b>Prediction windows</b> (advanced): the model predicts 1024-pixel windows by "
-        "default; its own tiles, with 1 tile per model call, take the least memory; "
-        "2048-pixel windows are a little faster still.<br><br>"
+        "<b>Prediction windows</b> (advanced): the model predicts windows of up to 2048 "
+        "pixels by default (smaller for models of more than 8 base filters), the fastest; "
+        "1024-pixel windows take less memory, and the model's own tiles, with 1 tile per "
+        "model call, the least.<br><br>"
         "Cancel stops geoseg cleanly: no output is written, and the rows finished so far are "
         "kept next to the mask. Run again with the same parameters and <b>Continue an "
         "interrupted run</b> ticked to go on from there; the result is identical to an "
