@@ -243,13 +243,11 @@ def inference_window(window: int, settings: ModelSettings, height: int, width: i
 
     scene_wide = max(settings.image_size, math.ceil(min(height, width) / step) * step)
     longest = max(height, width)
-    capped = window
-    if longest > 2 * settings.image_size:
-        capped = min(window, math.ceil((math.ceil((longest - overlap) / 2) + overlap) / step)
-                     * step)
-    choices = {fitted(capped)}  # never one window along the longer side of a long scene
+    split = longest > 2 * settings.image_size  # at least two windows along the longer side
+    two_along = math.ceil((math.ceil((longest - overlap) / 2) + overlap) / step) * step
+    choices = {fitted(min(window, two_along) if split else window)}
     narrow = fitted(min(window, scene_wide))
-    if capped == window or len(axis_offsets(longest, narrow, overlap)) >= 2:
+    if not split or len(axis_offsets(longest, narrow, overlap)) >= 2:
         choices.add(narrow)
     return min(choices, key=lambda side: (pixels_predicted(side), -side))
 
