@@ -233,8 +233,7 @@ class ChunkedAccumulator:
         """Finish every chunk left, as :meth:`finish_before`, once the last tile is added."""
         return self._finish(lambda y1: self.width)
 
-    def _finish(self, columns_final: Callable[[int], int]
-                ) -> Iterator[Piece]:
+    def _finish(self, columns_final: Callable[[int], int]) -> Iterator[Piece]:
         """Finish, top down, the chunks of each row chunk ending at row ``y1`` that lie left of
         column ``columns_final(y1)`` (-1: no pixel of it, nor of any row chunk below, is final).
         That column never grows downwards, so the row chunks are completed in order."""
@@ -255,8 +254,7 @@ class ChunkedAccumulator:
                 self.top = y1
             row_chunk += 1
 
-    def _finish_chunk(self, row_chunk: int, col_chunk: int, y0: int, y1: int
-                      ) -> Piece:
+    def _finish_chunk(self, row_chunk: int, col_chunk: int, y0: int, y1: int) -> Piece:
         x0 = col_chunk * self._chunk_cols
         x1 = min(self.width, x0 + self._chunk_cols)
         held = self._chunks.pop((row_chunk, col_chunk), None)
