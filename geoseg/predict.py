@@ -64,7 +64,14 @@ from geoseg.predictor import file_digest
 from geoseg.scene import describe_validity, open_scene, scene_fingerprint, select_bands
 from geoseg.settings import ModelSettings
 from geoseg.styles import class_colours, raster_style, write_style
-from geoseg.tiling import Tile, TileGrid, WindowChoice, read_tile, resolve_window
+from geoseg.tiling import (
+    Tile,
+    TileGrid,
+    WindowChoice,
+    input_cache_bytes,
+    read_tile,
+    resolve_window,
+)
 from geoseg.tta import TTA_MODES, TTAMode, with_tta
 
 __all__ = [
@@ -856,16 +863,13 @@ def _batches(
 
 
 def _cache_bytes(src: rasterio.io.DatasetReader, grid: TileGrid, out_bytes: int) -> int:
-    """GDAL block cache for one run: the input blocks of a tile row and a block row beyond,
-    and two block rows of output; at least 32 MiB.
+    """GDAL block cache for one run: the input blocks reading the grid needs
+    (:func:`geoseg.tiling.input_cache_bytes`) and two block rows of output; at least 32 MiB.
 
     Without a bound GDAL caches up to 5% of the machine's memory, so the memory of a run would
     grow with the scene until that much is used.
     """
-    pixel = sum(np.dtype(dtype).itemsize for dtype in src.dtypes)
-    block_rows = min(src.block_shapes[0][0], grid.tile_size)
-    needed = (pixel * grid.width * (grid.tile_size + 2 * block_rows)
-              + out_bytes * grid.width * 2 * OUTPUT_BLOCK)
+    needed = input_cache_bytes(src, grid) + out_bytes * grid.width * 2 * OUTPUT_BLOCK
     return max(32 * 2**20, needed)
 
 

@@ -33,7 +33,8 @@ from geoseg.settings import DEFAULT_TILE_SIZE, ModelSettings, default_overlap
 __all__ = [
     "AUTO_WINDOW", "AUTO_WINDOW_FILTERS", "Tile", "TileGrid", "WindowChoice", "axis_offsets",
     "block_windows",
-    "check_grid_size", "grid_size", "inference_window", "pad_to_tile", "read_tile",
+    "check_grid_size", "grid_size", "inference_window", "input_cache_bytes", "pad_to_tile",
+    "read_tile",
     "resolve_window",
 ]
 
@@ -342,6 +343,24 @@ def grid_size(
     if overlap is None:
         overlap = default_overlap(tile_size)
     return tile_size, overlap
+
+
+def input_cache_bytes(dataset: rasterio.io.DatasetReader, grid: TileGrid) -> int:
+    """Bytes of GDAL block cache that reading ``dataset`` window by window along ``grid`` (row
+    by row, as prediction does) needs so as not to decode a block many times.
+
+    A file stored in tiles needs the blocks of one window and of its neighbours' overlap with
+    it, whatever the scene's width: the blocks a window row shares with the next are decoded
+    once more, one block row per window row, rather than kept across the scene. A file stored
+    in strips as wide as the scene needs the strips of a window row and its overlap, since
+    every window of the row reads across all of them.
+    """
+    pixel = sum(np.dtype(dtype).itemsize for dtype in dataset.dtypes)
+    block_rows, block_cols = dataset.block_shapes[0]
+    rows = min(grid.height, grid.tile_size + 2 * min(block_rows, grid.tile_size))
+    cols = grid.width if block_cols >= grid.width else min(
+        grid.width, grid.tile_size + 2 * min(block_cols, grid.tile_size))
+    return pixel * rows * cols
 
 
 def block_windows(height: int, width: int, block_size: int) -> Iterator[Window]:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.windows import transform as window_transform
 
-from geoseg.tiling import TileGrid, axis_offsets, pad_to_tile, read_tile
+from geoseg.tiling import TileGrid, axis_offsets, input_cache_bytes, pad_to_tile, read_tile
 
 
 @pytest.mark.parametrize(
@@ -129,3 +129,24 @@ def test_nodata_pixels_are_invalid_in_read_tile(make_raster):
         (tile,) = list(TileGrid.for_dataset(src, 64, 0))
         _, valid = read_tile(src, tile, 64)
     assert not valid[:10, :40].any() and valid[10:40, :40].all()
+
+
+@pytest.mark.parametrize("tiled", [True, False])
+def test_the_input_cache_of_a_tiled_file_does_not_grow_with_the_scene_width(tmp_path, tiled):
+    """A tiled file needs a window's blocks and its neighbours' overlap, whatever the width; a
+    file in strips as wide as the scene needs a window row of them."""
+    needs = []
+    for width in (2000, 8000):
+        path = tmp_path / f"{width}.tif"
+        layout = {"tiled": True, "blockxsize": 256, "blockysize": 256} if tiled else {}
+        with rasterio.open(path, "w", driver="GTiff", width=width, height=1200, count=3,
+                           dtype="uint8", crs="EPSG:32654",
+                           transform=rasterio.transform.from_origin(0, 0, 3, 3), **layout) as dst:
+            assert dst.block_shapes[0][1] == (256 if tiled else width)
+        with rasterio.open(path) as src:
+            needs.append(input_cache_bytes(src, TileGrid(1200, width, 512, 64)))
+    if tiled:  # rows and columns of a window and two blocks: 1024 x 1024 x 3 bytes
+        assert needs == [1024 * 1024 * 3] * 2
+    else:  # a window row and two strips, across the scene
+        rows = needs[0] // (2000 * 3)
+        assert 512 < rows <= 1200 and needs[1] == rows * 8000 * 3
