@@ -46,8 +46,10 @@ class BlockRows:
         self.next_row = start
         """The first row not handed out yet."""
         self._stop, self._width, self._block, self._finished = stop, width, block, finished
-        # block row start -> (mask, probabilities or None, pixels still missing)
-        self._open: dict[int, tuple[np.ndarray, np.ndarray | None, list[int]]] = {}
+        self._open: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        """Block rows being gathered, by first row: (mask, probabilities or None)."""
+        self._missing: dict[int, int] = {}
+        """Pixels each open block row still waits for."""
 
     def add(self, row_off: int, col_off: int, mask: np.ndarray,
             probabilities: np.ndarray | None) -> None:
@@ -68,30 +70,31 @@ class BlockRows:
         while row < row_off + rows:
             block_start = row - row % self._block
             count = min(row_off + rows, block_start + self._block) - row
-            block_mask, block_probs, missing = self._block_row(block_start, mask, probabilities)
+            block_mask, block_probs = self._block_row(block_start, mask, probabilities)
             at = slice(row - block_start, row - block_start + count)
             part = slice(row - row_off, row - row_off + count)
             block_mask[at, col_off : col_off + cols] = mask[part]
             if block_probs is not None and probabilities is not None:
                 block_probs[:, at, col_off : col_off + cols] = probabilities[:, part]
-            missing[0] -= count * cols
+            self._missing[block_start] -= count * cols
             row += count
         self._hand_out()
 
     def _block_row(self, block_start: int, mask: np.ndarray, probabilities: np.ndarray | None
-                   ) -> tuple[np.ndarray, np.ndarray | None, list[int]]:
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
         if block_start not in self._open:
             rows = min(self._block, self._stop - block_start)
             self._open[block_start] = (
                 np.empty((rows, self._width), dtype=mask.dtype),
                 None if probabilities is None else np.empty(
-                    (probabilities.shape[0], rows, self._width), dtype=probabilities.dtype),
-                [rows * self._width])
+                    (probabilities.shape[0], rows, self._width), dtype=probabilities.dtype))
+            self._missing[block_start] = rows * self._width
         return self._open[block_start]
 
     def _hand_out(self) -> None:
-        while self.next_row in self._open and self._open[self.next_row][2][0] == 0:
-            mask, probabilities, _ = self._open.pop(self.next_row)
+        while self._missing.get(self.next_row, -1) == 0:
+            del self._missing[self.next_row]
+            mask, probabilities = self._open.pop(self.next_row)
             row_off = self.next_row
             self.next_row += mask.shape[0]
             self._finished(row_off, mask, probabilities)

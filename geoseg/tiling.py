@@ -32,10 +32,8 @@ from geoseg.settings import DEFAULT_TILE_SIZE, ModelSettings, default_overlap
 
 __all__ = [
     "AUTO_WINDOW", "AUTO_WINDOW_FILTERS", "Tile", "TileGrid", "WindowChoice", "axis_offsets",
-    "block_windows",
-    "check_grid_size", "grid_size", "inference_window", "input_cache_bytes", "pad_to_tile",
-    "read_tile",
-    "resolve_window",
+    "block_windows", "check_grid_size", "grid_size", "inference_window", "input_cache_bytes",
+    "pad_to_tile", "read_tile", "resolve_window",
 ]
 
 WindowChoice = int | Literal["auto", "tile"]
