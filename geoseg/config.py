@@ -247,6 +247,13 @@ class TrainSection:
                                 "with pixels left out of the loss; 0 = none.")
     class_weights: tuple[float, ...] | None = _key(None, FLOAT_LIST, "Loss weight per class; "
                                                    "None = equal.", minimum=0)
+    gap_weight: float = _key(0.0, FLOAT, "Extra cross-entropy weight of the background "
+                             "pixels in narrow gaps between landslides (those a closing of "
+                             "the landslide classes fills, up to gap_width pixels wide), so "
+                             "the model learns to keep neighbouring landslides apart: a gap "
+                             "pixel counts 1 + gap_weight times; 0 = off.", minimum=0)
+    gap_width: int = _key(4, INT, "Widest gap between landslides, in pixels, that gap_weight "
+                          "emphasises.", minimum=1, maximum=64)
     tune_threshold: bool = _key(True, BOOL, "After training, choose the landslide "
                                 "probability threshold with the best IoU on the training "
                                 "tiles and store it in the model, for predict and evaluate "

@@ -18,7 +18,12 @@ Losses (``[model] loss`` of a config, see :func:`make_loss`):
 * ``ce_lovasz_softmax``: cross-entropy plus Lovasz-softmax.
 
 ``cw`` are the class weights (``[train] class_weights``; all 1 by default): give the rare
-landslide class a larger weight to count its pixels more. A single-channel (sigmoid) output is
+landslide class a larger weight to count its pixels more. With a gap weight (``[train]
+gap_weight``, :func:`gap_pixels`), the cross-entropy and focal terms count the background
+pixels of narrow gaps between landslides ``1 + gap_weight`` times, as the U-Net paper's
+weight map does for touching cells (Ronneberger et al., MICCAI 2015): neighbouring landslides
+predicted as one blob become one polygon, so the gaps that keep them apart matter more than
+their share of pixels. A single-channel (sigmoid) output is
 treated as the two classes ``(1 - p, p)``. Models are saved without their compiled loss
 (``geoseg.flexunet.load_model`` loads with ``compile=False``), so nothing here is serialised.
 """
@@ -43,6 +48,7 @@ __all__ = [
     "decode_target",
     "dice",
     "focal",
+    "gap_pixels",
     "lovasz",
     "make_loss",
     "two_class",
@@ -192,8 +198,39 @@ def lovasz(
     return total / tf.maximum(weights, EPSILON)
 
 
+def gap_pixels(onehot: tf.Tensor, width: int) -> tf.Tensor:
+    """Background pixels in gaps up to ``width`` pixels wide (rounded up to even) between
+    landslide pixels.
+
+    The gaps are what a morphological closing of the foreground (every class but class 0)
+    with a square of side ``2 * ceil(width / 2) + 1`` fills: narrow gaps between neighbouring
+    landslides, and narrow notches in one. Ignored pixels (all-zero one-hot) are never gaps.
+
+    Parameters
+    ----------
+    onehot : tensor, float32, shape (batch, size, size, classes)
+        True classes one-hot, as :func:`decode_target` gives them.
+    width : int
+        Widest gap, in pixels.
+
+    Returns
+    -------
+    tensor, float32, shape (batch, size, size)
+        1 on gap pixels, 0 elsewhere.
+    """
+    radius = -(-width // 2)
+    side = 2 * radius + 1
+    foreground = tf.reduce_sum(onehot[..., 1:], axis=-1, keepdims=True)
+    # Background beyond the tile's edges, so that the edges are no gaps.
+    padded = tf.pad(foreground, [[0, 0], [side, side], [side, side], [0, 0]])
+    grown = tf.nn.max_pool2d(padded, side, 1, "SAME")
+    closed = -tf.nn.max_pool2d(-grown, side, 1, "SAME")
+    return closed[:, side:-side, side:-side, 0] * onehot[..., 0]
+
+
 def make_loss(
-    name: str, num_classes: int, class_weights: Sequence[float] | None = None
+    name: str, num_classes: int, class_weights: Sequence[float] | None = None,
+    gap_weight: float = 0.0, gap_width: int = 4,
 ) -> LossFn:
     """The Keras loss ``loss(y_true, y_pred)`` called ``name``, on class-id targets.
 
@@ -205,6 +242,10 @@ def make_loss(
         Output channels of the model (1 for a sigmoid model).
     class_weights : sequence of float, optional
         One weight per class (two for a sigmoid model: background, foreground).
+    gap_weight, gap_width : float, int
+        Cross-entropy and focal terms count the background pixels of gaps up to
+        ``gap_width`` pixels wide between landslides (:func:`gap_pixels`) ``1 + gap_weight``
+        times; 0 = off.
 
     Returns
     -------
@@ -229,13 +270,16 @@ def make_loss(
     def loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         onehot, weight = decode_target(y_true, classes)
         probs = two_class(y_pred)
+        pixel_weight = weight
+        if gap_weight > 0:
+            pixel_weight = weight * (1.0 + gap_weight * gap_pixels(onehot, gap_width))
         value = tf.constant(0.0)
         if name in ("categorical_crossentropy", "ce_dice", "ce_lovasz_softmax"):
-            value += crossentropy(onehot, probs, weight, weights)
+            value += crossentropy(onehot, probs, pixel_weight, weights)
         if name in ("dice", "ce_dice"):
             value += dice(onehot, probs, weight, weights)
         if name == "focal":
-            value += focal(onehot, probs, weight, weights)
+            value += focal(onehot, probs, pixel_weight, weights)
         if name in ("lovasz_softmax", "ce_lovasz_softmax"):
             value += lovasz(onehot, probs, weight, weights)
         return value

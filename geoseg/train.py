@@ -363,7 +363,8 @@ def train(
     validation = bool(valid_scenes)
     monitor = monitor or ("val_loss" if validation else "loss")
     _check_monitor(monitor, metric_names, validation)
-    loss = make_loss(config.model.loss, settings.num_classes, config.train.class_weights)
+    loss = make_loss(config.model.loss, settings.num_classes, config.train.class_weights,
+                     config.train.gap_weight, config.train.gap_width)
     augmentation = _augmentation(config, settings)
     out = prepare_out_dir(out_dir if out_dir is not None else config.train.model_dir,
                           resume=resume, overwrite=overwrite)

@@ -46,6 +46,7 @@ from geoseg.losses import (
     decode_target,
     dice,
     focal,
+    gap_pixels,
     lovasz,
     make_loss,
 )
@@ -449,6 +450,41 @@ def test_crossentropy_focal_and_class_weights_by_hand():
     assert float(focal(onehot, probs, weight)) == pytest.approx(0.25 * math.log(2), rel=1e-5)
     assert float(make_loss("categorical_crossentropy", 2)(target, probs)) == \
         pytest.approx(math.log(2), rel=1e-5)
+
+
+def two_landslides(gap: int) -> np.ndarray:
+    """A 1 x 12 x 14 target: two landslides ``gap`` columns apart, one touching the left edge;
+    a few ignored pixels above."""
+    target = np.zeros((1, 12, 14), np.uint8)
+    target[0, 2:10, 0:5] = 1
+    target[0, 2:10, 5 + gap : 9 + gap] = 1
+    target[0, 0, :] = IGNORE
+    return target
+
+
+def test_gap_pixels_are_the_background_between_landslides_only():
+    onehot, _ = decode_target(two_landslides(gap=2), 2)
+    gaps = gap_pixels(onehot, 2).numpy()[0]
+    expected = np.zeros((12, 14))
+    expected[2:10, 5:7] = 1  # the 2-column gap: not the tile's edges, not ignored pixels
+    np.testing.assert_array_equal(gaps, expected)
+    wide, _ = decode_target(two_landslides(gap=6), 2)
+    assert gap_pixels(wide, 2).numpy().sum() == 0  # wider than gap_width: no gap
+
+
+def test_gap_weight_counts_gap_pixels_more():
+    target = two_landslides(gap=2)
+    probs = np.full((1, 12, 14, 2), 0.5, np.float32)
+    probs[0, 2:10, 5:7] = [0.1, 0.9]  # the gap predicted as landslide: the merge to avoid
+    plain = float(make_loss("ce_lovasz_softmax", 2)(target, probs))
+    weighted = float(make_loss("ce_lovasz_softmax", 2, gap_weight=5, gap_width=2)(
+        target, probs))
+    onehot, weight = decode_target(target, 2)
+    gaps = gap_pixels(onehot, 2)
+    expected = plain - float(crossentropy(onehot, probs, weight)) + float(
+        crossentropy(onehot, probs, weight * (1 + 5 * gaps)))
+    assert weighted == pytest.approx(expected, rel=1e-5)
+    assert weighted > plain
 
 
 def test_dice_by_hand():
