@@ -5,12 +5,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
 from rasterio.transform import from_origin
+
+if TYPE_CHECKING:
+    import keras
+
+    from geoseg.settings import ModelSettings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -105,7 +111,7 @@ def pixelwise() -> PixelwisePredictor:
     return PixelwisePredictor()
 
 
-def pixelwise_keras_model(settings):  # type: ignore[no-untyped-def]
+def pixelwise_keras_model(settings: ModelSettings) -> keras.Model:
     """A Keras model computing p(landslide) = softmax of 0.05 * (band1 - 128) per pixel.
 
     Translation-equivariant, so stitched predictions must equal whole-array ones; keras is
@@ -114,7 +120,7 @@ def pixelwise_keras_model(settings):  # type: ignore[no-untyped-def]
     return _band1_keras_model(settings, kernel_size=1, row=0, col=0)
 
 
-def look_right_keras_model(settings):  # type: ignore[no-untyped-def]
+def look_right_keras_model(settings: ModelSettings) -> keras.Model:
     """A Keras model computing p(landslide) = softmax of 0.05 * (band1 - 128) of each pixel's
     right-hand neighbour (a 3 x 3 convolution, zero beyond the window's edge).
 
@@ -124,7 +130,8 @@ def look_right_keras_model(settings):  # type: ignore[no-untyped-def]
     return _band1_keras_model(settings, kernel_size=3, row=1, col=2)
 
 
-def _band1_keras_model(settings, kernel_size: int, row: int, col: int):  # type: ignore[no-untyped-def]
+def _band1_keras_model(settings: ModelSettings, kernel_size: int, row: int,
+                       col: int) -> keras.Model:
     """A one-convolution Keras model: softmax of (0, 0.05 * (band1 - 128)) at kernel cell
     (``row``, ``col``)."""
     import keras
