@@ -5,12 +5,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import rasterio
 from affine import Affine
 from rasterio.transform import from_origin
+
+if TYPE_CHECKING:
+    import keras
+
+    from geoseg.settings import ModelSettings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -105,18 +111,36 @@ def pixelwise() -> PixelwisePredictor:
     return PixelwisePredictor()
 
 
-def pixelwise_keras_model(settings):  # type: ignore[no-untyped-def]
+def pixelwise_keras_model(settings: ModelSettings) -> keras.Model:
     """A Keras model computing p(landslide) = softmax of 0.05 * (band1 - 128) per pixel.
 
     Translation-equivariant, so stitched predictions must equal whole-array ones; keras is
     imported here, not at module level, so tests without TensorFlow stay light.
     """
+    return _band1_keras_model(settings, kernel_size=1, row=0, col=0)
+
+
+def look_right_keras_model(settings: ModelSettings) -> keras.Model:
+    """A Keras model computing p(landslide) = softmax of 0.05 * (band1 - 128) of each pixel's
+    right-hand neighbour (a 3 x 3 convolution, zero beyond the window's edge).
+
+    Not flip-equivariant, so test-time augmentation changes its probabilities, and its
+    output depends on the pixels around: tiling and batching errors show in it.
+    """
+    return _band1_keras_model(settings, kernel_size=3, row=1, col=2)
+
+
+def _band1_keras_model(settings: ModelSettings, kernel_size: int, row: int,
+                       col: int) -> keras.Model:
+    """A one-convolution Keras model: softmax of (0, 0.05 * (band1 - 128)) at kernel cell
+    (``row``, ``col``)."""
     import keras
 
     inputs = keras.Input((settings.image_size, settings.image_size, settings.image_channels))
-    conv = keras.layers.Conv2D(2, 1, activation="softmax", name="probabilities")
+    conv = keras.layers.Conv2D(2, kernel_size, padding="same", activation="softmax",
+                               name="probabilities")
     outputs = conv(inputs)
-    kernel = np.zeros((1, 1, settings.image_channels, 2), dtype="float32")
-    kernel[0, 0, 0, 1] = 0.05
+    kernel = np.zeros((kernel_size, kernel_size, settings.image_channels, 2), dtype="float32")
+    kernel[row, col, 0, 1] = 0.05
     conv.set_weights([kernel, np.array([0.0, -0.05 * 128], dtype="float32")])
     return keras.Model(inputs, outputs)

@@ -18,6 +18,7 @@ from conftest import (
     TEST_CRS,
     TEST_TRANSFORM,
     PixelwisePredictor,
+    look_right_keras_model,
     pixelwise_keras_model,
     write_raster,
 )
@@ -35,7 +36,10 @@ from geoseg.evaluate import (
     write_report,
 )
 from geoseg.metrics import MetricsReport
+from geoseg.predict import PredictOptions
+from geoseg.predictor import load_predictor
 from geoseg.settings import ModelSettings
+from geoseg.tta import TTAPredictor
 
 SETTINGS = ModelSettings(image_size=32, num_layers=3, base_filters=4, overlap=8)
 RGB_MAP = {(0, 0, 0): 0, (255, 0, 0): 1}
@@ -337,13 +341,37 @@ def test_command_on_a_dataset_prints_the_table_and_writes_the_report(tmp_path, r
     assert "holds a report already" in again.output and "--overwrite" in again.output
 
 
-@pytest.mark.parametrize("tta", ["none", "d4"])
-def test_command_on_scenes_with_labels(tmp_path, run, model_path, shifted_scene, tta):
+def test_command_on_scenes_with_labels(tmp_path, run, model_path, shifted_scene):
     scene, labels = shifted_scene
     result = run(scene, "--labels", labels, "--model", model_path, "--iou-threshold", "0.3",
-                 "--device", "cpu", "-q", "--tta", tta)
+                 "--device", "cpu", "-q")
     assert result.exit_code == 0, result.output
     assert "IoU 0.3333" in result.output and "Objects (IoU >= 0.3): 1 found" in result.output
+
+
+def test_command_tta_averages_a_model_that_is_not_flip_equivariant(tmp_path, run,
+                                                                   shifted_scene):
+    from geoseg.flexunet import save_model
+
+    model = save_model(look_right_keras_model(SETTINGS), SETTINGS, tmp_path / "right.keras")
+    scene, labels = shifted_scene
+    matrices, outputs = {}, {}
+    for tta in ("none", "flips"):
+        result = run(scene, "--labels", labels, "--model", model, "--device", "cpu",
+                     "--window", "64", "--out", tmp_path / tta, "-q", "--tta", tta)
+        assert result.exit_code == 0, result.output
+        outputs[tta] = result.output
+        matrices[tta] = json.loads((tmp_path / tta / "evaluation.json").read_text())[
+            "confusion_matrix"]
+    # Looking right moves the predicted square (rows 20-39, cols 10-29) one column left: tp
+    # 10 x 19, IoU 190 / 610. Averaged with looking left, its two edge columns (one side sees
+    # the square, the other not) fall just below 0.5: 18 columns, tp 10 x 18, IoU 180 / 580.
+    assert matrices["none"][1] == [210, 190] and "IoU 0.3115" in outputs["none"]
+    assert matrices["flips"][1] == [220, 180] and "IoU 0.3103" in outputs["flips"]
+    # the library's flips around the same model, on the same windows
+    flips = TTAPredictor(load_predictor(model, device="cpu"), "flips")
+    library = evaluate_one(scene, labels, flips, SETTINGS, options=PredictOptions(window=64))
+    assert library.confusion.matrix.tolist() == matrices["flips"]
 
 
 @pytest.mark.parametrize(

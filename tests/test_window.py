@@ -192,7 +192,7 @@ def test_the_default_window_follows_the_model_width_whatever_the_batch(
             grid = TileGrid.for_model(src, SETTINGS, window=window)
             assert grid.tile_size == (700 if window > 64 else 64)
             assert result.tiles_predicted == len(grid)
-    digests.add(hashlib.sha256(mask.read_bytes()).hexdigest())
+        digests.add(hashlib.sha256(mask.read_bytes()).hexdigest())
     assert len(digests) == 1  # the batch size changes the speed and memory, not the mask
     pixelwise = predict_scene(scene, tmp_path / "pixelwise.tif", PixelwisePredictor(), SETTINGS)
     with rasterio.open(scene) as src:  # a predictor that does not say it takes windows: tiles
