@@ -17,11 +17,16 @@ WGS84) and, with a probability raster, ``mean_prob``/``max_prob`` (the probabili
 feature's class over the mask pixels that make it up, accumulated block by block, so exact for
 merged features). Names are at most 10 characters so that a Shapefile keeps them.
 
-Areas and lengths are metric: a projected CRS is used as is (scaled to metres if its unit is
-not the metre), a geographic CRS is measured on a Lambert azimuthal equal-area projection
-centred on the scene (exact areas; lengths are distorted by well under 0.1 % within a few
-hundred kilometres of the centre), and a mask without CRS is measured in its own map units
-(pixels for a plain image), with a warning.
+Areas and lengths are true metres whatever the CRS (:class:`~geoseg.vector_features.Measure`):
+a projected CRS whose scale is true within 0.1 % over the scene (UTM within its zone, national
+grids) is used as is (scaled to metres if its unit is not the metre); any other (geographic, Web
+Mercator, whose areas are 1/cos²(latitude) too large) is measured on a Lambert azimuthal
+equal-area projection centred on the scene (exact areas; lengths are distorted by well under
+0.1 % within a few hundred kilometres of the centre). ``min_area`` and ``fill_holes`` compare
+those areas; the ``simplify`` tolerance, in metres, is converted to the CRS's units at the
+scene's centre (the larger of the scales along x and y, so that no vertex moves further than
+the tolerance there). A mask without CRS is measured in its own map units (pixels for a plain
+image), with a warning.
 
 What to vectorise and how to clean it is a :class:`~geoseg.polygon_options.PolygonOptions`.
 This module is the public face: it runs the steps, which live in :mod:`geoseg.vector_blocks`
@@ -277,7 +282,7 @@ def polygons_from_mask(
             pieces.geoms, filled = fill_small_holes(pieces.geoms, metric, opts.fill_holes)
             pieces = absorb_islands(pieces, filled)
         if opts.simplify > 0 and len(pieces):
-            pieces.geoms = simplified(pieces.geoms, opts.simplify)
+            pieces.geoms = simplified(pieces.geoms, metric.units(opts.simplify))
         return feature_table(pieces, metric, names, src.crs, prob is not None, opts.min_area)
 
 

@@ -334,7 +334,7 @@ class VectorizeMask(GeosegAlgorithm):
         "<b>Probabilities</b>: the probabilities written with the mask add mean_prob and "
         "max_prob (the confidence of each polygon).<br>"
         "<b>Minimum area</b> and <b>Fill holes</b> are in m²; <b>Simplify</b> is a tolerance "
-        "in map units (0 keeps the pixel outlines).<br>"
+        "in metres (0 keeps the pixel outlines).<br>"
         "<b>Connectivity</b>: 8 joins pixels touching at a corner, 4 only along an edge.")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
@@ -345,7 +345,7 @@ class VectorizeMask(GeosegAlgorithm):
             "MIN_AREA", "Minimum area (m²)", QgsProcessingParameterNumber.Double, 0.0, False,
             0.0))
         self.addParameter(QgsProcessingParameterNumber(
-            "SIMPLIFY", "Simplify tolerance (map units)", QgsProcessingParameterNumber.Double,
+            "SIMPLIFY", "Simplify tolerance (m)", QgsProcessingParameterNumber.Double,
             0.0, False, 0.0))
         self.addParameter(QgsProcessingParameterNumber(
             "FILL_HOLES", "Fill holes smaller than (m²)", QgsProcessingParameterNumber.Double,
