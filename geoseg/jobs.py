@@ -32,7 +32,7 @@ from geoseg.settings import ModelSettings
 if TYPE_CHECKING:
     from geoseg.vectorize import VectorizeSummary
 
-__all__ = ["JobResult", "SceneJob", "finish_job", "plan_banded_job", "run_job"]
+__all__ = ["JobResult", "SceneJob", "check_outputs", "finish_job", "plan_banded_job", "run_job"]
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def run_job(
         the vector output is checked before the prediction starts.
     """
     opts = options if options is not None else PredictOptions()
-    _check_vector(job, opts, model_file)
+    check_outputs(job, opts.overwrite, model_file)
     prediction = predict_scene(job.scene, job.mask, predictor, settings, opts,
                                probabilities_path=job.probabilities, model_file=model_file,
                                progress=progress)
@@ -116,7 +116,7 @@ def plan_banded_job(
         As :meth:`geoseg.predict.BandedPrediction.plan`, and a vector output that cannot be
         written.
     """
-    _check_vector(job, options, model_file)
+    check_outputs(job, options.overwrite, model_file)
     return BandedPrediction.plan(job.scene, job.mask, settings, options,
                                  probabilities_path=job.probabilities, model_file=model_file,
                                  runtime=runtime, bands=bands)
@@ -141,8 +141,20 @@ def finish_job(job: SceneJob, prediction: PredictionResult, options: PredictOpti
     return JobResult(prediction, summary)
 
 
-def _check_vector(job: SceneJob, options: PredictOptions,
-                  model_file: str | os.PathLike[str] | None) -> None:
-    if job.vector is not None:
-        inputs = [job.scene, *([model_file] if model_file is not None else [])]
-        check_output_path(job.vector, options.overwrite, inputs)
+def check_outputs(job: SceneJob, overwrite: bool = False,
+                  model_file: str | os.PathLike[str] | None = None) -> None:
+    """Check every output of a job before any work: none exists unless ``overwrite``, none
+    is an input (the scene, the model file), every folder is writable.
+
+    :func:`geoseg.predict.predict_scene` checks the mask and probabilities again once the
+    scene is open (against every file of the scene).
+
+    Raises
+    ------
+    OutputError, OutputExistsError, OutputIsInputError
+        As :func:`geoseg.outputs.check_output_path`.
+    """
+    inputs = [job.scene, *([model_file] if model_file is not None else [])]
+    for path in (job.mask, job.probabilities, job.vector):
+        if path is not None:
+            check_output_path(path, overwrite, inputs)
