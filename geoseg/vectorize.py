@@ -50,10 +50,9 @@ import rasterio
 
 from geoseg.errors import InputError, ParameterError, param
 from geoseg.mask_format import CLASS_NAMES_TAG
-from geoseg.outputs import check_output_path
 from geoseg.polygon_options import PolygonOptions
 from geoseg.scene import open_scene
-from geoseg.styles import polygon_style, write_style
+from geoseg.styles import polygon_style
 from geoseg.tiling import block_windows
 from geoseg.vector_blocks import Pieces, merge_cut, to_map, vectorise_blocks
 from geoseg.vector_features import (
@@ -63,7 +62,7 @@ from geoseg.vector_features import (
     fill_small_holes,
     simplified,
 )
-from geoseg.vector_formats import VECTOR_FORMATS, output_format, write_polygons
+from geoseg.vector_formats import VECTOR_FORMATS, check_vector_output, write_polygons
 
 __all__ = [
     "VECTOR_FORMATS",
@@ -307,7 +306,9 @@ def vectorize_mask(
     The output format comes from the extension of ``out_path`` (:data:`VECTOR_FORMATS`); a
     GeoPackage layer is named ``layer`` (default: the mask's file stem). The output is checked
     before any work and written atomically; a mask without foreground gives an empty layer.
-    With ``style``, a QGIS ``.qml`` sidecar (semi-transparent red fill) is written next to it.
+    With ``style``, the polygons get a QGIS style (semi-transparent red fill): inside a
+    GeoPackage (its default style), else as a ``.qml`` sidecar, which must not be the mask's
+    or the probabilities' own (:func:`~geoseg.vector_formats.check_vector_output`).
 
     Returns
     -------
@@ -321,19 +322,16 @@ def vectorize_mask(
     OutputError
         Unknown extension, pyarrow missing for ``.parquet``, unwritable folder.
     OutputExistsError
-        The output exists and ``overwrite`` is False.
+        The output (or its style sidecar) exists and ``overwrite`` is False.
     OutputIsInputError
-        The output is the mask or the probabilities.
+        The output is the mask or the probabilities, or its style sidecar is theirs.
     """
     inputs = [p for p in (mask_path, probabilities_path) if p is not None]
-    check_output_path(out_path, overwrite, inputs)
-    final, _ = output_format(Path(out_path))
+    final, _ = check_vector_output(out_path, overwrite, inputs, layers=inputs, style=style)
     frame = polygons_from_mask(mask_path, options, probabilities_path=probabilities_path,
                                block_size=block_size, workers=workers, progress=progress)
     written = write_polygons(frame, final, layer=layer or Path(mask_path).stem,
-                             overwrite=overwrite)
-    if style:
-        write_style(written, polygon_style(), overwrite=True)
+                             overwrite=overwrite, style=polygon_style() if style else None)
     areas = frame["area_m2"].to_numpy()
     log.info("%s: %d polygons written", written, len(frame))
     return VectorizeSummary(

@@ -193,7 +193,7 @@ def _predict_one(
     job = SceneJob(scene, Path(out_path),
                    Path(probabilities_path) if probabilities_path else None,
                    Path(vector_path) if vector_path else None)
-    check_outputs(job, options.overwrite, spec.path)  # refused before saying what loads
+    check_outputs(job, options.overwrite, spec.path, options.style)  # before naming the model
     if preview_path is not None:
         check_output_path(preview_path, options.overwrite, inputs=[scene, spec.path])
     if not quiet:  # at once, not after the seconds TensorFlow takes to import
