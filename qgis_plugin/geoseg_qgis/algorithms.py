@@ -3,7 +3,8 @@
 TensorFlow never loads in QGIS: the algorithms build a command line (:mod:`.commands`), run it
 with :func:`.runner.run_geoseg`, turn its JSON progress lines into the dialog's progress bar
 and log, its ``Error:`` line into the algorithm's error, and Cancel into a clean stop. Outputs
-are loaded with the ``.qml`` styles geoseg writes next to them.
+are loaded with the ``.qml`` styles geoseg writes next to them (a GeoPackage holds its own,
+which QGIS applies when it loads the layer).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ MODEL_FILTER = "Keras models (*.keras)"
 
 
 class StyleLoader(QgsProcessingLayerPostProcessorInterface):
-    """Apply the ``.qml`` style geoseg wrote next to an output once QGIS has loaded it."""
+    """Apply the style geoseg wrote for an output once QGIS has loaded it: the ``.qml`` next to
+    it, else the layer's own default style (a GeoPackage's, which Processing does not load)."""
 
     _keep: dict[str, StyleLoader] = {}  # QGIS holds a plain pointer: keep one alive per style
 
@@ -80,6 +82,8 @@ class StyleLoader(QgsProcessingLayerPostProcessorInterface):
     def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> None:
         if not Path(self.style).is_file():
+            layer.loadDefaultStyle()  # a GeoPackage's own (none: the layer stays as it is)
+            layer.triggerRepaint()
             return
         message, ok = layer.loadNamedStyle(self.style)
         if not ok:
