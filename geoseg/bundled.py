@@ -37,12 +37,13 @@ _FACT = re.compile(r"^- \*\*(?P<key>[^*]+)\*\*: (?P<value>.+)$")
 def resolve_model(model: str | os.PathLike[str] | None = None) -> Path:
     """The model file for a bundled model's name, a path, or ``None`` (the default model).
 
-    A name is taken for a bundled model only when no file or folder of that name exists.
+    A name is taken for a bundled model unless a file of that name exists (a folder of that
+    name, never a model, does not hide it).
     """
     if model is None:
         model = DEFAULT_MODEL
     name = os.fspath(model)
-    if name in BUNDLED_MODELS and not Path(name).exists():
+    if name in BUNDLED_MODELS and not Path(name).is_file():
         return DATA / BUNDLED_MODELS[name]
     return Path(name)
 

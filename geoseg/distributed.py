@@ -43,9 +43,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from geoseg.errors import GeosegError, InputError, OutputError, ParameterError, param
-from geoseg.jobs import SceneJob, finish_job, plan_banded_job, run_job
+from geoseg.jobs import SceneJob, check_outputs, finish_job, plan_banded_job, run_job
 from geoseg.model_archive import read_settings
-from geoseg.outputs import check_output_path
 from geoseg.predict import BandedPrediction, BandResult, PredictOptions, options_for_model
 from geoseg.predictor import ModelPredictor, ModelSpec
 from geoseg.scene import open_scene
@@ -206,9 +205,7 @@ def plan_jobs(
         raise OutputError(f"{folder}: output folder cannot be created ({exc.strerror})") \
             from exc
     for job in jobs:
-        for path in (job.mask, job.probabilities, job.vector):
-            if path is not None:
-                check_output_path(path, overwrite, inputs=[job.scene])
+        check_outputs(job, overwrite)
     return jobs
 
 

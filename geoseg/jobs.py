@@ -28,11 +28,12 @@ from geoseg.predict import (
     predict_scene,
 )
 from geoseg.settings import ModelSettings
+from geoseg.styles import check_style_path
 
 if TYPE_CHECKING:
     from geoseg.vectorize import VectorizeSummary
 
-__all__ = ["JobResult", "SceneJob", "finish_job", "plan_banded_job", "run_job"]
+__all__ = ["JobResult", "SceneJob", "check_outputs", "finish_job", "plan_banded_job", "run_job"]
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def run_job(
         the vector output is checked before the prediction starts.
     """
     opts = options if options is not None else PredictOptions()
-    _check_vector(job, opts, model_file)
+    check_outputs(job, opts.overwrite, model_file, opts.style)
     prediction = predict_scene(job.scene, job.mask, predictor, settings, opts,
                                probabilities_path=job.probabilities, model_file=model_file,
                                progress=progress)
@@ -116,7 +117,7 @@ def plan_banded_job(
         As :meth:`geoseg.predict.BandedPrediction.plan`, and a vector output that cannot be
         written.
     """
-    _check_vector(job, options, model_file)
+    check_outputs(job, options.overwrite, model_file, options.style)
     return BandedPrediction.plan(job.scene, job.mask, settings, options,
                                  probabilities_path=job.probabilities, model_file=model_file,
                                  runtime=runtime, bands=bands)
@@ -137,12 +138,34 @@ def finish_job(job: SceneJob, prediction: PredictionResult, options: PredictOpti
 
     summary = vectorize_mask(prediction.mask_path, job.vector,
                              probabilities_path=prediction.probabilities_path, layer=job.layer,
-                             overwrite=options.overwrite)
+                             style=options.style, overwrite=options.overwrite)
     return JobResult(prediction, summary)
 
 
-def _check_vector(job: SceneJob, options: PredictOptions,
-                  model_file: str | os.PathLike[str] | None) -> None:
+def check_outputs(job: SceneJob, overwrite: bool = False,
+                  model_file: str | os.PathLike[str] | None = None, style: bool = True) -> None:
+    """Check every output of a job before any work: none exists unless ``overwrite``, none
+    is an input (the scene, the model file), every folder is writable; with ``style``, the
+    QGIS styles too: the mask's ``.qml`` and the polygons' (none for a GeoPackage, which keeps
+    it inside), each an output of its own, never the scene's or another output's style.
+
+    :func:`geoseg.predict.predict_scene` checks the mask and probabilities again once the
+    scene is open (against every file of the scene).
+
+    Raises
+    ------
+    OutputError, OutputExistsError, OutputIsInputError
+        As :func:`geoseg.outputs.check_output_path` and :func:`geoseg.styles.check_style_path`.
+    """
+    inputs = [job.scene, *([model_file] if model_file is not None else [])]
+    rasters = [path for path in (job.mask, job.probabilities) if path is not None]
+    for path in rasters:
+        check_output_path(path, overwrite, inputs)
+    if style:
+        check_style_path(job.mask, overwrite, inputs, layers=[job.scene, *rasters],
+                         advice="give the mask another name")
     if job.vector is not None:
-        inputs = [job.scene, *([model_file] if model_file is not None else [])]
-        check_output_path(job.vector, options.overwrite, inputs)
+        from geoseg.vector_formats import check_vector_output
+
+        check_vector_output(job.vector, overwrite, inputs, layers=[job.scene, *rasters],
+                            style=style)

@@ -31,6 +31,7 @@ from rasterio.windows import transform as window_transform
 from geoseg.errors import ConfigError, InputError
 from geoseg.geometry import polygonal_parts, repair_polygons
 from geoseg.label_source import LabelSource, PathLike, _crs_text, _is_integer, _listing
+from geoseg.vector_formats import data_layer
 
 __all__ = ["VectorLabels"]
 
@@ -49,7 +50,7 @@ def _check_class_names(class_names: Sequence[str], num_classes: int) -> dict[str
 
 def _read_vector(path: Path) -> gpd.GeoDataFrame:
     try:
-        return gpd.read_file(path, engine="pyogrio")
+        return gpd.read_file(path, engine="pyogrio", layer=data_layer(path))
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputError(f"{path}: cannot be read as a vector layer ({reason})") from None
@@ -152,7 +153,8 @@ class VectorLabels(LabelSource):
     Parameters
     ----------
     path : path-like
-        A vector layer GDAL/OGR reads (its first layer is used).
+        A vector layer GDAL/OGR reads (its first layer is used; QGIS's style table in a
+        GeoPackage is not a layer).
     scene : rasterio dataset
         The open scene; its CRS, transform and size define the grid.
     class_column : str, optional

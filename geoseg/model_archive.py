@@ -15,8 +15,8 @@ from geoseg.errors import ConfigError, ModelError
 from geoseg.outputs import atomic_output
 from geoseg.settings import ModelSettings
 
-__all__ = ["SETTINGS_MEMBER", "is_model_file", "read_settings", "replace_settings",
-           "write_settings"]
+__all__ = ["SETTINGS_MEMBER", "folder_error", "is_model_file", "read_settings",
+           "replace_settings", "write_settings"]
 
 SETTINGS_MEMBER = "geoseg.json"
 """Name of the zip member of a ``.keras`` file that holds the geoseg settings."""
@@ -50,6 +50,15 @@ def replace_settings(path: str | os.PathLike[str], settings: ModelSettings) -> N
             target.writestr(SETTINGS_MEMBER, settings.to_json())
 
 
+def folder_error(folder: Path) -> ModelError:
+    """The error for a folder given where a model file is expected: what a model file is, and
+    the ones the folder holds (a training run's folder holds ``model.keras``)."""
+    models = sorted(path.name for path in folder.glob("*.keras") if path.is_file())
+    held = f"; {folder} holds {', '.join(models)}" if models else ""
+    return ModelError(f"{folder}: is a folder; give a model file: the .keras file geoseg train "
+                      f"writes{held}")
+
+
 def read_settings(path: str | os.PathLike[str]) -> ModelSettings:
     """Read the geoseg settings stored in a ``.keras`` file.
 
@@ -62,7 +71,7 @@ def read_settings(path: str | os.PathLike[str]) -> ModelSettings:
     if not source.exists():
         raise ModelError(f"{source}: model file not found")
     if source.is_dir():
-        raise ModelError(f"{source}: is a folder; give a .keras model file")
+        raise folder_error(source)
     try:
         with zipfile.ZipFile(source) as archive:
             if SETTINGS_MEMBER not in archive.namelist():

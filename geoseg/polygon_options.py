@@ -31,8 +31,9 @@ class PolygonOptions:
     min_area : float
         Drop features smaller than this, in m² (of the geometry as written).
     simplify : float
-        Douglas-Peucker tolerance in map units (0: keep the pixel outlines); every ring stays
-        valid, invalid results are repaired.
+        Douglas-Peucker tolerance in metres (0: keep the pixel outlines), converted to the
+        CRS's units at the scene's centre (degrees on a geographic CRS; map units for a mask
+        without CRS); every ring stays valid, invalid results are repaired.
     fill_holes : float
         Fill holes smaller than this, in m²; features of the same class inside a filled hole
         are absorbed (their pixels added to the probability statistics).

@@ -63,7 +63,7 @@ from geoseg.outputs import atomic_output, check_output_path, is_same_file
 from geoseg.predictor import file_digest
 from geoseg.scene import describe_validity, open_scene, scene_fingerprint, select_bands
 from geoseg.settings import ModelSettings
-from geoseg.styles import class_colours, raster_style, write_style
+from geoseg.styles import check_style_path, class_colours, raster_style, write_style
 from geoseg.tiling import (
     Tile,
     TileGrid,
@@ -223,7 +223,9 @@ class PredictOptions:
     """A second nodata value: pixels equal to it in every band hold no data (the white
     wedges of the reference dataset's PNG tiles)."""
     style: bool = True
-    """Write a QGIS ``.qml`` style next to the mask (landslides red, background clear)."""
+    """Write a QGIS ``.qml`` style next to the mask (landslides red, background clear), and
+    style the polygons a job vectorises (:func:`geoseg.jobs.finish_job`). A style is an output
+    of its own: refused when it exists unless ``overwrite``, never an input's style."""
     tta: TTAMode = "none"
     """Test-time augmentation (:mod:`geoseg.tta`): each tile's probabilities averaged over its
     flipped (``flips``, 4 model calls) or flipped and rotated (``d4``, 8 calls) copies before
@@ -349,7 +351,7 @@ def predict_scene(
         _finish_outputs(mask_tmp, prob_tmp, opts)
     journal.discard()
     if opts.style:
-        write_style(run.mask, raster_style(settings.mask_class_names), overwrite=True)
+        write_style(run.mask, raster_style(settings.mask_class_names), opts.overwrite)
     return PredictionResult(
         mask_path=run.mask,
         probabilities_path=run.probabilities,
@@ -530,7 +532,8 @@ class BandedPrediction:
             _finish_outputs(mask_tmp, prob_tmp, self.options)
         run.journal.discard()
         if self.options.style:
-            write_style(run.mask, raster_style(self.settings.mask_class_names), overwrite=True)
+            write_style(run.mask, raster_style(self.settings.mask_class_names),
+                        self.options.overwrite)
         return PredictionResult(
             mask_path=run.mask,
             probabilities_path=run.probabilities,
@@ -648,6 +651,10 @@ def _open_run(
     if prob_final is not None and is_same_file(prob_final, mask_final):
         raise ParameterError(f"{param('probabilities_path')} must differ from the mask "
                              f"output ({mask_final})")
+    if opts.style:
+        check_style_path(mask_final, opts.overwrite, inputs,
+                         layers=[*src.files, *([prob_final] if prob_final else [])],
+                         advice="give the mask another name")
     journal = PredictionJournal(mask_final, {
         "scene": _absolute(scene_path), "content": scene_fingerprint(src),
         "model": file_digest(model_file) if model_file is not None else None,

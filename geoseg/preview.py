@@ -23,6 +23,7 @@ from geoseg.display import display_image
 from geoseg.errors import InputError
 from geoseg.outputs import atomic_output
 from geoseg.scene import open_scene
+from geoseg.vector_formats import data_layer
 
 __all__ = ["render_preview"]
 
@@ -181,7 +182,7 @@ def _read_vectors(path: str | os.PathLike[str], bbox: tuple[float, float, float,
     if not Path(path).exists():
         raise InputError(f"{path}: file not found")
     try:
-        frame = gpd.read_file(path)
+        frame = gpd.read_file(path, layer=data_layer(path))
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise InputError(f"{path}: not a vector file GDAL can read ({exc})") from exc
     if crs is not None and frame.crs is not None and frame.crs != crs:

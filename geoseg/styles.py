@@ -2,20 +2,27 @@
 
 QGIS applies ``<layer file stem>.qml`` found next to a raster or vector file when the layer is
 added, so masks open with landslides in red and background transparent, and polygons open as
-semi-transparent red fills. The same class colours go into the mask GeoTIFF's colour table,
+semi-transparent red fills (a GeoPackage keeps its style inside instead:
+:mod:`geoseg.vector_formats`). The same class colours go into the mask GeoTIFF's colour table,
 so GDAL-based tools see them too.
+
+A sidecar is an output like any other (:func:`check_style_path`): refused when it exists unless
+overwriting, and never the style of another file of the run, since QGIS would apply it to that
+file too: the scene's own ``scene.qml``, or the mask's when the polygons share its name.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from geoseg.outputs import atomic_output
+from geoseg.errors import OutputError, OutputIsInputError
+from geoseg.outputs import atomic_output, check_output_path, is_same_file
 
-__all__ = ["class_colours", "raster_style", "polygon_style", "write_style", "style_path"]
+__all__ = ["class_colours", "raster_style", "polygon_style", "write_style", "style_path",
+           "check_style_path"]
 
 LANDSLIDE_RED = (227, 26, 28)
 _OTHER_COLOURS = [(31, 120, 180), (51, 160, 44), (255, 127, 0), (106, 61, 154), (177, 89, 40),
@@ -92,6 +99,57 @@ def polygon_style(fill_alpha: int = 110) -> str:
 def style_path(layer_path: str | os.PathLike[str]) -> Path:
     """The sidecar QGIS looks for: the layer file with a ``.qml`` extension."""
     return Path(layer_path).with_suffix(".qml")
+
+
+def check_style_path(
+    layer_path: str | os.PathLike[str],
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+    layers: Iterable[str | os.PathLike[str]] = (),
+    advice: str = "give the output another name",
+) -> Path:
+    """Check, before any work, the ``.qml`` sidecar an output ``layer_path`` will get.
+
+    Parameters
+    ----------
+    layer_path : path
+        The output the style is for.
+    overwrite : bool
+        Whether an existing style may be replaced.
+    inputs : paths
+        The run's input files: the style is never one of them
+        (:func:`geoseg.outputs.check_output_path`).
+    layers : paths
+        The run's other layers, inputs and outputs: the style must not be the sidecar of any
+        of them (QGIS would apply it to that file too).
+    advice : str
+        What to do, ending the message when the style is another layer's.
+
+    Returns
+    -------
+    Path
+        The style's path.
+
+    Raises
+    ------
+    OutputIsInputError
+        The style is one of ``inputs``, or the style of one of them.
+    OutputError
+        The style is another output's too, or its folder cannot be written.
+    OutputExistsError
+        The style exists and ``overwrite`` is False.
+    """
+    target = style_path(layer_path)
+    input_list = list(inputs)
+    for other in layers:
+        if is_same_file(other, layer_path) or not is_same_file(style_path(other), target):
+            continue
+        if any(is_same_file(other, source) for source in input_list):
+            raise OutputIsInputError(f"{target}: is the QGIS style of {other}, an input of this "
+                                     f"run; {advice}")
+        raise OutputError(f"{target}: would be the QGIS style of both {layer_path} and {other} "
+                          f"(QGIS finds a layer's style by its file name); {advice}")
+    return check_output_path(target, overwrite, input_list)
 
 
 def write_style(layer_path: str | os.PathLike[str], style: str, overwrite: bool = False) -> Path:

@@ -17,11 +17,16 @@ WGS84) and, with a probability raster, ``mean_prob``/``max_prob`` (the probabili
 feature's class over the mask pixels that make it up, accumulated block by block, so exact for
 merged features). Names are at most 10 characters so that a Shapefile keeps them.
 
-Areas and lengths are metric: a projected CRS is used as is (scaled to metres if its unit is
-not the metre), a geographic CRS is measured on a Lambert azimuthal equal-area projection
-centred on the scene (exact areas; lengths are distorted by well under 0.1 % within a few
-hundred kilometres of the centre), and a mask without CRS is measured in its own map units
-(pixels for a plain image), with a warning.
+Areas and lengths are true metres whatever the CRS (:class:`~geoseg.vector_features.Measure`):
+a projected CRS whose scale is true within 0.1 % over the scene (UTM within its zone, national
+grids) is used as is (scaled to metres if its unit is not the metre); any other (geographic, Web
+Mercator, whose areas are 1/cos²(latitude) too large) is measured on a Lambert azimuthal
+equal-area projection centred on the scene (exact areas; lengths are distorted by well under
+0.1 % within a few hundred kilometres of the centre). ``min_area`` and ``fill_holes`` compare
+those areas; the ``simplify`` tolerance, in metres, is converted to the CRS's units at the
+scene's centre (the larger of the scales along x and y, so that no vertex moves further than
+the tolerance there). A mask without CRS is measured in its own map units (pixels for a plain
+image), with a warning.
 
 What to vectorise and how to clean it is a :class:`~geoseg.polygon_options.PolygonOptions`.
 This module is the public face: it runs the steps, which live in :mod:`geoseg.vector_blocks`
@@ -45,10 +50,9 @@ import rasterio
 
 from geoseg.errors import InputError, ParameterError, param
 from geoseg.mask_format import CLASS_NAMES_TAG
-from geoseg.outputs import check_output_path
 from geoseg.polygon_options import PolygonOptions
 from geoseg.scene import open_scene
-from geoseg.styles import polygon_style, write_style
+from geoseg.styles import polygon_style
 from geoseg.tiling import block_windows
 from geoseg.vector_blocks import Pieces, merge_cut, to_map, vectorise_blocks
 from geoseg.vector_features import (
@@ -58,7 +62,7 @@ from geoseg.vector_features import (
     fill_small_holes,
     simplified,
 )
-from geoseg.vector_formats import VECTOR_FORMATS, output_format, write_polygons
+from geoseg.vector_formats import VECTOR_FORMATS, check_vector_output, write_polygons
 
 __all__ = [
     "VECTOR_FORMATS",
@@ -277,7 +281,7 @@ def polygons_from_mask(
             pieces.geoms, filled = fill_small_holes(pieces.geoms, metric, opts.fill_holes)
             pieces = absorb_islands(pieces, filled)
         if opts.simplify > 0 and len(pieces):
-            pieces.geoms = simplified(pieces.geoms, opts.simplify)
+            pieces.geoms = simplified(pieces.geoms, metric.units(opts.simplify))
         return feature_table(pieces, metric, names, src.crs, prob is not None, opts.min_area)
 
 
@@ -302,7 +306,9 @@ def vectorize_mask(
     The output format comes from the extension of ``out_path`` (:data:`VECTOR_FORMATS`); a
     GeoPackage layer is named ``layer`` (default: the mask's file stem). The output is checked
     before any work and written atomically; a mask without foreground gives an empty layer.
-    With ``style``, a QGIS ``.qml`` sidecar (semi-transparent red fill) is written next to it.
+    With ``style``, the polygons get a QGIS style (semi-transparent red fill): inside a
+    GeoPackage (its default style), else as a ``.qml`` sidecar, which must not be the mask's
+    or the probabilities' own (:func:`~geoseg.vector_formats.check_vector_output`).
 
     Returns
     -------
@@ -316,19 +322,16 @@ def vectorize_mask(
     OutputError
         Unknown extension, pyarrow missing for ``.parquet``, unwritable folder.
     OutputExistsError
-        The output exists and ``overwrite`` is False.
+        The output (or its style sidecar) exists and ``overwrite`` is False.
     OutputIsInputError
-        The output is the mask or the probabilities.
+        The output is the mask or the probabilities, or its style sidecar is theirs.
     """
     inputs = [p for p in (mask_path, probabilities_path) if p is not None]
-    check_output_path(out_path, overwrite, inputs)
-    final, _ = output_format(Path(out_path))
+    final, _ = check_vector_output(out_path, overwrite, inputs, layers=inputs, style=style)
     frame = polygons_from_mask(mask_path, options, probabilities_path=probabilities_path,
                                block_size=block_size, workers=workers, progress=progress)
     written = write_polygons(frame, final, layer=layer or Path(mask_path).stem,
-                             overwrite=overwrite)
-    if style:
-        write_style(written, polygon_style(), overwrite=True)
+                             overwrite=overwrite, style=polygon_style() if style else None)
     areas = frame["area_m2"].to_numpy()
     log.info("%s: %d polygons written", written, len(frame))
     return VectorizeSummary(

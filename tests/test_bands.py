@@ -237,7 +237,7 @@ def test_two_dask_workers_split_a_scene_into_bands_with_the_bytes_of_one_run(
     def jobs(folder: Path) -> list[SceneJob]:
         folder.mkdir()
         return [SceneJob(str(scene), folder / f"{scene.stem}.tif", folder / f"{scene.stem}_p.tif",
-                         folder / f"{scene.stem}.geojson") for scene in (tall_scene, small)]
+                         folder / f"{scene.stem}_v.geojson") for scene in (tall_scene, small)]
 
     serial = predict_scenes(jobs(tmp_path / "serial"), spec, options)
     assert all(outcome.error is None for outcome in serial)
@@ -245,7 +245,7 @@ def test_two_dask_workers_split_a_scene_into_bands_with_the_bytes_of_one_run(
             "--device", "cpu", "--window", "128", "--cog", "-q"]
     runner = CliRunner()
     result = runner.invoke(cli, [*base, "--out", str(tmp_path / "serial" / "cog.tif"),
-                                 "--vector", str(tmp_path / "serial" / "cog.geojson")])
+                                 "--vector", str(tmp_path / "serial" / "cog_polygons.geojson")])
     assert result.exit_code == 0, result.output
 
     marker = tmp_path / "killed"
@@ -258,7 +258,7 @@ def test_two_dask_workers_split_a_scene_into_bands_with_the_bytes_of_one_run(
                                 scheduler=cluster.scheduler_address, band_tile_rows=2)
         assert marker.exists()  # a worker was lost in the middle of a band
         result = runner.invoke(cli, [*base, "--out", str(tmp_path / "dask" / "cog.tif"),
-                                     "--vector", str(tmp_path / "dask" / "cog.geojson"),
+                                     "--vector", str(tmp_path / "dask" / "cog_polygons.geojson"),
                                      "--dask-scheduler", cluster.scheduler_address,
                                      "--band-tile-rows", "2"])
         assert result.exit_code == 0, result.output

@@ -103,3 +103,28 @@ def test_predict_with_the_real_model_finds_the_landslides_of_real_geotiffs(tmp_p
         both += np.count_nonzero(predicted & truth)
         either += np.count_nonzero(predicted | truth)
     assert both / either > REAL_IOU_FLOOR, f"hokkaido-iburi landslide IoU {both / either:.3f}"
+
+
+def test_a_folder_given_as_model_says_it_is_a_folder_and_what_a_model_file_is(tmp_path):
+    scene = write_raster(tmp_path / "s.tif", np.zeros((3, 32, 32), np.uint8))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"stands for a trained model")
+    result = CliRunner().invoke(cli, ["predict", str(scene), "--model", str(run),
+                                      "--out", str(tmp_path / "m.tif")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1
+    assert f"{run}: is a folder; give a model file: the .keras file geoseg train writes; " \
+           f"{run} holds model.keras" in errors[0]
+    assert "no such model file" not in result.output
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_a_folder_named_like_a_bundled_model_does_not_hide_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / DEFAULT_MODEL).mkdir()  # e.g. a user's demo/ folder
+    assert resolve_model(DEFAULT_MODEL) == resolve_model(None) != Path(DEFAULT_MODEL)
+    assert resolve_model(DEFAULT_MODEL).is_file()
+    (tmp_path / "hokkaido-iburi").write_bytes(b"a user's own file still wins")
+    assert resolve_model("hokkaido-iburi") == Path("hokkaido-iburi")

@@ -153,3 +153,18 @@ def test_tta_through_the_cli_averages_a_model_that_is_not_flip_equivariant(make_
     bad = CliRunner().invoke(cli, ["predict", str(scene), "--out", str(tmp_path / "x.tif"),
                                    "--tta", "d8"])
     assert bad.exit_code == 2 and "'d8' is not one of 'none', 'flips', 'd4'" in bad.output
+
+
+@pytest.mark.parametrize("existing", ["mask.tif", "prob.tif", "slides.gpkg", "preview.png"])
+def test_an_existing_output_is_refused_before_the_model_is_named(make_raster, tmp_path,
+                                                                  model_path, existing):
+    scene = make_raster(height=40, width=40)
+    (tmp_path / existing).write_bytes(b"a user's file")
+    result = run("predict", str(scene), "--model", str(model_path),
+                 "--out", str(tmp_path / "mask.tif"), "--probabilities", str(tmp_path / "prob.tif"),
+                 "--vector", str(tmp_path / "slides.gpkg"),
+                 "--preview", str(tmp_path / "preview.png"))
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"Error: {tmp_path / existing}: exists already; pass --overwrite to replace it"]
+    assert (tmp_path / existing).read_bytes() == b"a user's file"

@@ -48,3 +48,9 @@ def test_preview_window_outside_the_scene(make_raster, tmp_path):
     scene = make_raster(height=100, width=100)
     with pytest.raises(InputError, match="outside the scene"):
         render_preview(scene, tmp_path / "p.png", window=Window(500, 500, 10, 10))
+
+
+def test_preview_bands_are_described_as_display_bands():
+    text = " ".join(CliRunner().invoke(cli, ["preview", "--help"]).output.split())
+    assert "--bands BANDS Comma-separated 1-based bands to show as red, green and blue" in text
+    assert "feed the model" not in text

@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pyogrio
 import pytest
 
 import geoseg
@@ -272,7 +273,8 @@ def test_a_real_geoseg_vectorize_through_the_runner(make_raster, tmp_path):
     assert record.progress[-1] == Progress(1.0, 1, 1, "blocks")
     # 40 x 60 pixels of 3 m
     assert record.output and record.output[-1].startswith("1 polygon, total area 21,600 m²")
-    assert out.is_file() and out.with_suffix(".qml").is_file()
+    assert out.is_file() and not out.with_suffix(".qml").exists()  # the style is inside
+    assert pyogrio.list_layers(out)[:, 0].tolist() == ["mask", "layer_styles"]
 
 
 def test_geoseg_errors_arrive_as_its_one_line_message(tmp_path):

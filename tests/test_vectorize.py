@@ -436,15 +436,15 @@ def test_output_formats_round_trip(tmp_path: Path, ext: str) -> None:
         return
     summary = vectorize_mask(path, out)
     assert summary == VectorizeSummary(2, 164 * PIXEL_AREA, 128 * PIXEL_AREA, out)
-    back = gpd.read_parquet(out) if ext == ".parquet" else gpd.read_file(out)
+    back = gpd.read_parquet(out) if ext == ".parquet" else gpd.read_file(out, layer=0)
     assert back.crs.to_epsg() == 32654
     assert len(back) == 2
     assert back["area_m2"].tolist() == [128 * PIXEL_AREA, 36 * PIXEL_AREA]
     assert set(SCHEMA) <= set(back.columns)
     assert back.geometry.area.tolist() == pytest.approx(back["area_m2"].tolist())
     assert not list(tmp_path.glob(".*partial*"))
-    if ext == ".gpkg":
-        assert pyogrio.list_layers(out)[:, 0].tolist() == ["pred"]
+    if ext == ".gpkg":  # the polygons' layer, and QGIS's table of styles
+        assert pyogrio.list_layers(out)[:, 0].tolist() == ["pred", "layer_styles"]
 
 
 def test_empty_mask_writes_empty_layer_with_schema(tmp_path: Path) -> None:
@@ -469,7 +469,7 @@ def test_unknown_extension_and_existing_output(tmp_path: Path) -> None:
         vectorize_mask(path, out)
     assert out.read_text() == "keep me"
     vectorize_mask(path, out, overwrite=True)
-    assert len(gpd.read_file(out)) == 2
+    assert len(gpd.read_file(out, layer="pred")) == 2
     assert vectorize_mask(path, tmp_path / "bare").path == tmp_path / "bare.gpkg"
 
 
@@ -487,7 +487,7 @@ def test_cli_vectorize(tmp_path: Path) -> None:
     assert result.output.strip() == (
         f"1 polygon, total area 12,800 m², largest 12,800 m² -> {out}"
     )
-    assert gpd.read_file(out)["class"].tolist() == ["landslide"]
+    assert gpd.read_file(out, layer="pred")["class"].tolist() == ["landslide"]
     again = runner.invoke(cli, args)
     assert again.exit_code == 1
     assert "exists already" in again.output and "--overwrite" in again.output

@@ -10,6 +10,7 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from geoseg.bundled import BUNDLED_MODELS, DEFAULT_MODEL, resolve_model
+from geoseg.model_archive import folder_error
 from geoseg.predictor import BACKENDS, DEVICES, PRECISIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -134,6 +135,14 @@ bands_opt = click.option(
     "[default: the bands the model was trained on].",
 )
 
+display_bands_opt = click.option(
+    "--bands",
+    type=BandListType(),
+    default=None,
+    help="Comma-separated 1-based bands to show as red, green and blue, e.g. 4,3,2 for "
+    "false colour; one band shows grey [default: the first three bands].",
+)
+
 existing_file = click.Path(exists=True, dir_okay=False, readable=True)
 """An input file that must exist (click reports a missing one in one line)."""
 
@@ -165,6 +174,8 @@ class ModelInputType(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         path = resolve_model(str(value))
+        if path.is_dir():
+            self.fail(str(folder_error(path)), param, ctx)
         if not path.is_file():
             self.fail(f"{value}: no such model file; give a .keras model or the name of a "
                       f"bundled model ({BUNDLED_NAMES})", param, ctx)

@@ -185,19 +185,20 @@ def _predict_one(
     probabilities_path: str | None, vector_path: str | None, preview_path: str | None,
     quiet: bool, cluster: Cluster,
 ) -> None:
-    from geoseg.jobs import SceneJob, run_job
+    from geoseg.jobs import SceneJob, check_outputs, run_job
     from geoseg.outputs import check_output_path
     from geoseg.predictor import ModelPredictor
 
     predictor = ModelPredictor(spec)
+    job = SceneJob(scene, Path(out_path),
+                   Path(probabilities_path) if probabilities_path else None,
+                   Path(vector_path) if vector_path else None)
+    check_outputs(job, options.overwrite, spec.path, options.style)  # before naming the model
     if preview_path is not None:
         check_output_path(preview_path, options.overwrite, inputs=[scene, spec.path])
     if not quiet:  # at once, not after the seconds TensorFlow takes to import
         click.echo(f"Loading {spec.path.name} ({predictor.backend} backend)...", err=True)
-    predictor.start()  # a converted model loads while the scene and the outputs are checked
-    job = SceneJob(scene, Path(out_path),
-                   Path(probabilities_path) if probabilities_path else None,
-                   Path(vector_path) if vector_path else None)
+    predictor.start()  # a converted model loads while the scene is checked
     if cluster:
         from geoseg.distributed import predict_scenes
 

@@ -6,7 +6,12 @@ from typing import Any
 
 import click
 
-from geoseg.commands.options import bands_opt, existing_file, overwrite_opt, raster_input
+from geoseg.commands.options import (
+    display_bands_opt,
+    existing_file,
+    overwrite_opt,
+    raster_input,
+)
 
 
 class WindowType(click.ParamType):
@@ -42,7 +47,7 @@ class WindowType(click.ParamType):
               help="Part of the scene to show, in pixels [default: the whole scene].")
 @click.option("--max-size", type=click.IntRange(min=64), default=1024, show_default=True,
               help="Longest side of each panel in pixels (the scene is read decimated).")
-@bands_opt
+@display_bands_opt
 @overwrite_opt
 def preview(scene: str, out_path: str, truth_path: str | None, mask_path: str | None,
             polygons_path: str | None, window: Any, max_size: int, bands: list[int] | None,

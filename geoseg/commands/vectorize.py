@@ -36,7 +36,8 @@ def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) ->
               show_default=True, help="Drop polygons smaller than this, in m².")
 @click.option("--simplify", type=click.FloatRange(min=0), default=DEFAULTS.simplify,
               show_default=True,
-              help="Simplification tolerance in map units (0: pixel outlines).")
+              help="Simplification tolerance in metres (0: pixel outlines); on a geographic or "
+                   "Web Mercator CRS converted to its units at the scene's centre.")
 @click.option("--fill-holes", type=click.FloatRange(min=0), default=DEFAULTS.fill_holes,
               show_default=True, help="Fill holes smaller than this, in m².")
 @click.option("--connectivity", type=click.Choice(["4", "8"]),

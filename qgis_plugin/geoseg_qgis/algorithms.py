@@ -3,7 +3,8 @@
 TensorFlow never loads in QGIS: the algorithms build a command line (:mod:`.commands`), run it
 with :func:`.runner.run_geoseg`, turn its JSON progress lines into the dialog's progress bar
 and log, its ``Error:`` line into the algorithm's error, and Cancel into a clean stop. Outputs
-are loaded with the ``.qml`` styles geoseg writes next to them.
+are loaded with the ``.qml`` styles geoseg writes next to them (a GeoPackage holds its own,
+which QGIS applies when it loads the layer).
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ MODEL_FILTER = "Keras models (*.keras)"
 
 
 class StyleLoader(QgsProcessingLayerPostProcessorInterface):
-    """Apply the ``.qml`` style geoseg wrote next to an output once QGIS has loaded it."""
+    """Apply the style geoseg wrote for an output once QGIS has loaded it: the ``.qml`` next to
+    it, else the layer's own default style (a GeoPackage's, which Processing does not load)."""
 
     _keep: dict[str, StyleLoader] = {}  # QGIS holds a plain pointer: keep one alive per style
 
@@ -80,6 +82,8 @@ class StyleLoader(QgsProcessingLayerPostProcessorInterface):
     def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> None:
         if not Path(self.style).is_file():
+            layer.loadDefaultStyle()  # a GeoPackage's own (none: the layer stays as it is)
+            layer.triggerRepaint()
             return
         message, ok = layer.loadNamedStyle(self.style)
         if not ok:
@@ -334,7 +338,7 @@ class VectorizeMask(GeosegAlgorithm):
         "<b>Probabilities</b>: the probabilities written with the mask add mean_prob and "
         "max_prob (the confidence of each polygon).<br>"
         "<b>Minimum area</b> and <b>Fill holes</b> are in m²; <b>Simplify</b> is a tolerance "
-        "in map units (0 keeps the pixel outlines).<br>"
+        "in metres (0 keeps the pixel outlines).<br>"
         "<b>Connectivity</b>: 8 joins pixels touching at a corner, 4 only along an edge.")
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
@@ -345,7 +349,7 @@ class VectorizeMask(GeosegAlgorithm):
             "MIN_AREA", "Minimum area (m²)", QgsProcessingParameterNumber.Double, 0.0, False,
             0.0))
         self.addParameter(QgsProcessingParameterNumber(
-            "SIMPLIFY", "Simplify tolerance (map units)", QgsProcessingParameterNumber.Double,
+            "SIMPLIFY", "Simplify tolerance (m)", QgsProcessingParameterNumber.Double,
             0.0, False, 0.0))
         self.addParameter(QgsProcessingParameterNumber(
             "FILL_HOLES", "Fill holes smaller than (m²)", QgsProcessingParameterNumber.Double,

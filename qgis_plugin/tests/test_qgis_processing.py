@@ -244,7 +244,7 @@ def test_cancel_leaves_no_output_and_the_run_resumes_to_the_same_mask(configured
     assert "--resume" in shlex.split(resumed.commands[0])
     assert not (tmp_path / ".mask.tif.resume").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "landslides.gpkg", "landslides.qml", "mask.qml", "mask.tif", "probabilities.tif"]
+        "landslides.gpkg", "mask.qml", "mask.tif", "probabilities.tif"]  # polygons: style inside
     whole = tmp_path / "whole"
     whole.mkdir()
     geoseg(configured, "predict", str(SAMPLE), "--out", str(whole / "mask.tif"),
