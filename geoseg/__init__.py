@@ -9,6 +9,9 @@ The public API, for notebooks and other tools (the ``geoseg`` command is a thin 
   (``"demo"``, ``"hokkaido-iburi"``: :data:`BUNDLED_MODELS`), to a batch predictor
   (TensorFlow loads on its first batch); :func:`load_model` for the Keras model itself;
 - :func:`vectorize_mask`: a class mask to landslide polygons (GeoPackage, Shapefile, ...);
+- :func:`postprocess_raster` and :func:`postprocess_array` with a :class:`PostProcessing`
+  recipe: landslide probabilities to landslide regions (a class mask and region labels),
+  streamed over rasters too big for memory;
 - :func:`evaluate_scenes` and :func:`evaluate_dataset`: scores through the predict path;
 - :func:`train_model`: a FlexUNet from a config and labelled rasters
   (:func:`geoseg.train.train`);
@@ -41,6 +44,9 @@ _PUBLIC: dict[str, tuple[str, str]] = {  # public name -> (module, name there)
     "load_model": ("geoseg.flexunet", "load_model"),
     "BUNDLED_MODELS": ("geoseg.bundled", "BUNDLED_MODELS"),
     "vectorize_mask": ("geoseg.vectorize", "vectorize_mask"),
+    "PostProcessing": ("geoseg.postprocess_recipe", "PostProcessing"),
+    "postprocess_array": ("geoseg.postprocess", "postprocess_array"),
+    "postprocess_raster": ("geoseg.postprocess", "postprocess_raster"),
     "evaluate_scenes": ("geoseg.evaluate", "evaluate_scenes"),
     "evaluate_dataset": ("geoseg.evaluate", "evaluate_dataset"),
     "train_model": ("geoseg.train", "train"),  # geoseg.train is the module's own name

@@ -10,11 +10,13 @@ memory and seams between tiles count like any other error:
   has data there (the mask is not nodata) and the labels have a class (not
   :data:`~geoseg.labels.NO_LABEL`);
 - a :class:`~geoseg.metrics.ThresholdSweep` of the landslide probability over the same pixels;
-- object metrics (:func:`~geoseg.metrics.match_objects`): predicted landslides are the
+- object metrics (:func:`~geoseg.metrics.object_overlaps`, matched one-to-one at the run's IoU
+  threshold and at each of :data:`OBJECT_IOU_THRESHOLDS`): predicted landslides are the
   polygons :func:`geoseg.vectorize.polygons_from_mask` makes of the evaluated prediction (what
   ``geoseg predict --vector`` writes); true landslides are the label file's own polygons
   (reprojected, repaired, clipped to the evaluated area) for a vector layer, or the polygons of
-  the evaluated label raster.
+  the evaluated label raster. Each scene keeps its objects
+  (:class:`~geoseg.object_report.ObjectLayer`) for the report's GeoPackage and plot.
 
 Several scenes are pooled (micro average: confusion matrices, sweeps and object counts are
 summed), and each scene keeps its own report. The reference dataset layout (``images/*.png``
@@ -54,8 +56,9 @@ from geoseg.metrics import (
     MetricsReport,
     ObjectMatch,
     ThresholdSweep,
-    match_objects,
+    object_overlaps,
 )
+from geoseg.object_report import ObjectLayer, object_layer, plot_frequency_area, write_objects
 from geoseg.outputs import atomic_output
 from geoseg.predict import (
     MASK_NODATA,
@@ -68,10 +71,13 @@ from geoseg.predict import (
 from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
 from geoseg.tiling import block_windows
+from geoseg.vector_features import Measure
 from geoseg.vectorize import PolygonOptions, polygons_from_mask
 
 __all__ = [
     "DICE_NOTE",
+    "OBJECT_FILES",
+    "OBJECT_IOU_THRESHOLDS",
     "REPORT_FILES",
     "SCENES_FILE",
     "Evaluation",
@@ -97,6 +103,12 @@ REPORT_FILES = ("evaluation.json", "evaluation.csv", "threshold_sweep.csv", "thr
 """Files :func:`write_report` writes into the report folder."""
 SCENES_FILE = "scenes.csv"
 """Per-scene figures, written by :func:`write_report` for an :class:`Evaluation`."""
+OBJECT_FILES = ("objects.csv", "objects.gpkg", "objects.qml", "objects_frequency_area.png")
+"""Object files :func:`write_report` writes when there are object figures: the figures per IoU
+threshold; for an :class:`Evaluation`, the matched, missed and false polygons, their QGIS
+style and the frequency-area plot of true and predicted landslides."""
+OBJECT_IOU_THRESHOLDS = (0.5, 0.25)
+"""IoU thresholds objects are always matched at too, besides the run's own."""
 
 DICE_NOTE = (
     "dice_coef_multiclass (the reference FlexUNet metric) pools every class, background "
@@ -114,6 +126,8 @@ class SceneReport:
     name: str
     """The scene's file name."""
     report: MetricsReport
+    objects: ObjectLayer | None = None
+    """Its matched, missed and false polygons (when objects were matched)."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +216,11 @@ def _mask_polygons(path: Path, class_id: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ merging
+def _more_iou_thresholds(iou_threshold: float) -> tuple[float, ...]:
+    """The IoU thresholds of :data:`OBJECT_IOU_THRESHOLDS` other than the run's own."""
+    return tuple(t for t in OBJECT_IOU_THRESHOLDS if t != iou_threshold)
+
+
 def _merge_objects(first: ObjectMatch | None, second: ObjectMatch | None) -> ObjectMatch | None:
     """Both matchings as one, over the concatenated truth and prediction lists."""
     if first is None or second is None:
@@ -237,12 +256,16 @@ def merge_reports(reports: Sequence[MetricsReport]) -> MetricsReport:
     confusion = reports[0].confusion
     sweep = reports[0].sweep
     objects = reports[0].objects
+    more: dict[float, ObjectMatch | None] = {m.iou_threshold: m for m in reports[0].more_objects}
     for report in reports[1:]:
         confusion = confusion.merge(report.confusion)
         if sweep is not None and report.sweep is not None:
             sweep = sweep.merge(report.sweep)
         objects = _merge_objects(objects, report.objects)
-    return MetricsReport(confusion, objects=objects, sweep=sweep)
+        for match in report.more_objects:
+            more[match.iou_threshold] = _merge_objects(more.get(match.iou_threshold), match)
+    return MetricsReport(confusion, objects=objects, sweep=sweep,
+                         more_objects=tuple(m for m in more.values() if m is not None))
 
 
 # ------------------------------------------------------------------------------ one scene
@@ -254,8 +277,8 @@ def _score(
     labels: LabelSource,
     labels_path: Path,
     work: Path,
-) -> MetricsReport:
-    """Read prediction and labels back block by block and score them."""
+) -> tuple[MetricsReport, ObjectLayer | None]:
+    """Read prediction and labels back block by block and score them; the scene's objects."""
     names = run.class_names
     confusion = ConfusionMatrix(len(names), names)
     sweep = ThresholdSweep()
@@ -287,20 +310,24 @@ def _score(
                     valid, truth, MASK_NODATA)
                 truth_dst.write(evaluated, 1, window=window)
     if not run.objects:
-        return MetricsReport(confusion, sweep=sweep)
+        return MetricsReport(confusion, sweep=sweep), None
     predicted = _mask_polygons(pred_path, foreground)
     if vector_truth:
         footprint = shapely.union_all(_mask_polygons(truth_path, 1))
         truth = _vector_truth(labels_path, scene.crs, footprint, abs(scene.transform.determinant))
     else:
         truth = _mask_polygons(truth_path, foreground)
-    return MetricsReport(confusion, objects=match_objects(truth, predicted, run.iou_threshold),
-                         sweep=sweep)
+    overlaps = object_overlaps(truth, predicted)
+    objects = overlaps.match(run.iou_threshold)
+    more = tuple(overlaps.match(t) for t in _more_iou_thresholds(run.iou_threshold))
+    layer = object_layer(Path(scene.name).name, truth, predicted, overlaps, objects,
+                         Measure.for_raster(scene), scene.crs)
+    return MetricsReport(confusion, objects=objects, sweep=sweep, more_objects=more), layer
 
 
 def _evaluate_one(
     run: _Run, scene: LabelledScene, work_root: Path, progress: Progress | None
-) -> MetricsReport:
+) -> SceneReport:
     """Predict one scene into a work folder, score it, and remove the work folder."""
     work = Path(tempfile.mkdtemp(prefix=f"{scene.image.stem}-", dir=work_root))
     try:
@@ -320,8 +347,9 @@ def _evaluate_one(
             log.info("%s: %d windows predicted in %.1f s", scene.image.name,
                      result.tiles_predicted, result.seconds)
             with _georeference_not_expected(True):
-                return _score(run, result.mask_path, work / "probabilities.tif", src, labels,
-                              scene.labels, work)
+                report, objects = _score(run, result.mask_path, work / "probabilities.tif", src,
+                                         labels, scene.labels, work)
+            return SceneReport(image.name, report, objects)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # free the disk before the next scene
 
@@ -371,7 +399,8 @@ def evaluate_scenes(
         How scenes are predicted (overlap, bands, threshold), as by ``geoseg predict``; the
         model's overlap and bands and argmax by default.
     iou_threshold : float
-        IoU for a predicted landslide polygon to match a true one, in (0, 1].
+        IoU for a predicted landslide polygon to match a true one, in (0, 1]; objects are
+        matched at :data:`OBJECT_IOU_THRESHOLDS` (0.5 and 0.25) too.
     rgb_map : mapping of (R, G, B) -> int, optional
         Colours of RGB-coded label rasters.
     objects : bool
@@ -420,8 +449,7 @@ def evaluate_scenes(
             def tiles(done: int, _scene_total: int) -> None:
                 progress(done, total)
 
-        results = [SceneReport(scene.image.name, _evaluate_one(run, scene, root, tiles))
-                   for scene in pairs]
+        results = [_evaluate_one(run, scene, root, tiles) for scene in pairs]
     return Evaluation(merge_reports([r.report for r in results]), results,
                       time.perf_counter() - started)
 
@@ -504,18 +532,14 @@ def evaluate_dataset(
 
 
 # ------------------------------------------------------------------------------ outputs
-def _report_paths(out_dir: Path, with_scenes: bool) -> list[Path]:
-    names = [*REPORT_FILES, SCENES_FILE] if with_scenes else list(REPORT_FILES)
-    return [out_dir / name for name in names]
-
-
 def check_report_dir(out_dir: PathLike, overwrite: bool = False) -> list[Path]:
     """Check, before any work, that a report can be written into ``out_dir``.
 
     Returns
     -------
     list of Path
-        The files :func:`write_report` will write (``scenes.csv`` last).
+        The files :func:`write_report` may write: :data:`REPORT_FILES`, ``scenes.csv`` and
+        :data:`OBJECT_FILES`.
 
     Raises
     ------
@@ -527,7 +551,7 @@ def check_report_dir(out_dir: PathLike, overwrite: bool = False) -> list[Path]:
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder}: is a file; give a folder for the evaluation report")
-    paths = _report_paths(folder, with_scenes=True)
+    paths = [folder / name for name in (*REPORT_FILES, SCENES_FILE, *OBJECT_FILES)]
     existing = [p.name for p in paths if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(
@@ -551,8 +575,22 @@ def _scene_rows(scenes: Sequence[SceneReport]) -> list[dict[str, object]]:
         if objects is not None:
             row |= {"truth_objects": objects.n_truth, "predicted_objects": objects.n_pred,
                     "matched_objects": objects.true_positives}  # fmt: skip
+        for match in scene.report.more_objects:
+            row[f"matched_objects_iou{match.iou_threshold:g}"] = match.true_positives
         rows.append(row)
     return rows
+
+
+def _write_objects(scenes: Sequence[SceneReport], folder: Path, overwrite: bool) -> list[Path]:
+    """The scenes' objects as a styled GeoPackage and a frequency-area plot, if any."""
+    layers = [scene.objects for scene in scenes if scene.objects is not None]
+    if not layers:
+        return []
+    gpkg, style, plot = (folder / name for name in OBJECT_FILES[1:])
+    write_objects(layers, gpkg, overwrite)
+    georeferenced = all(layer.frame.crs is not None for layer in layers)
+    plot_frequency_area(layers, plot, "m²" if georeferenced else "units²", overwrite)
+    return [gpkg, style, plot]
 
 
 def write_report(
@@ -562,9 +600,11 @@ def write_report(
 
     Files: ``evaluation.json`` (all figures, landslide first, n/a as null),
     ``evaluation.csv`` (per-class table), ``threshold_sweep.csv`` and
-    ``threshold_sweep.png`` (landslide precision/recall/F1/IoU per threshold), and for an
-    :class:`Evaluation` ``scenes.csv`` (landslide figures per scene). Each file is written
-    atomically.
+    ``threshold_sweep.png`` (landslide precision/recall/F1/IoU per threshold); for an
+    :class:`Evaluation` ``scenes.csv`` (landslide figures per scene); with object figures
+    ``objects.csv`` (precision, recall, F1 per IoU threshold) and, for an
+    :class:`Evaluation`, ``objects.gpkg`` (matched, missed and false polygons, styled by
+    ``objects.qml``) and ``objects_frequency_area.png``. Each file is written atomically.
 
     Returns
     -------
@@ -586,17 +626,21 @@ def write_report(
         raise OutputError(f"{folder}: cannot create the report folder ({exc.strerror})") from exc
     scenes = report.scenes if isinstance(report, Evaluation) else None
     metrics = report.report if isinstance(report, Evaluation) else report
-    paths = _report_paths(folder, with_scenes=scenes is not None)
+    paths = [folder / name for name in REPORT_FILES]
     metrics.to_json(paths[0], overwrite)
     metrics.to_csv(paths[1], overwrite)
     metrics.sweep_to_csv(paths[2], overwrite)
     metrics.plot_sweep(paths[3], overwrite)
     if scenes is not None:
         rows = _scene_rows(scenes)
-        with atomic_output(paths[4], overwrite) as tmp, tmp.open("w", newline="") as fh:
+        paths.append(folder / SCENES_FILE)
+        with atomic_output(paths[-1], overwrite) as tmp, tmp.open("w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: "n/a" if isinstance(v, float) and math.isnan(v) else v
                                  for k, v in row.items()})  # fmt: skip
-    return paths
+    if metrics.object_matches:
+        paths.append(folder / OBJECT_FILES[0])
+        metrics.objects_to_csv(paths[-1], overwrite)
+    return paths + _write_objects(scenes or [], folder, overwrite)

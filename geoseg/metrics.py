@@ -41,7 +41,10 @@ __all__ = [
     "ConfusionMatrix",
     "ThresholdSweep",
     "ObjectMatch",
+    "ObjectOverlaps",
+    "label_overlaps",
     "match_objects",
+    "object_overlaps",
     "MetricsReport",
 ]
 
@@ -461,13 +464,127 @@ def _polygons(name: str, geoms: Any) -> NDArray[np.object_]:
     return repair_polygons(arr, method="structure")
 
 
+def _check_iou_threshold(iou_threshold: float) -> None:
+    if not 0 < iou_threshold <= 1:
+        raise ConfigError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
+
+
+@dataclass(frozen=True)
+class ObjectOverlaps:
+    """Every pair of a truth and a predicted landslide that overlap, with its IoU.
+
+    Computed once (:func:`object_overlaps` for polygons, :func:`label_overlaps` for labelled
+    regions), then matched at any IoU threshold with :meth:`match`.
+    """
+
+    n_truth: int
+    n_pred: int
+    truth_index: NDArray[np.int64]
+    pred_index: NDArray[np.int64]
+    iou: NDArray[np.float64]
+
+    def match(self, iou_threshold: float = 0.5) -> ObjectMatch:
+        """Match one-to-one, greedily: pairs with IoU ``>= iou_threshold``, highest IoU first
+        (ties by truth, then prediction index), each object at most once.
+
+        Raises
+        ------
+        ConfigError
+            ``iou_threshold`` is outside ``(0, 1]``.
+        """
+        _check_iou_threshold(iou_threshold)
+        ti, pi, iou = self.truth_index, self.pred_index, self.iou
+        keep = np.flatnonzero(iou >= iou_threshold)
+        order = keep[np.lexsort((pi[keep], ti[keep], -iou[keep]))]
+        used_t: set[int] = set()
+        used_p: set[int] = set()
+        pairs: list[tuple[int, int, float]] = []
+        for k in order:
+            a, b = int(ti[k]), int(pi[k])
+            if a not in used_t and b not in used_p:
+                used_t.add(a)
+                used_p.add(b)
+                pairs.append((a, b, float(iou[k])))
+        return ObjectMatch(pairs, self.n_truth, self.n_pred, float(iou_threshold))
+
+    def best_iou(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Each truth object's and each predicted object's highest IoU with any object of the
+        other side (0 when it overlaps none)."""
+        truth, pred = np.zeros(self.n_truth), np.zeros(self.n_pred)
+        np.maximum.at(truth, self.truth_index, self.iou)
+        np.maximum.at(pred, self.pred_index, self.iou)
+        return truth, pred
+
+
+def object_overlaps(truth: Any, pred: Any) -> ObjectOverlaps:
+    """The overlapping pairs of truth and predicted landslide polygons, with their IoU.
+
+    Candidate pairs come from a shapely STRtree query (only intersecting pairs are scored).
+    Invalid polygons (e.g. self-intersecting digitised outlines) are repaired first with
+    ``shapely.make_valid(method="structure")``.
+
+    Parameters
+    ----------
+    truth, pred : GeoSeries or iterable of shapely (Multi)Polygons
+        Both in the same projected CRS (areas are compared).
+
+    Raises
+    ------
+    InputError
+        A geometry is missing, empty or not polygonal, or the two GeoSeries have different CRS.
+    """
+    crs_t, crs_p = getattr(truth, "crs", None), getattr(pred, "crs", None)
+    if crs_t is not None and crs_p is not None and crs_t != crs_p:
+        raise InputError(
+            f"truth polygons ({crs_t}) and predicted polygons ({crs_p}) have different CRS; "
+            "reproject one of them"
+        )
+    t, p = _polygons("truth", truth), _polygons("prediction", pred)
+    ti = pi = np.zeros(0, dtype=np.int64)
+    iou = np.zeros(0)
+    if t.size and p.size:
+        ti, pi = shapely.STRtree(p).query(t, predicate="intersects")
+        inter = shapely.area(shapely.intersection(t[ti], p[pi]))
+        iou = _ratio(inter, shapely.area(t[ti]) + shapely.area(p[pi]) - inter)
+    return ObjectOverlaps(int(t.size), int(p.size), ti.astype(np.int64), pi.astype(np.int64),
+                          iou)
+
+
+def label_overlaps(truth: ArrayLike, pred: ArrayLike) -> ObjectOverlaps:
+    """The overlapping pairs of truth and predicted regions of two label arrays, with the IoU
+    of their pixels.
+
+    Parameters
+    ----------
+    truth, pred : array_like of int
+        Same shape; 0 outside objects, ``1..n`` the objects (every number up to the largest
+        is an object, so counts are the largest labels).
+
+    Examples
+    --------
+    >>> truth = np.array([[1, 1, 0, 2]])
+    >>> overlaps = label_overlaps(truth, np.array([[1, 0, 0, 1]]))
+    >>> overlaps.iou.tolist(), overlaps.match(0.25).true_positives
+    ([0.3333333333333333, 0.5], 1)
+    """
+    t, p = np.asarray(truth), np.asarray(pred)
+    if t.shape != p.shape:
+        raise InputError(f"predicted labels have shape {p.shape} but truth has shape {t.shape}")
+    n_truth, n_pred = int(t.max(initial=0)), int(p.max(initial=0))
+    both = (t > 0) & (p > 0)
+    pairs, inter = np.unique(t[both].astype(np.int64) * (n_pred + 1) + p[both], return_counts=True)
+    ti, pi = pairs // (n_pred + 1), pairs % (n_pred + 1)
+    area_t = np.bincount(t.ravel(), minlength=n_truth + 1)
+    area_p = np.bincount(p.ravel(), minlength=n_pred + 1)
+    iou = _ratio(inter, area_t[ti] + area_p[pi] - inter)
+    return ObjectOverlaps(n_truth, n_pred, ti - 1, pi - 1, iou)
+
+
 def match_objects(truth: Any, pred: Any, iou_threshold: float = 0.5) -> ObjectMatch:
     """Match truth and predicted landslide polygons one-to-one, greedily by IoU.
 
-    Candidate pairs come from a shapely STRtree query (only intersecting pairs are scored);
-    pairs with IoU ``>= iou_threshold`` are taken in order of decreasing IoU, each polygon at
-    most once. Invalid polygons (e.g. self-intersecting digitised outlines) are repaired first
-    with ``shapely.make_valid(method="structure")``.
+    The pairs of :func:`object_overlaps` with IoU ``>= iou_threshold`` are taken in order of
+    decreasing IoU, each polygon at most once (:meth:`ObjectOverlaps.match`).
 
     Parameters
     ----------
@@ -487,31 +604,8 @@ def match_objects(truth: Any, pred: Any, iou_threshold: float = 0.5) -> ObjectMa
     ConfigError
         ``iou_threshold`` is outside ``(0, 1]``.
     """
-    if not 0 < iou_threshold <= 1:
-        raise ConfigError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
-    crs_t, crs_p = getattr(truth, "crs", None), getattr(pred, "crs", None)
-    if crs_t is not None and crs_p is not None and crs_t != crs_p:
-        raise InputError(
-            f"truth polygons ({crs_t}) and predicted polygons ({crs_p}) have different CRS; "
-            "reproject one of them"
-        )
-    t, p = _polygons("truth", truth), _polygons("prediction", pred)
-    pairs: list[tuple[int, int, float]] = []
-    if t.size and p.size:
-        ti, pi = shapely.STRtree(p).query(t, predicate="intersects")
-        inter = shapely.area(shapely.intersection(t[ti], p[pi]))
-        iou = _ratio(inter, shapely.area(t[ti]) + shapely.area(p[pi]) - inter)
-        keep = np.flatnonzero(iou >= iou_threshold)
-        order = keep[np.lexsort((pi[keep], ti[keep], -iou[keep]))]
-        used_t: set[int] = set()
-        used_p: set[int] = set()
-        for k in order:
-            a, b = int(ti[k]), int(pi[k])
-            if a not in used_t and b not in used_p:
-                used_t.add(a)
-                used_p.add(b)
-                pairs.append((a, b, float(iou[k])))
-    return ObjectMatch(pairs, int(t.size), int(p.size), float(iou_threshold))
+    _check_iou_threshold(iou_threshold)
+    return object_overlaps(truth, pred).match(iou_threshold)
 
 
 @dataclass
@@ -524,6 +618,8 @@ class MetricsReport:
     confusion: ConfusionMatrix
     objects: ObjectMatch | None = None
     sweep: ThresholdSweep | None = None
+    more_objects: tuple[ObjectMatch, ...] = ()
+    """Object matchings at IoU thresholds other than that of ``objects`` (0.25 next to 0.5)."""
     foreground: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -543,12 +639,28 @@ class MetricsReport:
             for i, name in enumerate(cm.class_names)
         ]
 
+    @property
+    def object_matches(self) -> list[ObjectMatch]:
+        """Every object matching of the report, by decreasing IoU threshold."""
+        found = [self.objects] if self.objects is not None else []
+        return sorted([*found, *self.more_objects], key=lambda match: -match.iou_threshold)
+
+    def object_rows(self) -> list[dict[str, Any]]:
+        """One row per object matching (:meth:`ObjectMatch.summary`), by decreasing IoU."""
+        return [match.summary() for match in self.object_matches]
+
     def to_dict(self) -> dict[str, Any]:
-        """Ordered, JSON-able figures: landslide class first; NaN becomes None (n/a)."""
+        """Ordered, JSON-able figures: landslide class first; NaN becomes None (n/a).
+
+        ``objects`` is the matching at the report's IoU threshold, ``objects_by_iou`` every
+        matching (when there are several).
+        """
         cm = self.confusion
         out: dict[str, Any] = {"landslide": self.class_rows()[self.foreground]}
         if self.objects is not None:
             out["objects"] = self.objects.summary()
+        if self.more_objects:
+            out["objects_by_iou"] = self.object_rows()
         if self.sweep is not None and self.sweep.best_index is not None:
             best = self.sweep.rows()[self.sweep.best_index]
             out["best_threshold"] = {k: best[k] for k in ("threshold", "f1", "iou", "precision",
@@ -586,6 +698,20 @@ class MetricsReport:
             The file exists (without ``overwrite``) or cannot be written.
         """
         _write_csv(path, self.class_rows(), overwrite)
+
+    def objects_to_csv(self, path: PathLike, overwrite: bool = False) -> None:
+        """Write the object figures as CSV, one row per IoU threshold (n/a when undefined).
+
+        Raises
+        ------
+        ValueError
+            The report has no object figures.
+        OutputError
+            The file exists (without ``overwrite``) or cannot be written.
+        """
+        if not self.object_matches:
+            raise ValueError("this report has no object figures")
+        _write_csv(path, self.object_rows(), overwrite)
 
     def sweep_to_csv(self, path: PathLike, overwrite: bool = False) -> None:
         """Write the threshold sweep, one row per threshold, as CSV.
@@ -643,8 +769,7 @@ class MetricsReport:
             f"F1 {_fmt(cm.f1[fg])}  precision {_fmt(cm.precision[fg])}  "
             f"recall {_fmt(cm.recall[fg])}"
         ]
-        if self.objects is not None:
-            o = self.objects
+        for o in self.object_matches:
             lines.append(
                 f"Objects (IoU >= {o.iou_threshold:g}): {o.true_positives} found, "
                 f"{len(o.missed)} missed, {len(o.false_landslides)} false; precision "

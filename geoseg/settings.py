@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from geoseg.errors import ConfigError
+from geoseg.errors import ConfigError, GeosegError
+from geoseg.postprocess_recipe import PostProcessing
 
 __all__ = ["DEFAULT_TILE_SIZE", "ModelSettings", "default_class_names", "default_overlap"]
 
@@ -95,6 +96,10 @@ class ModelSettings:
         is landslide when its probability is >= it (two-class and sigmoid models). Chosen
         on the training tiles when training with ``[train] tune_threshold``; None (models
         saved before it existed, too) = the most probable class.
+    postprocessing : dict or None
+        How the model's probabilities become landslide regions: a
+        :class:`~geoseg.postprocess_recipe.PostProcessing` as a dict (every field, once
+        checked). None (models saved before it existed, too) = the threshold alone.
     """
 
     image_size: int = 512
@@ -111,6 +116,7 @@ class ModelSettings:
     bands: list[int] = field(default_factory=list)
     overlap: int | None = None
     threshold: float | None = None
+    postprocessing: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -126,6 +132,9 @@ class ModelSettings:
             set_(self, "bands", list(range(1, self.image_channels + 1)))
         else:
             set_(self, "bands", [int(b) for b in self.bands])
+        recipe = self.postprocessing_recipe()
+        if recipe is not None:
+            set_(self, "postprocessing", recipe.to_dict())
         self.validate()
 
     def validate(self) -> None:
@@ -173,6 +182,21 @@ class ModelSettings:
                 f"got {self.overlap}"
             )
 
+    def postprocessing_recipe(self) -> PostProcessing | None:
+        """The post-processing recipe the model carries, if any.
+
+        Raises
+        ------
+        ConfigError
+            The stored recipe is invalid.
+        """
+        if self.postprocessing is None:
+            return None
+        try:
+            return PostProcessing.from_dict(self.postprocessing)
+        except (GeosegError, TypeError) as exc:
+            raise ConfigError(f"postprocessing: {exc}") from exc
+
     def kernel_sizes(self) -> list[tuple[int, int]]:
         """Kernel of each level, first to bridge: shrinking by 2 per level, never below 3.
 
@@ -209,10 +233,13 @@ class ModelSettings:
         return [min(0.5, self.dropout_rate * (i + 1)) for i in range(self.num_layers)]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (tuples become lists)."""
+        """A JSON-able dict (tuples become lists; without ``postprocessing`` when there is
+        none, so that the model stays readable by geoseg versions before it)."""
         data = asdict(self)
         data["base_kernels"] = list(self.base_kernels)
         data["dilation"] = list(self.dilation)
+        if data["postprocessing"] is None:
+            del data["postprocessing"]
         return data
 
     def to_json(self) -> str:

@@ -39,7 +39,10 @@ from rasterio.windows import Window
 from geoseg.errors import InputError
 from geoseg.geometry import repair_polygons
 
-__all__ = ["Pieces", "merge_cut", "serve_blocks", "to_map", "vectorise_block", "vectorise_blocks"]
+__all__ = [
+    "Pieces", "merge_cut", "probability_band", "read_probability", "serve_blocks", "to_map",
+    "vectorise_block", "vectorise_blocks",
+]
 
 log = logging.getLogger("geoseg.vectorize")  # one logger for all of vectorising
 
@@ -101,7 +104,7 @@ class Pieces:
 _FIELDS = ("geoms", "class_ids", "prob_sum", "prob_count", "prob_max")
 
 
-def _probability_band(prob: rasterio.io.DatasetReader, class_id: int) -> int:
+def probability_band(prob: rasterio.io.DatasetReader, class_id: int) -> int:
     """1-based band of a class: band c+1 (one band per class, background first), or the
     single band of a one-output binary model for class 1."""
     if prob.count == 1 and class_id == 1:
@@ -114,7 +117,7 @@ def _probability_band(prob: rasterio.io.DatasetReader, class_id: int) -> int:
     )
 
 
-def _read_probability(prob: rasterio.io.DatasetReader, band: int, window: Window) -> np.ndarray:
+def read_probability(prob: rasterio.io.DatasetReader, band: int, window: Window) -> np.ndarray:
     """One probability band, unscaled with its GDAL scale/offset, NaN where missing."""
     raw = prob.read(band, window=window)
     values = raw.astype(np.float64) * prob.scales[band - 1] + prob.offsets[band - 1]
@@ -180,7 +183,7 @@ def _block_stats(
     owner_class = class_ids[owner - 1]
     values = np.full(owner.shape, np.nan)
     for class_id in np.unique(owner_class):
-        band = _read_probability(prob, _probability_band(prob, int(class_id)), window)
+        band = read_probability(prob, probability_band(prob, int(class_id)), window)
         pick = owner_class == class_id
         values[pick] = band[inside][pick]
     ok = ~np.isnan(values)

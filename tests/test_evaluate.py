@@ -29,6 +29,7 @@ from geoseg import cli as cli_module
 from geoseg import evaluate as evaluate_module
 from geoseg.errors import InputError, OutputExistsError
 from geoseg.evaluate import (
+    OBJECT_FILES,
     REPORT_FILES,
     SCENES_FILE,
     evaluate_dataset,
@@ -215,6 +216,10 @@ def test_several_scenes_are_pooled_and_kept_per_scene(tmp_path, shifted_scene):
     pooled = result.report.objects
     assert pooled.n_truth == sum(s.report.objects.n_truth for s in result.scenes)
     assert pooled.true_positives == result.scenes[1].report.objects.true_positives
+    # at IoU 0.25 the shifted square (IoU 1/3) of the first scene is found too
+    (loose,) = result.report.more_objects
+    assert loose.iou_threshold == 0.25 and loose.n_truth == pooled.n_truth
+    assert loose.true_positives == pooled.true_positives + 1
 
 
 def test_work_dir_is_emptied(tmp_path, shifted_scene):
@@ -290,7 +295,7 @@ def test_report_files_written_and_not_clobbered(tmp_path, shifted_scene):
     result = evaluate_scenes([shifted_scene], PixelwisePredictor(), SETTINGS)
     out = tmp_path / "report"
     written = write_report(result, out)
-    assert sorted(p.name for p in written) == sorted([*REPORT_FILES, SCENES_FILE])
+    assert sorted(p.name for p in written) == sorted([*REPORT_FILES, SCENES_FILE, *OBJECT_FILES])
     figures = json.loads((out / "evaluation.json").read_text())
     assert figures["landslide"]["iou"] == pytest.approx(1 / 3)
     assert figures["landslide"]["precision"] == pytest.approx(0.5)
@@ -303,6 +308,45 @@ def test_report_files_written_and_not_clobbered(tmp_path, shifted_scene):
     with pytest.raises(OutputExistsError, match="holds a report already"):
         write_report(result, out)
     write_report(result.report, out, overwrite=True)  # a plain MetricsReport: no scenes.csv
+
+
+def test_object_report_marks_matched_missed_and_false_polygons(tmp_path):
+    """Truth: A (rows 5-14, cols 5-14), B (cols 30-39), C (cols 60-64). Prediction: A exactly,
+    B shifted 5 columns (IoU 1/3), and D where there is no landslide."""
+    truth = np.zeros((40, 80), np.uint8)
+    truth[5:15, 5:15] = truth[5:15, 30:40] = truth[5:10, 60:65] = 1
+    predicted = np.zeros_like(truth)
+    predicted[5:15, 5:15] = predicted[5:15, 35:45] = predicted[25:31, 60:66] = 1
+    scene = write_raster(tmp_path / "scene.tif", image_encoding(predicted))
+    labels = write_raster(tmp_path / "truth.tif", truth[None])
+    result = evaluate_scenes([(scene, labels)], PixelwisePredictor(), SETTINGS)
+    strict, loose = result.report.object_matches
+    assert (strict.iou_threshold, strict.true_positives, len(strict.missed),
+            len(strict.false_landslides)) == (0.5, 1, 2, 2)
+    assert (loose.iou_threshold, loose.true_positives, len(loose.missed),
+            len(loose.false_landslides)) == (0.25, 2, 1, 1)
+
+    out = tmp_path / "report"
+    write_report(result, out)
+    layer = gpd.read_file(out / "objects.gpkg", layer="objects")
+    assert layer.crs == TEST_CRS and (layer["scene"] == "scene.tif").all()
+    rows = sorted(zip(layer["status"], np.round(layer["iou"], 4), layer["area_m2"],
+                      strict=True))
+    assert rows == [("false", 0.0, 36 * 9.0), ("false", 0.3333, 900.0),
+                    ("matched", 1.0, 900.0), ("missed", 0.0, 25 * 9.0),
+                    ("missed", 0.3333, 900.0)]
+    missed = layer[layer["status"] == "missed"].geometry.union_all()
+    assert missed.equals(pixel_box(5, 15, 30, 40).union(pixel_box(5, 10, 60, 65)))
+    assert 'attr="status"' in (out / "objects.qml").read_text()
+    assert (out / "objects_frequency_area.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    figures = json.loads((out / "evaluation.json").read_text())
+    assert [(row["iou_threshold"], row["f1"]) for row in figures["objects_by_iou"]] == [
+        (0.5, pytest.approx(1 / 3)), (0.25, pytest.approx(2 / 3))]
+    with (out / "objects.csv").open() as fh:
+        assert [row["true_positives"] for row in csv.DictReader(fh)] == ["1", "2"]
+    with (out / SCENES_FILE).open() as fh:
+        scene_row = next(csv.DictReader(fh))
+    assert (scene_row["matched_objects"], scene_row["matched_objects_iou0.25"]) == ("1", "2")
 
 
 # ------------------------------------------------------------------------------ command
@@ -332,6 +376,7 @@ def test_command_on_a_dataset_prints_the_table_and_writes_the_report(tmp_path, r
     result = run("--dataset", tmp_path / "valid", "--model", model_path, "--out", out, "-q")
     assert result.exit_code == 0, result.output
     assert "Landslide ('landslide', class 1): IoU 1.0000" in result.output
+    assert "Objects (IoU >= 0.5)" in result.output and "Objects (IoU >= 0.25)" in result.output
     assert "on 2 scenes" in result.output
     assert "stays high even when every landslide is missed" in result.output
     assert all((out / name).is_file() for name in [*REPORT_FILES, SCENES_FILE])

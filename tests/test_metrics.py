@@ -19,7 +19,9 @@ from geoseg.metrics import (
     ConfusionMatrix,
     MetricsReport,
     ThresholdSweep,
+    label_overlaps,
     match_objects,
+    object_overlaps,
 )
 
 
@@ -294,6 +296,50 @@ def test_many_to_one_split_prediction_does_not_match():
     assert result.false_landslides == [0, 1, 2, 3]
     assert result.precision == 0 and result.recall == 0 and result.f1 == 0
     assert match_objects(truth, thirds, iou_threshold=0.3).true_positives == 1
+
+
+def test_a_quarter_iou_counts_a_half_overlap_that_a_half_iou_does_not():
+    """A landslide outlined half a width off: IoU 1/3."""
+    truth, pred = [box(0, 0, 10, 10), box(40, 0, 50, 10)], [shifted_square(5), box(40, 0, 50, 10)]
+    overlaps = object_overlaps(truth, pred)
+    strict, loose = overlaps.match(0.5), overlaps.match(0.25)
+    assert (strict.true_positives, strict.missed, strict.false_landslides) == (1, [0], [0])
+    assert (loose.true_positives, loose.missed, loose.false_landslides) == (2, [], [])
+    assert loose.f1 == 1.0 and strict.f1 == 0.5
+    best_truth, best_pred = overlaps.best_iou()
+    assert best_truth.tolist() == pytest.approx([1 / 3, 1.0])
+    assert best_pred.tolist() == pytest.approx([1 / 3, 1.0])
+    # the same landslides as labelled pixel regions give the same IoUs and matches
+    truth_labels = np.zeros((10, 60), np.int32)
+    truth_labels[:, 0:10], truth_labels[:, 40:50] = 1, 2
+    pred_labels = np.zeros_like(truth_labels)
+    pred_labels[:, 5:15], pred_labels[:, 40:50] = 1, 2
+    pixels = label_overlaps(truth_labels, pred_labels)
+    assert sorted(pixels.iou.tolist()) == pytest.approx([1 / 3, 1.0])
+    assert pixels.match(0.5).pairs == [(1, 1, 1.0)]
+    assert pixels.match(0.25).true_positives == 2
+    with pytest.raises(ConfigError):
+        pixels.match(0)
+
+
+def test_report_lists_every_object_matching(tmp_path):
+    overlaps = object_overlaps([box(0, 0, 10, 10)], [shifted_square(5)])
+    report = MetricsReport(ConfusionMatrix(2), overlaps.match(0.5),
+                           more_objects=(overlaps.match(0.25),))
+    data = report.to_dict()
+    assert data["objects"]["iou_threshold"] == 0.5 and data["objects"]["f1"] == 0
+    assert [(row["iou_threshold"], row["f1"]) for row in data["objects_by_iou"]] == [
+        (0.5, 0.0), (0.25, 1.0)]
+    table = report.format_table()
+    assert "Objects (IoU >= 0.5): 0 found, 1 missed, 1 false" in table
+    assert "Objects (IoU >= 0.25): 1 found, 0 missed, 0 false" in table
+    report.objects_to_csv(tmp_path / "objects.csv")
+    with open(tmp_path / "objects.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["iou_threshold"], r["true_positives"]) for r in rows] == [("0.5", "0"),
+                                                                         ("0.25", "1")]
+    with pytest.raises(ValueError, match="no object figures"):
+        MetricsReport(ConfusionMatrix(2)).objects_to_csv(tmp_path / "none.csv")
 
 
 def test_match_equals_brute_force_greedy_on_random_boxes():

@@ -68,8 +68,10 @@ def _data_source(
               help="FlexUNet config: [mask] rgb_map and mask_file_format, [eval] "
                    "iou_threshold and output_dir, [test] folders when nothing else is given.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Report folder (evaluation.json/.csv, threshold_sweep.csv/.png, scenes.csv) "
-                   "[default: [eval] output_dir of --config, else print only].")
+              help="Report folder (evaluation.json/.csv, threshold_sweep.csv/.png, scenes.csv, "
+                   "objects.csv, objects.gpkg: matched, missed and false polygons styled by "
+                   "objects.qml, objects_frequency_area.png) [default: [eval] output_dir of "
+                   "--config, else print only].")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Landslide probability threshold, as in geoseg predict [default: the "
                    "model's own threshold, else the most probable class].")
@@ -80,7 +82,7 @@ def _data_source(
 @backend_opt
 @click.option("--iou-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
               help="IoU for a predicted landslide polygon to match a true one [default: [eval] "
-                   "iou_threshold, 0.5].")
+                   "iou_threshold, 0.5]; objects are also scored at 0.5 and 0.25.")
 @bands_opt
 @tta_opt
 @window_opt
@@ -113,8 +115,9 @@ def evaluate(
     """Predict labelled SCENES (or a --dataset) as geoseg predict does and score the result.
 
     Pixels without scene data or without a label are left out. Landslide IoU, F1, precision
-    and recall come first, pooled over all scenes (micro average); then matched landslide
-    polygons, the best probability threshold, and the per-class table.
+    and recall come first, pooled over all scenes (micro average); then landslide polygons
+    found, missed and false (one-to-one, at IoU >= 0.5 and >= 0.25), the best probability
+    threshold, and the per-class table.
 
     \b
     Examples:
