@@ -258,6 +258,12 @@ class TrainSection:
                                 "probability threshold with the best IoU on the training "
                                 "tiles and store it in the model, for predict and evaluate "
                                 "(two-class models).")
+    tune_postprocessing: bool = _key(True, BOOL, "After training, choose the post-processing "
+                                     "(hysteresis peak, minimum area, hole filling) with the "
+                                     "best object F1 on the validation scenes, keeping their "
+                                     "pixel IoU, and store it in the model for predict, "
+                                     "vectorize and evaluate (two-class models; needs "
+                                     "validation scenes).")
     precision: str = _key("float32", STR, "Arithmetic of the training step: mixed_bfloat16 "
                           "computes in bfloat16 (weights stay float32; faster on CPUs with "
                           "bfloat16 instructions); saved models predict in float32.",

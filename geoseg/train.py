@@ -119,6 +119,9 @@ class TrainResult:
     train_tiles: int
     valid_tiles: int
     seconds: float
+    valid_scenes: tuple[LabelledScene, ...] = ()
+    """The validation scenes (none without validation), for
+    :func:`geoseg.tuning.tune_model_postprocessing`."""
 
 
 def prepare_out_dir(out_dir: PathLike, *, resume: bool = False, overwrite: bool = False) -> Path:
@@ -466,7 +469,8 @@ def train(
         best=dict(best) if best is not None else {}, stopped_early=last < total,
         threshold=threshold,
         train_tiles=counts[0], valid_tiles=counts[1],
-        seconds=time.perf_counter() - started)
+        seconds=time.perf_counter() - started,
+        valid_scenes=tuple(valid_scenes) if validation and valid_scenes else ())
     say(f"best epoch {result.best_epoch} by {monitor}: "
         + ", ".join(f"{k} {v:.4f}" for k, v in result.best.items()
                     if k.startswith("val_") or (not validation and k != "epoch")))

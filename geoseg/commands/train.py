@@ -66,6 +66,10 @@ def train(
     last.keras (for --resume), training_log.csv, training_curves.png and
     epoch_previews/. A non-empty output folder is refused without --resume or --overwrite.
 
+    With validation scenes, the post-processing of the landslide regions (hysteresis peak,
+    minimum area, hole filling) is then chosen on them for the best object F1, keeping their
+    pixel IoU, and stored in model.keras ([train] tune_postprocessing).
+
     \b
     Examples:
       geoseg train hokkaido.config --dataset data/hokkaido-iburi --out runs/first
@@ -104,6 +108,12 @@ def train(
             epochs=epochs, resume=resume, overwrite=overwrite, monitor=monitor,
             report=(lambda line: None) if quiet else click.echo, progress=progress,
         )
+    if config.train.tune_postprocessing and result.valid_scenes and result.last_epoch:
+        from geoseg.tuning import tune_model_postprocessing
+
+        tuned = tune_model_postprocessing(result.model_path, result.valid_scenes,
+                                          rgb_map=config.mask.rgb_map, report=click.echo)
+        click.echo(f"{tuned.describe()}; stored in {result.model_path.name}")
     best = ", ".join(f"{key} {value:.4f}" for key, value in result.best.items()
                      if key == result.monitor or key.endswith("_iou"))
     click.echo(f"model: {result.model_path} (epoch {result.best_epoch} of {result.last_epoch}"
