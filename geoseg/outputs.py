@@ -1,14 +1,19 @@
 """Safe output paths: refuse to clobber, write to a temporary name, rename when complete.
 
 Every file geoseg writes goes through :func:`atomic_output`, so an interrupted or failed run
-never leaves a half-written file under the name the user asked for.
+never leaves a half-written file under the name the user asked for. The temporary folder of a
+run killed outright (nothing could remove it) is removed by the next run writing the same
+output, once the run that made it is provably gone (:func:`remove_stale_partials`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import json
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -16,8 +21,12 @@ from pathlib import Path
 from geoseg.errors import OutputError, OutputExistsError, OutputIsInputError, param
 
 __all__ = [
-    "atomic_output", "check_output_path", "is_same_file", "refuse_inputs", "temporary_sibling",
+    "PARTIAL_MARKER", "atomic_output", "check_output_path", "is_same_file", "refuse_inputs",
+    "remove_stale_partials", "temporary_sibling",
 ]
+
+PARTIAL_MARKER = ".geoseg-partial"
+"""The file in every temporary folder of :func:`atomic_output`: which process writes there."""
 
 
 def is_same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> bool:
@@ -116,9 +125,10 @@ def atomic_output(
     The temporary path has the same file name inside a hidden sibling folder, so drivers that
     write several files (a Shapefile's ``.shp/.shx/.dbf/.prj``, GDAL's ``.aux.xml``) keep their
     names: each file is renamed into place, the main file last. ``path`` is checked first
-    (:func:`check_output_path`, with ``overwrite`` and ``inputs``). On any exception (including
-    KeyboardInterrupt) the temporary folder is removed and the exception propagates; an
-    ``OSError`` such as a full disk becomes an :class:`OutputError`.
+    (:func:`check_output_path`, with ``overwrite`` and ``inputs``), and the temporary folders
+    that killed runs left for it are removed (:func:`remove_stale_partials`). On any exception
+    (including KeyboardInterrupt) the temporary folder is removed and the exception
+    propagates; an ``OSError`` such as a full disk becomes an :class:`OutputError`.
 
     Examples
     --------
@@ -130,9 +140,11 @@ def atomic_output(
     'done'
     """
     final = check_output_path(path, overwrite, inputs)
-    workdir = temporary_sibling(final)
+    remove_stale_partials(final)
+    workdir = temporary_sibling(final, f"partial-{os.getpid()}")
     try:
         workdir.mkdir()
+        (workdir / PARTIAL_MARKER).write_text(json.dumps(_this_process()))
         yield workdir / final.name
         _move_into_place(workdir, final)
     except OSError as exc:
@@ -145,7 +157,61 @@ def _move_into_place(workdir: Path, final: Path) -> None:
     main = workdir / final.name
     if not main.exists():
         raise OutputError(f"{final}: nothing was written")
-    companions = [p for p in workdir.iterdir() if p != main]
+    companions = [p for p in workdir.iterdir() if p not in (main, workdir / PARTIAL_MARKER)]
     for part in companions:
         os.replace(part, final.parent / part.name)
     os.replace(main, final)
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Remove the temporary folders of ``path`` that runs killed outright left (nothing else).
+
+    A folder goes only when its name is that of :func:`atomic_output`'s folders for ``path``
+    and it holds the :data:`PARTIAL_MARKER` of a process of this machine that no longer runs
+    (a process id now used by another process counts as gone when its start time differs).
+    Folders without the marker, of another machine, or of a live process are left.
+
+    Returns the folders removed.
+    """
+    removed = []
+    for folder in path.parent.glob(f".{glob.escape(path.name)}.partial-*"):
+        marker = folder / PARTIAL_MARKER
+        if folder.is_symlink() or not marker.is_file() or _still_running(marker):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _this_process() -> dict[str, object]:
+    return {"host": socket.gethostname(), "pid": os.getpid(),
+            "started": _start_time(os.getpid())}
+
+
+def _still_running(marker: Path) -> bool:
+    """Whether the process a marker names may still be writing (True when unsure)."""
+    try:
+        owner = json.loads(marker.read_text())
+        host, pid, started = owner["host"], int(owner["pid"]), owner.get("started")
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    if host != socket.gethostname():
+        return True
+    if os.name != "posix":
+        return True  # no signal 0 to ask with (os.kill would end the process)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    return started is None or _start_time(pid) in (None, started)
+
+
+def _start_time(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux), else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 from collections import deque
@@ -324,7 +323,6 @@ def predict_scene(
         finished = journal.load() if opts.resume else []
         if finished:
             log.info("%s: resuming below row %d", run.mask, _end_row(finished))
-            _remove_stale_partials(run.mask, run.probabilities)
         mask_tmp, prob_tmp = _temporary_outputs(stack, run, opts)
         _bound_block_cache(stack, run, settings, opts, outputs=True)
         journal.start(keep=bool(finished))
@@ -454,7 +452,6 @@ class BandedPrediction:
                             model_file, runtime)
             if opts.resume:
                 run.journal.load()  # refuses the journal of another run
-                _remove_stale_partials(run.mask, run.probabilities)
             run.journal.start(keep=opts.resume)
             return cls(os.fspath(scene_path), run.mask, run.probabilities, settings, opts,
                        Path(model_file) if model_file is not None else None, runtime,
@@ -520,7 +517,6 @@ class BandedPrediction:
             if not any(r.tiles_predicted or r.rows_resumed for r in results):
                 run.journal.discard()
                 raise _nothing_to_predict(run.src)
-            _remove_stale_partials(run.mask, run.probabilities)  # of an earlier attempt
             mask_tmp, prob_tmp = _temporary_outputs(stack, run, self.options)
             _bound_block_cache(stack, run, self.settings, self.options, outputs=True)
             with ExitStack() as files:
@@ -713,14 +709,6 @@ def _validity_words(src: rasterio.io.DatasetReader) -> str:
 def _end_row(finished: Sequence[FinishedRows], start: int = 0) -> int:
     """The first scene row after the strips finished from row ``start`` on."""
     return finished[-1].end if finished else start
-
-
-def _remove_stale_partials(*outputs: Path | None) -> None:
-    """Remove the temporary folders a killed run left next to its outputs."""
-    for output in outputs:
-        if output is not None:
-            for stale in output.parent.glob(f".{output.name}.partial-*"):
-                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _staging(final_tmp: Path, cog: bool) -> Path:

@@ -7,10 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import InterruptedAfter, PixelwisePredictor
+from conftest import InterruptedAfter, PixelwisePredictor, signal_once_rows_are_saved
 
 from geoseg.errors import InputError
 from geoseg.flexunet import build_flexunet, save_model
@@ -99,12 +98,7 @@ def test_killed_cli_run_resumes_to_identical_bytes(make_raster, tmp_path):
     run = subprocess.Popen([*command, "--out", str(tmp_path / "out.tif")], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = tmp_path / ".out.tif.resume"
-    deadline = time.monotonic() + 120
-    while not list(journal.glob("rows_*.npz")) and time.monotonic() < deadline:
-        if run.poll() is not None:
-            pytest.fail("the run ended before it could be killed; make the scene larger")
-        time.sleep(0.02)
-    run.send_signal(signal.SIGKILL)
+    signal_once_rows_are_saved(run, journal, signal.SIGKILL)
     run.wait()
     assert not (tmp_path / "out.tif").exists()
     done = subprocess.run([*command, "--out", str(tmp_path / "out.tif"), "--resume"], env=env,
@@ -136,3 +130,4 @@ def test_resume_after_every_row_was_saved_predicts_nothing(make_raster, tmp_path
     assert resumed.tiles_predicted == 0
     assert resumed.foreground_pixels == reference.foreground_pixels
     assert digest(out) == digest(tmp_path / "ref.tif")
+
