@@ -7,7 +7,7 @@ fingerprint of the run (scene, model settings, options) is saved with them. A re
 checks the fingerprint, writes the saved rows back and predicts only the tiles that reach
 below them; the blending is the same, so the result is identical to an uninterrupted run.
 The folder is removed when the prediction completes or fails on bad input; it is kept when
-the run is interrupted (Ctrl-C, killed).
+the run is interrupted (Ctrl-C, killed) or an output cannot be written (a full disk).
 
 A scene predicted in bands by several processes (:class:`geoseg.predict.BandedPrediction`)
 uses the same folder as its shared work folder: each band's task saves its rows there, in any
@@ -22,11 +22,13 @@ This module never imports TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import uuid
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +36,13 @@ from typing import Any
 import numpy as np
 
 from geoseg.errors import InputError, param
+from geoseg.outputs import output_errors
 
-__all__ = ["FinishedRows", "PredictionJournal"]
+__all__ = ["CONTINUE", "FinishedRows", "PredictionJournal"]
 
 FINGERPRINT = "fingerprint.json"
+CONTINUE = f"run again with {param('resume')} to continue"
+"""What to do after an output could not be written (a full disk): the journal is kept."""
 
 
 @dataclass(frozen=True)
@@ -139,8 +144,9 @@ class PredictionJournal:
         """Begin recording: keep the saved rows (resuming) or clear any old ones."""
         if not keep:
             self.discard()
-        self.folder.mkdir(exist_ok=True)
-        (self.folder / FINGERPRINT).write_text(json.dumps(self.fingerprint, sort_keys=True))
+        with output_errors(self.folder, CONTINUE):
+            self.folder.mkdir(exist_ok=True)
+            (self.folder / FINGERPRINT).write_text(json.dumps(self.fingerprint, sort_keys=True))
 
     def save(self, row_off: int, mask: np.ndarray, probabilities: np.ndarray | None) -> None:
         """Record finished rows (written to a temporary name, then renamed)."""
@@ -149,13 +155,25 @@ class PredictionJournal:
             arrays["probabilities"] = probabilities
         # A unique name: two attempts at the same band (a task Dask ran again) may overlap.
         partial = self.folder / f"partial_{row_off:010d}_{uuid.uuid4().hex[:8]}.npz"
-        # An .npz numpy can load, deflated at level 1: the journal must cost little CPU next to
-        # the model (level 6, numpy's default, took ~3% of a prediction's throughput).
-        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-            for name, array in arrays.items():
-                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.ascontiguousarray(array))
-        os.replace(partial, self._strip(row_off))
+        with self._writing(partial):
+            # An .npz numpy can load, deflated at level 1: the journal must cost little CPU
+            # next to the model (level 6, numpy's default, took ~3% of a prediction's
+            # throughput).
+            with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+                for name, array in arrays.items():
+                    with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, np.ascontiguousarray(array))
+            os.replace(partial, self._strip(row_off))
+
+    @contextlib.contextmanager
+    def _writing(self, partial: Path) -> Iterator[None]:
+        """Write ``partial``: removed if the block fails, a full disk reported in one line."""
+        try:
+            with output_errors(self.folder, CONTINUE):
+                yield
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
     def _tile(self, row: int, col: int) -> Path:
         return self.folder / f"tile_{row:06d}_{col:06d}.npy"
@@ -164,9 +182,10 @@ class PredictionJournal:
         """Record the model's raw output for tile ``(row, col)`` of the grid (written to a
         temporary name, then renamed), for the other band that blends it."""
         partial = self.folder / f"partial_tile_{row:06d}_{col:06d}_{uuid.uuid4().hex[:8]}.npy"
-        with partial.open("wb") as file:
-            np.lib.format.write_array(file, np.ascontiguousarray(probabilities))
-        os.replace(partial, self._tile(row, col))
+        with self._writing(partial):
+            with partial.open("wb") as file:
+                np.lib.format.write_array(file, np.ascontiguousarray(probabilities))
+            os.replace(partial, self._tile(row, col))
 
     def load_tile(self, row: int, col: int) -> np.ndarray | None:
         """The raw output saved for tile ``(row, col)``, or None when no band saved it yet."""

@@ -1,7 +1,8 @@
 """Safe output paths: refuse to clobber, write to a temporary name, rename when complete.
 
 Every file geoseg writes goes through :func:`atomic_output`, so an interrupted or failed run
-never leaves a half-written file under the name the user asked for. The temporary folder of a
+never leaves a half-written file under the name the user asked for. A full disk, whichever
+library met it, is one line naming the file (:func:`output_errors`). The temporary folder of a
 run killed outright (nothing could remove it) is removed by the next run writing the same
 output, once the run that made it is provably gone (:func:`remove_stale_partials`).
 """
@@ -9,24 +10,45 @@ output, once the run that made it is provably gone (:func:`remove_stale_partials
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import errno
 import glob
 import json
 import os
+import re
 import shutil
 import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from geoseg.errors import OutputError, OutputExistsError, OutputIsInputError, param
+from geoseg import tiff_messages
+from geoseg.errors import (
+    DiskFullError,
+    GeosegError,
+    OutputError,
+    OutputExistsError,
+    OutputIsInputError,
+    param,
+)
 
 __all__ = [
-    "PARTIAL_MARKER", "atomic_output", "check_output_path", "is_same_file", "refuse_inputs",
-    "remove_stale_partials", "temporary_sibling",
+    "PARTIAL_MARKER", "atomic_output", "check_output_path", "displayed_path", "is_same_file",
+    "output_errors", "refuse_inputs", "remove_stale_partials", "temporary_sibling",
+    "retried_by",
 ]
 
 PARTIAL_MARKER = ".geoseg-partial"
 """The file in every temporary folder of :func:`atomic_output`: which process writes there."""
+
+_OUT_OF_SPACE = re.compile(r"no space left on device|disk is full|disk full|"
+                           r"disk quota exceeded|not enough space on the disk", re.IGNORECASE)
+_NEARLY_FULL = 1 << 20
+"""Free bytes below which a failed write is taken for a full disk, whatever it said."""
+_GDAL_BINDINGS = frozenset({"rasterio", "pyogrio", "fiona"})
+"""Packages whose errors, raised while writing, are failed writes."""
+_RETRY: contextvars.ContextVar[str | None] = contextvars.ContextVar("retry", default=None)
+"""How to run again after a failed write (:func:`retried_by`)."""
 
 
 def is_same_file(first: str | os.PathLike[str], second: str | os.PathLike[str]) -> bool:
@@ -128,7 +150,8 @@ def atomic_output(
     (:func:`check_output_path`, with ``overwrite`` and ``inputs``), and the temporary folders
     that killed runs left for it are removed (:func:`remove_stale_partials`). On any exception
     (including KeyboardInterrupt) the temporary folder is removed and the exception
-    propagates; an ``OSError`` such as a full disk becomes an :class:`OutputError`.
+    propagates; a failed write, such as a full disk, becomes one
+    :class:`~geoseg.errors.OutputError` line (:func:`output_errors`).
 
     Examples
     --------
@@ -143,12 +166,11 @@ def atomic_output(
     remove_stale_partials(final)
     workdir = temporary_sibling(final, f"partial-{os.getpid()}")
     try:
-        workdir.mkdir()
-        (workdir / PARTIAL_MARKER).write_text(json.dumps(_this_process()))
-        yield workdir / final.name
-        _move_into_place(workdir, final)
-    except OSError as exc:
-        raise OutputError(f"{final}: could not be written ({exc.strerror or exc})") from exc
+        with output_errors(final):
+            workdir.mkdir()
+            (workdir / PARTIAL_MARKER).write_text(json.dumps(_this_process()))
+            yield workdir / final.name
+            _move_into_place(workdir, final)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -156,11 +178,104 @@ def atomic_output(
 def _move_into_place(workdir: Path, final: Path) -> None:
     main = workdir / final.name
     if not main.exists():
-        raise OutputError(f"{final}: nothing was written")
+        raise OutputError(f"{displayed_path(final)}: nothing was written")
     companions = [p for p in workdir.iterdir() if p not in (main, workdir / PARTIAL_MARKER)]
     for part in companions:
         os.replace(part, final.parent / part.name)
     os.replace(main, final)
+
+
+def displayed_path(path: Path) -> Path:
+    """Where a file being written will be: a file in :func:`atomic_output`'s temporary folder
+    (or in one inside another) is shown where it is moved to; any other path as it is."""
+    while (path.parent / PARTIAL_MARKER).is_file():
+        path = path.parent.parent / path.name
+    return path
+
+
+@contextlib.contextmanager
+def retried_by(retry: str) -> Iterator[None]:
+    """Tell how to run again (``retry``, such as continuing the run) in the error of every
+    failed write in the block that does not say (in this thread)."""
+    token = _RETRY.set(retry)
+    try:
+        yield
+    finally:
+        _RETRY.reset(token)
+
+
+@contextlib.contextmanager
+def output_errors(path: str | os.PathLike[str], retry: str | None = None) -> Iterator[None]:
+    """Report a write into ``path`` that failed as one :class:`~geoseg.errors.OutputError`
+    line, a :class:`DiskFullError` when its file system is full.
+
+    A full disk is recognised whatever said so: an ``OSError`` with ``ENOSPC``, rasterio
+    after libtiff's ``No space left on device``, pyogrio's ``database or disk is full``, or
+    any failed write with almost no space left; its line says where the file would be
+    (:func:`displayed_path`), the space left on its file system, to free some space and how
+    to run again: ``retry``, by default that of :func:`retried_by`, else "run again". Other
+    failures of a write (an ``OSError``, or an error of rasterio or pyogrio) say what the
+    library said, the space left and ``retry`` if any. libtiff's printed lines are kept off
+    the terminal (:mod:`geoseg.tiff_messages`). Any other exception passes unchanged.
+    """
+    retry = retry or _RETRY.get()
+    tiff_messages.capture()
+    since = tiff_messages.mark()
+    try:
+        yield
+    except GeosegError:
+        raise
+    except Exception as exc:
+        shown = displayed_path(Path(path))
+        free = _free_bytes(shown.parent)
+        left = f"{_in_units(free)} free in {shown.parent}" if free is not None else ""
+        if _out_of_space(exc, tiff_messages.messages_since(since), free):
+            raise DiskFullError(f"{shown}: disk full ({left or shown.parent}); free some space "
+                                f"and {retry or 'run again'}") from exc
+        if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _GDAL_BINDINGS:
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise OutputError(f"{shown}: could not be written ({detail}"
+                              f"{'; ' + left if left else ''}){'; ' + retry if retry else ''}"
+                              ) from exc
+        raise
+
+
+def _out_of_space(error: BaseException, messages: list[str], free: int | None) -> bool:
+    """Whether ``error``, an exception it comes from, or libtiff's ``messages`` say that the
+    file system is full; or a write failed with almost no space left (GDAL's GeoPackage
+    writer, for one, only says ``Failed to commit transaction``)."""
+    chain = []
+    seen: BaseException | None = error
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    full = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+    if any(isinstance(exc, OSError) and exc.errno in full for exc in chain):
+        return True
+    if any(_OUT_OF_SPACE.search(text) for text in [*map(str, chain), *messages]):
+        return True
+    return free is not None and free < _NEARLY_FULL
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _in_units(count: int) -> str:
+    """A number of bytes for people.
+
+    >>> _in_units(0), _in_units(4096), _in_units(3 * 2**30)
+    ('0 bytes', '4.0 KiB', '3.0 GiB')
+    """
+    if count < 1024:
+        return f"{count} bytes"
+    size, units = count / 1024, ["KiB", "MiB", "GiB", "TiB"]
+    while size >= 1024 and len(units) > 1:
+        size, units = size / 1024, units[1:]
+    return f"{size:.1f} {units[0]}"
 
 
 def remove_stale_partials(path: Path) -> list[Path]:

@@ -47,8 +47,8 @@ from geoseg import __version__
 from geoseg.batching import windows_per_batch
 from geoseg.blending import ChunkedAccumulator, Piece
 from geoseg.block_rows import BlockRows, RowsFinished
-from geoseg.errors import InputError, ParameterError, param
-from geoseg.journal import FinishedRows, PredictionJournal
+from geoseg.errors import InputError, OutputError, ParameterError, param
+from geoseg.journal import CONTINUE, FinishedRows, PredictionJournal
 from geoseg.mask_format import (
     CLASS_NAMES_TAG,
     MASK_NODATA,
@@ -58,7 +58,13 @@ from geoseg.mask_format import (
     SETTINGS_TAG,
     classify,
 )
-from geoseg.outputs import atomic_output, check_output_path, is_same_file
+from geoseg.outputs import (
+    atomic_output,
+    check_output_path,
+    is_same_file,
+    output_errors,
+    retried_by,
+)
 from geoseg.predictor import file_digest
 from geoseg.scene import describe_validity, open_scene, scene_fingerprint, select_bands
 from geoseg.settings import ModelSettings
@@ -270,6 +276,7 @@ def predict_scene(
     probabilities_path: str | os.PathLike[str] | None = None,
     model_file: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    then: Callable[[PredictionResult], None] | None = None,
 ) -> PredictionResult:
     """Predict a whole scene tile by tile and write a class mask GeoTIFF aligned with it.
 
@@ -296,6 +303,13 @@ def predict_scene(
         bytes in the resume journal, and it is never written over.
     progress : callable, optional
         Called as ``progress(tiles_just_finished, tiles_total)`` while tiles finish.
+    then : callable, optional
+        Called with the :class:`PredictionResult` once the outputs are complete but still
+        under their temporary names (its paths), before they are moved into place: the
+        polygons of the mask (:func:`geoseg.jobs.run_job`), so that every output of the run
+        is in place or none. When it fails, no output is moved; when it fails for an output
+        (a full disk), the journal holding every row is kept, and ``resume`` writes the
+        outputs again from it without predicting.
 
     A predictor's ``runtime`` attribute (what computes its probabilities, e.g. ``"openvino
     float32 auto"``: :attr:`geoseg.predictor.ModelPredictor.runtime`) is recorded in the
@@ -313,6 +327,9 @@ def predict_scene(
         An impossible overlap, or a threshold for a model of more than two classes.
     OutputError, OutputExistsError, OutputIsInputError
         Outputs cannot be written, exist without ``overwrite``, or are an input of the run.
+    DiskFullError
+        The disk filled up: no output was moved into place and the journal is kept, so that
+        ``resume`` continues the run once there is space.
     """
     started = time.perf_counter()
     opts = options_for_model(options, settings, predictor)
@@ -325,37 +342,48 @@ def predict_scene(
             log.info("%s: resuming below row %d", run.mask, _end_row(finished))
         mask_tmp, prob_tmp = _temporary_outputs(stack, run, opts)
         _bound_block_cache(stack, run, settings, opts, outputs=True)
-        journal.start(keep=bool(finished))
         try:
-            with ExitStack() as files:
-                outputs = _Outputs(files, run, settings, opts, mask_tmp, prob_tmp, model_file)
-                outputs.copy(finished)  # written by the interrupted run: not predicted again
+            with output_errors(run.mask, CONTINUE):
+                journal.start(keep=bool(finished))
+                with ExitStack() as files:
+                    outputs = _Outputs(files, run, settings, opts, mask_tmp, prob_tmp,
+                                       model_file)
+                    outputs.copy(finished)  # written by the interrupted run: not predicted again
 
-                def write(row_off: int, mask: np.ndarray, band: np.ndarray | None) -> None:
-                    outputs.write(row_off, mask, band)
-                    journal.save(row_off, mask, band)
+                    def write(row_off: int, mask: np.ndarray, band: np.ndarray | None) -> None:
+                        outputs.write(row_off, mask, band)
+                        journal.save(row_off, mask, band)
 
-                predicted = _predict_rows(run, predictor, settings, opts, _end_row(finished),
-                                          run.grid.height, write, progress)
-            if predicted == 0 and not finished:
-                raise _nothing_to_predict(run.src)
-        except KeyboardInterrupt:
-            raise  # the journal stays: --resume continues from it
-        except BaseException:
-            journal.discard()
+                    predicted = _predict_rows(run, predictor, settings, opts,
+                                              _end_row(finished), run.grid.height, write,
+                                              progress)
+                if predicted == 0 and not finished:
+                    raise _nothing_to_predict(run.src)
+                _finish_outputs(mask_tmp, prob_tmp, settings, opts)
+            made = PredictionResult(
+                mask_path=mask_tmp,
+                probabilities_path=prob_tmp,
+                tiles_total=len(run.grid),
+                tiles_predicted=predicted,
+                seconds=time.perf_counter() - started,
+                foreground_pixels=outputs.foreground,
+            )
+            if then is not None:
+                with retried_by(CONTINUE):
+                    then(made)
+        except BaseException as error:
+            _end_journal(journal, error)
             raise
-        _finish_outputs(mask_tmp, prob_tmp, opts)
     journal.discard()
-    if opts.style:
-        write_style(run.mask, raster_style(settings.mask_class_names), overwrite=True)
-    return PredictionResult(
-        mask_path=run.mask,
-        probabilities_path=run.probabilities,
-        tiles_total=len(run.grid),
-        tiles_predicted=predicted,
-        seconds=time.perf_counter() - started,
-        foreground_pixels=outputs.foreground,
-    )
+    return replace(made, mask_path=run.mask, probabilities_path=run.probabilities)
+
+
+def _end_journal(journal: PredictionJournal, error: BaseException) -> None:
+    """Remove the journal of a run that failed, unless ``resume`` can continue it: after an
+    interruption (Ctrl-C, SIGTERM) or an output that could not be written (a full disk), the
+    saved rows stay good."""
+    if not isinstance(error, KeyboardInterrupt | OutputError):
+        journal.discard()
 
 
 @dataclass(frozen=True)
@@ -490,13 +518,17 @@ class BandedPrediction:
         return BandResult(index, (start, stop), predicted, top - start,
                           time.perf_counter() - started)
 
-    def assemble(self, results: Sequence[BandResult]) -> PredictionResult:
+    def assemble(self, results: Sequence[BandResult],
+                 then: Callable[[PredictionResult], None] | None = None) -> PredictionResult:
         """Write the outputs from the saved rows of every band, then remove the journal.
 
         Parameters
         ----------
         results : sequence of BandResult
             What each band's task returned.
+        then : callable, optional
+            As :func:`predict_scene`'s: called with the outputs complete, before they are
+            moved into place.
 
         Raises
         ------
@@ -505,7 +537,7 @@ class BandedPrediction:
             everywhere. The journal is kept, except in the latter case, so that ``resume``
             continues the run.
         OutputError
-            An output cannot be written.
+            An output cannot be written (the journal is kept).
         """
         started = time.perf_counter()
         with ExitStack() as stack:
@@ -519,22 +551,25 @@ class BandedPrediction:
                 raise _nothing_to_predict(run.src)
             mask_tmp, prob_tmp = _temporary_outputs(stack, run, self.options)
             _bound_block_cache(stack, run, self.settings, self.options, outputs=True)
-            with ExitStack() as files:
-                outputs = _Outputs(files, run, self.settings, self.options, mask_tmp, prob_tmp,
-                                   self.model_file)
-                outputs.copy(saved)
-            _finish_outputs(mask_tmp, prob_tmp, self.options)
+            with output_errors(run.mask, CONTINUE):
+                with ExitStack() as files:
+                    outputs = _Outputs(files, run, self.settings, self.options, mask_tmp,
+                                       prob_tmp, self.model_file)
+                    outputs.copy(saved)
+                _finish_outputs(mask_tmp, prob_tmp, self.settings, self.options)
+            made = PredictionResult(
+                mask_path=mask_tmp,
+                probabilities_path=prob_tmp,
+                tiles_total=self.tiles_total,
+                tiles_predicted=sum(r.tiles_predicted for r in results),
+                seconds=time.perf_counter() - started,
+                foreground_pixels=outputs.foreground,
+            )
+            if then is not None:
+                with retried_by(CONTINUE):
+                    then(made)
         run.journal.discard()
-        if self.options.style:
-            write_style(run.mask, raster_style(self.settings.mask_class_names), overwrite=True)
-        return PredictionResult(
-            mask_path=run.mask,
-            probabilities_path=run.probabilities,
-            tiles_total=self.tiles_total,
-            tiles_predicted=sum(r.tiles_predicted for r in results),
-            seconds=time.perf_counter() - started,
-            foreground_pixels=outputs.foreground,
-        )
+        return replace(made, mask_path=run.mask, probabilities_path=run.probabilities)
 
 
 def _row_bands(grid: TileGrid, count: int) -> tuple[tuple[int, int], ...]:
@@ -686,12 +721,16 @@ def _bound_block_cache(stack: ExitStack, run: _OpenRun, settings: ModelSettings,
     stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_cache_bytes(run.src, run.grid, out_bytes)))
 
 
-def _finish_outputs(mask_tmp: Path, prob_tmp: Path | None, opts: PredictOptions) -> None:
-    """Turn the written GeoTIFFs into Cloud Optimized GeoTIFFs when asked."""
+def _finish_outputs(mask_tmp: Path, prob_tmp: Path | None, settings: ModelSettings,
+                    opts: PredictOptions) -> None:
+    """Turn the written GeoTIFFs into Cloud Optimized GeoTIFFs when asked, and write the mask's
+    QGIS style next to it (moved into place with it)."""
     if opts.cog:
         _to_cog(mask_tmp)
         if prob_tmp is not None:
             _to_cog(prob_tmp)
+    if opts.style:
+        write_style(mask_tmp, raster_style(settings.mask_class_names), overwrite=True)
 
 
 def _nothing_to_predict(src: rasterio.io.DatasetReader) -> InputError:
