@@ -48,7 +48,7 @@ from geoseg.batching import windows_per_batch
 from geoseg.blending import ChunkedAccumulator, Piece
 from geoseg.block_rows import BlockRows, RowsFinished
 from geoseg.errors import InputError, OutputError, ParameterError, param
-from geoseg.journal import CONTINUE, FinishedRows, PredictionJournal
+from geoseg.journal import CONTINUE, FinishedRows, PredictionJournal, window_digest
 from geoseg.mask_format import (
     CLASS_NAMES_TAG,
     MASK_NODATA,
@@ -337,7 +337,7 @@ def predict_scene(
         run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                         model_file, getattr(predictor, "runtime", None))
         journal = run.journal
-        finished = journal.load() if opts.resume else []
+        finished = _checked_rows(run, opts, journal.load()) if opts.resume else []
         if finished:
             log.info("%s: resuming below row %d", run.mask, _end_row(finished))
         mask_tmp, prob_tmp = _temporary_outputs(stack, run, opts)
@@ -480,6 +480,8 @@ class BandedPrediction:
                             model_file, runtime)
             if opts.resume:
                 run.journal.load()  # refuses the journal of another run
+                _checked_rows(run, opts, run.journal.saved())
+                run.journal.drop_tiles()
             run.journal.start(keep=opts.resume)
             return cls(os.fspath(scene_path), run.mask, run.probabilities, settings, opts,
                        Path(model_file) if model_file is not None else None, runtime,
@@ -745,6 +747,42 @@ def _validity_words(src: rasterio.io.DatasetReader) -> str:
     return f"nodata value {src.nodata}" if source == "nodata value" else source
 
 
+def _checked_rows(run: _OpenRun, opts: PredictOptions, strips: list[FinishedRows]
+                  ) -> list[FinishedRows]:
+    """The saved ``strips`` that a run may reuse: those whose windows' input reads as it did
+    when they were saved (:func:`geoseg.journal.window_digest`).
+
+    Every window touching their rows is read again; the strips any window changed in (or whose
+    windows cannot be checked) are dropped from the journal, to be predicted again, so that
+    the outputs are those of a run over the scene as it is now. Returns the strips above the
+    first one dropped.
+    """
+    if not strips:
+        return strips
+    saved = np.zeros(run.grid.height, dtype=bool)
+    for strip in strips:
+        saved[strip.row_off:strip.end] = True
+    digests = run.journal.window_digests(strips)
+    changed = np.zeros(run.grid.height, dtype=bool)
+    windows = 0
+    for tile in run.grid:
+        rows = slice(tile.window.row_off, tile.window.row_off + tile.window.height)
+        if saved[rows].any():
+            image, valid = read_tile(run.src, tile, run.grid.tile_size, run.bands,
+                                     opts.extra_nodata)
+            if digests.get((tile.row, tile.col)) != window_digest(image, valid):
+                changed[rows] = True
+                windows += 1
+    stale = [strip for strip in strips if changed[strip.row_off:strip.end].any()]
+    if not stale:
+        return strips
+    log.warning("%s: %d window(s) of the scene read otherwise than when the interrupted run "
+                "saved their rows (was the scene changed?); predicting %d saved rows again",
+                run.src.name, windows, sum(strip.height for strip in stale))
+    run.journal.drop(stale)
+    return strips[:strips.index(stale[0])]
+
+
 def _end_row(finished: Sequence[FinishedRows], start: int = 0) -> int:
     """The first scene row after the strips finished from row ``start`` on."""
     return finished[-1].end if finished else start
@@ -824,6 +862,15 @@ def _read_ahead(items: Iterator[_T], depth: int) -> Generator[_T, None, None]:
         thread.join()
 
 
+def _recorded_in(journal: PredictionJournal) -> Callable[[Tile, np.ndarray, np.ndarray], None]:
+    """Record the digest of each window read in ``journal``, saved with the rows it makes."""
+
+    def record(tile: Tile, image: np.ndarray, valid: np.ndarray) -> None:
+        journal.record_window(tile.row, tile.col, window_digest(image, valid))
+
+    return record
+
+
 def _aligned(row: int) -> int:
     """The block boundary at or above scene row ``row``."""
     return row - row % OUTPUT_BLOCK
@@ -849,6 +896,7 @@ def _batches(
     stop_row: int | None = None,
     extra_nodata: float | None = None,
     tiles: Iterable[Tile] | None = None,
+    on_read: Callable[[Tile, np.ndarray, np.ndarray], None] | None = None,
 ) -> Iterator[_Batch]:
     """Read the grid's tiles (or ``tiles`` of it) in row order and group those with data into
     model batches.
@@ -857,7 +905,8 @@ def _batches(
     images are one contiguous float32 array. The last item may hold no tiles: it reports the
     nodata-only tiles after the last batch. Tiles ending above ``start_row`` (finished by an
     interrupted run, or above a band) are passed over like nodata-only ones; reading stops
-    before the first tile starting at or below ``stop_row``.
+    before the first tile starting at or below ``stop_row``. ``on_read(tile, image, valid)``
+    is called for every tile read, with or without data.
     """
     size = grid.tile_size
     shape = (batch_size, size, size, len(bands))
@@ -872,6 +921,8 @@ def _batches(
             skipped += 1
             continue
         image, tile_valid = read_tile(src, tile, size, bands, extra_nodata)
+        if on_read is not None:
+            on_read(tile, image, tile_valid)
         if not tile_valid.any():  # nodata only: nothing to predict
             skipped += 1
             continue
@@ -1036,7 +1087,7 @@ def _predict_rows(
         pending: deque[Future[None]] = deque()
         batches = stack.enter_context(closing(_read_ahead(
             _batches(run.src, grid, run.bands, batch_size, settings.input_normalize, start,
-                     stop, opts.extra_nodata), depth=2
+                     stop, opts.extra_nodata, on_read=_recorded_in(run.journal)), depth=2
         )))
         for batch in batches:
             if progress is not None and batch.skipped:

@@ -80,8 +80,9 @@ if TYPE_CHECKING:
 @progress_opt
 @click.option("--resume", is_flag=True,
               help="Continue a run that was interrupted or met a full disk, with the same "
-                   "scene, model and options, from its last finished rows (the result is "
-                   "identical to an uninterrupted run).")
+                   "scene, model and options, from its last finished rows; rows whose input "
+                   "pixels read otherwise now are predicted again (the result is identical "
+                   "to an uninterrupted run).")
 @overwrite_opt
 def predict(
     scenes: tuple[str, ...],
