@@ -25,8 +25,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import rasterio
-
 __all__ = ["capture", "mark", "messages_since"]
 
 log = logging.getLogger(__name__)
@@ -95,6 +93,8 @@ def _install() -> object:
 
 def _libtiff_paths() -> Iterator[str | Path]:
     """The libtiff rasterio's GDAL loaded: bundled in its wheel, else the system's."""
+    import rasterio  # here: geoseg.outputs, which imports this module, stays light
+
     package = Path(rasterio.__file__).parent
     for pattern in ("rasterio.libs/libtiff*", "rasterio/.dylibs/libtiff*"):
         yield from sorted(package.parent.glob(pattern))

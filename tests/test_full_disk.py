@@ -196,7 +196,7 @@ def small_disk(tmp_path):
     try:
         yield folder, lambda size: mount("remount", f"size={size}")
     finally:
-        subprocess.run(["umount", str(folder)], capture_output=True)
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
 def test_a_real_full_disk_is_one_line_and_resume_continues_once_there_is_space(
