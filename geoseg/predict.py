@@ -776,9 +776,9 @@ def _checked_rows(run: _OpenRun, opts: PredictOptions, strips: list[FinishedRows
     stale = [strip for strip in strips if changed[strip.row_off:strip.end].any()]
     if not stale:
         return strips
-    log.warning("%s: %d window(s) of the scene read otherwise than when the interrupted run "
-                "saved their rows (was the scene changed?); predicting %d saved rows again",
-                run.src.name, windows, sum(strip.height for strip in stale))
+    log.warning("%s: %d window(s) read otherwise than when the interrupted run saved their "
+                "rows (was the scene changed?); predicting their rows again, from row %d",
+                run.src.name, windows, stale[0].row_off)
     run.journal.drop(stale)
     return strips[:strips.index(stale[0])]
 
