@@ -280,7 +280,7 @@ def assemble_job(job: SceneJob, plan: BandedPrediction, bands: Sequence[BandOutc
         if failed:
             raise failed[0]
         results = [band.result for band in bands if band.result is not None]
-        done = finish_job(job, plan.assemble(results), plan.options)
+        done = finish_job(job, plan, results)
     except GeosegError as exc:
         return SceneOutcome(job, None, str(exc), worker, failure=exc, bands=tuple(bands))
     return SceneOutcome(job, done.prediction, None, worker, done.vector, bands=tuple(bands))

@@ -29,6 +29,7 @@ __all__ = [
     "ConfigError",
     "ModelError",
     "OutputError",
+    "DiskFullError",
     "OutputExistsError",
     "OutputIsInputError",
     "param",
@@ -91,6 +92,10 @@ class ModelError(GeosegError):
 
 class OutputError(GeosegError):
     """An output cannot be written (missing or read-only folder, disk full, ...)."""
+
+
+class DiskFullError(OutputError):
+    """An output could not be written: its file system is full (or the user's quota used up)."""
 
 
 class OutputExistsError(OutputError):

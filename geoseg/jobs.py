@@ -6,7 +6,12 @@ output before any work, predicts the class mask (and probabilities) with
 ``geoseg predict`` (one scene) and :mod:`geoseg.distributed` (many scenes, on Dask workers) both
 run scenes through it, so a scene's outputs are made the same way whoever asks. A scene split
 into bands over several workers goes the same way in two steps: :func:`plan_banded_job`
-checks every output and plans the bands, :func:`finish_job` vectorises the assembled mask.
+checks every output and plans the bands, :func:`finish_job` assembles and vectorises the mask.
+
+The polygons are made from the mask before it is moved into place, and every output of the
+job is then moved into place together: a job that fails (a full disk while the polygons are
+written) leaves no output, and its journal, holding every row, lets ``resume`` write them
+without predicting again.
 
 This module never imports TensorFlow (the predictor does, when it first runs).
 """
@@ -14,14 +19,15 @@ This module never imports TensorFlow (the predictor does, when it first runs).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from geoseg.outputs import check_output_path
+from geoseg.outputs import atomic_output, check_output_path
 from geoseg.predict import (
     BandedPrediction,
+    BandResult,
     BatchPredictor,
     PredictionResult,
     PredictOptions,
@@ -93,10 +99,11 @@ def run_job(
     """
     opts = options if options is not None else PredictOptions()
     check_outputs(job, opts.overwrite, model_file, opts.style)
+    polygons = _Polygons(job, opts)
     prediction = predict_scene(job.scene, job.mask, predictor, settings, opts,
                                probabilities_path=job.probabilities, model_file=model_file,
-                               progress=progress)
-    return finish_job(job, prediction, opts)
+                               progress=progress, then=polygons if job.vector else None)
+    return JobResult(prediction, polygons.summary)
 
 
 def plan_banded_job(
@@ -123,23 +130,43 @@ def plan_banded_job(
                                  runtime=runtime, bands=bands)
 
 
-def finish_job(job: SceneJob, prediction: PredictionResult, options: PredictOptions
+def finish_job(job: SceneJob, plan: BandedPrediction, results: Sequence[BandResult]
                ) -> JobResult:
-    """Vectorise a predicted mask when the job asks for polygons.
+    """Assemble a banded job's outputs from its bands' ``results`` and vectorise the mask when
+    the job asks for polygons; the outputs are moved into place together.
 
     Raises
     ------
     GeosegError
-        As :func:`geoseg.vectorize.vectorize_mask`.
+        As :meth:`geoseg.predict.BandedPrediction.assemble` and
+        :func:`geoseg.vectorize.vectorize_mask`.
     """
-    if job.vector is None:
-        return JobResult(prediction)
-    from geoseg.vectorize import vectorize_mask
+    polygons = _Polygons(job, plan.options)
+    prediction = plan.assemble(results, then=polygons if job.vector else None)
+    return JobResult(prediction, polygons.summary)
 
-    summary = vectorize_mask(prediction.mask_path, job.vector,
-                             probabilities_path=prediction.probabilities_path, layer=job.layer,
-                             style=options.style, overwrite=options.overwrite)
-    return JobResult(prediction, summary)
+
+class _Polygons:
+    """Vectorises a job's mask, still under its temporary name, into the job's vector output,
+    written under a temporary name too and moved into place with everything the vectoriser
+    wrote next to it (its style)."""
+
+    def __init__(self, job: SceneJob, options: PredictOptions):
+        self.job = job
+        self.options = options
+        self.summary: VectorizeSummary | None = None
+
+    def __call__(self, prediction: PredictionResult) -> None:
+        from geoseg.vector_formats import output_format
+        from geoseg.vectorize import vectorize_mask
+
+        assert self.job.vector is not None
+        final, _ = output_format(self.job.vector)
+        with atomic_output(final, self.options.overwrite) as tmp:
+            summary = vectorize_mask(prediction.mask_path, tmp,
+                                     probabilities_path=prediction.probabilities_path,
+                                     layer=self.job.layer, style=self.options.style)
+        self.summary = replace(summary, path=final)
 
 
 def check_outputs(job: SceneJob, overwrite: bool = False,

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import threading
 import time
 from collections import deque
@@ -48,8 +47,8 @@ from geoseg import __version__
 from geoseg.batching import windows_per_batch
 from geoseg.blending import ChunkedAccumulator, Piece
 from geoseg.block_rows import BlockRows, RowsFinished
-from geoseg.errors import InputError, ParameterError, param
-from geoseg.journal import FinishedRows, PredictionJournal
+from geoseg.errors import InputError, OutputError, ParameterError, param
+from geoseg.journal import CONTINUE, FinishedRows, PredictionJournal, window_digest
 from geoseg.mask_format import (
     CLASS_NAMES_TAG,
     MASK_NODATA,
@@ -59,7 +58,13 @@ from geoseg.mask_format import (
     SETTINGS_TAG,
     classify,
 )
-from geoseg.outputs import atomic_output, check_output_path, is_same_file
+from geoseg.outputs import (
+    atomic_output,
+    check_output_path,
+    is_same_file,
+    output_errors,
+    retried_by,
+)
 from geoseg.predictor import file_digest
 from geoseg.scene import describe_validity, open_scene, scene_fingerprint, select_bands
 from geoseg.settings import ModelSettings
@@ -273,6 +278,7 @@ def predict_scene(
     probabilities_path: str | os.PathLike[str] | None = None,
     model_file: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    then: Callable[[PredictionResult], None] | None = None,
 ) -> PredictionResult:
     """Predict a whole scene tile by tile and write a class mask GeoTIFF aligned with it.
 
@@ -299,6 +305,13 @@ def predict_scene(
         bytes in the resume journal, and it is never written over.
     progress : callable, optional
         Called as ``progress(tiles_just_finished, tiles_total)`` while tiles finish.
+    then : callable, optional
+        Called with the :class:`PredictionResult` once the outputs are complete but still
+        under their temporary names (its paths), before they are moved into place: the
+        polygons of the mask (:func:`geoseg.jobs.run_job`), so that every output of the run
+        is in place or none. When it fails, no output is moved; when it fails for an output
+        (a full disk), the journal holding every row is kept, and ``resume`` writes the
+        outputs again from it without predicting.
 
     A predictor's ``runtime`` attribute (what computes its probabilities, e.g. ``"openvino
     float32 auto"``: :attr:`geoseg.predictor.ModelPredictor.runtime`) is recorded in the
@@ -316,6 +329,9 @@ def predict_scene(
         An impossible overlap, or a threshold for a model of more than two classes.
     OutputError, OutputExistsError, OutputIsInputError
         Outputs cannot be written, exist without ``overwrite``, or are an input of the run.
+    DiskFullError
+        The disk filled up: no output was moved into place and the journal is kept, so that
+        ``resume`` continues the run once there is space.
     """
     started = time.perf_counter()
     opts = options_for_model(options, settings, predictor)
@@ -323,43 +339,53 @@ def predict_scene(
         run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                         model_file, getattr(predictor, "runtime", None))
         journal = run.journal
-        finished = journal.load() if opts.resume else []
+        finished = _checked_rows(run, opts, journal.load()) if opts.resume else []
         if finished:
             log.info("%s: resuming below row %d", run.mask, _end_row(finished))
-            _remove_stale_partials(run.mask, run.probabilities)
         mask_tmp, prob_tmp = _temporary_outputs(stack, run, opts)
         _bound_block_cache(stack, run, settings, opts, outputs=True)
-        journal.start(keep=bool(finished))
         try:
-            with ExitStack() as files:
-                outputs = _Outputs(files, run, settings, opts, mask_tmp, prob_tmp, model_file)
-                outputs.copy(finished)  # written by the interrupted run: not predicted again
+            with output_errors(run.mask, CONTINUE):
+                journal.start(keep=bool(finished))
+                with ExitStack() as files:
+                    outputs = _Outputs(files, run, settings, opts, mask_tmp, prob_tmp,
+                                       model_file)
+                    outputs.copy(finished)  # written by the interrupted run: not predicted again
 
-                def write(row_off: int, mask: np.ndarray, band: np.ndarray | None) -> None:
-                    outputs.write(row_off, mask, band)
-                    journal.save(row_off, mask, band)
+                    def write(row_off: int, mask: np.ndarray, band: np.ndarray | None) -> None:
+                        outputs.write(row_off, mask, band)
+                        journal.save(row_off, mask, band)
 
-                predicted = _predict_rows(run, predictor, settings, opts, _end_row(finished),
-                                          run.grid.height, write, progress)
-            if predicted == 0 and not finished:
-                raise _nothing_to_predict(run.src)
-        except KeyboardInterrupt:
-            raise  # the journal stays: --resume continues from it
-        except BaseException:
-            journal.discard()
+                    predicted = _predict_rows(run, predictor, settings, opts,
+                                              _end_row(finished), run.grid.height, write,
+                                              progress)
+                if predicted == 0 and not finished:
+                    raise _nothing_to_predict(run.src)
+                _finish_outputs(mask_tmp, prob_tmp, settings, opts)
+            made = PredictionResult(
+                mask_path=mask_tmp,
+                probabilities_path=prob_tmp,
+                tiles_total=len(run.grid),
+                tiles_predicted=predicted,
+                seconds=time.perf_counter() - started,
+                foreground_pixels=outputs.foreground,
+            )
+            if then is not None:
+                with retried_by(CONTINUE):
+                    then(made)
+        except BaseException as error:
+            _end_journal(journal, error)
             raise
-        _finish_outputs(mask_tmp, prob_tmp, opts)
     journal.discard()
-    if opts.style:
-        write_style(run.mask, raster_style(settings.mask_class_names), opts.overwrite)
-    return PredictionResult(
-        mask_path=run.mask,
-        probabilities_path=run.probabilities,
-        tiles_total=len(run.grid),
-        tiles_predicted=predicted,
-        seconds=time.perf_counter() - started,
-        foreground_pixels=outputs.foreground,
-    )
+    return replace(made, mask_path=run.mask, probabilities_path=run.probabilities)
+
+
+def _end_journal(journal: PredictionJournal, error: BaseException) -> None:
+    """Remove the journal of a run that failed, unless ``resume`` can continue it: after an
+    interruption (Ctrl-C, SIGTERM) or an output that could not be written (a full disk), the
+    saved rows stay good."""
+    if not isinstance(error, KeyboardInterrupt | OutputError):
+        journal.discard()
 
 
 @dataclass(frozen=True)
@@ -456,7 +482,8 @@ class BandedPrediction:
                             model_file, runtime)
             if opts.resume:
                 run.journal.load()  # refuses the journal of another run
-                _remove_stale_partials(run.mask, run.probabilities)
+                _checked_rows(run, opts, run.journal.saved())
+                run.journal.drop_tiles()
             run.journal.start(keep=opts.resume)
             return cls(os.fspath(scene_path), run.mask, run.probabilities, settings, opts,
                        Path(model_file) if model_file is not None else None, runtime,
@@ -495,13 +522,17 @@ class BandedPrediction:
         return BandResult(index, (start, stop), predicted, top - start,
                           time.perf_counter() - started)
 
-    def assemble(self, results: Sequence[BandResult]) -> PredictionResult:
+    def assemble(self, results: Sequence[BandResult],
+                 then: Callable[[PredictionResult], None] | None = None) -> PredictionResult:
         """Write the outputs from the saved rows of every band, then remove the journal.
 
         Parameters
         ----------
         results : sequence of BandResult
             What each band's task returned.
+        then : callable, optional
+            As :func:`predict_scene`'s: called with the outputs complete, before they are
+            moved into place.
 
         Raises
         ------
@@ -510,7 +541,7 @@ class BandedPrediction:
             everywhere. The journal is kept, except in the latter case, so that ``resume``
             continues the run.
         OutputError
-            An output cannot be written.
+            An output cannot be written (the journal is kept).
         """
         started = time.perf_counter()
         with ExitStack() as stack:
@@ -522,26 +553,27 @@ class BandedPrediction:
             if not any(r.tiles_predicted or r.rows_resumed for r in results):
                 run.journal.discard()
                 raise _nothing_to_predict(run.src)
-            _remove_stale_partials(run.mask, run.probabilities)  # of an earlier attempt
             mask_tmp, prob_tmp = _temporary_outputs(stack, run, self.options)
             _bound_block_cache(stack, run, self.settings, self.options, outputs=True)
-            with ExitStack() as files:
-                outputs = _Outputs(files, run, self.settings, self.options, mask_tmp, prob_tmp,
-                                   self.model_file)
-                outputs.copy(saved)
-            _finish_outputs(mask_tmp, prob_tmp, self.options)
+            with output_errors(run.mask, CONTINUE):
+                with ExitStack() as files:
+                    outputs = _Outputs(files, run, self.settings, self.options, mask_tmp,
+                                       prob_tmp, self.model_file)
+                    outputs.copy(saved)
+                _finish_outputs(mask_tmp, prob_tmp, self.settings, self.options)
+            made = PredictionResult(
+                mask_path=mask_tmp,
+                probabilities_path=prob_tmp,
+                tiles_total=self.tiles_total,
+                tiles_predicted=sum(r.tiles_predicted for r in results),
+                seconds=time.perf_counter() - started,
+                foreground_pixels=outputs.foreground,
+            )
+            if then is not None:
+                with retried_by(CONTINUE):
+                    then(made)
         run.journal.discard()
-        if self.options.style:
-            write_style(run.mask, raster_style(self.settings.mask_class_names),
-                        self.options.overwrite)
-        return PredictionResult(
-            mask_path=run.mask,
-            probabilities_path=run.probabilities,
-            tiles_total=self.tiles_total,
-            tiles_predicted=sum(r.tiles_predicted for r in results),
-            seconds=time.perf_counter() - started,
-            foreground_pixels=outputs.foreground,
-        )
+        return replace(made, mask_path=run.mask, probabilities_path=run.probabilities)
 
 
 def _row_bands(grid: TileGrid, count: int) -> tuple[tuple[int, int], ...]:
@@ -697,12 +729,16 @@ def _bound_block_cache(stack: ExitStack, run: _OpenRun, settings: ModelSettings,
     stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_cache_bytes(run.src, run.grid, out_bytes)))
 
 
-def _finish_outputs(mask_tmp: Path, prob_tmp: Path | None, opts: PredictOptions) -> None:
-    """Turn the written GeoTIFFs into Cloud Optimized GeoTIFFs when asked."""
+def _finish_outputs(mask_tmp: Path, prob_tmp: Path | None, settings: ModelSettings,
+                    opts: PredictOptions) -> None:
+    """Turn the written GeoTIFFs into Cloud Optimized GeoTIFFs when asked, and write the mask's
+    QGIS style next to it (moved into place with it)."""
     if opts.cog:
         _to_cog(mask_tmp)
         if prob_tmp is not None:
             _to_cog(prob_tmp)
+    if opts.style:
+        write_style(mask_tmp, raster_style(settings.mask_class_names), overwrite=True)
 
 
 def _nothing_to_predict(src: rasterio.io.DatasetReader) -> InputError:
@@ -717,17 +753,45 @@ def _validity_words(src: rasterio.io.DatasetReader) -> str:
     return f"nodata value {src.nodata}" if source == "nodata value" else source
 
 
+def _checked_rows(run: _OpenRun, opts: PredictOptions, strips: list[FinishedRows]
+                  ) -> list[FinishedRows]:
+    """The saved ``strips`` that a run may reuse: those whose windows' input reads as it did
+    when they were saved (:func:`geoseg.journal.window_digest`).
+
+    Every window touching their rows is read again; the strips any window changed in (or whose
+    windows cannot be checked) are dropped from the journal, to be predicted again, so that
+    the outputs are those of a run over the scene as it is now. Returns the strips above the
+    first one dropped.
+    """
+    if not strips:
+        return strips
+    saved = np.zeros(run.grid.height, dtype=bool)
+    for strip in strips:
+        saved[strip.row_off:strip.end] = True
+    digests = run.journal.window_digests(strips)
+    changed = np.zeros(run.grid.height, dtype=bool)
+    windows = 0
+    for tile in run.grid:
+        rows = slice(tile.window.row_off, tile.window.row_off + tile.window.height)
+        if saved[rows].any():
+            image, valid = read_tile(run.src, tile, run.grid.tile_size, run.bands,
+                                     opts.extra_nodata)
+            if digests.get((tile.row, tile.col)) != window_digest(image, valid):
+                changed[rows] = True
+                windows += 1
+    stale = [strip for strip in strips if changed[strip.row_off:strip.end].any()]
+    if not stale:
+        return strips
+    log.warning("%s: %d window(s) read otherwise than when the interrupted run saved their "
+                "rows (was the scene changed?); predicting their rows again, from row %d",
+                run.src.name, windows, stale[0].row_off)
+    run.journal.drop(stale)
+    return strips[:strips.index(stale[0])]
+
+
 def _end_row(finished: Sequence[FinishedRows], start: int = 0) -> int:
     """The first scene row after the strips finished from row ``start`` on."""
     return finished[-1].end if finished else start
-
-
-def _remove_stale_partials(*outputs: Path | None) -> None:
-    """Remove the temporary folders a killed run left next to its outputs."""
-    for output in outputs:
-        if output is not None:
-            for stale in output.parent.glob(f".{output.name}.partial-*"):
-                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _staging(final_tmp: Path, cog: bool) -> Path:
@@ -804,6 +868,15 @@ def _read_ahead(items: Iterator[_T], depth: int) -> Generator[_T, None, None]:
         thread.join()
 
 
+def _recorded_in(journal: PredictionJournal) -> Callable[[Tile, np.ndarray, np.ndarray], None]:
+    """Record the digest of each window read in ``journal``, saved with the rows it makes."""
+
+    def record(tile: Tile, image: np.ndarray, valid: np.ndarray) -> None:
+        journal.record_window(tile.row, tile.col, window_digest(image, valid))
+
+    return record
+
+
 def _aligned(row: int) -> int:
     """The block boundary at or above scene row ``row``."""
     return row - row % OUTPUT_BLOCK
@@ -829,6 +902,7 @@ def _batches(
     stop_row: int | None = None,
     extra_nodata: float | None = None,
     tiles: Iterable[Tile] | None = None,
+    on_read: Callable[[Tile, np.ndarray, np.ndarray], None] | None = None,
 ) -> Iterator[_Batch]:
     """Read the grid's tiles (or ``tiles`` of it) in row order and group those with data into
     model batches.
@@ -837,7 +911,8 @@ def _batches(
     images are one contiguous float32 array. The last item may hold no tiles: it reports the
     nodata-only tiles after the last batch. Tiles ending above ``start_row`` (finished by an
     interrupted run, or above a band) are passed over like nodata-only ones; reading stops
-    before the first tile starting at or below ``stop_row``.
+    before the first tile starting at or below ``stop_row``. ``on_read(tile, image, valid)``
+    is called for every tile read, with or without data.
     """
     size = grid.tile_size
     shape = (batch_size, size, size, len(bands))
@@ -852,6 +927,8 @@ def _batches(
             skipped += 1
             continue
         image, tile_valid = read_tile(src, tile, size, bands, extra_nodata)
+        if on_read is not None:
+            on_read(tile, image, tile_valid)
         if not tile_valid.any():  # nodata only: nothing to predict
             skipped += 1
             continue
@@ -1016,7 +1093,7 @@ def _predict_rows(
         pending: deque[Future[None]] = deque()
         batches = stack.enter_context(closing(_read_ahead(
             _batches(run.src, grid, run.bands, batch_size, settings.input_normalize, start,
-                     stop, opts.extra_nodata), depth=2
+                     stop, opts.extra_nodata, on_read=_recorded_in(run.journal)), depth=2
         )))
         for batch in batches:
             if progress is not None and batch.skipped:

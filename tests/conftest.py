@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -144,3 +146,13 @@ def _band1_keras_model(settings: ModelSettings, kernel_size: int, row: int,
     kernel[row, col, 0, 1] = 0.05
     conv.set_weights([kernel, np.array([0.0, -0.05 * 128], dtype="float32")])
     return keras.Model(inputs, outputs)
+
+
+def signal_once_rows_are_saved(run: subprocess.Popen, journal: Path, signum: int) -> None:
+    """Send ``signum`` to a running ``geoseg predict`` once its journal holds a finished row."""
+    deadline = time.monotonic() + 120
+    while not list(journal.glob("rows_*.npz")) and time.monotonic() < deadline:
+        if run.poll() is not None:
+            pytest.fail("the run ended before it could be stopped; make the scene larger")
+        time.sleep(0.02)
+    run.send_signal(signum)

@@ -147,7 +147,9 @@ def test_disk_full_during_the_write_leaves_no_partial_output(tmp_path, model, ma
 
     monkeypatch.setattr(rasterio.io.DatasetWriter, "write", failing_write)
     result, before = predict(tmp_path, str(scene), model)
-    assert_refused(result, "No space left on device", tmp_path, before)
+    # The journal stays, so that --resume continues once there is space.
+    assert_refused(result, "out.tif: disk full (", tmp_path, before | {".out.tif.resume"})
+    assert "run again with --resume to continue" in result.output
 
 
 def test_misspelled_config_key(tmp_path):

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import InterruptedAfter, PixelwisePredictor
+import rasterio
+from conftest import InterruptedAfter, PixelwisePredictor, signal_once_rows_are_saved
+from rasterio.windows import Window
 
 from geoseg.errors import InputError
 from geoseg.flexunet import build_flexunet, save_model
-from geoseg.predict import PredictOptions, predict_scene
+from geoseg.predict import BandedPrediction, PredictOptions, predict_scene
+from geoseg.scene import scene_fingerprint
 from geoseg.settings import ModelSettings
+from geoseg.tiling import TileGrid
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)
 
@@ -99,12 +103,7 @@ def test_killed_cli_run_resumes_to_identical_bytes(make_raster, tmp_path):
     run = subprocess.Popen([*command, "--out", str(tmp_path / "out.tif")], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     journal = tmp_path / ".out.tif.resume"
-    deadline = time.monotonic() + 120
-    while not list(journal.glob("rows_*.npz")) and time.monotonic() < deadline:
-        if run.poll() is not None:
-            pytest.fail("the run ended before it could be killed; make the scene larger")
-        time.sleep(0.02)
-    run.send_signal(signal.SIGKILL)
+    signal_once_rows_are_saved(run, journal, signal.SIGKILL)
     run.wait()
     assert not (tmp_path / "out.tif").exists()
     done = subprocess.run([*command, "--out", str(tmp_path / "out.tif"), "--resume"], env=env,
@@ -136,3 +135,94 @@ def test_resume_after_every_row_was_saved_predicts_nothing(make_raster, tmp_path
     assert resumed.tiles_predicted == 0
     assert resumed.foreground_pixels == reference.foreground_pixels
     assert digest(out) == digest(tmp_path / "ref.tif")
+
+
+def edit_rows_in_place(scene, rows: slice) -> None:
+    """Invert ``rows`` of every band with rasterio ``r+``, then put the modification time back."""
+    before = os.stat(scene)
+    with rasterio.open(scene, "r+") as dst:
+        window = Window(0, rows.start, dst.width, rows.stop - rows.start)
+        dst.write(255 - dst.read(window=window), window=window)
+    os.utime(scene, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def fingerprint(scene) -> str:
+    with rasterio.open(scene) as src:
+        return scene_fingerprint(src)
+
+
+def test_resume_predicts_again_the_rows_of_a_scene_edited_in_place(make_raster, tmp_path):
+    """The issue's case: rows inverted with rasterio r+, the modification time kept. The
+    fingerprint cannot see it (it samples 3 MB); the windows' digests do."""
+    scene = make_raster(height=1400, width=1000, nodata=0)  # 4.2 MB, rows 350-526 not sampled
+    out = tmp_path / "mask.tif"
+    with pytest.raises(KeyboardInterrupt):
+        predict_scene(scene, out, InterruptedAfter(110), SETTINGS)
+    saved = sorted(p.name for p in (tmp_path / ".mask.tif.resume").glob("rows_*.npz"))
+    assert saved[:3] == [f"rows_{row:010d}.npz" for row in (0, 256, 512)]
+    before = fingerprint(scene)
+    edit_rows_in_place(scene, slice(360, 500))
+    assert fingerprint(scene) == before  # what made --resume reuse the old rows
+    resumed = predict_scene(scene, out, PixelwisePredictor(4), SETTINGS,
+                            PredictOptions(resume=True))
+    fresh = predict_scene(scene, tmp_path / "fresh.tif", PixelwisePredictor(4), SETTINGS)
+    assert digest(out) == digest(tmp_path / "fresh.tif")
+    assert resumed.foreground_pixels == fresh.foreground_pixels
+    # rows 0-255 were kept: no window over them changed
+    assert 0 < resumed.tiles_predicted < fresh.tiles_predicted
+
+
+def test_resume_reuses_every_unchanged_row(make_raster, tmp_path):
+    """The digests are checked, not the rows predicted again: a run continues below its last
+    saved row, and only the windows reaching below it are predicted."""
+    scene = make_raster(height=1000, width=200, nodata=0)
+    out = tmp_path / "mask.tif"
+    with pytest.raises(KeyboardInterrupt):
+        predict_scene(scene, out, InterruptedAfter(12), SETTINGS)
+    end = max(int(p.stem.split("_")[1]) for p in (tmp_path / ".mask.tif.resume").glob("rows_*"))
+    end += 256
+    resumed = predict_scene(scene, out, PixelwisePredictor(4), SETTINGS,
+                            PredictOptions(resume=True))
+    with rasterio.open(scene) as src:
+        grid = TileGrid.for_model(src, SETTINGS)
+    below = [tile for tile in grid if tile.window.row_off + tile.window.height > end]
+    assert resumed.tiles_predicted == len(below) < len(grid)
+    full = predict_scene(scene, tmp_path / "full.tif", PixelwisePredictor(4), SETTINGS)
+    assert digest(out) == digest(tmp_path / "full.tif")
+    assert full.tiles_predicted == len(grid)
+
+
+def test_bands_resumed_after_an_edit_predict_the_changed_rows_again(make_raster, tmp_path,
+                                                                      monkeypatch):
+    """Bands check the saved rows when a run continues (plan with resume), the models' outputs
+    saved for shared tiles are not reused."""
+    from geoseg import predict as predict_module
+
+    monkeypatch.setattr(predict_module, "scene_fingerprint", lambda src: "unchanged")
+    scene = make_raster(height=900, width=150, nodata=0)
+    plan = BandedPrediction.plan(scene, tmp_path / "bands.tif", SETTINGS, bands=2)
+    done = [plan.predict_band(i, PixelwisePredictor(4)) for i in range(2)]
+    assert list((tmp_path / ".bands.tif.resume").glob("tile_*"))
+    edit_rows_in_place(scene, slice(600, 640))  # in the second band
+    resumed = BandedPrediction.plan(scene, tmp_path / "bands.tif", SETTINGS,
+                                    PredictOptions(resume=True), bands=2)
+    assert not list((tmp_path / ".bands.tif.resume").glob("tile_*"))
+    again = [resumed.predict_band(i, PixelwisePredictor(4)) for i in range(2)]
+    assert again[0].rows_resumed == done[0].rows[1] - done[0].rows[0]  # all kept
+    assert again[1].rows_resumed < again[1].rows[1] - again[1].rows[0]
+    resumed.assemble(again)
+    predict_scene(scene, tmp_path / "one.tif", PixelwisePredictor(4), SETTINGS)
+    assert digest(tmp_path / "bands.tif") == digest(tmp_path / "one.tif")
+
+
+def test_a_journal_of_another_format_is_not_resumed(make_raster, tmp_path):
+    scene = make_raster(height=1000, width=100)
+    with pytest.raises(KeyboardInterrupt):
+        predict_scene(scene, tmp_path / "mask.tif", InterruptedAfter(8), SETTINGS)
+    record = tmp_path / ".mask.tif.resume" / "fingerprint.json"
+    fields = json.loads(record.read_text())
+    del fields["journal"]  # as geoseg wrote it before the windows' digests
+    record.write_text(json.dumps(fields))
+    with pytest.raises(InputError, match="another version of geoseg; run again without resume"):
+        predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), SETTINGS,
+                      PredictOptions(resume=True))

@@ -79,8 +79,10 @@ if TYPE_CHECKING:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @progress_opt
 @click.option("--resume", is_flag=True,
-              help="Continue an interrupted run with the same scene, model and options from "
-                   "its last finished rows (the result is identical to an uninterrupted run).")
+              help="Continue a run that was interrupted or met a full disk, with the same "
+                   "scene, model and options, from its last finished rows; rows whose input "
+                   "pixels read otherwise now are predicted again (the result is identical "
+                   "to an uninterrupted run).")
 @overwrite_opt
 def predict(
     scenes: tuple[str, ...],
