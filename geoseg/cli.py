@@ -8,6 +8,7 @@ non-zero exit. No geospatial logic lives here.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ from typing import Any
 import click
 
 from geoseg import __version__
-from geoseg.errors import GeosegError
+from geoseg.errors import GeosegError, param
 
 # Subcommand name -> module under geoseg.commands that defines a click command of that name.
 COMMANDS: dict[str, str] = {
@@ -76,6 +77,17 @@ def _warning_as_log(message: Warning | str, category: type[Warning], filename: s
     logging.getLogger("geoseg").warning("%s", str(message).splitlines()[0])
 
 
+def _report_for_programs(ctx: click.Context, error: GeosegError) -> None:
+    """With ``--progress json``, a JSON line before the ``Error:`` line: the message with the
+    parameters it names marked (:func:`geoseg.errors.param`) and their names, so a program
+    running geoseg (the QGIS plugin) can name them its own way."""
+    from geoseg.commands.options import PROGRESS_KEY
+
+    if ctx.meta.get(PROGRESS_KEY) == "json":
+        click.echo(json.dumps({"error": error.worded(param), "parameters": error.parameters}),
+                   err=True)
+
+
 class GeosegGroup(click.Group):
     """A group that loads its subcommands lazily and reports library errors in one line."""
 
@@ -94,6 +106,7 @@ class GeosegGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GeosegError as exc:
+            _report_for_programs(ctx, exc)
             raise click.ClickException(exc.worded(flag)) from exc
         except KeyboardInterrupt:
             click.echo("Interrupted: no complete output was written (geoseg predict continues "

@@ -212,7 +212,8 @@ progress_opt = click.option(
     show_default=True, expose_value=False, callback=_remember_progress,
     help="bar: a progress bar on a terminal; json: one JSON line per step on stderr, "
     '{"progress": 0.42, "done": 21, "total": 50, "message": "windows"}, for programs that run '
-    "geoseg (shown even with --quiet).",
+    "geoseg (shown even with --quiet), and before an Error: line its message as JSON with the "
+    'parameters it names marked, {"error": "... [[bands]]", "parameters": ["bands"]}.',
 )
 """``--progress bar|json``, read by :class:`ProgressBar`; commands need no parameter for it."""
 
