@@ -67,8 +67,8 @@ backend_opt = click.option(
     "--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
     help="What runs the model: keras (TensorFlow), openvino, onnx (ONNX Runtime) or tflite "
     "(LiteRT), the last three on a conversion made once and cached next to the model; auto: "
-    "openvino when installed (pip install 'geoseg[openvino]': same masks, faster, starts "
-    "without TensorFlow), else keras, and keras when the NVIDIA driver lists a GPU.",
+    "openvino (installed with geoseg: same masks, faster, starts without TensorFlow), but "
+    "keras when the NVIDIA driver lists a GPU or openvino is missing.",
 )
 
 
