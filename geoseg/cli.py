@@ -20,7 +20,8 @@ import click
 from geoseg import __version__
 from geoseg.errors import GeosegError, param
 
-# Subcommand name -> module under geoseg.commands that defines a click command of that name.
+# Subcommand name -> module under geoseg.commands that defines a click command of that name
+# (a hyphen in the name is an underscore in the module).
 COMMANDS: dict[str, str] = {
     "predict": "predict",
     "vectorize": "vectorize",
@@ -31,6 +32,9 @@ COMMANDS: dict[str, str] = {
     "tile": "tile",
     "train": "train",
     "evaluate": "evaluate",
+    "sample": "shipped",
+    "configs": "shipped",
+    "qgis-plugin": "shipped",
 }
 
 
@@ -99,7 +103,7 @@ class GeosegGroup(click.Group):
         if module_name is None:
             return None
         module = importlib.import_module(f"geoseg.commands.{module_name}")
-        command: click.Command = getattr(module, cmd_name)
+        command: click.Command = getattr(module, cmd_name.replace("-", "_"))
         return command
 
     def invoke(self, ctx: click.Context) -> Any:
