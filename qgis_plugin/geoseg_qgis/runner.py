@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SETTING_HELP = ("Settings > Options > Processing > Providers > geoseg (or the Processing "
                 "Toolbox's wrench button, then Providers > geoseg)")
@@ -112,6 +113,18 @@ class Progress:
     message: str
 
 
+def _json_object(line: str) -> dict[str, Any] | None:
+    """The JSON object a line holds, or None."""
+    text = line.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def parse_error(line: str) -> str | None:
     """The message of geoseg's JSON error line, its parameters marked; None for other lines.
 
@@ -120,13 +133,7 @@ def parse_error(line: str) -> str | None:
     >>> parse_error('{"progress": 0.5, "done": 2, "total": 4, "message": "windows"}') is None
     True
     """
-    text = line.strip()
-    if not text.startswith("{"):
-        return None
-    try:
-        message = json.loads(text)["error"]
-    except (ValueError, KeyError, TypeError):
-        return None
+    message = (_json_object(line) or {}).get("error")
     return message if isinstance(message, str) else None
 
 
@@ -138,14 +145,11 @@ def parse_progress(line: str) -> Progress | None:
     >>> parse_progress("WARNING: no CRS") is None
     True
     """
-    text = line.strip()
-    if not text.startswith("{"):
-        return None
-    try:
-        data = json.loads(text)
+    data = _json_object(line)
+    try:  # None, or another JSON line, has no progress
         return Progress(float(data["progress"]), int(data["done"]), int(data["total"]),
                         str(data["message"]))
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
 
 
