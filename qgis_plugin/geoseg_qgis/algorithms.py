@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -307,9 +308,7 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
         (the first on top); each pair is an output (None: not written) and its renderer
         (None: geoseg's ``.qml`` sidecar)."""
         written = [(output, style) for output, style in outputs if output]
-        if not written:
-            return
-        run = written[0][0]
+        run = uuid.uuid4().hex  # this run's layers, not an earlier run's of the same files
         for place, (output, style) in enumerate(written):
             if context.willLoadLayerOnCompletion(output):
                 context.layerToLoadOnCompletionDetails(output).setPostProcessor(
