@@ -17,8 +17,8 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["BUNDLED_MODELS", "DEFAULT_MODEL", "bundled_name", "card_facts", "model_card",
-           "resolve_model"]
+__all__ = ["BUNDLED_MODELS", "CODE_LICENSE", "DEFAULT_MODEL", "bundled_name", "card_facts",
+           "model_card", "model_terms", "resolve_model"]
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -30,6 +30,9 @@ BUNDLED_MODELS: dict[str, str] = {
 
 DEFAULT_MODEL = "demo"
 """The model ``predict`` and ``evaluate`` use when none is given."""
+
+CODE_LICENSE = "Apache-2.0"
+"""geoseg's own license (SPDX): a model card whose ``license`` is this adds no terms."""
 
 _FACT = re.compile(r"^- \*\*(?P<key>[^*]+)\*\*: (?P<value>.+)$")
 
@@ -76,3 +79,21 @@ def card_facts(card: str | os.PathLike[str]) -> dict[str, str]:
         if match:
             facts[match["key"]] = match["value"]
     return facts
+
+
+def model_terms(path: str | os.PathLike[str]) -> str | None:
+    """The terms of use a bundled model adds to geoseg's license: its card's ``terms`` when
+    the card's ``license`` is another than :data:`CODE_LICENSE`, else None.
+
+    >>> model_terms(resolve_model("hokkaido-iburi")).startswith("the weights are derived")
+    True
+    >>> model_terms(resolve_model("demo")) is None
+    True
+    """
+    card = model_card(path)
+    if card is None:
+        return None
+    facts = card_facts(card)
+    if facts.get("license", CODE_LICENSE) == CODE_LICENSE:
+        return None
+    return facts.get("terms", f"licensed {facts['license']}")

@@ -8,6 +8,7 @@ non-zero exit. No geospatial logic lives here.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import signal
@@ -17,9 +18,10 @@ from typing import Any
 import click
 
 from geoseg import __version__
-from geoseg.errors import GeosegError
+from geoseg.errors import GeosegError, param
 
-# Subcommand name -> module under geoseg.commands that defines a click command of that name.
+# Subcommand name -> module under geoseg.commands that defines a click command of that name
+# (a hyphen in the name is an underscore in the module).
 COMMANDS: dict[str, str] = {
     "predict": "predict",
     "vectorize": "vectorize",
@@ -30,6 +32,9 @@ COMMANDS: dict[str, str] = {
     "tile": "tile",
     "train": "train",
     "evaluate": "evaluate",
+    "sample": "shipped",
+    "configs": "shipped",
+    "qgis-plugin": "shipped",
 }
 
 
@@ -76,6 +81,17 @@ def _warning_as_log(message: Warning | str, category: type[Warning], filename: s
     logging.getLogger("geoseg").warning("%s", str(message).splitlines()[0])
 
 
+def _report_for_programs(ctx: click.Context, error: GeosegError) -> None:
+    """With ``--progress json``, a JSON line before the ``Error:`` line: the message with the
+    parameters it names marked (:func:`geoseg.errors.param`) and their names, so a program
+    running geoseg (the QGIS plugin) can name them its own way."""
+    from geoseg.commands.options import PROGRESS_KEY
+
+    if ctx.meta.get(PROGRESS_KEY) == "json":
+        click.echo(json.dumps({"error": error.worded(param), "parameters": error.parameters}),
+                   err=True)
+
+
 class GeosegGroup(click.Group):
     """A group that loads its subcommands lazily and reports library errors in one line."""
 
@@ -87,13 +103,14 @@ class GeosegGroup(click.Group):
         if module_name is None:
             return None
         module = importlib.import_module(f"geoseg.commands.{module_name}")
-        command: click.Command = getattr(module, cmd_name)
+        command: click.Command = getattr(module, cmd_name.replace("-", "_"))
         return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except GeosegError as exc:
+            _report_for_programs(ctx, exc)
             raise click.ClickException(exc.worded(flag)) from exc
         except KeyboardInterrupt:
             click.echo("Interrupted: no complete output was written (geoseg predict continues "

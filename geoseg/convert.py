@@ -4,8 +4,9 @@
 conversion when there is one (found without TensorFlow), else a new one made from the
 ``.keras`` file with TensorFlow (ONNX through Keras' exporter and tf2onnx, TFLite through
 TensorFlow's converter) and written atomically into the first cache folder that can be
-written. Conversions are keyed by the model file's digest, so a changed model is converted
-again and a stale conversion is never used.
+written, with its record (:func:`geoseg.runtimes.record_conversion`). Conversions are keyed
+by the model file's digest and checked against their records, so a changed model is converted
+again and a stale or altered conversion is never used.
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ import tensorflow as tf
 
 from geoseg.errors import ModelError
 from geoseg.flexunet import load_model
-from geoseg.predictor import file_digest
-from geoseg.runtimes import cached_conversion, conversion_name, writable_cache_folder
+from geoseg.model_archive import file_digest
+from geoseg.runtimes import (
+    cached_conversion,
+    conversion_name,
+    record_conversion,
+    writable_cache_folder,
+)
 
 __all__ = ["converted_model"]
 
@@ -45,8 +51,8 @@ def _convert(model_path: Path, backend: str, target: Path) -> None:
             try:
                 import tf2onnx  # noqa: F401
             except ImportError as exc:
-                raise ModelError(f"converting for the {backend} backend needs tf2onnx: "
-                                 "pip install 'geoseg[onnx]'") from exc
+                raise ModelError(f"converting for the {backend} backend needs tf2onnx, a "
+                                 "dependency of geoseg: pip install tf2onnx") from exc
             staged = Path(tmp) / "model.onnx"
             model.export(str(staged), format="onnx")
         else:
@@ -96,5 +102,6 @@ def converted_model(model_path: str | os.PathLike[str], backend: str,
         raise
     except Exception as exc:  # converters raise many types for graphs they do not support
         raise ModelError(f"{source}: cannot be converted for {backend} ({exc})") from exc
+    record_conversion(target, digest)
     log.info("converted in %.1f s", time.perf_counter() - start)
     return target

@@ -6,6 +6,7 @@ A ``.keras`` file is a zip archive; geoseg adds one member, ``geoseg.json``, hol
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zipfile
@@ -15,11 +16,21 @@ from geoseg.errors import ConfigError, ModelError
 from geoseg.outputs import atomic_output
 from geoseg.settings import ModelSettings
 
-__all__ = ["SETTINGS_MEMBER", "folder_error", "is_model_file", "read_settings",
+__all__ = ["SETTINGS_MEMBER", "file_digest", "folder_error", "is_model_file", "read_settings",
            "replace_settings", "write_settings"]
 
 SETTINGS_MEMBER = "geoseg.json"
 """Name of the zip member of a ``.keras`` file that holds the geoseg settings."""
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes (the identity of a model file in a resume journal and in the
+    conversion cache)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def is_model_file(path: Path) -> bool:

@@ -16,7 +16,6 @@ This module never imports TensorFlow itself.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import logging
 import os
@@ -29,7 +28,7 @@ import numpy as np
 
 from geoseg.bundled import resolve_model
 from geoseg.errors import ModelError, ParameterError, param
-from geoseg.model_archive import read_settings
+from geoseg.model_archive import file_digest, read_settings
 from geoseg.runtimes import INT8, cached_conversion
 from geoseg.settings import ModelSettings
 
@@ -71,15 +70,6 @@ def _no_int8(model_path: Path) -> ModelError:
     return ModelError(f"{model_path}: no int8 version of this model yet; quantise it on imagery "
                       "like yours first (geoseg quantize MODEL SCENES, or "
                       "geoseg.quantize.quantize_model)")
-
-
-def file_digest(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's bytes (the identity of a model file in a resume journal)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_run_settings(batch_size: int, device: str, precision: str,

@@ -30,13 +30,13 @@ import numpy as np
 from geoseg.bundled import resolve_model
 from geoseg.errors import InputError, ModelError, ParameterError, param
 from geoseg.mask_format import classify
-from geoseg.model_archive import read_settings
-from geoseg.predictor import file_digest
+from geoseg.model_archive import file_digest, read_settings
 from geoseg.runtimes import (
     INT8,
     OpenVinoPredictor,
     cached_conversion,
     conversion_name,
+    record_conversion,
     writable_cache_folder,
 )
 from geoseg.scene import open_scene, select_bands
@@ -147,6 +147,7 @@ def quantize_model(model_path: str | os.PathLike[str],
     quantised = int8_model(source, calibration)
     target = writable_cache_folder(path) / conversion_name(path, digest, INT8)
     _save_atomically(openvino, quantised, target)
+    record_conversion(target, digest)
     agreement, differing = _agreement(source, target, check if len(check) else calibration,
                                       settings)
     return Quantized(target, len(calibration), len(check), agreement, differing)

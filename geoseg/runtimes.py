@@ -2,13 +2,17 @@
 
 A geoseg ``.keras`` model is converted once (:mod:`geoseg.convert`, which needs TensorFlow)
 and the result is kept in a cache keyed by the model file's digest
-(:func:`geoseg.predictor.file_digest`): next to the model, in a ``.geoseg-cache`` folder, or,
-when that folder cannot be written (a read-only installation), in the user's cache folder
+(:func:`geoseg.model_archive.file_digest`): next to the model, in a ``.geoseg-cache`` folder,
+or, when that folder cannot be written (a read-only installation), in the user's cache folder
 (``$XDG_CACHE_HOME/geoseg``, ``~/.cache/geoseg``). :func:`cached_conversion` finds a
 conversion without TensorFlow, so a run whose model was converted before never imports it.
+A conversion is used only when the record written beside it (:func:`record_conversion`) says
+it was made from a model of this digest and its files still have the digests recorded: a
+file merely named like it, or changed since, is converted again.
 
-The runtimes are optional dependencies, imported when a model is opened; a missing one is
-reported with what to install (``pip install 'geoseg[openvino]'``, ...).
+The runtimes are imported when a model is opened: OpenVINO is a dependency of geoseg, the
+others optional; a missing one is reported with what to install (``pip install
+'geoseg[onnx]'``, ...).
 
 This module never imports TensorFlow or click.
 """
@@ -16,6 +20,7 @@ This module never imports TensorFlow or click.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import sys
@@ -27,11 +32,13 @@ import numpy as np
 
 from geoseg.batching import in_batches, windows_per_batch
 from geoseg.errors import ModelError
+from geoseg.model_archive import file_digest
+from geoseg.outputs import atomic_output
 
 __all__ = [
     "CONVERTED_SUFFIX", "INT8", "OnnxPredictor", "OpenVinoPredictor", "TfLitePredictor",
-    "cache_folders", "cached_conversion", "conversion_name", "open_runtime", "thread_budget",
-    "writable_cache_folder",
+    "cache_folders", "cached_conversion", "conversion_name", "open_runtime", "record_conversion",
+    "thread_budget", "writable_cache_folder",
 ]
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,8 @@ OpenVINO model (its weights in the ``.bin`` beside it)."""
 
 CACHE_FOLDER = ".geoseg-cache"
 """Name of the cache folder next to a model."""
+RECORD_SUFFIX = ".json"
+"""A conversion's record is the conversion's file name plus this."""
 
 
 def thread_budget() -> int:
@@ -101,13 +110,56 @@ def conversion_name(model_path: Path, digest: str, backend: str) -> str:
     return f"{model_path.stem}-{digest[:16]}{CONVERTED_SUFFIX[backend]}"
 
 
+def _conversion_files(conversion: Path) -> list[Path]:
+    """The files of a conversion: the model, and an OpenVINO model's weights (``.bin``)."""
+    if conversion.suffix == ".xml":
+        return [conversion, conversion.with_suffix(".bin")]
+    return [conversion]
+
+
+def _record_path(conversion: Path) -> Path:
+    return conversion.with_name(conversion.name + RECORD_SUFFIX)
+
+
+def record_conversion(conversion: Path, digest: str) -> Path:
+    """Write the record of a conversion just made: the digest of the model it was made from
+    and its files' own digests, which :func:`cached_conversion` checks before using it.
+
+    Returns the record's path (the conversion's, plus :data:`RECORD_SUFFIX`).
+    """
+    record = {"model": digest,
+              "files": {path.name: file_digest(path) for path in _conversion_files(conversion)}}
+    with atomic_output(_record_path(conversion), overwrite=True) as tmp:
+        tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    return _record_path(conversion)
+
+
+def _verified(conversion: Path, digest: str) -> bool:
+    """Whether ``conversion``'s record says it was made from the model of ``digest``, and its
+    files still have the digests recorded."""
+    try:
+        record = json.loads(_record_path(conversion).read_text(encoding="utf-8"))
+        if record["model"] != digest:
+            return False
+        files = _conversion_files(conversion)
+        return set(record["files"]) == {path.name for path in files} and all(
+            file_digest(path) == record["files"][path.name] for path in files)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def cached_conversion(model_path: Path, digest: str, backend: str) -> Path | None:
     """The cached conversion of the model with this digest for ``backend`` (or its
-    :data:`INT8` version), if any."""
+    :data:`INT8` version), if any that its record verifies (see :func:`record_conversion`);
+    a file of its name that it does not verify is logged and left out."""
     name = conversion_name(model_path, digest, backend)
     for folder in cache_folders(model_path):
         if (folder / name).is_file():
-            return folder / name
+            if _verified(folder / name, digest):
+                return folder / name
+            log.warning("%s: not used, its record does not show it was made from %s as it is "
+                        "now (a conversion of an older geoseg, or changed since)",
+                        folder / name, model_path)
     return None
 
 

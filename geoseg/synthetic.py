@@ -38,12 +38,16 @@ from geoseg.outputs import atomic_output, check_output_path
 
 __all__ = [
     "IBURI_EPICENTRE_UTM54N",
+    "SAMPLE_NAME",
+    "SAMPLE_SEED",
+    "SAMPLE_SIZE",
     "UTM54N",
     "SceneFiles",
     "SyntheticScene",
     "default_transform",
     "make_scene",
     "scene_files",
+    "write_sample",
     "write_scene",
 ]
 
@@ -66,6 +70,13 @@ _WATER = np.array([0.08, 0.12, 0.13], dtype=np.float32)
 _GRAVEL = np.array([0.62, 0.60, 0.56], dtype=np.float32)
 _HAZE = np.array([0.15, 0.16, 0.20], dtype=np.float32)
 _GPKG_DATE = "2018-09-06T00:00:00Z"  # fixed GeoPackage last_change, for reproducible files
+
+SAMPLE_NAME = "iburi_synthetic"
+"""Base name of the files of the sample scene (``sample_data/`` of the repository)."""
+SAMPLE_SEED = 2018
+"""Seed of the sample scene; the demo model was trained on other seeds."""
+SAMPLE_SIZE = 2048
+"""Side of the sample scene in pixels."""
 
 
 @dataclass(frozen=True)
@@ -393,6 +404,35 @@ def write_scene(scene: SyntheticScene, directory: str | os.PathLike[str], name: 
     finally:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
     return files
+
+
+def write_sample(directory: str | os.PathLike[str], *, overwrite: bool = False,
+                 size: int = SAMPLE_SIZE) -> tuple[SyntheticScene, SceneFiles]:
+    """Write the sample scene of the quick start and its truth into ``directory``.
+
+    The same files as the repository's ``sample_data/``, byte for byte on the platform they
+    were made on: ``iburi_synthetic.tif`` (RGB, 3 m pixels, EPSG:32654),
+    ``iburi_synthetic_labels.tif`` and ``iburi_synthetic_landslides.gpkg``, generated from
+    seed :data:`SAMPLE_SEED` (``size`` smaller than :data:`SAMPLE_SIZE` for tests).
+
+    Returns
+    -------
+    SyntheticScene, SceneFiles
+        The scene and the paths written.
+
+    Raises
+    ------
+    OutputExistsError
+        A file exists and ``overwrite`` is False (checked before the scene is generated).
+    OutputError
+        The folder is missing or not writable.
+    """
+    for path in vars(scene_files(directory, SAMPLE_NAME)).values():
+        check_output_path(path, overwrite)
+    scene = make_scene(size, size, SAMPLE_SEED)
+    files = write_scene(scene, directory, SAMPLE_NAME, default_transform(size, size), UTM54N,
+                        overwrite=overwrite)
+    return scene, files
 
 
 def _burn(shapes: Iterable[Polygon], shape: tuple[int, int], values: np.ndarray | None = None,

@@ -3,36 +3,27 @@
     python qgis_plugin/build_zip.py --out dist/geoseg_qgis.zip
 
 The zip holds one top-level folder, ``geoseg_qgis/``, with the plugin's files (no caches, no
-tests); it needs neither geoseg nor QGIS to build.
+tests). It is written by :func:`geoseg.shipped.build_plugin_zip`, the same code as ``geoseg
+qgis-plugin DIR`` of an installed geoseg, imported from the checkout around this script: it
+needs neither geoseg's dependencies nor QGIS.
 """
 
 from __future__ import annotations
 
 import argparse
-import zipfile
+import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from geoseg.shipped import build_plugin_zip  # noqa: E402
+
 PLUGIN = Path(__file__).resolve().parent / "geoseg_qgis"
-SKIP_DIRS = {"__pycache__"}
-SKIP_SUFFIXES = {".pyc", ".pyo"}
-
-
-def plugin_files(root: Path = PLUGIN) -> list[Path]:
-    """The files that go into the zip, relative to ``root``, sorted."""
-    return sorted(
-        path.relative_to(root) for path in root.rglob("*")
-        if path.is_file() and path.suffix not in SKIP_SUFFIXES
-        and not SKIP_DIRS.intersection(path.relative_to(root).parts)
-    )
 
 
 def build_zip(out: Path, root: Path = PLUGIN) -> Path:
-    """Write the plugin zip to ``out`` (its folder is created) and return ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for relative in plugin_files(root):
-            archive.write(root / relative, f"{root.name}/{relative.as_posix()}")
-    return out
+    """Write the plugin zip of ``root`` to ``out`` (replacing it) and return ``out``."""
+    return build_plugin_zip(out, root, overwrite=True)
 
 
 def main() -> None:

@@ -8,8 +8,9 @@ Writes, into this script's folder unless ``--output-dir`` says otherwise:
 - ``iburi_synthetic_landslides.gpkg``: the landslide polygons (``class`` = ``landslide``);
 - ``iburi_synthetic_preview.png``: a 512 px quicklook with the landslide outlines.
 
-The scene comes from :func:`geoseg.synthetic.make_scene` with seed 2018; the demo model is
-trained on other seeds. Existing files are refused unless ``--overwrite`` is given.
+The scene and its truth are :func:`geoseg.synthetic.write_sample`'s (seed 2018, as ``geoseg
+sample DIR`` writes them); the demo model is trained on other seeds. Existing files are
+refused unless ``--overwrite`` is given.
 
 Usage::
 
@@ -33,17 +34,14 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from geoseg.errors import GeosegError  # noqa: E402
 from geoseg.outputs import atomic_output, check_output_path  # noqa: E402
 from geoseg.synthetic import (  # noqa: E402
-    UTM54N,
+    SAMPLE_NAME,
+    SAMPLE_SEED,
+    SAMPLE_SIZE,
     SyntheticScene,
-    default_transform,
-    make_scene,
-    scene_files,
-    write_scene,
+    write_sample,
 )
 
-NAME = "iburi_synthetic"
-SEED = 2018
-SIZE = 2048
+SIZE = SAMPLE_SIZE
 PREVIEW_WIDTH = 512
 
 
@@ -74,21 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace sample files that exist already")
     args = parser.parse_args(argv)
-    files = scene_files(args.output_dir, NAME)
-    preview = args.output_dir / f"{NAME}_preview.png"
+    preview = args.output_dir / f"{SAMPLE_NAME}_preview.png"
     try:
-        for path in (files.image, files.labels, files.landslides, preview):
-            check_output_path(path, args.overwrite)
+        check_output_path(preview, args.overwrite)
         start = time.perf_counter()
-        scene = make_scene(SIZE, SIZE, SEED)
+        scene, files = write_sample(args.output_dir, overwrite=args.overwrite, size=SIZE)
         seconds = time.perf_counter() - start
-        write_scene(scene, args.output_dir, NAME, default_transform(SIZE, SIZE), UTM54N,
-                    overwrite=args.overwrite)
         write_preview(scene, preview, args.overwrite)
     except GeosegError as exc:
         print(f"make_sample: {exc}", file=sys.stderr)
         return 1
-    print(f"generated {SIZE} x {SIZE} scene (seed {SEED}) in {seconds:.1f} s: "
+    print(f"generated and wrote the {SIZE} x {SIZE} scene (seed {SAMPLE_SEED}) in "
+          f"{seconds:.1f} s: "
           f"{len(scene.polygons)} landslides, {100 * scene.labels.mean():.1f} % of the pixels")
     for path in (files.image, files.labels, files.landslides, preview):
         print(f"{path}  {path.stat().st_size / 1e6:.2f} MB")

@@ -26,7 +26,13 @@ from geoseg.predictor import (
     gpu_likely,
     resolve_backend,
 )
-from geoseg.runtimes import CACHE_FOLDER, cached_conversion, conversion_name, open_runtime
+from geoseg.runtimes import (
+    CACHE_FOLDER,
+    cached_conversion,
+    conversion_name,
+    open_runtime,
+    record_conversion,
+)
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=32, base_filters=4, num_layers=3)
@@ -75,6 +81,12 @@ def test_conversion_is_cached_by_digest(
 
     monkeypatch.setattr(geoseg.convert, "_convert", no_conversion)
     assert converted_model(copy, "onnx") == first
+    # A conversion changed since it was made is made again, not trusted by its name.
+    original = first.read_bytes()
+    first.write_bytes(original + b"\0")
+    with pytest.raises(ModelError, match="converted again"):
+        converted_model(copy, "onnx")
+    first.write_bytes(original)
     # Another model in the same file is another conversion: the stale one is not used.
     other = ModelSettings(image_size=32, base_filters=2, num_layers=2)
     save_model(build_flexunet(other), other, copy, overwrite=True)
@@ -196,7 +208,9 @@ def test_a_converted_model_loads_in_the_background_and_fails_when_needed(
     onnx_run = ModelPredictor(ModelSpec(copy, backend="onnx"))
     onnx_run.start()  # no conversion yet: it is made on the first batch
     assert onnx_run._loader is None
-    converted_model(copy, "onnx").write_bytes(b"not an ONNX model")
+    conversion = converted_model(copy, "onnx")
+    conversion.write_bytes(b"not an ONNX model")  # recorded as made, yet broken
+    record_conversion(conversion, file_digest(copy))
     broken = ModelPredictor(ModelSpec(copy, backend="onnx"))
     broken.start()
     assert broken._loader is not None

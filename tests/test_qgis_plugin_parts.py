@@ -7,6 +7,8 @@ SIGTERM that cleans up, one that is ignored) and on a real ``geoseg vectorize``.
 
 from __future__ import annotations
 
+import doctest
+import json
 import shutil
 import subprocess
 import sys
@@ -27,13 +29,16 @@ PLUGIN_ROOT = Path(__file__).resolve().parents[1] / "qgis_plugin"
 sys.path.insert(0, str(PLUGIN_ROOT))
 
 from build_zip import build_zip  # noqa: E402
-from geoseg_qgis import commands  # noqa: E402
+from geoseg_qgis import commands, fields, runner  # noqa: E402
+from geoseg_qgis.fields import FIELDS  # noqa: E402
 from geoseg_qgis.runner import (  # noqa: E402
+    SETTING_HELP,
     GeosegCancelled,
     GeosegError,
     Progress,
     child_environment,
     find_executable,
+    parse_error,
     parse_progress,
     remove_partials,
     run_geoseg,
@@ -129,8 +134,9 @@ def test_a_missing_geoseg_is_reported_with_the_install_command(tmp_path, monkeyp
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(GeosegError, match="not found on PATH") as missing:
         find_executable("")
-    assert "pip install" in str(missing.value) and str(missing.value).endswith(
-        "Processing > Options > Providers > geoseg")
+    assert "pip install" in str(missing.value) and str(missing.value).endswith(SETTING_HELP)
+    # where QGIS 3.22 has the setting (Processing has no Options menu of its own)
+    assert SETTING_HELP.startswith("Settings > Options > Processing > Providers > geoseg")
     with pytest.raises(GeosegError, match="does not exist"):
         find_executable(str(tmp_path / "nowhere" / "geoseg"))
     with pytest.raises(GeosegError, match="is a folder"):
@@ -138,8 +144,47 @@ def test_a_missing_geoseg_is_reported_with_the_install_command(tmp_path, monkeyp
     on_path = tmp_path / "geoseg"
     on_path.write_text("#!/bin/sh\n")
     on_path.chmod(0o755)
-    assert find_executable("") == str(on_path)
-    assert find_executable(str(on_path)) == str(on_path)
+    assert find_executable("") == [str(on_path)]
+    assert find_executable(str(on_path)) == [str(on_path)]
+
+
+@pytest.mark.parametrize("name", ["python", "python3", "python3.11", "python.exe",
+                                  "pythonw.exe", "Python3.EXE"])
+def test_a_python_interpreter_runs_geoseg_as_a_module(tmp_path, name):
+    interpreter = tmp_path / name
+    interpreter.write_text("")
+    assert find_executable(str(interpreter)) == [str(interpreter), "-m", "geoseg"]
+
+
+@pytest.mark.parametrize("name", ["geoseg", "geoseg.exe", "python-geoseg", "pythonista"])
+def test_other_executables_run_as_they_are(tmp_path, name):
+    executable = tmp_path / name
+    executable.write_text("")
+    assert find_executable(str(executable)) == [str(executable)]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script plays the other Python")
+def test_geosegs_python_runs_geoseg_and_another_python_says_it_lacks_geoseg(make_raster,
+                                                                             tmp_path):
+    data = np.zeros((1, 64, 64), np.uint8)
+    data[0, 10:20, 10:20] = 1
+    mask = make_raster("mask.tif", data=data, nodata=255)
+    command = find_executable(sys.executable)
+    record = Record()
+    run_geoseg([*command, *commands.vectorize_args(str(mask), str(tmp_path / "v.gpkg"))],
+               on_progress=record.progress.append, on_output=record.output.append,
+               on_message=record.messages.append, is_canceled=record.canceled)
+    assert (tmp_path / "v.gpkg").is_file()
+    other = tmp_path / "python3"  # says what a Python without geoseg says to -m geoseg
+    other.write_text('#!/bin/sh\necho "$0: No module named geoseg" >&2\nexit 1\n')
+    other.chmod(0o755)
+    with pytest.raises(GeosegError) as failed:
+        run_geoseg([*find_executable(str(other)), "vectorize"],
+                   on_progress=record.progress.append, on_output=record.output.append,
+                   on_message=record.messages.append, is_canceled=record.canceled)
+    assert str(failed.value) == (f"geoseg is not installed in the Python of {other} (No module "
+                                 "named geoseg): set the geoseg executable of an environment "
+                                 "that has it under " + SETTING_HELP)
 
 
 def test_the_child_gets_no_qgis_python_or_proj_settings():
@@ -282,6 +327,52 @@ def test_geoseg_errors_arrive_as_its_one_line_message(tmp_path):
         Record().run(f"import sys; sys.argv = ['geoseg', 'vectorize', {str(tmp_path)!r}, "
                      f"'--out', 'x.gpkg']; from geoseg.cli import main; main()")
     assert str(failed.value) == f"Invalid value for 'MASK': File '{tmp_path}' is a directory."
+    assert failed.value.template is None  # no parameter to name: the message as it is
+
+
+def test_geosegs_errors_name_the_parameters_for_the_caller_to_word(make_raster, tmp_path):
+    scene = make_raster("rgbn.tif", bands=4)
+    record = Record()
+    with pytest.raises(GeosegError) as failed:
+        run_geoseg([sys.executable, "-m", "geoseg",
+                    *commands.predict_args(str(scene), str(tmp_path / "m.tif"))],
+                   on_progress=record.progress.append, on_output=record.output.append,
+                   on_message=record.messages.append, is_canceled=record.canceled)
+    assert str(failed.value).endswith("; choose them with --bands")  # the command line's
+    assert failed.value.worded({"bands": "'Bands'"}.get).endswith("; choose them with 'Bands'")
+    assert failed.value.worded({}.get) == str(failed.value)  # no field: geoseg's own words
+    assert not [line for line in record.messages if line.startswith("{")]  # not in the log
+
+
+def test_the_json_error_line_comes_with_progress_json_only(make_raster, tmp_path):
+    from click.testing import CliRunner
+
+    scene = str(make_raster("rgbn.tif", bands=4))
+    args = ["predict", scene, "--out", str(tmp_path / "m.tif")]
+    plain = CliRunner().invoke(cli, args)
+    assert plain.exit_code == 1 and "{" not in plain.stderr
+    machine = CliRunner().invoke(cli, [*args, "--progress", "json"])
+    lines = machine.stderr.splitlines()
+    assert machine.exit_code == 1 and lines[-1].startswith("Error: ")
+    error = json.loads(lines[-2])
+    assert error["parameters"] == ["bands"]
+    assert error["error"].endswith("; choose them with [[bands]]")
+    assert parse_error(lines[-2]) == error["error"]
+    assert lines[-1] == "Error: " + error["error"].replace("[[bands]]", "--bands")
+
+
+def test_every_parameter_the_plugin_names_is_a_geoseg_parameter():
+    """The table of :mod:`geoseg_qgis.fields` names parameters of geoseg's commands."""
+    names = set()
+    for name in cli.list_commands(cli.make_context("geoseg", ["info"])):
+        command = cli.get_command(cli.make_context("geoseg", ["info"]), name)
+        names.update(param.name for param in command.params)
+    assert set(FIELDS) <= names, set(FIELDS) - names
+
+
+@pytest.mark.parametrize("module", [runner, commands, fields], ids=lambda m: m.__name__)
+def test_the_plugins_examples_hold(module):
+    assert doctest.testmod(module).failed == 0
 
 
 # The zip

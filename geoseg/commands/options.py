@@ -68,8 +68,8 @@ backend_opt = click.option(
     "--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
     help="What runs the model: keras (TensorFlow), openvino, onnx (ONNX Runtime) or tflite "
     "(LiteRT), the last three on a conversion made once and cached next to the model; auto: "
-    "openvino when installed (pip install 'geoseg[openvino]': same masks, faster, starts "
-    "without TensorFlow), else keras, and keras when the NVIDIA driver lists a GPU.",
+    "openvino (installed with geoseg: same masks, faster, starts without TensorFlow), but "
+    "keras when the NVIDIA driver lists a GPU or openvino is missing.",
 )
 
 
@@ -223,7 +223,8 @@ progress_opt = click.option(
     show_default=True, expose_value=False, callback=_remember_progress,
     help="bar: a progress bar on a terminal; json: one JSON line per step on stderr, "
     '{"progress": 0.42, "done": 21, "total": 50, "message": "windows"}, for programs that run '
-    "geoseg (shown even with --quiet).",
+    "geoseg (shown even with --quiet), and before an Error: line its message as JSON with the "
+    'parameters it names marked, {"error": "... [[bands]]", "parameters": ["bands"]}.',
 )
 """``--progress bar|json``, read by :class:`ProgressBar`; commands need no parameter for it."""
 

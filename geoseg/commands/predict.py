@@ -136,6 +136,7 @@ def predict(
 
     if (out_path is None) == (out_dir is None):
         raise click.UsageError("give --out for one scene or --out-dir for several")
+    _say_terms(model_path)
     scene_paths = expand_scenes(scenes)
     spec = ModelSpec(Path(model_path), batch_size, device, precision,  # type: ignore[arg-type]
                      backend)  # type: ignore[arg-type]
@@ -163,6 +164,15 @@ def predict(
             raise click.UsageError(f"{option} names one scene's output; with --out-dir use "
                                    "--also probabilities / --also vector")
     _predict_many(scene_paths, spec, options, Path(out_dir or "."), also, cluster, quiet)
+
+
+def _say_terms(model_path: str) -> None:
+    """Once per run: the terms of use of a bundled model whose license is not geoseg's."""
+    from geoseg.bundled import bundled_name, model_terms
+
+    terms = model_terms(model_path)
+    if terms is not None:
+        click.echo(f"Model {bundled_name(model_path)}: {terms}", err=True)
 
 
 @dataclass(frozen=True)

@@ -2,20 +2,25 @@
 
 TensorFlow never loads in QGIS: the algorithms build a command line (:mod:`.commands`), run it
 with :func:`.runner.run_geoseg`, turn its JSON progress lines into the dialog's progress bar
-and log, its ``Error:`` line into the algorithm's error, and Cancel into a clean stop. Outputs
-are loaded with the ``.qml`` styles geoseg writes next to them (a GeoPackage holds its own,
-which QGIS applies when it loads the layer).
+and log, its error into the algorithm's error (naming the dialog's fields, :mod:`.fields`), and
+Cancel into a clean stop. Outputs are loaded with the ``.qml`` styles geoseg writes next to
+them (a GeoPackage holds its own, applied as the layer's default style); Detect's
+probabilities with a colour ramp on the landslide band, below the mask and the polygons.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from processing.core.ProcessingConfig import ProcessingConfig
 from qgis.core import (
+    QgsColorRampShader,
+    QgsLayerTreeLayer,
     QgsMapLayer,
     QgsProcessing,
     QgsProcessingAlgorithm,
@@ -39,10 +44,14 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProject,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
 )
-from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtGui import QColor, QIcon
 
 from . import commands
+from .fields import FIELDS
 from .runner import (
     GeosegCancelled,
     GeosegError,
@@ -63,36 +72,100 @@ LABEL_FORMATS = ["gpkg", "shp", "geojson", "fgb"]
 MODEL_FILTER = "Keras models (*.keras)"
 
 
-class StyleLoader(QgsProcessingLayerPostProcessorInterface):
-    """Apply the style geoseg wrote for an output once QGIS has loaded it: the ``.qml`` next to
-    it, else the layer's own default style (a GeoPackage's, which Processing does not load)."""
+PROBABILITY_RAMP = [(0.0, (255, 255, 178, 0)), (0.2, (255, 255, 178, 0)),
+                    (0.4, (254, 204, 92, 140)), (0.6, (253, 141, 60, 180)),
+                    (0.8, (240, 59, 32, 210)), (1.0, (189, 0, 38, 230))]
+"""Landslide probability -> RGBA of the probabilities layer: transparent up to 0.2, then
+yellow to dark red, more opaque as the probability grows."""
+RUN_PROPERTY, PLACE_PROPERTY = "geoseg/run", "geoseg/place"
+"""Custom properties of a loaded output: its run, and its place among the run's outputs."""
 
-    _keep: dict[str, StyleLoader] = {}  # QGIS holds a plain pointer: keep one alive per style
 
-    def __init__(self, style: str):
+def landslide_band(layer: QgsRasterLayer) -> int:
+    """The band of a probabilities layer holding the landslide class (else its last band)."""
+    for band in range(1, layer.bandCount() + 1):
+        if layer.bandName(band).endswith("probability landslide"):
+            return band
+    return layer.bandCount()
+
+
+def probability_renderer(layer: QgsRasterLayer) -> QgsSingleBandPseudoColorRenderer:
+    """A colour ramp over the landslide probabilities (:data:`PROBABILITY_RAMP`)."""
+    ramp = QgsColorRampShader(0.0, 1.0)
+    ramp.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp.setColorRampItemList([
+        QgsColorRampShader.ColorRampItem(value, QColor(*rgba), f"{value:.1f}")
+        for value, rgba in PROBABILITY_RAMP])
+    shader = QgsRasterShader(0.0, 1.0)
+    shader.setRasterShaderFunction(ramp)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), landslide_band(layer),
+                                                shader)
+    renderer.setClassificationMin(0.0)
+    renderer.setClassificationMax(1.0)
+    return renderer
+
+
+def stack_layers(layer: QgsMapLayer, project: QgsProject) -> None:
+    """Order the loaded outputs of ``layer``'s run by their place (0 on top), where the
+    topmost of them is in the layer tree."""
+    node = project.layerTreeRoot().findLayer(layer.id())
+    if node is None or node.parent() is None:
+        return
+    group = node.parent()
+    run = layer.customProperty(RUN_PROPERTY)
+    rows = [(row, child) for row, child in enumerate(group.children())
+            if isinstance(child, QgsLayerTreeLayer) and child.layer() is not None
+            and child.layer().customProperty(RUN_PROPERTY) == run]
+    top = rows[0][0]
+    ordered = sorted((child for _, child in rows),
+                     key=lambda child: int(child.layer().customProperty(PLACE_PROPERTY)))
+    clones = [child.clone() for child in ordered]
+    for _, child in rows:
+        group.removeChildNode(child)
+    for offset, clone in enumerate(clones):
+        group.insertChildNode(top + offset, clone)
+
+
+class OutputLoader(QgsProcessingLayerPostProcessorInterface):
+    """Style an output once QGIS has loaded it (geoseg's ``.qml`` sidecar, or a renderer of
+    the plugin's), and keep the loaded outputs of its run stacked in order."""
+
+    _keep: dict[str, OutputLoader] = {}  # QGIS holds a plain pointer: keep one alive each
+
+    def __init__(self, output: str, run: str, place: int,
+                 style: Callable[[QgsRasterLayer], Any] | None = None):
+        """``output`` is ``place`` in the stack of the outputs of ``run`` (0 on top);
+        ``style`` makes its renderer, else its sidecar style (``mask.tif`` -> ``mask.qml``)
+        is applied."""
         super().__init__()
+        self.sidecar = str(Path(output).with_suffix(".qml"))
+        self.run = run
+        self.place = place
         self.style = style
-
-    @classmethod
-    def for_output(cls, output: str) -> StyleLoader:
-        """The loader of ``output``'s sidecar style (``mask.tif`` -> ``mask.qml``)."""
-        style = str(Path(output).with_suffix(".qml"))
-        return cls._keep.setdefault(style, cls(style))
+        OutputLoader._keep[output] = self
 
     def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> None:
-        if not Path(self.style).is_file():
+        if self.style is not None:
+            layer.setRenderer(self.style(layer))
+        elif Path(self.sidecar).is_file():
+            message, ok = layer.loadNamedStyle(self.sidecar)
+            if not ok:
+                feedback.pushWarning(f"{self.sidecar}: style not applied ({message})")
+        else:
             layer.loadDefaultStyle()  # a GeoPackage's own (none: the layer stays as it is)
-            layer.triggerRepaint()
-            return
-        message, ok = layer.loadNamedStyle(self.style)
-        if not ok:
-            feedback.pushWarning(f"{self.style}: style not applied ({message})")
+        layer.setCustomProperty(RUN_PROPERTY, self.run)
+        layer.setCustomProperty(PLACE_PROPERTY, self.place)
+        stack_layers(layer, context.project() or QgsProject.instance())
         layer.triggerRepaint()
 
 
 class ProgressReport:
-    """Feed geoseg's progress lines to the dialog: the bar, its text and a log line per 10%."""
+    """Feed geoseg's progress lines to the dialog: the bar, and its text per 10%.
+
+    The dialog writes each progress text into its log too, so the text changes (and is
+    logged) once per 10% of the work, not on every line.
+    """
 
     def __init__(self, feedback: QgsProcessingFeedback):
         self.feedback = feedback
@@ -100,12 +173,11 @@ class ProgressReport:
 
     def __call__(self, progress: Progress) -> None:
         self.feedback.setProgress(100.0 * progress.fraction)
-        self.feedback.setProgressText(f"{progress.message}: {progress.done} of {progress.total}")
         step = (progress.message, int(progress.fraction * 10))
         if step != self._logged:
             self._logged = step
-            self.feedback.pushInfo(f"{progress.message}: {progress.done} of {progress.total} "
-                                   f"({100 * progress.fraction:.0f}%)")
+            self.feedback.setProgressText(f"{progress.message}: {progress.done} of "
+                                          f"{progress.total} ({100 * progress.fraction:.0f}%)")
 
 
 def _message(feedback: QgsProcessingFeedback, line: str) -> None:
@@ -192,6 +264,17 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
     def _device(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
         return DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)]
 
+    def field_label(self, parameter: str) -> str | None:
+        """How the dialog names geoseg's ``parameter``: its field's label, quoted (None when
+        this algorithm has no such field)."""
+        field = FIELDS.get(parameter)
+        definition = self.parameterDefinition(field) if field else None
+        return f"'{definition.description()}'" if definition is not None else None
+
+    def cancelled_message(self) -> str:
+        """What the error of a cancelled run says (asked once the child has stopped)."""
+        return self.CANCELLED
+
     def run_geoseg(self, args: list[str], feedback: QgsProcessingFeedback,
                    outputs: list[str]) -> None:
         """Run ``geoseg ARGS``; ``outputs`` are cleaned if a cancelled child must be killed.
@@ -199,13 +282,14 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
         Raises
         ------
         QgsProcessingException
-            geoseg is missing, failed (with its own message), or was cancelled.
+            geoseg is missing, failed (with its own message, naming this dialog's fields), or
+            was cancelled.
         """
         try:
             executable = find_executable(ProcessingConfig.getSetting(EXECUTABLE_SETTING))
         except GeosegError as exc:
             raise QgsProcessingException(str(exc)) from None
-        command = [executable, *args]
+        command = [*executable, *args]
         feedback.pushCommandInfo(" ".join(shlex.quote(part) for part in command))
         try:
             run_geoseg(command, on_progress=ProgressReport(feedback),
@@ -215,16 +299,22 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
         except GeosegCancelled as stop:
             if stop.forced:
                 remove_partials(outputs)
-            raise QgsProcessingException(self.CANCELLED) from None
+            raise QgsProcessingException(self.cancelled_message()) from None
         except GeosegError as exc:
-            raise QgsProcessingException(str(exc)) from None
+            raise QgsProcessingException(exc.worded(self.field_label)) from None
 
     @staticmethod
-    def style_on_load(output: str, context: QgsProcessingContext) -> None:
-        """Load ``output`` with geoseg's style when QGIS adds it to the project."""
-        if context.willLoadLayerOnCompletion(output):
-            context.layerToLoadOnCompletionDetails(output).setPostProcessor(
-                StyleLoader.for_output(output))
+    def load_in_order(outputs: list[tuple[str | None, Callable[[QgsRasterLayer], Any] | None]],
+                      context: QgsProcessingContext) -> None:
+        """Style each output QGIS loads when the run ends, and stack them in the given order
+        (the first on top); each pair is an output (None: not written) and its renderer
+        (None: geoseg's ``.qml`` sidecar)."""
+        written = [(output, style) for output, style in outputs if output]
+        run = uuid.uuid4().hex  # this run's layers, not an earlier run's of the same files
+        for place, (output, style) in enumerate(written):
+            if context.willLoadLayerOnCompletion(output):
+                context.layerToLoadOnCompletionDetails(output).setPostProcessor(
+                    OutputLoader(output, run, place, style))
 
 
 def _prediction_parameters(algorithm: GeosegAlgorithm) -> None:
@@ -270,9 +360,10 @@ class DetectLandslides(GeosegAlgorithm):
         "scene has other bands than the model.<br>"
         "<b>Threshold</b>: a pixel is landslide when its probability is at least this; "
         "'Evaluate a model' reports the threshold with the best F1.<br>"
-        "<b>Outputs</b>: the class mask (landslides red), the probabilities (one band per "
-        "class) and the landslide polygons with area, perimeter and confidence, loaded with "
-        "geoseg's styles.<br>"
+        "<b>Outputs</b>: the landslide polygons with area, perimeter and confidence (their "
+        "mean and highest probability) on top, the class mask (landslides red) and the "
+        "probabilities (one band per class, drawn as the landslide probability: transparent "
+        "up to 0.2, then yellow to dark red), each loaded with its style.<br>"
         "<b>Prediction windows</b> (advanced): the model predicts windows of up to 2048 "
         "pixels by default (smaller for models of more than 8 base filters), the fastest; "
         "1024-pixel windows take less memory, and the model's own tiles, with 1 tile per "
@@ -319,9 +410,8 @@ class DetectLandslides(GeosegAlgorithm):
             resume=self.parameterAsBoolean(parameters, "RESUME", context))
         outputs = [path for path in (mask, probabilities, polygons) if path]
         self.run_geoseg(args, feedback, outputs)
-        self.style_on_load(mask, context)
-        if polygons:
-            self.style_on_load(polygons, context)
+        self.load_in_order([(polygons, None), (mask, None),
+                            (probabilities, probability_renderer)], context)
         return {"OUTPUT": mask, "PROBABILITIES": probabilities, "POLYGONS": polygons}
 
 
@@ -370,7 +460,7 @@ class VectorizeMask(GeosegAlgorithm):
             fill_holes=self.parameterAsDouble(parameters, "FILL_HOLES", context),
             connectivity=(8, 4)[self.parameterAsEnum(parameters, "CONNECTIVITY", context)])
         self.run_geoseg(args, feedback, [polygons])
-        self.style_on_load(polygons, context)
+        self.load_in_order([(polygons, None)], context)
         return {"OUTPUT": polygons}
 
 
@@ -532,6 +622,15 @@ class TrainModel(GeosegAlgorithm):
         "<b>Replace</b> is ticked.")
     CANCELLED = ("Cancelled. Epochs finished so far are saved in the output folder: run "
                  "again with 'Continue the run in the output folder' ticked to go on.")
+    _out_dir = ""
+    CANCELLED_EARLY = ("Cancelled before the first epoch ended: no epoch was saved, so there "
+                       "is nothing to continue; run again to start the training.")
+
+    def cancelled_message(self) -> str:
+        """Suggest continuing only when the output folder holds an epoch (last.keras)."""
+        if (Path(self._out_dir) / "last.keras").is_file():
+            return self.CANCELLED
+        return self.CANCELLED_EARLY
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.addParameter(QgsProcessingParameterFile(
@@ -575,7 +674,7 @@ class TrainModel(GeosegAlgorithm):
 
     def processAlgorithm(self, parameters: dict[str, Any], context: QgsProcessingContext,
                          feedback: QgsProcessingFeedback) -> dict[str, Any]:
-        out_dir = self.parameterAsString(parameters, "OUTPUT", context)
+        out_dir = self._out_dir = self.parameterAsString(parameters, "OUTPUT", context)
         args = commands.train_args(
             self.parameterAsFile(parameters, "CONFIG", context), out_dir,
             dataset=self.parameterAsFile(parameters, "DATASET", context) or None,

@@ -28,7 +28,7 @@ class GeosegProvider(QgsProcessingProvider):
         return str(ICON)
 
     def load(self) -> bool:
-        """Add the executable setting under Processing > Options > Providers > geoseg."""
+        """Add the executable setting (Settings > Options > Processing > Providers > geoseg)."""
         ProcessingConfig.settingIcons[self.name()] = self.icon()
         ProcessingConfig.addSetting(Setting(
             self.name(), EXECUTABLE_SETTING,

@@ -3,7 +3,9 @@
 Plain Python, no QGIS and no geoseg: TensorFlow only ever loads in the child, and this module
 is tested in geoseg's own test suite. The child is started with ``--progress json`` and writes
 one JSON line per step on stderr; everything else it writes is passed on line by line. Its
-one-line ``Error: ...`` message becomes a :class:`GeosegError` with that message.
+one-line ``Error: ...`` message becomes a :class:`GeosegError` with that message, and the JSON
+line it writes before it, the message with the parameters it names marked, lets the caller
+word those parameters its own way (:meth:`GeosegError.worded`).
 
 Cancel sends SIGTERM, which geoseg handles like Ctrl-C: temporary outputs are removed and an
 interrupted prediction keeps its journal for ``--resume``. A child still running after a grace
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -25,8 +28,11 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-SETTING_HELP = "Processing > Options > Providers > geoseg"
+SETTING_HELP = ("Settings > Options > Processing > Providers > geoseg (or the Processing "
+                "Toolbox's wrench button, then Providers > geoseg)")
+"""Where QGIS 3.22 and newer show the plugin's setting (the QGIS tests check it)."""
 
 INSTALL_HINT = (
     "install geoseg into a Python environment of its own (in a clone of geoseg: "
@@ -35,6 +41,13 @@ INSTALL_HINT = (
     + SETTING_HELP
 )
 
+_PYTHON = re.compile(r"pythonw?(\d+(\.\d+)*)?(\.exe)?", re.IGNORECASE)
+"""File names of a Python interpreter (``python3``, ``python3.11``, ``python.exe``)."""
+_MISSING_MODULE = re.compile(r"No module named '?[\w.]+'?")
+"""What Python says of a module it cannot import (geoseg, or one geoseg needs)."""
+_PARAMETER = re.compile(r"\[\[(\w+)\]\]")
+"""How geoseg marks a parameter in the message of its JSON error line."""
+
 # Variables QGIS sets for its own Python, GDAL and PROJ; geoseg's environment brings its own
 # (a PROJ database of another version breaks every CRS).
 _QGIS_ONLY = ("PYTHONHOME", "PYTHONPATH", "GDAL_DATA", "GDAL_DRIVER_PATH", "PROJ_LIB",
@@ -42,7 +55,37 @@ _QGIS_ONLY = ("PYTHONHOME", "PYTHONPATH", "GDAL_DATA", "GDAL_DRIVER_PATH", "PROJ
 
 
 class GeosegError(Exception):
-    """geoseg is missing or failed; the message is meant for the user."""
+    """geoseg is missing or failed; the message is meant for the user.
+
+    Attributes
+    ----------
+    template : str or None
+        geoseg's message with each parameter it names marked ``[[name]]`` (its JSON error
+        line), when it wrote one.
+    """
+
+    def __init__(self, message: str, template: str | None = None):
+        super().__init__(message)
+        self.template = template
+
+    def worded(self, wording: Callable[[str], str | None]) -> str:
+        """The message with each parameter named by ``wording(name)``; geoseg's own words
+        (the command line's flags) when there is no template or ``wording`` gives None for
+        one of its parameters.
+
+        >>> error = GeosegError("x.tif: has 4 bands; choose them with --bands",
+        ...                     "x.tif: has 4 bands; choose them with [[bands]]")
+        >>> error.worded({"bands": "'Bands'"}.get)
+        "x.tif: has 4 bands; choose them with 'Bands'"
+        >>> error.worded({}.get)
+        'x.tif: has 4 bands; choose them with --bands'
+        """
+        if self.template is None:
+            return str(self)
+        words = {name: wording(name) for name in _PARAMETER.findall(self.template)}
+        if None in words.values():
+            return str(self)
+        return _PARAMETER.sub(lambda match: str(words[match.group(1)]), self.template)
 
 
 class GeosegCancelled(Exception):
@@ -70,6 +113,30 @@ class Progress:
     message: str
 
 
+def _json_object(line: str) -> dict[str, Any] | None:
+    """The JSON object a line holds, or None."""
+    text = line.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def parse_error(line: str) -> str | None:
+    """The message of geoseg's JSON error line, its parameters marked; None for other lines.
+
+    >>> parse_error('{"error": "choose them with [[bands]]", "parameters": ["bands"]}')
+    'choose them with [[bands]]'
+    >>> parse_error('{"progress": 0.5, "done": 2, "total": 4, "message": "windows"}') is None
+    True
+    """
+    message = (_json_object(line) or {}).get("error")
+    return message if isinstance(message, str) else None
+
+
 def parse_progress(line: str) -> Progress | None:
     """The progress a stderr line reports, or None for any other line.
 
@@ -78,19 +145,19 @@ def parse_progress(line: str) -> Progress | None:
     >>> parse_progress("WARNING: no CRS") is None
     True
     """
-    text = line.strip()
-    if not text.startswith("{"):
-        return None
-    try:
-        data = json.loads(text)
+    data = _json_object(line)
+    try:  # None, or another JSON line, has no progress
         return Progress(float(data["progress"]), int(data["done"]), int(data["total"]),
                         str(data["message"]))
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
 
 
-def find_executable(configured: str | None) -> str:
-    """The geoseg executable: ``configured`` if set, else ``geoseg`` found on PATH.
+def find_executable(configured: str | None) -> list[str]:
+    """The command that runs geoseg: ``configured`` if set, else ``geoseg`` found on PATH.
+
+    A Python interpreter given instead of the geoseg executable (``.venv/bin/python``) runs
+    geoseg as ``python -m geoseg``.
 
     Raises
     ------
@@ -104,11 +171,13 @@ def find_executable(configured: str | None) -> str:
                               "must name the geoseg executable itself")
         if not path.is_file():
             raise GeosegError(f"the geoseg executable {path} does not exist: {INSTALL_HINT}")
-        return str(path)
+        if _PYTHON.fullmatch(path.name):
+            return [str(path), "-m", "geoseg"]
+        return [str(path)]
     found = shutil.which("geoseg")
     if found is None:
         raise GeosegError(f"the geoseg command was not found on PATH: {INSTALL_HINT}")
-    return found
+    return [found]
 
 
 def child_environment(base: Mapping[str, str]) -> dict[str, str]:
@@ -118,17 +187,25 @@ def child_environment(base: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def failure_message(returncode: int, stderr: Sequence[str]) -> str:
+def failure_message(returncode: int, stderr: Sequence[str], command: Sequence[str] = ()) -> str:
     """What to tell the user about a failed run: geoseg's own ``Error:`` line if it wrote one.
 
     >>> failure_message(1, ["Usage: geoseg predict", "", "Error: scene.tif: not found"])
     'scene.tif: not found'
     >>> failure_message(-9, ["loading"])
     'geoseg stopped with exit code -9; its last message: loading'
+    >>> failure_message(1, ["/venv/bin/python: No module named geoseg"],
+    ...                 ["/venv/bin/python", "-m", "geoseg"]).split(":")[0]
+    'geoseg is not installed in the Python of /venv/bin/python (No module named geoseg)'
     """
     errors = [line for line in stderr if line.startswith("Error: ")]
     if errors:
         return errors[-1][len("Error: "):]
+    matches = (_MISSING_MODULE.search(line) for line in stderr)
+    missing = next((match.group(0) for match in matches if match), None)
+    if list(command[1:3]) == ["-m", "geoseg"] and missing is not None:
+        return (f"geoseg is not installed in the Python of {command[0]} ({missing}): set the "
+                f"geoseg executable of an environment that has it under {SETTING_HELP}")
     last = next((line for line in reversed(stderr) if line.strip()), None)
     return f"geoseg stopped with exit code {returncode}" + (
         f"; its last message: {last}" if last else " and no message")
@@ -170,16 +247,17 @@ def _follow(
     is_canceled: Callable[[], bool],
     grace: float,
     poll: float,
-) -> tuple[list[str], bool, bool]:
+) -> tuple[list[str], str | None, bool, bool]:
     """Pass the child's lines on until it closes its output; stop it when cancelled.
 
-    Returns its stderr lines (not the progress ones), whether it was asked to stop, and
-    whether it had to be killed.
+    Returns its stderr lines (not the progress or JSON error ones), the message of its JSON
+    error line, whether it was asked to stop, and whether it had to be killed.
     """
     lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
     for stream, name in ((child.stdout, "stdout"), (child.stderr, "stderr")):
         threading.Thread(target=_pump, args=(stream, name, lines), daemon=True).start()
     stderr: list[str] = []
+    template: str | None = None
     open_streams = 2
     stop_deadline: float | None = None
     forced = False
@@ -201,11 +279,13 @@ def _follow(
             progress = parse_progress(line)
             if progress is not None:
                 on_progress(progress)
+            elif (error := parse_error(line)) is not None:
+                template = error
             else:
                 stderr.append(line)
                 if not line.startswith("Error: "):
                     on_message(line)
-    return stderr, stop_deadline is not None, forced
+    return stderr, template, stop_deadline is not None, forced
 
 
 def run_geoseg(
@@ -244,7 +324,8 @@ def run_geoseg(
     Raises
     ------
     GeosegError
-        The child could not start or exited with an error (the message is geoseg's own).
+        The child could not start or exited with an error (the message is geoseg's own, its
+        ``template`` the message of geoseg's JSON error line).
     GeosegCancelled
         ``is_canceled`` turned true and the child has stopped.
     """
@@ -259,8 +340,8 @@ def run_geoseg(
         raise GeosegError(f"{command[0]} could not be started ({exc}): {INSTALL_HINT}") from None
     with child:  # closes the pipes and waits for the child
         try:
-            stderr, stopped, forced = _follow(child, on_progress, on_output, on_message,
-                                              is_canceled, grace, poll)
+            stderr, template, stopped, forced = _follow(
+                child, on_progress, on_output, on_message, is_canceled, grace, poll)
         except BaseException:  # a callback failed: do not leave the child running
             child.kill()
             raise
@@ -268,4 +349,4 @@ def run_geoseg(
     if stopped and returncode != 0:  # a run that ended before it could stop is complete
         raise GeosegCancelled(forced)
     if returncode != 0:
-        raise GeosegError(failure_message(returncode, stderr))
+        raise GeosegError(failure_message(returncode, stderr, command), template)

@@ -52,6 +52,15 @@ def geoseg_executable() -> str:
 
 
 @pytest.fixture(scope="session")
+def geoseg_python(geoseg_executable: str) -> str:
+    """The Python of the environment under test, beside its geoseg executable."""
+    path = Path(geoseg_executable).with_name("python.exe" if os.name == "nt" else "python")
+    if not path.is_file():
+        pytest.fail(f"{path}: no Python beside the geoseg executable")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
 def plugin_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The zip a user installs with Install from ZIP."""
     return build_zip(tmp_path_factory.mktemp("dist") / "geoseg_qgis.zip")

@@ -34,7 +34,11 @@ CRS = "EPSG:32654"
 
 
 class Recorder(QgsProcessingFeedback):
-    """Feedback that keeps the log and the progress, and cancels at ``cancel_at`` percent."""
+    """Feedback that keeps the log and the progress, and cancels at ``cancel_at`` percent.
+
+    ``log`` is what the Processing dialog's log shows: QGIS 3.22's dialog writes every
+    progress text into its log, besides the info lines.
+    """
 
     def __init__(self, cancel_at: float | None = None):
         super().__init__()
@@ -42,8 +46,15 @@ class Recorder(QgsProcessingFeedback):
         self.warnings: list[str] = []
         self.commands: list[str] = []
         self.progress: list[float] = []
+        self.texts: list[str] = []
+        self.log: list[str] = []
         self.cancel_at = cancel_at
         self.progressChanged.connect(self._progressed)
+
+    def setProgressText(self, text: str) -> None:
+        self.texts.append(text)
+        self.log.append(text)
+        super().setProgressText(text)
 
     def _progressed(self, percent: float) -> None:
         self.progress.append(percent)
@@ -52,6 +63,7 @@ class Recorder(QgsProcessingFeedback):
 
     def pushInfo(self, info: str) -> None:
         self.infos.append(info)
+        self.log.append(info)
         super().pushInfo(info)
 
     def pushWarning(self, warning: str) -> None:
@@ -112,6 +124,17 @@ def test_the_zip_installs_into_a_clean_profile_and_registers_the_provider(qgis_a
     assert "GEOSEG_EXECUTABLE" in ProcessingConfig.settings
 
 
+def test_the_setting_is_where_the_messages_say(qgis_app):
+    """Settings > Options > Processing (or the Toolbox's wrench) shows Processing's settings
+    tree, which lists each group but General, Models, Scripts and Menus under Providers."""
+    from geoseg_qgis.runner import SETTING_HELP
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    assert SETTING_HELP.startswith("Settings > Options > Processing > Providers > geoseg")
+    groups = ProcessingConfig.getSettings()
+    assert [setting.name for setting in groups["geoseg"]] == ["GEOSEG_EXECUTABLE"]
+
+
 def test_a_missing_geoseg_is_a_clear_error_with_the_install_command(qgis_app, scene,
                                                                     tmp_path, monkeypatch):
     from processing.core.ProcessingConfig import ProcessingConfig
@@ -123,6 +146,7 @@ def test_a_missing_geoseg_is_a_clear_error_with_the_install_command(qgis_app, sc
         with pytest.raises(QgsProcessingException) as missing:
             run("geoseg:vectorize", {"INPUT": str(scene), "OUTPUT": str(tmp_path / "v.gpkg")})
         assert "not found on PATH" in str(missing.value) and "pip install" in str(missing.value)
+        assert "Settings > Options > Processing > Providers > geoseg" in str(missing.value)
         gone = tmp_path / "geoseg"  # an environment removed after it was configured
         gone.write_text("")
         ProcessingConfig.setSettingValue("GEOSEG_EXECUTABLE", str(gone))
@@ -131,6 +155,34 @@ def test_a_missing_geoseg_is_a_clear_error_with_the_install_command(qgis_app, sc
             run("geoseg:vectorize", {"INPUT": str(scene), "OUTPUT": str(tmp_path / "v.gpkg")})
     finally:
         ProcessingConfig.setSettingValue("GEOSEG_EXECUTABLE", before)
+
+
+def test_the_python_of_geosegs_environment_runs_geoseg_as_a_module(
+        configured, geoseg_python, scene, tmp_path):
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    mask = tmp_path / "mask.tif"
+    geoseg(configured, "predict", str(scene), "--out", str(mask), "--device", "cpu")
+    try:
+        ProcessingConfig.setSettingValue("GEOSEG_EXECUTABLE", geoseg_python)
+        feedback = Recorder()
+        out = run("geoseg:vectorize", {"INPUT": str(mask), "OUTPUT": str(tmp_path / "v.gpkg")},
+                  feedback)["OUTPUT"]
+        assert shlex.split(feedback.commands[0])[:4] == [geoseg_python, "-m", "geoseg",
+                                                         "vectorize"]
+        assert QgsVectorLayer(out, "v", "ogr").featureCount() > 10
+        # a Python without geoseg (QGIS's own) is named as such, with where to set geoseg
+        ProcessingConfig.setSettingValue("GEOSEG_EXECUTABLE", sys.executable)
+        with pytest.raises(QgsProcessingException) as failed:
+            run("geoseg:vectorize", {"INPUT": str(mask), "OUTPUT": str(tmp_path / "w.gpkg")})
+        message = str(failed.value)
+        assert message.startswith(f"geoseg is not installed in the Python of {sys.executable} "
+                                  "(No module named ")
+        assert message.endswith("set the geoseg executable of an environment that has it under "
+                                "Settings > Options > Processing > Providers > geoseg (or the "
+                                "Processing Toolbox's wrench button, then Providers > geoseg)")
+    finally:
+        ProcessingConfig.setSettingValue("GEOSEG_EXECUTABLE", configured)
 
 
 # Detect and vectorise
@@ -165,7 +217,7 @@ def test_detect_writes_outputs_on_the_scenes_grid_and_crs(detected, scene):
     assert landslide_pixels > 0.05 * 600 * 600
     # the run reported its progress and geoseg's summary
     assert feedback.progress[-1] == pytest.approx(100.0)
-    assert any(info.startswith("windows: 1 of 1") for info in feedback.infos)  # one 608-px window
+    assert feedback.texts[0] == "windows: 1 of 1 (100%)"  # one 608-px window
     assert any(f"{landslide_pixels} landslide pixels" in info for info in feedback.infos)
     assert "--progress json" in feedback.commands[0]
 
@@ -194,6 +246,35 @@ def test_detect_loads_its_outputs_with_geosegs_styles(detected):
     assert results["PROBABILITIES"] in loaded
 
 
+def test_detect_draws_the_landslide_probability_below_the_mask_and_polygons(detected):
+    """Loaded by path order, the probabilities would come last, on top of everything."""
+    results, _ = detected
+    project = QgsProject.instance()
+    loaded = {layer.source(): layer for layer in project.mapLayers().values()}
+    probabilities = loaded[results["PROBABILITIES"]]
+    renderer = probabilities.renderer()
+    assert renderer.type() == "singlebandpseudocolor" and renderer.band() == 2
+    assert probabilities.bandName(2).endswith("probability landslide")
+    ramp = renderer.shader().rasterShaderFunction().colorRampItemList()
+    assert ramp[0].color.alpha() == 0 and ramp[-1].color.alpha() > 200  # low values clear
+    assert (renderer.classificationMin(), renderer.classificationMax()) == (0.0, 1.0)
+    # the polygons on top, then the mask, then the probabilities, whatever the load order
+    polygons = next(layer for source, layer in loaded.items()
+                    if source.startswith(results["POLYGONS"]))
+    order = [layer.id() for layer in project.layerTreeRoot().layerOrder()]
+    mask = loaded[results["OUTPUT"]]
+    assert order.index(polygons.id()) < order.index(mask.id()) < order.index(
+        probabilities.id())
+
+
+def test_each_progress_step_is_logged_once(configured, scene, tmp_path):
+    feedback = Recorder()
+    run("geoseg:detect", {"INPUT": str(scene), "OUTPUT": str(tmp_path / "mask.tif"),
+                          "DEVICE": 1, "WINDOW": 1, "BATCH_SIZE": 1}, feedback)  # 4 tiles
+    steps = [line for line in feedback.log if line.startswith("windows: ")]
+    assert steps == [f"windows: {done} of 4 ({25 * done}%)" for done in (1, 2, 3, 4)]
+
+
 def test_detect_polygons_match_geoseg_vectorize(detected, configured, tmp_path):
     results, _ = detected
     by_hand = tmp_path / "by_hand.gpkg"
@@ -215,6 +296,32 @@ def test_vectorize_algorithm_matches_geoseg_vectorize(detected, configured, tmp_
     assert features(out) == features(by_hand) and features(out)
     assert QgsVectorLayer(out, "v", "ogr").crs().authid() == CRS
     assert feedback.progress[-1] == pytest.approx(100.0)
+
+
+def test_errors_name_the_dialogs_fields_not_geosegs_flags(configured, scene, tmp_path):
+    four_bands = tmp_path / "rgbn.tif"
+    gdal.Translate(str(four_bands), str(scene), bandList=[1, 2, 3, 1])
+    with pytest.raises(QgsProcessingException) as failed:
+        run("geoseg:detect", {"INPUT": str(four_bands), "OUTPUT": str(tmp_path / "mask.tif"),
+                              "DEVICE": 1})
+    assert str(failed.value).endswith(
+        "but the model takes 3 (bands 1,2,3); choose them with 'Bands, in the model's order "
+        "(empty: the model's)'")
+    assert "--" not in str(failed.value)
+    with pytest.raises(QgsProcessingException) as failed:
+        run("geoseg:detect", {"INPUT": str(four_bands), "OUTPUT": str(tmp_path / "mask.tif"),
+                              "BANDS": [1, 2, 7], "DEVICE": 1})
+    assert str(failed.value).endswith(
+        "band 7 does not exist ('Bands, in the model's order (empty: the model's)')")
+
+
+def test_every_field_geoseg_may_name_is_a_field_of_an_algorithm(qgis_app):
+    from geoseg_qgis.fields import FIELDS
+
+    provider = QgsApplication.processingRegistry().providerById("geoseg")
+    names = {definition.name() for algorithm in provider.algorithms()
+             for definition in algorithm.parameterDefinitions()}
+    assert set(FIELDS.values()) <= names
 
 
 def test_geoseg_errors_are_the_algorithms_error_in_one_line(configured, scene, tmp_path):
@@ -344,3 +451,10 @@ def test_cut_chips_then_train_a_model_on_them(configured, scene, tmp_path):
     assert 0 < cancelled.progress[-1] < 1  # a step or two of 1494
     assert (tmp_path / "run" / "training_log.csv").read_text() == log
     assert Path(results["MODEL"]).is_file() and (tmp_path / "run" / "last.keras").is_file()
+
+    # a new run cancelled before its first epoch ended has nothing to continue
+    with pytest.raises(QgsProcessingException) as early:
+        run("geoseg:train", {"CONFIG": str(config), "DATASET": str(chips), "EPOCHS": 500,
+                             "OUTPUT": str(tmp_path / "new")}, Recorder(cancel_at=0))
+    assert "Continue" not in str(early.value) and "no epoch was saved" in str(early.value)
+    assert not (tmp_path / "new" / "last.keras").exists()
