@@ -3,8 +3,9 @@
 The scene is never read whole. Three threads form a pipeline, so that the model is never idle
 waiting for input or output work:
 
-- a reader reads tiles from :mod:`geoseg.tiling` in row order, skips those without data and
-  stacks fixed-size batches (which may span tile rows), up to two batches ahead;
+- a reader reads the grid's windows (:func:`geoseg.scene.read_window`) in row order, passes
+  over those without data and stacks the others (:func:`geoseg.tiling.tile_input`) in
+  fixed-size batches (which may span tile rows), up to two batches ahead;
 - the calling thread only runs the model on each batch;
 - a blender adds each tile's class probabilities to a
   :class:`~geoseg.blending.ChunkedAccumulator`, which finishes every chunk of the scene that no
@@ -61,7 +62,13 @@ from geoseg.mask_format import (
 )
 from geoseg.outputs import atomic_output, check_output_path, is_same_file
 from geoseg.predictor import file_digest
-from geoseg.scene import describe_validity, open_scene, scene_fingerprint, select_bands
+from geoseg.scene import (
+    describe_validity,
+    open_scene,
+    read_window,
+    scene_fingerprint,
+    select_bands,
+)
 from geoseg.settings import ModelSettings
 from geoseg.styles import class_colours, raster_style, write_style
 from geoseg.tiling import (
@@ -69,8 +76,8 @@ from geoseg.tiling import (
     TileGrid,
     WindowChoice,
     input_cache_bytes,
-    read_tile,
     resolve_window,
+    tile_input,
 )
 from geoseg.tta import TTA_MODES, TTAMode, with_tta
 
@@ -121,12 +128,14 @@ class PredictionResult:
 
 
 def _probability_band(probs: np.ndarray, valid: np.ndarray, dtype: ProbabilityDtype) -> np.ndarray:
+    nodata = np.nan if dtype == "float32" else PROBABILITY_NODATA
+    if not valid.any():  # a part of the scene without data, as most of a sparse one
+        return np.full(probs.shape, nodata, dtype=dtype)
     if dtype == "float32":
         out = probs.astype(np.float32, copy=True)
-        out[:, ~valid] = np.nan
-        return out
-    out = np.rint(np.nan_to_num(probs, nan=0.0) * PROBABILITY_SCALE).astype(np.uint8)
-    out[:, ~valid] = PROBABILITY_NODATA
+    else:
+        out = np.rint(np.nan_to_num(probs, nan=0.0) * PROBABILITY_SCALE).astype(np.uint8)
+    np.copyto(out, nodata, where=~valid)  # each band; many times faster than out[:, ~valid]
     return out
 
 
@@ -844,10 +853,11 @@ def _batches(
         if tile.window.row_off + tile.window.height <= start_row:
             skipped += 1
             continue
-        image, tile_valid = read_tile(src, tile, size, bands, extra_nodata)
+        data, tile_valid = read_window(src, tile.window, bands, extra_nodata)
         if not tile_valid.any():  # nodata only: nothing to predict
             skipped += 1
             continue
+        image, tile_valid = tile_input(data, tile_valid, size)
         if check_range:  # once, on the first tile with data
             _warn_if_out_of_range(src.name, image, tile_valid)
             check_range = False

@@ -276,13 +276,14 @@ def read_window(
         with _failing_reads(dataset):
             data = dataset.read(indexes, window=window,
                                 out_shape=(len(indexes), *out_shape) if out_shape else None)
+            mask_band = _dataset_mask_band(dataset)
+            mask = (dataset.read_masks(mask_band, window=window, out_shape=data.shape[1:]) > 0
+                    if mask_band is not None else None)
+            if (mask is not None and not mask.any()) or _only_nodata(dataset, indexes, data):
+                return data, np.zeros(data.shape[1:], dtype=bool)  # no data: told cheaply
             band_valid = np.zeros(data.shape[1:], dtype=bool)
             for position, band in enumerate(indexes):
                 band_valid |= _band_valid(dataset, band, data[position], window, extra_nodata)
-            mask_band = _dataset_mask_band(dataset)
-            if mask_band is not None:
-                band_valid &= dataset.read_masks(mask_band, window=window,
-                                                 out_shape=data.shape[1:]) > 0
     except RasterioIOError as exc:
         w = window
         raise InputError(
@@ -291,6 +292,8 @@ def read_window(
             "or a source of it is truncated or corrupted: copy it again or repair it with "
             "gdal_translate"
         ) from exc
+    if mask is not None:
+        band_valid &= mask
     return data, band_valid
 
 
@@ -308,6 +311,24 @@ def _failing_reads(dataset: rasterio.io.DatasetReader
     if dataset.driver != "VRT":
         return contextlib.nullcontext()
     return rasterio.Env(VRT_NUM_THREADS=1)
+
+
+def _only_nodata(dataset: rasterio.io.DatasetReader, bands: Sequence[int], data: np.ndarray
+                 ) -> bool:
+    """Whether every band read holds its nodata value and nothing else: a window without data,
+    told by a minimum and a maximum per band (no arrays made), as on a sparse scene. False when
+    in doubt (a band without a nodata value, or masked by a mask of its own): the validity is
+    then worked out pixel by pixel."""
+    for position, band in enumerate(bands):
+        nodata = dataset.nodatavals[band - 1]
+        flags = dataset.mask_flag_enums[band - 1]
+        if nodata is None or math.isnan(nodata) or not (
+                MaskFlags.nodata in flags or MaskFlags.per_dataset in flags):
+            return False
+        values = data[position]
+        if values.size and not values.min() == nodata == values.max():
+            return False
+    return True
 
 
 def _band_valid(
