@@ -4,8 +4,9 @@ The scene is never read whole. Three threads form a pipeline, so that the model 
 waiting for input or output work:
 
 - a reader reads the grid's windows (:func:`geoseg.scene.read_window`) in row order, passes
-  over those without data and stacks the others (:func:`geoseg.tiling.tile_input`) in
-  fixed-size batches (which may span tile rows), up to two batches ahead;
+  over those without data (telling the blender that the rows before them can be written) and
+  stacks the others (:func:`geoseg.tiling.tile_input`) in fixed-size batches (which may span
+  tile rows), up to two batches ahead;
 - the calling thread only runs the model on each batch;
 - a blender adds each tile's class probabilities to a
   :class:`~geoseg.blending.ChunkedAccumulator`, which finishes every chunk of the scene that no
@@ -305,7 +306,9 @@ def predict_scene(
         The model's file: its name is recorded in the outputs' tags with its settings, its
         bytes in the resume journal, and it is never written over.
     progress : callable, optional
-        Called as ``progress(tiles_just_finished, tiles_total)`` while tiles finish.
+        Called as ``progress(tiles_just_finished, tiles_total)`` while tiles finish: a window
+        counts once the rows before it are written (predicted or passed over for want of
+        data), the last ones once every row is.
 
     A predictor's ``runtime`` attribute (what computes its probabilities, e.g. ``"openvino
     float32 auto"``: :attr:`geoseg.predictor.ModelPredictor.runtime`) is recorded in the
@@ -752,6 +755,11 @@ class _Batch:
     valid: list[np.ndarray]
     images: np.ndarray
     skipped: int
+    upto: tuple[int, int] | None = None
+    """Without tiles: the grid position of the next tile to read. Every tile before it was
+    read, and those not in an earlier batch hold no data: the scene's chunks that no tile from
+    there on touches can be finished (written as nodata) now, not when the next tile with data
+    comes, which on a sparse scene may be the end of the run."""
 
 
 class _Failure:
@@ -856,6 +864,11 @@ def _batches(
         data, tile_valid = read_window(src, tile.window, bands, extra_nodata)
         if not tile_valid.any():  # nodata only: nothing to predict
             skipped += 1
+            upto = _next_position(grid, tile)
+            if not batch_tiles and upto is not None and (skipped >= batch_size
+                                                         or upto[1] == 0):
+                yield _Batch([], [], images[:0], skipped, upto)  # the rows above can be written
+                skipped = 0
             continue
         image, tile_valid = tile_input(data, tile_valid, size)
         if check_range:  # once, on the first tile with data
@@ -870,6 +883,14 @@ def _batches(
             batch_tiles, valid, skipped = [], [], 0
     if batch_tiles or skipped:
         yield _Batch(batch_tiles, valid, images[: len(batch_tiles)], skipped)
+
+
+def _next_position(grid: TileGrid, tile: Tile) -> tuple[int, int] | None:
+    """The grid position after ``tile``'s in the grid's row order; None after the last tile."""
+    rows, columns = grid.shape
+    if tile.col + 1 < columns:
+        return tile.row, tile.col + 1
+    return (tile.row + 1, 0) if tile.row + 1 < rows else None
 
 
 def _cache_bytes(src: rasterio.io.DatasetReader, grid: TileGrid, out_bytes: int) -> int:
@@ -1014,26 +1035,40 @@ def _predict_rows(
             if tile.row in shared and tile in fresh:
                 run.journal.save_tile(tile.row, tile.col, tile_probs)
 
+    def finish_before(position: tuple[int, int] | None) -> None:
+        if position is not None:
+            hand_out(accumulator.finish_before(*position))
+
+    def report(windows: int) -> None:
+        if progress is not None and windows:
+            progress(windows, total)
+
     with ExitStack() as stack:
         blender = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="geoseg-blend"))
-        pending: deque[Future[None]] = deque()
+        # The blender's work, with the windows (read, skipped or predicted) it completes: they
+        # are reported once it is done, so that progress counts the rows written too.
+        pending: deque[tuple[Future[None], int]] = deque()
         batches = stack.enter_context(closing(_read_ahead(
             _batches(run.src, grid, run.bands, batch_size, settings.input_normalize, start,
                      stop, opts.extra_nodata), depth=2
         )))
         for batch in batches:
-            if progress is not None and batch.skipped:
-                progress(batch.skipped, total)
-            if not batch.tiles:
-                continue
-            probs, fresh = predict(batch)
-            pending.append(blender.submit(blend, batch, probs, fresh))
+            if batch.tiles:
+                probs, fresh = predict(batch)
+                predicted += len(fresh)
+                work = blender.submit(blend, batch, probs, fresh)
+            else:
+                work = blender.submit(finish_before, batch.upto)
+            pending.append((work, batch.skipped + len(batch.tiles)))
             while len(pending) > 1:
-                pending.popleft().result()
-            predicted += len(fresh)
-            if progress is not None:
-                progress(len(batch.tiles), total)
+                done, windows = pending.popleft()
+                done.result()
+                report(windows)
+        withheld = 0  # the last windows count once every row is written
         while pending:
-            pending.popleft().result()
+            done, windows = pending.popleft()
+            done.result()
+            withheld += windows
         blender.submit(lambda: hand_out(accumulator.finish_all())).result()
+        report(withheld)
     return predicted
