@@ -258,11 +258,10 @@ class ChunkedAccumulator:
         x0 = col_chunk * self._chunk_cols
         x1 = min(self.width, x0 + self._chunk_cols)
         held = self._chunks.pop((row_chunk, col_chunk), None)
-        if held is None:  # no tile touched it: no data
-            sums = np.zeros((y1 - y0, x1 - x0, self._num_classes), dtype=np.float32)
-            valid = np.zeros((y1 - y0, x1 - x0), dtype=bool)
-        else:
-            sums, valid = held
+        if held is None:  # no tile touched it: no data (most of a sparse scene), nothing to blend
+            return (y0, x0, np.zeros((self._num_classes, y1 - y0, x1 - x0), dtype=np.float32),
+                    np.zeros((y1 - y0, x1 - x0), dtype=bool))
+        sums, valid = held
         probs = np.empty((self._num_classes, y1 - y0, x1 - x0), dtype=np.float32)
         rows = self._inverse_rows[y0:y1, None]
         for k in range(self._num_classes):

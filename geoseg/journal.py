@@ -84,11 +84,13 @@ class FinishedRows:
             return saved["mask"], probs
 
 
-def window_digest(image: np.ndarray, valid: np.ndarray) -> bytes:
-    """A digest of one window's input as read (:func:`geoseg.tiling.read_tile`): its pixels and
-    which of them hold data. 32 bytes of SHA-256 (hardware-accelerated on most CPUs: about
-    0.1 s for a 2048-pixel window of three bands, read in the reader thread)."""
-    digest = hashlib.sha256(np.ascontiguousarray(np.moveaxis(image, -1, 0)).data)  # no copy
+def window_digest(data: np.ndarray, valid: np.ndarray) -> bytes:
+    """A digest of one window's input as read (:func:`geoseg.scene.read_window`): its raw
+    pixels, their type, and which of them hold data. 32 bytes of SHA-256 (hardware-accelerated
+    on most CPUs: about 0.1 s for a 2048-pixel window of three bands, read in the reader
+    thread)."""
+    digest = hashlib.sha256(str((data.dtype.str, data.shape)).encode())
+    digest.update(np.ascontiguousarray(data).data)
     digest.update(np.packbits(valid).data)
     return digest.digest()
 

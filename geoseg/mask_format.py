@@ -45,6 +45,8 @@ def classify(probs: np.ndarray, valid: np.ndarray, threshold: float | None) -> n
     >>> classify(probs, valid, None), classify(probs, valid, 0.3)
     (array([[  0,   1, 255]], dtype=uint8), array([[  1,   1, 255]], dtype=uint8))
     """
+    if not valid.any():  # a part of the scene without data, as most of a sparse one
+        return np.full(valid.shape, MASK_NODATA, dtype=np.uint8)
     if probs.shape[0] == 1:
         classes = probs[0] >= (0.5 if threshold is None else threshold)
     elif threshold is not None:
@@ -54,5 +56,5 @@ def classify(probs: np.ndarray, valid: np.ndarray, threshold: float | None) -> n
     else:
         classes = np.argmax(np.nan_to_num(probs, nan=-np.inf), axis=0)
     mask = classes.astype(np.uint8)
-    mask[~valid] = MASK_NODATA
+    np.copyto(mask, MASK_NODATA, where=~valid)  # many times faster than mask[~valid] = ...
     return mask

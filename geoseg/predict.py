@@ -3,8 +3,10 @@
 The scene is never read whole. Three threads form a pipeline, so that the model is never idle
 waiting for input or output work:
 
-- a reader reads tiles from :mod:`geoseg.tiling` in row order, skips those without data and
-  stacks fixed-size batches (which may span tile rows), up to two batches ahead;
+- a reader reads the grid's windows (:func:`geoseg.scene.read_window`) in row order, passes
+  over those without data (telling the blender that the rows before them can be written) and
+  stacks the others (:func:`geoseg.tiling.tile_input`) in fixed-size batches (which may span
+  tile rows), up to two batches ahead;
 - the calling thread only runs the model on each batch;
 - a blender adds each tile's class probabilities to a
   :class:`~geoseg.blending.ChunkedAccumulator`, which finishes every chunk of the scene that no
@@ -66,7 +68,13 @@ from geoseg.outputs import (
     retried_by,
 )
 from geoseg.predictor import file_digest
-from geoseg.scene import describe_validity, open_scene, scene_fingerprint, select_bands
+from geoseg.scene import (
+    describe_validity,
+    open_scene,
+    read_window,
+    scene_fingerprint,
+    select_bands,
+)
 from geoseg.settings import ModelSettings
 from geoseg.styles import check_style_path, class_colours, raster_style, write_style
 from geoseg.tiling import (
@@ -74,8 +82,8 @@ from geoseg.tiling import (
     TileGrid,
     WindowChoice,
     input_cache_bytes,
-    read_tile,
     resolve_window,
+    tile_input,
 )
 from geoseg.tta import TTA_MODES, TTAMode, with_tta
 
@@ -126,12 +134,14 @@ class PredictionResult:
 
 
 def _probability_band(probs: np.ndarray, valid: np.ndarray, dtype: ProbabilityDtype) -> np.ndarray:
+    nodata = np.nan if dtype == "float32" else PROBABILITY_NODATA
+    if not valid.any():  # a part of the scene without data, as most of a sparse one
+        return np.full(probs.shape, nodata, dtype=dtype)
     if dtype == "float32":
         out = probs.astype(np.float32, copy=True)
-        out[:, ~valid] = np.nan
-        return out
-    out = np.rint(np.nan_to_num(probs, nan=0.0) * PROBABILITY_SCALE).astype(np.uint8)
-    out[:, ~valid] = PROBABILITY_NODATA
+    else:
+        out = np.rint(np.nan_to_num(probs, nan=0.0) * PROBABILITY_SCALE).astype(np.uint8)
+    np.copyto(out, nodata, where=~valid)  # each band; many times faster than out[:, ~valid]
     return out
 
 
@@ -304,7 +314,9 @@ def predict_scene(
         The model's file: its name is recorded in the outputs' tags with its settings, its
         bytes in the resume journal, and it is never written over.
     progress : callable, optional
-        Called as ``progress(tiles_just_finished, tiles_total)`` while tiles finish.
+        Called as ``progress(tiles_just_finished, tiles_total)`` while tiles finish: a window
+        counts once the rows before it are written (predicted or passed over for want of
+        data), the last ones once every row is.
     then : callable, optional
         Called with the :class:`PredictionResult` once the outputs are complete but still
         under their temporary names (its paths), before they are moved into place: the
@@ -774,9 +786,8 @@ def _checked_rows(run: _OpenRun, opts: PredictOptions, strips: list[FinishedRows
     for tile in run.grid:
         rows = slice(tile.window.row_off, tile.window.row_off + tile.window.height)
         if saved[rows].any():
-            image, valid = read_tile(run.src, tile, run.grid.tile_size, run.bands,
-                                     opts.extra_nodata)
-            if digests.get((tile.row, tile.col)) != window_digest(image, valid):
+            data, valid = read_window(run.src, tile.window, run.bands, opts.extra_nodata)
+            if digests.get((tile.row, tile.col)) != window_digest(data, valid):
                 changed[rows] = True
                 windows += 1
     stale = [strip for strip in strips if changed[strip.row_off:strip.end].any()]
@@ -814,6 +825,11 @@ class _Batch:
     valid: list[np.ndarray]
     images: np.ndarray
     skipped: int
+    upto: tuple[int, int] | None = None
+    """Without tiles: the grid position of the next tile to read. Every tile before it was
+    read, and those not in an earlier batch hold no data: the scene's chunks that no tile from
+    there on touches can be finished (written as nodata) now, not when the next tile with data
+    comes, which on a sparse scene may be the end of the run."""
 
 
 class _Failure:
@@ -871,8 +887,8 @@ def _read_ahead(items: Iterator[_T], depth: int) -> Generator[_T, None, None]:
 def _recorded_in(journal: PredictionJournal) -> Callable[[Tile, np.ndarray, np.ndarray], None]:
     """Record the digest of each window read in ``journal``, saved with the rows it makes."""
 
-    def record(tile: Tile, image: np.ndarray, valid: np.ndarray) -> None:
-        journal.record_window(tile.row, tile.col, window_digest(image, valid))
+    def record(tile: Tile, data: np.ndarray, valid: np.ndarray) -> None:
+        journal.record_window(tile.row, tile.col, window_digest(data, valid))
 
     return record
 
@@ -911,8 +927,9 @@ def _batches(
     images are one contiguous float32 array. The last item may hold no tiles: it reports the
     nodata-only tiles after the last batch. Tiles ending above ``start_row`` (finished by an
     interrupted run, or above a band) are passed over like nodata-only ones; reading stops
-    before the first tile starting at or below ``stop_row``. ``on_read(tile, image, valid)``
-    is called for every tile read, with or without data.
+    before the first tile starting at or below ``stop_row``. ``on_read(tile, data, valid)``
+    is called for every tile read, with or without data, with its raw pixels
+    (:func:`geoseg.scene.read_window`).
     """
     size = grid.tile_size
     shape = (batch_size, size, size, len(bands))
@@ -926,12 +943,18 @@ def _batches(
         if tile.window.row_off + tile.window.height <= start_row:
             skipped += 1
             continue
-        image, tile_valid = read_tile(src, tile, size, bands, extra_nodata)
+        data, tile_valid = read_window(src, tile.window, bands, extra_nodata)
         if on_read is not None:
-            on_read(tile, image, tile_valid)
+            on_read(tile, data, tile_valid)
         if not tile_valid.any():  # nodata only: nothing to predict
             skipped += 1
+            upto = _next_position(grid, tile)
+            if not batch_tiles and upto is not None and (skipped >= batch_size
+                                                         or upto[1] == 0):
+                yield _Batch([], [], images[:0], skipped, upto)  # the rows above can be written
+                skipped = 0
             continue
+        image, tile_valid = tile_input(data, tile_valid, size)
         if check_range:  # once, on the first tile with data
             _warn_if_out_of_range(src.name, image, tile_valid)
             check_range = False
@@ -944,6 +967,14 @@ def _batches(
             batch_tiles, valid, skipped = [], [], 0
     if batch_tiles or skipped:
         yield _Batch(batch_tiles, valid, images[: len(batch_tiles)], skipped)
+
+
+def _next_position(grid: TileGrid, tile: Tile) -> tuple[int, int] | None:
+    """The grid position after ``tile``'s in the grid's row order; None after the last tile."""
+    rows, columns = grid.shape
+    if tile.col + 1 < columns:
+        return tile.row, tile.col + 1
+    return (tile.row + 1, 0) if tile.row + 1 < rows else None
 
 
 def _cache_bytes(src: rasterio.io.DatasetReader, grid: TileGrid, out_bytes: int) -> int:
@@ -1088,26 +1119,40 @@ def _predict_rows(
             if tile.row in shared and tile in fresh:
                 run.journal.save_tile(tile.row, tile.col, tile_probs)
 
+    def finish_before(position: tuple[int, int] | None) -> None:
+        if position is not None:
+            hand_out(accumulator.finish_before(*position))
+
+    def report(windows: int) -> None:
+        if progress is not None and windows:
+            progress(windows, total)
+
     with ExitStack() as stack:
         blender = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="geoseg-blend"))
-        pending: deque[Future[None]] = deque()
+        # The blender's work, with the windows (read, skipped or predicted) it completes: they
+        # are reported once it is done, so that progress counts the rows written too.
+        pending: deque[tuple[Future[None], int]] = deque()
         batches = stack.enter_context(closing(_read_ahead(
             _batches(run.src, grid, run.bands, batch_size, settings.input_normalize, start,
                      stop, opts.extra_nodata, on_read=_recorded_in(run.journal)), depth=2
         )))
         for batch in batches:
-            if progress is not None and batch.skipped:
-                progress(batch.skipped, total)
-            if not batch.tiles:
-                continue
-            probs, fresh = predict(batch)
-            pending.append(blender.submit(blend, batch, probs, fresh))
+            if batch.tiles:
+                probs, fresh = predict(batch)
+                predicted += len(fresh)
+                work = blender.submit(blend, batch, probs, fresh)
+            else:
+                work = blender.submit(finish_before, batch.upto)
+            pending.append((work, batch.skipped + len(batch.tiles)))
             while len(pending) > 1:
-                pending.popleft().result()
-            predicted += len(fresh)
-            if progress is not None:
-                progress(len(batch.tiles), total)
+                done, windows = pending.popleft()
+                done.result()
+                report(windows)
+        withheld = 0  # the last windows count once every row is written
         while pending:
-            pending.popleft().result()
+            done, windows = pending.popleft()
+            done.result()
+            withheld += windows
         blender.submit(lambda: hand_out(accumulator.finish_all())).result()
+        report(withheld)
     return predicted

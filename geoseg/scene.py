@@ -20,7 +20,9 @@ Validity follows GDAL's mask rules (RFC 15, ``GDALGetMaskBand``), as rasterio's
   tiles) is read as a second nodata value of each band.
 
 The bands read are the model's; an alpha band is never fed to a model unless asked for: it is
-the mask. This module never imports TensorFlow.
+the mask. A read that GDAL reports as failed never becomes data: a mosaic (VRT) missing a source
+is refused when opened, and any failure to read a source fails the read. This module never
+imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ def open_scene(
     Raises
     ------
     InputError
-        Missing file, a folder, not a raster, or no CRS while ``require_crs``.
+        Missing file, a folder, not a raster, a mosaic (VRT, nested ones too) with a source
+        missing or not readable as a raster, or no CRS while ``require_crs``.
     """
     text = os.fspath(path)
     if not text.startswith("/vsi"):
@@ -108,6 +111,11 @@ def open_scene(
             f"{text}: not a raster GDAL can read ({str(exc).splitlines()[0]}); "
             "check the file is a complete GeoTIFF"
         ) from exc
+    try:
+        _check_sources(dataset, text)
+    except InputError:
+        dataset.close()
+        raise
     if dataset.crs is None:
         if require_crs:
             dataset.close()
@@ -116,6 +124,50 @@ def open_scene(
         if expect_crs:
             log.warning("%s has no CRS: outputs will be in pixel coordinates", text)
     return dataset
+
+
+_NETWORK_PATHS = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift",
+                  "/vsihdfs", "/vsiwebhdfs")
+"""GDAL virtual file systems over a network: opening a file there costs a request."""
+
+
+def _check_sources(dataset: rasterio.io.DatasetReader, scene: str,
+                   listed_in: str | None = None, checked: set[str] | None = None) -> None:
+    """Refuse a VRT (a mosaic) one of whose sources is missing or cannot be opened, nested
+    VRTs included.
+
+    GDAL opens a VRT without opening its sources; reading over a missing one reports an error
+    once (printed by a thread of its own when it reads sources in parallel) and reads zeros
+    from then on, in the source's area and in other bands' too: a mask of the mosaic would look
+    complete and be wrong. Sources over a network are not opened here (a request each): a
+    failure to read them fails the read (:func:`read_window`).
+    """
+    if dataset.driver != "VRT":
+        return
+    checked = set() if checked is None else checked
+    for source in dataset.files:
+        if source == dataset.name or source in checked or source.endswith(".aux.xml"):
+            continue
+        checked.add(source)
+        where = f" (listed in {listed_in})" if listed_in is not None else ""
+        advice = "restore it, or rebuild the mosaic without it (gdalbuildvrt)"
+        if not source.startswith("/vsi") and not Path(source).exists():
+            raise InputError(f"{scene}: its source {source}{where} does not exist; {advice}")
+        if any(network in source for network in _NETWORK_PATHS):
+            continue
+        try:
+            with quiet_georeference(), rasterio.open(source) as inner:
+                _check_sources(inner, scene, source, checked)
+        except RasterioIOError as exc:
+            raise InputError(f"{scene}: its source {source}{where} cannot be read "
+                             f"({_gdal_reason(exc)}); {advice}") from exc
+
+
+def _gdal_reason(error: BaseException) -> str:
+    """GDAL's own words for a failure: its last error, which names the file (rasterio wraps a
+    failed read in "Read failed. See previous exception for details.", caused by it)."""
+    text = str(error.__cause__ or error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 @contextlib.contextmanager
@@ -216,27 +268,67 @@ def read_window(
     Raises
     ------
     InputError
-        The window's pixels cannot be read (truncated or corrupted file).
+        The window's pixels cannot be read (a truncated or corrupted file, or a source of a
+        mosaic missing or corrupted): any error GDAL reports fails the read, never becomes data.
     """
     indexes = list(bands)
     try:
-        data = dataset.read(indexes, window=window,
-                            out_shape=(len(indexes), *out_shape) if out_shape else None)
-        band_valid = np.zeros(data.shape[1:], dtype=bool)
-        for position, band in enumerate(indexes):
-            band_valid |= _band_valid(dataset, band, data[position], window, extra_nodata)
-        mask_band = _dataset_mask_band(dataset)
-        if mask_band is not None:
-            band_valid &= dataset.read_masks(mask_band, window=window,
-                                             out_shape=data.shape[1:]) > 0
+        with _failing_reads(dataset):
+            data = dataset.read(indexes, window=window,
+                                out_shape=(len(indexes), *out_shape) if out_shape else None)
+            mask_band = _dataset_mask_band(dataset)
+            mask = (dataset.read_masks(mask_band, window=window, out_shape=data.shape[1:]) > 0
+                    if mask_band is not None else None)
+            if (mask is not None and not mask.any()) or _only_nodata(dataset, indexes, data):
+                return data, np.zeros(data.shape[1:], dtype=bool)  # no data: told cheaply
+            band_valid = np.zeros(data.shape[1:], dtype=bool)
+            for position, band in enumerate(indexes):
+                band_valid |= _band_valid(dataset, band, data[position], window, extra_nodata)
     except RasterioIOError as exc:
         w = window
         raise InputError(
             f"{dataset.name}: pixels at rows {w.row_off}-{w.row_off + w.height}, columns "
-            f"{w.col_off}-{w.col_off + w.width} cannot be read; the file is truncated or "
-            "corrupted: copy it again or repair it with gdal_translate"
+            f"{w.col_off}-{w.col_off + w.width} cannot be read ({_gdal_reason(exc)}); the file "
+            "or a source of it is truncated or corrupted: copy it again or repair it with "
+            "gdal_translate"
         ) from exc
+    if mask is not None:
+        band_valid &= mask
     return data, band_valid
+
+
+def _failing_reads(dataset: rasterio.io.DatasetReader
+                   ) -> contextlib.AbstractContextManager[object]:
+    """Make every failure of GDAL to read a VRT's source fail the read.
+
+    GDAL 3.10 reads the sources of a VRT in threads of its own when a read covers several of
+    them and over a million pixels (the VRT driver's ``VRT_NUM_THREADS``); a failure there is
+    printed (``ERROR 4: tile.tif: No such file or directory``) and dropped, and the read
+    returns the source's pixels as zeros (GDAL 3.11 hands the error back, OSGeo/gdal#11915).
+    Read in the calling thread, the failure fails the read: rasterio raises. The option is
+    GDAL's thread-local setting outside the main thread (the reader thread, Dask workers).
+    """
+    if dataset.driver != "VRT":
+        return contextlib.nullcontext()
+    return rasterio.Env(VRT_NUM_THREADS=1)
+
+
+def _only_nodata(dataset: rasterio.io.DatasetReader, bands: Sequence[int], data: np.ndarray
+                 ) -> bool:
+    """Whether every band read holds its nodata value and nothing else: a window without data,
+    told by a minimum and a maximum per band (no arrays made), as on a sparse scene. False when
+    in doubt (a band without a nodata value, or masked by a mask of its own): the validity is
+    then worked out pixel by pixel."""
+    for position, band in enumerate(bands):
+        nodata = dataset.nodatavals[band - 1]
+        flags = dataset.mask_flag_enums[band - 1]
+        if nodata is None or math.isnan(nodata) or not (
+                MaskFlags.nodata in flags or MaskFlags.per_dataset in flags):
+            return False
+        values = data[position]
+        if values.size and not values.min() == nodata == values.max():
+            return False
+    return True
 
 
 def _band_valid(

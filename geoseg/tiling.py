@@ -33,7 +33,7 @@ from geoseg.settings import DEFAULT_TILE_SIZE, ModelSettings, default_overlap
 __all__ = [
     "AUTO_WINDOW", "AUTO_WINDOW_FILTERS", "Tile", "TileGrid", "WindowChoice", "axis_offsets",
     "block_windows", "check_grid_size", "grid_size", "inference_window", "input_cache_bytes",
-    "pad_to_tile", "read_tile", "resolve_window",
+    "pad_to_tile", "read_tile", "resolve_window", "tile_input",
 ]
 
 WindowChoice = int | Literal["auto", "tile"]
@@ -430,7 +430,16 @@ def read_tile(
         The window's pixels cannot be read (truncated or corrupted file).
     """
     indexes = list(bands) if bands is not None else data_bands(dataset)
-    data, valid = read_window(dataset, tile.window, indexes, extra_nodata)
+    return tile_input(*read_window(dataset, tile.window, indexes, extra_nodata), tile_size)
+
+
+def tile_input(data: np.ndarray, valid: np.ndarray, tile_size: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """A window's pixels and validity (:func:`geoseg.scene.read_window`) as :func:`read_tile`
+    gives them: band-last float32, NaN as 0, padded to ``tile_size`` x ``tile_size``.
+
+    For a reader that passes over windows without data before paying for their conversion.
+    """
     if np.issubdtype(data.dtype, np.floating):
         data = np.nan_to_num(data, nan=0.0)
     image = pad_to_tile(data.astype(np.float32, copy=False), tile_size)

@@ -172,3 +172,70 @@ def test_malicious_config_value_is_never_evaluated(tmp_path):
     with pytest.raises(ConfigError):
         load_config(config)
     assert not marker.exists()
+
+
+# ---------------------------------------------------------------- mosaics missing a source
+def striped_mosaic(folder: Path, side: int = 1024) -> Path:
+    """Four striped GeoTIFFs with nodata 0 mosaicked by a VRT, as gdalbuildvrt writes it."""
+    rng = np.random.default_rng(0)
+    sources = []
+    for row in range(2):
+        for col in range(2):
+            name = f"tile_{row}{col}.tif"
+            with rasterio.open(folder / name, "w", driver="GTiff", width=side, height=side,
+                               count=3, dtype="uint8", nodata=0, crs="EPSG:32654",
+                               transform=rasterio.transform.from_origin(
+                                   582000 + 3 * side * col, 4734000 - 3 * side * row, 3, 3)
+                               ) as dst:
+                dst.write(rng.integers(1, 255, (3, side, side), dtype=np.uint8))
+            sources.append(f"""<ComplexSource><SourceFilename relativeToVRT="1">{name}\
+</SourceFilename><SourceBand>{{band}}</SourceBand><SourceProperties RasterXSize="{side}" \
+RasterYSize="{side}" DataType="Byte" BlockXSize="{side}" BlockYSize="2"/><SrcRect xOff="0" \
+yOff="0" xSize="{side}" ySize="{side}"/><DstRect xOff="{col * side}" yOff="{row * side}" \
+xSize="{side}" ySize="{side}"/><NODATA>0</NODATA></ComplexSource>""")
+    bands = "".join(f'<VRTRasterBand dataType="Byte" band="{band}"><NoDataValue>0'
+                    f'</NoDataValue>{"".join(s.format(band=band) for s in sources)}'
+                    "</VRTRasterBand>" for band in (1, 2, 3))
+    vrt = folder / "mosaic.vrt"
+    vrt.write_text(f'<VRTDataset rasterXSize="{2 * side}" rasterYSize="{2 * side}"><SRS>'
+                   "EPSG:32654</SRS><GeoTransform>582000, 3, 0, 4734000, 0, -3</GeoTransform>"
+                   f"{bands}</VRTDataset>")
+    return vrt
+
+
+@pytest.fixture
+def holed_mosaic(tmp_path) -> Path:
+    """The mosaic of the issue: one of its four tiles deleted."""
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    vrt = striped_mosaic(scenes)
+    (scenes / "tile_11.tif").unlink()
+    with rasterio.open(scenes / "labels.tif", "w", driver="GTiff", width=2048, height=2048,
+                       count=1, dtype="uint8", crs="EPSG:32654",
+                       transform=rasterio.transform.from_origin(582000, 4734000, 3, 3)) as dst:
+        dst.write(np.zeros((1, 2048, 2048), np.uint8))
+    return vrt
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "tile"])
+def test_mosaic_missing_a_source(tmp_path, model, holed_mosaic, command):
+    labels = holed_mosaic.parent / "labels.tif"
+    out = tmp_path / "out"
+    args = {"predict": ["--out", str(tmp_path / "out.tif")],
+            "evaluate": ["--labels", str(labels), "--out", str(out)],
+            "tile": ["--labels", str(labels), "--out", str(out), "--tile-size", "64"]}[command]
+    before = {p.name for p in tmp_path.iterdir()}
+    result = CliRunner().invoke(cli, [command, str(holed_mosaic), "--model", str(model), "-q",
+                                      *args])
+    assert_refused(result, f"mosaic.vrt: its source {holed_mosaic.parent / 'tile_11.tif'} "
+                           "does not exist; restore it, or rebuild the mosaic without it",
+                   tmp_path, before)
+
+
+def test_mosaic_with_a_truncated_source(tmp_path, model):
+    vrt = striped_mosaic(tmp_path)
+    tile = tmp_path / "tile_11.tif"
+    tile.write_bytes(tile.read_bytes()[: tile.stat().st_size // 2])  # the header opens
+    result, before = predict(tmp_path, str(vrt), model)
+    assert_refused(result, "tile_11.tif, band 1: IReadBlock failed", tmp_path, before)
+    assert "truncated or corrupted" in result.output

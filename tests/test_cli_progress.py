@@ -60,17 +60,51 @@ def test_without_json_a_non_terminal_gets_no_progress(make_raster, tmp_path):
     assert result.stderr == ""
 
 
-def test_predict_reports_windows_even_when_quiet(make_raster, tmp_path):
+def predict_quietly(tmp_path, scene, batch_size: int):  # type: ignore[no-untyped-def]
+    """``geoseg predict -q --progress json`` of ``scene`` in 64-pixel tiles (16 shared) with a
+    per-pixel model; the run and its progress lines, checked."""
     settings = ModelSettings(image_size=64, num_layers=3, overlap=16)
     model = save_model(pixelwise_keras_model(settings), settings, tmp_path / "m.keras")
-    scene = make_raster(height=300, width=200)
     result = CliRunner().invoke(cli, [
         "predict", str(scene), "--model", str(model), "--out", str(tmp_path / "mask.tif"),
-        "--batch-size", "2", "--window", "tile", "--progress", "json", "-q"])
+        "--batch-size", str(batch_size), "--window", "tile", "--progress", "json", "-q"])
     assert result.exit_code == 0, result.output
     lines = progress_lines(result.stderr)
     check_run(lines, "windows")
+    return result, lines
+
+
+def test_predict_reports_windows_even_when_quiet(make_raster, tmp_path):
+    _, lines = predict_quietly(tmp_path, make_raster(height=300, width=200), batch_size=2)
     assert lines[-1]["total"] == 6 * 4  # 300 rows and 200 columns in 64-pixel tiles, 16 shared
+
+
+def test_predict_progress_on_a_sparse_scene_follows_the_rows_written(make_raster, tmp_path,
+                                                                     monkeypatch):
+    """Windows without data count once the rows they cover are written, not when read; 1.0
+    comes after the last row is written."""
+    from geoseg import predict
+
+    data = np.zeros((3, 1200, 200), np.uint8)
+    data[:, 10:40, 10:40] = 200  # one patch of data, at the top; nodata below
+    scene = make_raster("sparse.tif", data=data, nodata=0)
+    write = predict._Outputs.write
+
+    def write_and_say(self, row_off, mask, band):  # type: ignore[no-untyped-def]
+        write(self, row_off, mask, band)
+        print(f"rows {row_off}+{mask.shape[0]} written", file=sys.stderr, flush=True)
+
+    monkeypatch.setattr(predict._Outputs, "write", write_and_say)
+    result, _ = predict_quietly(tmp_path, scene, batch_size=1)
+    events = [line for line in result.stderr.splitlines() if line.startswith(("{", "rows"))]
+    writes = [i for i, line in enumerate(events) if line.startswith("rows")]
+    assert len(writes) == 5  # block rows of 256 rows
+    end = next(i for i, line in enumerate(events) if line.startswith('{"progress": 1.0'))
+    assert writes[-1] < end, "progress reached 1.0 before the outputs were written"
+    assert writes[0] < end - 1 and events[writes[0] + 1].startswith("{"), \
+        "rows without data were written only at the end, not as windows were passed over"
+    assert "1 of 100 windows predicted" in result.stdout and "99 without data skipped" \
+        in result.stdout
 
 
 def test_train_reports_every_step(tmp_path):

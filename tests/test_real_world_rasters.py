@@ -280,3 +280,33 @@ def test_nodata_rule_is_gdals_all_bands(tmp_path: Path):
     with open_scene(path) as src:
         _, valid = read_window(src, rasterio.windows.Window(0, 0, 2, 1), [1, 2])
         np.testing.assert_array_equal(valid, [[False, True]])
+
+
+@pytest.mark.parametrize("validity", ["nodata value", "internal mask"])
+def test_a_single_pixel_of_data_is_found_in_a_sparse_scene(tmp_path: Path, validity: str):
+    """Windows without data are told cheaply (a sparse GeoTIFF's missing blocks, nodata or
+    masked), and a window with one valid pixel is still found exactly."""
+    side = 1024
+    profile = {"driver": "GTiff", "width": side, "height": side, "count": 3, "dtype": "uint8",
+               "crs": TEST_CRS, "transform": TEST_TRANSFORM, "tiled": True, "blockxsize": 256,
+               "blockysize": 256, "sparse_ok": True,
+               "nodata": 0 if validity == "nodata value" else None}
+    path = tmp_path / "sparse.tif"
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((3, 1, 1), 7, np.uint8), window=rasterio.windows.Window(700, 300, 1, 1))
+        if validity == "internal mask":
+            mask = np.zeros((side, side), np.uint8)
+            mask[300, 700] = 255
+            dst.write_mask(mask)
+    with open_scene(path) as src:
+        assert describe_validity(src) == validity
+        for col in range(0, side, 512):
+            for row in range(0, side, 512):
+                window = rasterio.windows.Window(col, row, 512, 512)
+                data, valid = read_window(src, window, [1, 2, 3])
+                expected = np.zeros((512, 512), bool)
+                if (row, col) == (0, 512):
+                    expected[300, 700 - 512] = True
+                np.testing.assert_array_equal(valid, expected)
+                assert data.shape == (3, 512, 512)
+                assert int(data.sum()) == 21 * expected.sum()

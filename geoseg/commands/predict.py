@@ -223,13 +223,13 @@ def _predict_one(
             raise outcome.failure  # worded as flags by the command line, like any other
         assert outcome.result is not None
         result, vector = outcome.result, outcome.vector
-        click.echo(_describe(result) + _where(outcome))
+        click.echo(_describe(result, options.resume) + _where(outcome))
     else:
         with ProgressBar("windows", enabled=not quiet) as progress:
             done = run_job(job, predictor, predictor.settings, options, model_file=spec.path,
                            progress=progress)
         result, vector = done.prediction, done.vector
-        click.echo(_describe(result))
+        click.echo(_describe(result, options.resume))
     if result.probabilities_path is not None:
         click.echo(f"{result.probabilities_path}: class probabilities")
     if vector is not None:
@@ -259,7 +259,8 @@ def _predict_many(
         if outcome.result is None:
             click.echo(f"{outcome.job.scene}: FAILED: {_reason(outcome)}", err=True)
             return
-        click.echo(_describe(outcome.result) + (_where(outcome) if cluster else ""))
+        click.echo(_describe(outcome.result, options.resume)
+                   + (_where(outcome) if cluster else ""))
         if outcome.vector is not None:
             click.echo(outcome.vector.describe())
 
@@ -290,8 +291,16 @@ def _where(outcome: SceneOutcome) -> str:
             f"{outcome.worker} in {outcome.assembly_seconds or 0.0:.1f} s]")
 
 
-def _describe(result: PredictionResult) -> str:
-    rate = result.tiles_predicted / result.seconds if result.seconds > 0 else 0.0
+def _describe(result: PredictionResult, resume: bool) -> str:
+    """What a run did; a rate only when every window was predicted: a window passed over (no
+    data, or finished by the interrupted run ``resume`` continues) takes a fraction of a
+    predicted one's time."""
+    skipped = result.tiles_total - result.tiles_predicted
+    if skipped:
+        pace = f"{skipped} {'skipped or done before' if resume else 'without data skipped'}"
+    else:
+        rate = result.tiles_predicted / result.seconds if result.seconds > 0 else 0.0
+        pace = f"{rate:.2f} windows/s"
     return (f"{result.mask_path}: {result.tiles_predicted} of {result.tiles_total} windows "
-            f"predicted in {result.seconds:.1f} s ({rate:.2f} windows/s), "
+            f"predicted in {result.seconds:.1f} s ({pace}), "
             f"{result.foreground_pixels} landslide pixels")
