@@ -49,6 +49,7 @@ from geoseg.batching import windows_per_batch
 from geoseg.blending import ChunkedAccumulator, Piece
 from geoseg.block_rows import BlockRows, RowsFinished
 from geoseg.errors import InputError, ParameterError, param
+from geoseg.imagery import warn_if_unfit
 from geoseg.journal import FinishedRows, PredictionJournal
 from geoseg.mask_format import (
     CLASS_NAMES_TAG,
@@ -320,6 +321,7 @@ def predict_scene(
     with ExitStack() as stack:
         run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                         model_file, getattr(predictor, "runtime", None))
+        warn_if_unfit(run.src, run.bands, settings, model_file, opts.extra_nodata)
         journal = run.journal
         finished = journal.load() if opts.resume else []
         if finished:
@@ -452,6 +454,7 @@ class BandedPrediction:
         with ExitStack() as stack:
             run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                             model_file, runtime)
+            warn_if_unfit(run.src, run.bands, settings, model_file, opts.extra_nodata)
             if opts.resume:
                 run.journal.load()  # refuses the journal of another run
                 _remove_stale_partials(run.mask, run.probabilities)
