@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "predict": "predict",
     "vectorize": "vectorize",
     "info": "info",
+    "models": "models",
     "preview": "preview",
     "export": "export",
     "quantize": "quantize",
