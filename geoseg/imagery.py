@@ -9,11 +9,15 @@ model knows; it never refuses a scene:
 
 - **pixel size**: the scene's pixels are more than :data:`PIXEL_SIZE_FACTOR` (2) times
   larger or smaller than the training pixels. A convolutional network learns the size of
-  things in pixels: at 2x, a landslide's outline falls on another level of the UNet's
-  pyramid (each level halves the resolution), and geoseg's training does not zoom tiles
-  by default (``[train] augment_scale`` 0). A geographic CRS (degrees) is converted to
-  metres at the scene's centre latitude, on the CRS's ellipsoid, and warned about only when
-  that is off.
+  things in pixels: at 2x, a landslide spans another level of the UNet's pyramid (each
+  level halves the resolution), and geoseg's training does not zoom tiles by default
+  (``[train] augment_scale`` 0). Measured with ``hokkaido-iburi`` on its 6 ``valid/``
+  tiles resampled (tiles it trained on, so the level is high; the losses are what counts):
+  landslide IoU 0.636 at its 3 m; 0.626, 0.604 and 0.552 with pixels 1.4, 2 and 3 times
+  larger; 0.608, 0.561 and 0.451 with pixels 1.4, 2 and 3 times smaller. Within 2x the
+  loss stays a few hundredths; beyond, it grows fast. A geographic CRS (degrees) is
+  converted to metres at the scene's centre latitude, on the CRS's ellipsoid, and warned
+  about only when that is off.
 - **brightness**: the median of a band over a cheap sample of the scene (:func:`scene_sample`)
   lies outside the range of the middle 98% of the training pixels of that band ([1st, 99th]
   percentile): the scene's typical pixel is one the model saw in fewer than 1 in 100 of its
@@ -270,7 +274,8 @@ def fit_warnings(
                 words = f" ({how})" if how.startswith("degrees") else ""
                 lines.append(
                     f"{name}: {format_metres(size)} pixels{words}; {model} was trained on "
-                    f"~{format_metres(settings.pixel_size_m)} pixels: results may be noise "
+                    f"~{format_metres(settings.pixel_size_m)} pixels: results may be poor or "
+                    "noise "
                     f"(resample the scene to ~{format_metres(settings.pixel_size_m)}, e.g. "
                     "gdalwarp -tr, or fine-tune the model on such imagery; see 'Models that "
                     "know where they work' in the README)")
@@ -307,5 +312,6 @@ def _brightness(name: str, medians: np.ndarray, stats: Sequence[BandStats],
     listed = "; ".join(f"band {bands[k]} median {_number(medians[k])}, training "
                        f"{_number(stats[k].p1)}-{_number(stats[k].p99)}" for k in outside)
     return [f"{name}: pixel values {kind} the middle 98% of {model}'s training pixels "
-            f"({listed}): results may be noise (16-bit, 0-1 reflectance or unstretched imagery? "
-            "stretch the scene to the training range, e.g. gdal_translate -ot Byte -scale)"]
+            f"({listed}): results may be poor or noise (16-bit, 0-1 reflectance or "
+            "unstretched imagery? stretch the scene to the training range, e.g. "
+            "gdal_translate -ot Byte -scale)"]

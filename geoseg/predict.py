@@ -299,6 +299,10 @@ def predict_scene(
     progress : callable, optional
         Called as ``progress(tiles_just_finished, tiles_total)`` while tiles finish.
 
+    Before any tile is read, the scene is compared with the imagery the model was trained on
+    (:func:`geoseg.imagery.warn_if_unfit`: pixel size, pixel values): a warning line for
+    each misfit, never a refusal.
+
     A predictor's ``runtime`` attribute (what computes its probabilities, e.g. ``"openvino
     float32 auto"``: :attr:`geoseg.predictor.ModelPredictor.runtime`) is recorded in the
     resume journal, so a run is resumed only by the same runtime.

@@ -103,8 +103,8 @@ def test_rgb_byte_tif_gets_one_pixel_size_line_naming_both_figures(tmp_path):
     lines = warnings_of(rgb_byte_like(tmp_path / "RGB.byte.tif"))
     assert lines == [
         "RGB.byte.tif: 300 m pixels; hokkaido-iburi was trained on ~3 m pixels: results may "
-        "be noise (resample the scene to ~3 m, e.g. gdalwarp -tr, or fine-tune the model on "
-        "such imagery; see 'Models that know where they work' in the README)"]
+        "be poor or noise (resample the scene to ~3 m, e.g. gdalwarp -tr, or fine-tune the "
+        "model on such imagery; see 'Models that know where they work' in the README)"]
 
 
 @pytest.mark.parametrize(("pixel", "warned"), [(1.6, False), (5.9, False), (1.4, True),
@@ -210,7 +210,7 @@ def test_geoseg_predict_rgb_byte_with_hokkaido_iburi_prints_the_warning_even_qui
         capture_output=True, text=True, env=env, timeout=600, check=False)
     assert done.returncode == 0, done.stderr  # never refused
     expected = ("WARNING: RGB.byte.tif: 300 m pixels; hokkaido-iburi was trained on ~3 m "
-                "pixels: results may be noise")
+                "pixels: results may be poor or noise")
     assert [line for line in done.stderr.splitlines() if "pixels;" in line][0].startswith(
         expected), done.stderr
     assert (tmp_path / "mask.tif").is_file()

@@ -287,7 +287,7 @@ class DetectLandslides(GeosegAlgorithm):
         "2023; 'geoseg info hokkaido-iburi' shows its card).<br>"
         "A model that knows its training imagery (the bundled ones, and those geoseg trains) "
         "warns in the log when the scene's pixels are more than twice as large or small as "
-        "its training pixels, or its pixel values far from theirs: results may then be "
+        "its training pixels, or its pixel values far from theirs: results may then be poor or "
         "noise.<br>"
         "<b>Bands</b>: the scene bands to feed the model, in the model's order, when the "
         "scene has other bands than the model.<br>"
