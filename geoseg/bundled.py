@@ -4,6 +4,8 @@
 sample scene. ``hokkaido-iburi`` was trained on real imagery of the 2018 Hokkaido Eastern
 Iburi earthquake (see its model card, :func:`model_card`). A name is resolved only when no
 file of that name exists, so a user's own file called ``demo`` still wins.
+:func:`bundled_models` lists them with the imagery they know (``geoseg models``, the QGIS
+plugin's choice of models).
 
 >>> resolve_model("demo").name
 'demo_model.keras'
@@ -15,10 +17,15 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["BUNDLED_MODELS", "CODE_LICENSE", "DEFAULT_MODEL", "bundled_name", "card_facts",
-           "model_card", "model_terms", "resolve_model"]
+from geoseg.model_archive import read_settings
+
+__all__ = ["BUNDLED_MODELS", "CARD_KEYS", "CODE_LICENSE", "DEFAULT_MODEL", "BundledModel",
+           "bundled_models", "bundled_name", "card_facts", "model_card", "model_terms",
+           "resolve_model"]
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -33,6 +40,8 @@ DEFAULT_MODEL = "demo"
 
 CODE_LICENSE = "Apache-2.0"
 """geoseg's own license (SPDX): a model card whose ``license`` is this adds no terms."""
+CARD_KEYS = ("imagery", "license", "works on")
+"""The card facts every bundled model's card gives, for :func:`bundled_models`."""
 
 _FACT = re.compile(r"^- \*\*(?P<key>[^*]+)\*\*: (?P<value>.+)$")
 
@@ -97,3 +106,42 @@ def model_terms(path: str | os.PathLike[str]) -> str | None:
     if facts.get("license", CODE_LICENSE) == CODE_LICENSE:
         return None
     return facts.get("terms", f"licensed {facts['license']}")
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A bundled model and the imagery it knows, in a few words (``geoseg models``)."""
+
+    name: str
+    path: Path
+    default: bool
+    """The model ``predict`` and ``evaluate`` use when none is given."""
+    imagery: str
+    """What it was trained on, e.g. ``8-bit RGB satellite imagery``."""
+    pixel_size_m: float | None
+    """Ground size of its training pixels (from its settings)."""
+    license: str
+    """Its card's SPDX license of the weights."""
+    works_on: str
+    """Where it works."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (``geoseg models --json``)."""
+        return {"name": self.name, "path": str(self.path), "default": self.default,
+                "imagery": self.imagery, "pixel_size_m": self.pixel_size_m,
+                "license": self.license, "works_on": self.works_on}
+
+
+def bundled_models() -> list[BundledModel]:
+    """Every bundled model, the default first: its file, the pixel size its settings store
+    and its card's :data:`CARD_KEYS` facts (their one source)."""
+    models = []
+    for name in sorted(BUNDLED_MODELS, key=lambda n: (n != DEFAULT_MODEL, n)):
+        path = DATA / BUNDLED_MODELS[name]  # even when a file of that name is in the way
+        card = model_card(path)
+        facts = card_facts(card) if card is not None else {}
+        models.append(BundledModel(
+            name=name, path=path, default=name == DEFAULT_MODEL,
+            imagery=facts["imagery"], pixel_size_m=read_settings(path).pixel_size_m,
+            license=facts["license"], works_on=facts["works on"]))
+    return models

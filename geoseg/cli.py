@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "predict": "predict",
     "vectorize": "vectorize",
     "info": "info",
+    "models": "models",
     "preview": "preview",
     "export": "export",
     "quantize": "quantize",

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from geoseg.errors import ConfigError
-from geoseg.settings import ModelSettings, default_class_names
+from geoseg.settings import ARCHITECTURE, ModelSettings, default_class_names
 
 __all__ = [
     "LOSSES", "SECTIONS", "Config", "ModelSection", "DatasetSection", "TrainSection",
@@ -91,6 +91,17 @@ def _sequence_of(item: Callable[[Any], Any], length: int | None = None) -> Calla
     return convert
 
 
+def _as_model(value: Any) -> Path | str:
+    """A model file (a path ending in ``.keras`` or naming a folder) or a bundled model's name
+    (kept as text; resolved where models are loaded)."""
+    text = _exactly(str)(value)
+    if text.lower().endswith(".keras") or "/" in text or "\\" in text:
+        return _as_path(text)
+    if not text.strip() or "\0" in text:
+        raise ValueError(value)
+    return text
+
+
 def _as_rgb_map(value: Any) -> dict[tuple[int, ...], int]:
     if not isinstance(value, dict) or not value:
         raise TypeError(value)
@@ -106,6 +117,8 @@ INT_PAIR = Kind("a pair of integers such as (7,7)", _sequence_of(_exactly(int), 
 STR_LIST = Kind("a list of quoted strings", _sequence_of(_exactly(str)), each=True)
 INT_LIST = Kind("a list of integers", _sequence_of(_exactly(int)), each=True)
 FLOAT_LIST = Kind("a list of numbers", _sequence_of(_as_float), each=True)
+MODEL = Kind("a quoted .keras file or a bundled model's name such as \"hokkaido-iburi\"",
+              _as_model)
 RGB_MAP = Kind("a dict of (R,G,B) colours to classes such as {(0,0,0):0, (255,0,0):1}",
                _as_rgb_map)
 
@@ -275,6 +288,18 @@ class TrainSection:
     cache_mb: int = _key(2048, INT, "Decode the training and validation tiles once and keep "
                          "them in memory when they fit in this many MiB (float32); 0 = read "
                          "them from the files every epoch.", minimum=0)
+    pixel_size: float | None = _key(None, FLOAT, "Ground size of the training pixels in "
+                                    "metres, stored in the model so that geoseg predict warns "
+                                    "about scenes of another resolution; None = from the "
+                                    "training images' georeference (unknown for PNG tiles).",
+                                    above=0)
+    init_model: Path | str | None = _key(None, MODEL, "Fine-tune this model: start from its "
+                                         "weights, with its network, tile size, bands and "
+                                         "normalisation ([model] keys that change the network "
+                                         "must match it); None = train from scratch.")
+    freeze_encoder_epochs: int = _key(0, INT, "With init_model: keep the encoder (the "
+                                      "contracting path and the bridge) fixed for this many "
+                                      "first epochs, training the decoder only.", minimum=0)
 
 
 @dataclass(frozen=True)
@@ -364,6 +389,8 @@ class Config:
     mask: MaskSection
     source: str
     """The config file path, or ``"<string>"``/``"<defaults>"`` when not read from a file."""
+    given: frozenset[tuple[str, str]] = frozenset()
+    """The (section, key) pairs the text sets; every other key has its default."""
 
     def model_kwargs(self) -> dict[str, Any]:
         """The arguments of the FlexUNet builder, taken from ``[model]``.
@@ -378,14 +405,50 @@ class Config:
         """
         return _model_kwargs(self.model) | {"overlap": self.tiledinfer.overlap}
 
+    def fine_tuned_kwargs(self, parent: ModelSettings, parent_name: str) -> dict[str, Any]:
+        """The settings of a model fine-tuned from ``parent``, as :meth:`model_kwargs`: the
+        parent's (its imagery facts and threshold left out), with the ``[model]`` keys this
+        config sets that do not change the network (dropout, class names, bands, overlap).
+
+        Raises
+        ------
+        ConfigError
+            A key the config sets changes the network (:data:`~geoseg.settings.ARCHITECTURE`:
+            tile size, bands count, classes, filters, kernels, layers, dilation,
+            normalisation), naming each and the parent's value.
+        """
+        requested = ModelSettings(**self.model_kwargs())
+        given = {_MODEL_KEYS[key] for section, key in self.given
+                 if section == "model" and key in _MODEL_KEYS}
+        if ("tiledinfer", "overlap") in self.given:
+            given.add("overlap")
+        differ = requested.differences(parent, [n for n in ARCHITECTURE if n in given])
+        if differ:
+            keys = {field: key for key, field in reversed(_MODEL_KEYS.items())}  # image_width
+            listed = ", ".join(f"{keys[name]} = {_ini_text(ours)} (it has {_ini_text(theirs)})"
+                               for name, (ours, theirs) in differ.items())
+            raise ConfigError(f"{self.source}: [model] differs from {parent_name}, the model to "
+                              f"fine-tune: {listed}; a fine-tuned model keeps its parent's "
+                              "network: remove these keys or set them to its values")
+        kept = parent.without_facts().to_dict() | {"threshold": None}
+        return kept | {name: getattr(requested, name) for name in given}
+
+
+_MODEL_KEYS = {
+    "image_width": "image_size", "image_height": "image_size",
+    "image_channels": "image_channels", "num_classes": "num_classes",
+    "base_filters": "base_filters", "base_kernels": "base_kernels", "num_layers": "num_layers",
+    "dropout_rate": "dropout_rate", "dilation": "dilation",
+    "input_normalize": "input_normalize", "normalization": "batch_norm",
+    "class_names": "class_names", "bands": "bands", "overlap": "overlap",
+}
+"""``[model]`` keys that are model settings, and the :class:`ModelSettings` field of each."""
+
 
 def _model_kwargs(m: ModelSection) -> dict[str, Any]:
-    return {"image_size": m.image_width, "image_channels": m.image_channels,
-            "num_classes": m.num_classes, "base_filters": m.base_filters,
-            "base_kernels": m.base_kernels, "num_layers": m.num_layers,
-            "dropout_rate": m.dropout_rate, "dilation": m.dilation,
-            "input_normalize": m.input_normalize, "batch_norm": m.normalization,
-            "class_names": list(m.class_names), "bands": list(m.bands), "overlap": m.overlap}
+    kwargs = {field: getattr(m, key) for key, field in _MODEL_KEYS.items()
+              if key != "image_height"}  # equal to image_width (checked)
+    return kwargs | {"class_names": list(m.class_names), "bands": list(m.bands)}
 
 
 def _schema(cls: type) -> dict[str, Key]:
@@ -534,7 +597,8 @@ def parse_config(text: str, source: str = "<string>",
                                 for key, spec in _schema(cls).items()})
     _derive_and_check(sections, source)
     _warn_unread(parser, source)
-    return Config(**sections, source=source)
+    keys_set = frozenset((name, key) for name in parser.sections() for key in parser[name])
+    return Config(**sections, source=source, given=keys_set)
 
 
 def _warn_unread(parser: configparser.ConfigParser, source: str) -> None:

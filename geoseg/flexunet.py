@@ -7,6 +7,10 @@ with depth, optional dilation and batch normalisation, softmax output for severa
 Input normalisation is a :class:`keras.layers.Rescaling` layer, not a Lambda, so saved models
 load in Keras ``safe_mode`` without executing arbitrary code.
 
+Layers are named by their place: ``enc<level>_*`` for the encoder (the contracting path, its
+last level the bridge: :func:`encoder_layers`), ``dec<level>_*`` for the decoder, ``normalize``
+and ``probabilities``.
+
 Saved models carry their :class:`~geoseg.settings.ModelSettings` inside the ``.keras`` archive
 (see :mod:`geoseg.model_archive`); :func:`load_model` requires them.
 """
@@ -29,7 +33,11 @@ from geoseg.model_archive import read_settings, write_settings
 from geoseg.outputs import atomic_output
 from geoseg.settings import ModelSettings
 
-__all__ = ["build_flexunet", "load_model", "resized_flexunet", "save_model"]
+__all__ = ["ENCODER_PREFIX", "build_flexunet", "encoder_layers", "load_model",
+           "resized_flexunet", "save_model"]
+
+ENCODER_PREFIX = "enc"
+"""Names of the encoder's layers start with it (``enc0_conv1``, ..., the bridge's too)."""
 
 
 def _conv_block(
@@ -90,10 +98,11 @@ def build_flexunet(settings: ModelSettings, name: str = "flexunet") -> keras.Mod
     skips = []
     for level in range(settings.num_layers):
         filters = settings.base_filters * 2**level
-        x = _conv_block(x, filters, kernels[level], dropouts[level], settings, f"enc{level}")
+        encoder = f"{ENCODER_PREFIX}{level}"
+        x = _conv_block(x, filters, kernels[level], dropouts[level], settings, encoder)
         if level < settings.num_layers - 1:
             skips.append(x)
-            x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
+            x = layers.MaxPooling2D(2, name=f"{encoder}_pool")(x)
     for level in reversed(range(settings.num_layers - 1)):
         filters = settings.base_filters * 2**level
         x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"dec{level}_up")(x)
@@ -104,6 +113,18 @@ def build_flexunet(settings: ModelSettings, name: str = "flexunet") -> keras.Mod
         settings.num_classes, 1, activation=activation, dtype="float32", name="probabilities"
     )(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def encoder_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The encoder of a FlexUNet: the layers of its contracting path and its bridge, the
+    part fine-tuning may keep fixed while the decoder learns (``geoseg train
+    --freeze-encoder-epochs``).
+
+    >>> model = build_flexunet(ModelSettings(image_size=32, base_filters=4, num_layers=3))
+    >>> [layer.name for layer in encoder_layers(model) if layer.weights]
+    ['enc0_conv1', 'enc0_conv2', 'enc1_conv1', 'enc1_conv2', 'enc2_conv1', 'enc2_conv2']
+    """
+    return [layer for layer in model.layers if layer.name.startswith(ENCODER_PREFIX)]
 
 
 def resized_flexunet(model: keras.Model, settings: ModelSettings, side: int) -> keras.Model:

@@ -100,7 +100,10 @@ def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
     (training data, terms, expected imagery, ...) and the card.
 
     ``threshold`` is the landslide probability threshold prediction uses by default, or
-    ``None (most probable class)``. ``path`` may name a bundled model.
+    ``None (most probable class)``; ``pixel_size_m``, ``band_stats`` (per model band, in
+    words) and ``parent`` describe its training imagery and the model it was fine-tuned from
+    (an ``imagery check`` note says when it knows nothing of its imagery). ``path`` may name
+    a bundled model.
 
     Raises
     ------
@@ -116,6 +119,7 @@ def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
     facts.update(settings.to_dict())
     if settings.threshold is None:
         facts["threshold"] = "None (most probable class)"
+    facts.update(_imagery_words(settings))
     int8 = cached_conversion(path, file_digest(path), INT8)
     facts["int8 version"] = str(int8) if int8 else "none (geoseg quantize makes one)"
     card = model_card(path)
@@ -123,6 +127,25 @@ def describe_model(path: str | os.PathLike[str]) -> dict[str, Any]:
         facts.update(card_facts(card))
         facts["model card"] = str(card)
     return facts
+
+
+def _imagery_words(settings: ModelSettings) -> dict[str, Any]:
+    """The imagery facts and parent of a model's settings, in words."""
+    words: dict[str, Any] = {
+        "pixel_size_m": settings.pixel_size_m,
+        "band_stats": "; ".join(
+            f"{band}: 1-99% {stats.p1:g}-{stats.p99:g}, median {stats.p50:g}, mean "
+            f"{stats.mean:.4g} +- {stats.std:.4g}"
+            for band, stats in zip(settings.bands, settings.band_stats, strict=True))
+        if settings.band_stats else None,
+        "parent": f"{settings.parent.name} (sha256 {settings.parent.digest[:12]}...)"
+        if settings.parent else "None (trained from scratch)",
+    }
+    if settings.pixel_size_m is None and settings.band_stats is None:
+        words["imagery check"] = ("none: the model does not know its training imagery (saved "
+                                  "before geoseg recorded it), so predict cannot warn about "
+                                  "scenes unlike it")
+    return words
 
 
 def describe(

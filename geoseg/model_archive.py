@@ -47,6 +47,8 @@ def write_settings(path: str | os.PathLike[str], settings: ModelSettings) -> Non
 def replace_settings(path: str | os.PathLike[str], settings: ModelSettings) -> None:
     """Rewrite the settings member of a geoseg ``.keras`` file (atomically), weights untouched.
 
+    The members keep their order and dates, so the same settings give the same bytes.
+
     Raises
     ------
     ModelError
@@ -56,9 +58,8 @@ def replace_settings(path: str | os.PathLike[str], settings: ModelSettings) -> N
     with atomic_output(Path(path), overwrite=True) as tmp:
         with zipfile.ZipFile(path) as source, zipfile.ZipFile(tmp, "w") as target:
             for item in source.infolist():
-                if item.filename != SETTINGS_MEMBER:
-                    target.writestr(item, source.read(item))
-            target.writestr(SETTINGS_MEMBER, settings.to_json())
+                target.writestr(item, settings.to_json() if item.filename == SETTINGS_MEMBER
+                                else source.read(item))
 
 
 def folder_error(folder: Path) -> ModelError:

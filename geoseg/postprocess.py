@@ -47,13 +47,13 @@ from typing import Protocol
 
 import numpy as np
 import rasterio
-import shapely
 from numpy.typing import ArrayLike, NDArray
 from rasterio.windows import Window
 from scipy import ndimage
 
 from geoseg.components import Components, ComponentScan
 from geoseg.errors import ParameterError, param
+from geoseg.imagery import pixel_size_m
 from geoseg.mask_format import CLASS_NAMES_TAG, MASK_NODATA
 from geoseg.outputs import atomic_output, check_output_path, is_same_file, temporary_sibling
 from geoseg.postprocess_recipe import PostProcessing
@@ -62,14 +62,13 @@ from geoseg.scene import open_scene
 from geoseg.settings import default_class_names
 from geoseg.styles import class_colours
 from geoseg.vector_blocks import probability_band, read_probability
-from geoseg.vector_features import Measure
 
 __all__ = [
     "POSTPROCESSING_TAG",
     "SPLIT_MAX_PIXELS",
     "PostProcessed",
     "Regions",
-    "pixel_size_m",
+    "region_pixel_size",
     "postprocess_array",
     "postprocess_raster",
 ]
@@ -379,15 +378,14 @@ def postprocess_array(
 
 
 # ------------------------------------------------------------------------------ rasters
-def pixel_size_m(dataset: rasterio.io.DatasetReader) -> float:
-    """Side, in metres, of a square as large as the raster's centre pixel.
-
-    Projected CRSs are scaled to metres, geographic ones measured on an equal-area projection
-    (:class:`~geoseg.vector_features.Measure`); without CRS, map units (1 for a plain image).
-    """
-    window = Window(dataset.width // 2, dataset.height // 2, 1, 1)
-    pixel = shapely.box(*rasterio.windows.bounds(window, dataset.transform))
-    return float(np.sqrt(Measure.for_raster(dataset).area(np.array([pixel]))[0]))
+def region_pixel_size(dataset: rasterio.io.DatasetReader) -> float:
+    """Side, in metres, of the raster's pixels for a recipe's areas and distances: its ground
+    pixel size (:func:`geoseg.imagery.pixel_size_m`); without a CRS, map units (1 for a plain
+    image)."""
+    found = pixel_size_m(dataset)
+    if found is not None:
+        return found[0]
+    return float(np.sqrt(abs(dataset.transform.determinant)))
 
 
 def _profile(like: rasterio.io.DatasetReader, dtype: str, nodata: float | None
@@ -527,7 +525,7 @@ def postprocess_raster(
                                  f"{src.name}, got {band!r}")
         _check_block_rows(block_rows)
         source = _RasterSource(src, band or probability_band(src, 1), src.height, src.width)
-        regions = _Regions(source, recipe, pixel_size_m(src), block_rows)
+        regions = _Regions(source, recipe, region_pixel_size(src), block_rows)
         tags = src.tags() | {POSTPROCESSING_TAG: json.dumps(recipe.to_dict(), sort_keys=True)}
         names = _mask_class_names(src)
         mask_dst = stack.enter_context(rasterio.open(

@@ -50,6 +50,7 @@ from geoseg.batching import windows_per_batch
 from geoseg.blending import ChunkedAccumulator, Piece
 from geoseg.block_rows import BlockRows, RowsFinished
 from geoseg.errors import InputError, OutputError, ParameterError, param
+from geoseg.imagery import warn_if_unfit
 from geoseg.journal import CONTINUE, FinishedRows, PredictionJournal, window_digest
 from geoseg.mask_format import (
     CLASS_NAMES_TAG,
@@ -325,6 +326,10 @@ def predict_scene(
         (a full disk), the journal holding every row is kept, and ``resume`` writes the
         outputs again from it without predicting.
 
+    Before any tile is read, the scene is compared with the imagery the model was trained on
+    (:func:`geoseg.imagery.warn_if_unfit`: pixel size, pixel values): a warning line for
+    each misfit, never a refusal.
+
     A predictor's ``runtime`` attribute (what computes its probabilities, e.g. ``"openvino
     float32 auto"``: :attr:`geoseg.predictor.ModelPredictor.runtime`) is recorded in the
     resume journal, so a run is resumed only by the same runtime.
@@ -350,6 +355,7 @@ def predict_scene(
     with ExitStack() as stack:
         run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                         model_file, getattr(predictor, "runtime", None))
+        warn_if_unfit(run.src, run.bands, settings, model_file, opts.extra_nodata)
         journal = run.journal
         finished = _checked_rows(run, opts, journal.load()) if opts.resume else []
         if finished:
@@ -492,6 +498,7 @@ class BandedPrediction:
         with ExitStack() as stack:
             run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                             model_file, runtime)
+            warn_if_unfit(run.src, run.bands, settings, model_file, opts.extra_nodata)
             if opts.resume:
                 run.journal.load()  # refuses the journal of another run
                 _checked_rows(run, opts, run.journal.saved())

@@ -7,7 +7,9 @@ the recommended overlap all come with it. This module does not import TensorFlow
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -15,7 +17,8 @@ from typing import Any
 from geoseg.errors import ConfigError, GeosegError
 from geoseg.postprocess_recipe import PostProcessing
 
-__all__ = ["DEFAULT_TILE_SIZE", "ModelSettings", "default_class_names", "default_overlap"]
+__all__ = ["ARCHITECTURE", "DEFAULT_TILE_SIZE", "BandStats", "ModelParent", "ModelSettings",
+           "default_class_names", "default_overlap"]
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -56,6 +59,50 @@ def default_overlap(tile_size: int) -> int:
     (64, 32, 8)
     """
     return tile_size // 8
+
+
+@dataclass(frozen=True)
+class BandStats:
+    """What the valid training pixels of one model band looked like (raw values, before the
+    model's own normalisation): quantiles, mean and standard deviation of a sample of them.
+
+    >>> BandStats(p1=10, p50=80, p99=200, mean=85.5, std=40.25).p50
+    80.0
+    """
+
+    p1: float
+    """1st percentile."""
+    p50: float
+    """Median."""
+    p99: float
+    """99th percentile."""
+    mean: float
+    std: float
+
+    def __post_init__(self) -> None:
+        for name in ("p1", "p50", "p99", "mean", "std"):
+            value = float(getattr(self, name))
+            if not math.isfinite(value):
+                raise ConfigError(f"band_stats: {name} must be a finite number, got {value}")
+            object.__setattr__(self, name, value)
+        if not self.p1 <= self.p50 <= self.p99 or self.std < 0:
+            raise ConfigError(f"band_stats: need p1 <= p50 <= p99 and std >= 0, got {self}")
+
+
+@dataclass(frozen=True)
+class ModelParent:
+    """The model another one was fine-tuned from: its name (a bundled model's, or the file
+    as given) and the SHA-256 of its file."""
+
+    name: str
+    digest: str
+
+
+ARCHITECTURE: tuple[str, ...] = (
+    "image_size", "image_channels", "num_classes", "base_filters", "base_kernels",
+    "num_layers", "dilation", "input_normalize", "batch_norm")
+"""The settings that define a FlexUNet's weights and what its inputs mean: a model is
+fine-tuned only from a parent with the same ones."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +147,15 @@ class ModelSettings:
         How the model's probabilities become landslide regions: a
         :class:`~geoseg.postprocess_recipe.PostProcessing` as a dict (every field, once
         checked). None (models saved before it existed, too) = the threshold alone.
+    pixel_size_m : float or None
+        Ground size of the training pixels in metres (the side of a square pixel of the same
+        area); None when unknown (models saved before geoseg recorded it, too).
+    band_stats : list of BandStats or None
+        Per model band, what its valid training pixels looked like (sampled); None when
+        unknown. With ``pixel_size_m``, what :mod:`geoseg.imagery` checks a scene against.
+    parent : ModelParent or None
+        The model this one was fine-tuned from (``geoseg train --init``); None when trained
+        from scratch.
     """
 
     image_size: int = 512
@@ -117,9 +173,17 @@ class ModelSettings:
     overlap: int | None = None
     threshold: float | None = None
     postprocessing: dict[str, Any] | None = None
+    pixel_size_m: float | None = None
+    band_stats: list[BandStats] | None = None
+    parent: ModelParent | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
+        if self.band_stats is not None:
+            set_(self, "band_stats", [stats if isinstance(stats, BandStats) else
+                                      BandStats(**stats) for stats in self.band_stats])
+        if isinstance(self.parent, Mapping):
+            set_(self, "parent", ModelParent(**self.parent))
         set_(self, "base_kernels", _pair(self.base_kernels, "base_kernels"))
         set_(self, "dilation", _pair(self.dilation, "dilation"))
         if not self.class_names:
@@ -181,6 +245,28 @@ class ModelSettings:
                 f"overlap must be in [0, {self.image_size}) for {self.image_size}-pixel tiles, "
                 f"got {self.overlap}"
             )
+        if self.pixel_size_m is not None and not (math.isfinite(self.pixel_size_m)
+                                                  and self.pixel_size_m > 0):
+            raise ConfigError(f"pixel_size_m must be a number of metres > 0, got "
+                              f"{self.pixel_size_m}")
+        if self.band_stats is not None and len(self.band_stats) != self.image_channels:
+            raise ConfigError(f"band_stats: {len(self.band_stats)} given for "
+                              f"{self.image_channels} bands")
+
+    def differences(self, other: ModelSettings, names: Sequence[str] = ARCHITECTURE
+                    ) -> dict[str, tuple[Any, Any]]:
+        """The settings among ``names`` that differ from ``other``'s: name -> (ours, theirs).
+
+        >>> ModelSettings(base_filters=8).differences(ModelSettings(base_filters=16))
+        {'base_filters': (8, 16)}
+        """
+        return {name: (getattr(self, name), getattr(other, name)) for name in names
+                if getattr(self, name) != getattr(other, name)}
+
+    def without_facts(self) -> ModelSettings:
+        """These settings without the facts of the training imagery (``pixel_size_m``,
+        ``band_stats``) and the parent: the network and how it reads scenes."""
+        return dataclasses.replace(self, pixel_size_m=None, band_stats=None, parent=None)
 
     def postprocessing_recipe(self) -> PostProcessing | None:
         """The post-processing recipe the model carries, if any.

@@ -16,6 +16,12 @@ writes into one output folder:
     Image | truth | prediction of a few fixed validation tiles after every epoch (when
     ``[train] epoch_change_infer`` is on and ``num_infer_images`` > 0).
 
+A model can start from another one's weights (``init``, ``[train] init_model``: fine-tuning),
+with the same network; its encoder can stay fixed for the first epochs
+(``freeze_encoder_epochs``). Every model saved carries the facts of its training imagery
+(:func:`geoseg.imagery.training_facts`: pixel size, band statistics) and its parent, so that
+``geoseg predict`` can warn about scenes unlike them.
+
 An output folder is never emptied silently: a non-empty folder is refused unless ``resume``
 (continue from ``last.keras`` and the log's epoch count) or ``overwrite`` (delete the files
 above, and only those, first). With more than one GPU visible the model is replicated with
@@ -42,6 +48,7 @@ import tensorflow as tf
 import numpy as np
 
 from geoseg.augment import Augmentation
+from geoseg.bundled import BUNDLED_MODELS, bundled_name, resolve_model
 from geoseg.callbacks import (
     EpochPreviews,
     EpochRecorder,
@@ -59,13 +66,22 @@ from geoseg.datasets import (
     example_bytes,
     reference_scenes,
 )
-from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError, param
-from geoseg.flexunet import build_flexunet, load_model, read_settings
+from geoseg.errors import (
+    ConfigError,
+    InputError,
+    ModelError,
+    OutputError,
+    OutputExistsError,
+    param,
+)
+from geoseg.flexunet import build_flexunet, encoder_layers, load_model, read_settings
+from geoseg.imagery import format_metres, training_facts
 from geoseg.keras_metrics import training_metrics
 from geoseg.losses import make_loss
 from geoseg.metrics import ThresholdSweep
 from geoseg.model_archive import replace_settings
-from geoseg.settings import ModelSettings
+from geoseg.predictor import file_digest
+from geoseg.settings import ModelParent, ModelSettings
 from geoseg.tf_dataset import training_dataset, validation_dataset
 from geoseg.trainplots import panel_colours, plot_history
 
@@ -218,6 +234,80 @@ def _augmentation(config: Config, settings: ModelSettings) -> Augmentation | Non
         raise ConfigError(f"{config.source}: [train] augment_{exc}") from None
 
 
+def _init_model(config: Config, init: PathLike | None) -> Path | None:
+    """The model file to fine-tune: ``init``, else ``[train] init_model``; None for neither.
+
+    Raises
+    ------
+    ModelError
+        It is neither a model file nor a bundled model.
+    """
+    wanted = init if init is not None else config.train.init_model
+    if wanted is None:
+        return None
+    path = resolve_model(wanted)
+    if not path.is_file():
+        raise ModelError(f"{wanted}: no such model file to fine-tune ({param('init')}); give a "
+                         f".keras model or a bundled model's name ({', '.join(BUNDLED_MODELS)})")
+    return path
+
+
+def _settings(config: Config, parent_path: Path | None) -> tuple[ModelSettings, ModelParent | None]:
+    """The settings of the model to train: the config's, or those of a model fine-tuned from
+    ``parent_path`` (:meth:`Config.fine_tuned_kwargs`), and its parent."""
+    if parent_path is None:
+        return ModelSettings(**config.model_kwargs()), None
+    name = bundled_name(parent_path) or os.fspath(parent_path)
+    kwargs = config.fine_tuned_kwargs(read_settings(parent_path), name)
+    return ModelSettings(**kwargs), ModelParent(name, file_digest(parent_path))
+
+
+def _imagery_facts(config: Config, pixel_size: float | None, tiles: TileSource,
+                   scenes: Sequence[LabelledScene], say: Callable[[str], None]
+                   ) -> dict[str, object]:
+    """What the model stores of its training imagery, with a note when its pixel size is
+    unknown (:func:`geoseg.imagery.training_facts`)."""
+    size = pixel_size if pixel_size is not None else config.train.pixel_size
+    facts = training_facts(tiles, [scene.image for scene in scenes], size)
+    if facts["pixel_size_m"] is None:
+        say("note: the training images carry no georeference, so the model will not know "
+            "their pixel size; set [train] pixel_size (metres) so that it can warn about "
+            "scenes of another resolution")
+    else:
+        say(f"training imagery: {format_metres(float(facts['pixel_size_m']))} pixels"
+            + (" (as given)" if size is not None else " (from the images' georeference)"))
+    return facts
+
+
+def _phases(done: int, total: int, frozen_epochs: int) -> list[tuple[int, int, bool]]:
+    """The fits of a run: (first epoch done before it, last epoch, encoder frozen), 0-based.
+
+    >>> _phases(0, 5, 2), _phases(3, 5, 2), _phases(0, 5, 0)
+    ([(0, 2, True), (2, 5, False)], [(3, 5, False)], [(0, 5, False)])
+    """
+    if done >= frozen_epochs:
+        return [(done, total, False)]
+    frozen_until = min(frozen_epochs, total)
+    return [(done, frozen_until, True)] + ([(frozen_until, total, False)]
+                                           if frozen_until < total else [])
+
+
+def _train_encoder(model: keras.Model, trainable: bool, compile_model: Callable[[], None]
+                   ) -> None:
+    """Freeze or unfreeze the encoder (:func:`geoseg.flexunet.encoder_layers`) and compile
+    again, as Keras needs for a change of ``trainable`` to take effect.
+
+    The optimizer is built over every weight first and kept: its step count (the learning
+    rate schedule) and the decoder's moments go on across the change, and the encoder's
+    moments start when it starts learning.
+    """
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    for layer in encoder_layers(model):
+        layer.trainable = trainable
+    compile_model()
+
+
 def _strategy() -> tf.distribute.Strategy:
     gpus = tf.config.list_physical_devices("GPU")
     if len(gpus) > 1:
@@ -294,6 +384,9 @@ def train(
     train_scenes: Sequence[LabelledScene] | None = None,
     valid_scenes: Sequence[LabelledScene] | None = None,
     epochs: int | None = None,
+    init: PathLike | None = None,
+    freeze_encoder_epochs: int | None = None,
+    pixel_size: float | None = None,
     resume: bool = False,
     overwrite: bool = False,
     monitor: str | None = None,
@@ -321,6 +414,18 @@ def train(
     epochs : int, optional
         Train until this epoch (counting epochs done before a resume) [default:
         ``[train] epochs``].
+    init : path, optional
+        Fine-tune this model (a ``.keras`` file or a bundled model's name): start from its
+        weights, with its network, tile size, bands and normalisation (the ``[model]`` keys
+        the config sets must not change the network) [default: ``[train] init_model``, else
+        train from scratch]. The model saved records it as its ``parent``.
+    freeze_encoder_epochs : int, optional
+        When fine-tuning, train the decoder only for this many first epochs, then the whole
+        network (early stopping restores the best weights of the decoder-only epochs first)
+        [default: ``[train] freeze_encoder_epochs``].
+    pixel_size : float, optional
+        Ground size of the training pixels in metres, stored in the model [default: ``[train]
+        pixel_size``, else from the training images' georeference, else unknown].
     resume : bool
         Continue the run in ``out_dir`` from ``last.keras`` and its log.
     overwrite : bool
@@ -341,8 +446,11 @@ def train(
     Raises
     ------
     ConfigError
-        Invalid model settings, loss, metric, optimizer or monitor; or ``resume`` with other
-        model settings than the saved run.
+        Invalid model settings, loss, metric, optimizer or monitor; ``resume`` with other
+        model settings than the saved run; a model to fine-tune with another network than the
+        config's, or frozen encoder epochs without one.
+    ModelError
+        The model to fine-tune is not a geoseg model.
     InputError
         No training data, unusable images or labels, or nothing left to resume.
     OutputExistsError, OutputError
@@ -350,7 +458,15 @@ def train(
     """
     started = time.perf_counter()
     say = report or log.info
-    settings = ModelSettings(**config.model_kwargs())
+    parent_path = _init_model(config, init)
+    settings, parent = _settings(config, parent_path)
+    frozen_epochs = (config.train.freeze_encoder_epochs if freeze_encoder_epochs is None
+                     else freeze_encoder_epochs)
+    if frozen_epochs < 0:
+        raise ConfigError(f"{param('freeze_encoder_epochs')} must be >= 0, got {frozen_epochs}")
+    if frozen_epochs and parent_path is None:
+        raise ConfigError(f"{param('freeze_encoder_epochs')} keeps a trained encoder fixed: it "
+                          f"needs a model to fine-tune ({param('init')} or [train] init_model)")
     total = config.train.epochs if epochs is None else epochs
     if total < 1:
         raise ConfigError(f"epochs must be >= 1, got {total}")
@@ -374,10 +490,11 @@ def train(
     paths = {name: out / name for name in (MODEL_NAME, LAST_NAME, LOG_NAME, CURVES_NAME)}
     rows: list[dict[str, float]] = []
     if resume:
-        saved = read_settings(paths[LAST_NAME])
+        saved = read_settings(paths[LAST_NAME]).without_facts()
         if saved.to_dict() != settings.to_dict():
             raise ConfigError(f"{config.source}: [model] differs from the model in "
-                              f"{paths[LAST_NAME]}; resume with the config it was trained with")
+                              f"{paths[LAST_NAME]}; resume with the config (and the model to "
+                              "fine-tune) it was trained with")
         try:
             rows = read_log(paths[LOG_NAME])
         except (OSError, ValueError) as exc:
@@ -400,6 +517,9 @@ def train(
             budget -= len(train_tiles) * example_bytes(settings)
         valid_source = _in_memory(valid_tiles, budget, say, "validation") \
             if valid_tiles else None
+        settings = dataclasses.replace(
+            settings, parent=parent,
+            **_imagery_facts(config, pixel_size, train_source, train_scenes, say))  # type: ignore[arg-type]
         batch = config.train.batch_size
         steps = config.train.steps_per_epoch or math.ceil(len(train_tiles) / batch)
         say(f"training on {len(train_tiles)} tiles"
@@ -413,11 +533,13 @@ def train(
             if resume:
                 model.optimizer.build(model.trainable_variables)
                 model.load_weights(paths[LAST_NAME])
+            elif parent_path is not None:
+                model.set_weights(load_model(parent_path)[0].get_weights())
+                say(f"fine-tuning {parent.name if parent else parent_path}"
+                    + (f", its encoder fixed for {frozen_epochs} epochs" if frozen_epochs else ""))
         if config.model.show_summary:
             model.summary(print_fn=say)
 
-        data = training_dataset(train_source, batch, config.train.seed, augmentation,
-                                start=done * steps * batch)
         best = _best_row(rows, monitor)
         checkpoint = SettingsCheckpoint(
             settings, paths[MODEL_NAME], paths[LAST_NAME], monitor, _mode(monitor),
@@ -440,11 +562,21 @@ def train(
         if progress is not None:
             callbacks.append(StepProgress(progress, (total - done) * steps))
         try:
-            model.fit(data, epochs=total, initial_epoch=done, steps_per_epoch=steps,
-                      validation_data=validation_dataset(valid_source, batch)
-                      if valid_source else None,
-                      validation_steps=config.train.validation_steps if valid_tiles else None,
-                      callbacks=callbacks, shuffle=False, verbose=0)
+            for first, last, frozen in _phases(done, total, frozen_epochs):
+                if frozen_epochs:
+                    with model.distribute_strategy.scope():
+                        _train_encoder(model, not frozen, lambda: model.compile(
+                            optimizer=model.optimizer, loss=loss,
+                            metrics=training_metrics(settings, config.model.metrics)))
+                data = training_dataset(train_source, batch, config.train.seed, augmentation,
+                                        start=first * steps * batch)
+                model.fit(data, epochs=last, initial_epoch=first, steps_per_epoch=steps,
+                          validation_data=validation_dataset(valid_source, batch)
+                          if valid_source else None,
+                          validation_steps=config.train.validation_steps if valid_tiles else None,
+                          callbacks=callbacks, shuffle=False, verbose=0)
+                if model.stop_training:
+                    break
         finally:
             if rows:
                 plot_history(rows, paths[CURVES_NAME])

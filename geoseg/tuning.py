@@ -33,7 +33,7 @@ from geoseg.errors import InputError, ParameterError
 from geoseg.labels import NO_LABEL, RgbMap, open_labels
 from geoseg.metrics import label_overlaps
 from geoseg.model_archive import read_settings, replace_settings
-from geoseg.postprocess import pixel_size_m, postprocess_array
+from geoseg.postprocess import postprocess_array, region_pixel_size
 from geoseg.postprocess_recipe import DEFAULT_THRESHOLD, PostProcessing
 from geoseg.predict import BatchPredictor, PredictOptions, predict_scene
 from geoseg.predictor import load_predictor
@@ -133,7 +133,7 @@ def _read_scene(scene: LabelledScene, predictor: BatchPredictor, settings: Model
                          rgb_map=rgb_map) as labels:
             truth_classes = labels.read(rasterio.windows.Window(0, 0, src.width, src.height),
                                         max(src.width, src.height))[: src.height, : src.width]
-        size = pixel_size_m(src)
+        size = region_pixel_size(src)
     prob[truth_classes == NO_LABEL] = np.nan
     truth, _ = ndimage.label((truth_classes == LANDSLIDE) & ~np.isnan(prob),
                              structure=EIGHT_CONNECTED)

@@ -17,7 +17,16 @@ from click.testing import CliRunner
 from conftest import SHARED_DATA, TEST_CRS, TEST_TRANSFORM, write_raster
 from rasterio.errors import NotGeoreferencedWarning
 
-from geoseg.bundled import BUNDLED_MODELS, DEFAULT_MODEL, bundled_name, model_card, resolve_model
+from geoseg.bundled import (
+    BUNDLED_MODELS,
+    CARD_KEYS,
+    DEFAULT_MODEL,
+    bundled_models,
+    bundled_name,
+    card_facts,
+    model_card,
+    resolve_model,
+)
 from geoseg.cli import cli
 from geoseg.info import describe_model
 from geoseg.model_archive import read_settings
@@ -37,6 +46,39 @@ def test_every_bundled_model_ships_small_with_settings():
         settings = read_settings(path)
         assert settings.class_names == ["background", "landslide"] and settings.bands == [1, 2, 3]
         assert bundled_name(path) == name
+
+
+def test_every_bundled_model_knows_its_imagery_and_is_listed_from_its_card():
+    listed = bundled_models()
+    assert [model.name for model in listed] == [DEFAULT_MODEL] + sorted(
+        set(BUNDLED_MODELS) - {DEFAULT_MODEL})
+    for model in listed:
+        settings = read_settings(model.path)
+        assert settings.pixel_size_m == model.pixel_size_m == 3.0
+        assert len(settings.band_stats) == 3 and settings.parent is None
+        card = card_facts(model_card(model.path))
+        assert [card[key] for key in CARD_KEYS] == [model.imagery, model.license,
+                                                    model.works_on]
+    # hokkaido-iburi's 24 tiles: green brighter than blue, blue than red, 8-bit wide
+    hokkaido = read_settings(resolve_model("hokkaido-iburi")).band_stats
+    assert hokkaido[0].p50 < hokkaido[2].p50 < hokkaido[1].p50
+    assert all(s.p1 < 15 and s.p99 > 230 for s in hokkaido)
+
+
+def test_geoseg_models_says_one_line_per_bundled_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").write_bytes(b"a user's file called demo")  # not listed instead
+    result = CliRunner().invoke(cli, ["models"])
+    assert result.exit_code == 0, result.output
+    header, *lines = result.output.splitlines()
+    assert header.split() == ["name", "imagery", "pixels", "license", "works", "on"]
+    assert len(lines) == len(BUNDLED_MODELS) and lines[0].startswith("demo (default)  ")
+    hokkaido = next(line for line in lines if line.startswith("hokkaido-iburi"))
+    for words in ("8-bit RGB satellite", "~3 m", "CC BY-NC 4.0", "forested hills"):
+        assert words in hokkaido
+    as_json = json.loads(CliRunner().invoke(cli, ["models", "--json"]).output)
+    assert as_json == [model.to_dict() for model in bundled_models()]
+    assert as_json[1]["pixel_size_m"] == 3.0 and as_json[0]["default"]
 
 
 def test_names_resolve_to_bundled_files_but_a_users_file_wins(tmp_path, monkeypatch):

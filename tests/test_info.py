@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from conftest import TEST_CRS, TEST_TRANSFORM
 
 from geoseg.cli import cli
-from geoseg.model_archive import write_settings
-from geoseg.settings import ModelSettings
+from geoseg.model_archive import replace_settings, write_settings
+from geoseg.settings import BandStats, ModelParent, ModelSettings
 
 
 def test_info_on_a_scene_reports_crs_size_bands_and_tiles(make_raster):
@@ -68,6 +68,27 @@ def test_info_shows_the_threshold_a_model_carries(tmp_path):
     result = CliRunner().invoke(cli, ["info", str(path), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["threshold"] == 0.37
+
+
+def test_info_shows_what_a_model_knows_of_its_imagery_or_says_it_knows_nothing(tmp_path):
+    import zipfile
+
+    path = tmp_path / "m.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+    write_settings(path, ModelSettings(image_size=64, num_layers=3))
+    facts = json.loads(CliRunner().invoke(cli, ["info", str(path), "--json"]).output)
+    assert facts["pixel_size_m"] is None and facts["band_stats"] is None
+    assert facts["imagery check"].startswith("none: the model does not know its training "
+                                             "imagery")
+    stats = [BandStats(p1=7, p50=107, p99=244, mean=110.73, std=46.59)] * 3
+    replace_settings(path, ModelSettings(image_size=64, num_layers=3, pixel_size_m=0.5,
+                                         band_stats=stats, bands=[3, 2, 1],
+                                         parent=ModelParent("hokkaido-iburi", "ab" * 32)))
+    facts = json.loads(CliRunner().invoke(cli, ["info", str(path), "--json"]).output)
+    assert "imagery check" not in facts and facts["pixel_size_m"] == 0.5
+    assert facts["band_stats"].startswith("3: 1-99% 7-244, median 107, mean 110.7 +- 46.59; 2:")
+    assert facts["parent"] == "hokkaido-iburi (sha256 abababababab...)"
 
 
 def test_info_with_a_model_counts_the_windows_predict_would_use(make_raster, tmp_path,

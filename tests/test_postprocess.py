@@ -19,9 +19,9 @@ from geoseg.errors import ConfigError, OutputExistsError, OutputIsInputError, Pa
 from geoseg.mask_format import CLASS_NAMES_TAG, MASK_NODATA, PROBABILITY_SCALE
 from geoseg.postprocess import (
     POSTPROCESSING_TAG,
-    pixel_size_m,
     postprocess_array,
     postprocess_raster,
+    region_pixel_size,
 )
 from geoseg.postprocess_recipe import PostProcessing
 from geoseg.settings import ModelSettings
@@ -333,10 +333,10 @@ def test_pixel_size_of_geographic_and_plain_rasters(tmp_path):
     degrees = write_raster(tmp_path / "geo.tif", np.zeros((1, 4, 4), np.uint8), crs="EPSG:4326",
                            transform=rasterio.transform.from_origin(141.0, 43.0, 1e-4, 1e-4))
     with rasterio.open(plain) as a, rasterio.open(utm) as b, rasterio.open(degrees) as c:
-        assert pixel_size_m(a) == pytest.approx(1.0)
-        assert pixel_size_m(b) == pytest.approx(3.0)
+        assert region_pixel_size(a) == pytest.approx(1.0)
+        assert region_pixel_size(b) == pytest.approx(3.0)
         # 1e-4 degree: 11.1 m north-south, 8.1 m east-west at 43 N
-        assert pixel_size_m(c) == pytest.approx(np.sqrt(11.1 * 8.14), rel=0.01)
+        assert region_pixel_size(c) == pytest.approx(np.sqrt(11.1 * 8.14), rel=0.01)
 
 
 def test_raster_mistakes_are_refused_before_writing(tmp_path, probability_raster):

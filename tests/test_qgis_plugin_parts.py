@@ -21,7 +21,7 @@ import pyogrio
 import pytest
 
 import geoseg
-from geoseg.bundled import BUNDLED_MODELS, resolve_model
+from geoseg.bundled import BUNDLED_MODELS, DEFAULT_MODEL, resolve_model
 from geoseg.cli import cli
 from geoseg.commands.options import PROGRESS_KEY
 
@@ -40,6 +40,7 @@ from geoseg_qgis.runner import (  # noqa: E402
     find_executable,
     parse_error,
     parse_progress,
+    read_geoseg,
     remove_partials,
     run_geoseg,
 )
@@ -84,12 +85,27 @@ def test_predict_defaults_leave_the_choices_to_geoseg(make_raster, tmp_path):
     assert params["window"] == "auto"
 
 
-def test_the_plugins_bundled_models_are_geosegs_and_parse_by_name(make_raster, tmp_path):
-    assert commands.BUNDLED_MODELS == tuple(BUNDLED_MODELS)
-    for name in commands.BUNDLED_MODELS:
+def test_the_plugins_bundled_models_come_from_geoseg_models_and_parse_by_name(make_raster,
+                                                                           tmp_path):
+    listing = read_geoseg([sys.executable, "-m", "geoseg", *commands.MODELS_ARGS])
+    choices = commands.model_choices(listing)
+    assert [choice.name for choice in choices] == [DEFAULT_MODEL] + sorted(
+        set(BUNDLED_MODELS) - {DEFAULT_MODEL})
+    hokkaido = next(choice for choice in choices if choice.name == "hokkaido-iburi")
+    assert hokkaido.label == ("hokkaido-iburi: 8-bit RGB satellite, ~3 m pixels "
+                              "(CC BY-NC 4.0 (non-commercial))")
+    for choice in choices:
         params = parse(commands.predict_args(str(make_raster()), str(tmp_path / "m.tif"),
-                                             model=name))
-        assert params["model_path"] == str(resolve_model(name))
+                                             model=choice.name))
+        assert params["model_path"] == str(resolve_model(choice.name))
+
+
+def test_a_listing_that_is_not_geosegs_is_refused_and_a_failed_one_says_why(tmp_path):
+    for text in ("", "{}", '[{"name": "demo"}]', "Loading..."):
+        with pytest.raises(ValueError, match="not a geoseg models --json listing"):
+            commands.model_choices(text)
+    with pytest.raises(GeosegError, match="^No such command 'modles'"):
+        read_geoseg([sys.executable, "-m", "geoseg", "modles"])
 
 
 def test_vectorize_evaluate_tile_and_train_commands_parse(make_raster, tmp_path):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from geoseg.commands.options import ProgressBar, existing_file, overwrite_opt, progress_opt
+from geoseg.commands.options import (
+    BUNDLED_NAMES,
+    ProgressBar,
+    existing_file,
+    model_input,
+    overwrite_opt,
+    progress_opt,
+)
 
 
 def _pairs(scenes: tuple[str, ...], labels: tuple[str, ...], scene_opt: str,
@@ -40,6 +47,19 @@ def _pairs(scenes: tuple[str, ...], labels: tuple[str, ...], scene_opt: str,
 @click.option("--monitor", default=None,
               help="Logged value choosing the best model, early stopping and learning-rate "
                    "steps, e.g. val_landslide_iou [default: val_loss].")
+@click.option("--init", "init", type=model_input, default=None, metavar="MODEL",
+              help="Fine-tune this model: start from its weights (a .keras file or a bundled "
+                   f"model: {BUNDLED_NAMES}); the [model] keys CONFIG sets must not change "
+                   "its network [default: the config's [train] init_model, else train from "
+                   "scratch].")
+@click.option("--freeze-encoder-epochs", type=click.IntRange(min=0), default=None, metavar="N",
+              help="With --init: train the decoder only for the first N epochs, then the "
+                   "whole network [default: the config's [train] freeze_encoder_epochs, 0].")
+@click.option("--pixel-size", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="METRES",
+              help="Ground size of the training pixels, stored in the model so that geoseg "
+                   "predict warns about scenes of another resolution [default: the config's "
+                   "[train] pixel_size, else the images' georeference; PNG tiles have none].")
 @click.option("--resume", is_flag=True,
               help="Continue the run in the output folder from last.keras and its log.")
 @overwrite_opt
@@ -55,6 +75,9 @@ def train(
     valid_scenes: tuple[str, ...],
     valid_labels: tuple[str, ...],
     monitor: str | None,
+    init: str | None,
+    freeze_encoder_epochs: int | None,
+    pixel_size: float | None,
     resume: bool,
     overwrite: bool,
     quiet: bool,
@@ -75,6 +98,8 @@ def train(
       geoseg train hokkaido.config --dataset data/hokkaido-iburi --out runs/first
       geoseg train my.config --scene a.tif --labels a.gpkg --scene b.tif --labels b.gpkg
       geoseg train hokkaido.config --out runs/first --resume --epochs 40
+      geoseg train sichuan.config --dataset data/sichuan --init hokkaido-iburi \\
+          --freeze-encoder-epochs 3 --pixel-size 0.5 --out runs/sichuan
     """
     from pathlib import Path
 
@@ -105,7 +130,8 @@ def train(
     with ProgressBar("steps", enabled=False) as progress:
         result = run_training(
             config, out_dir=out_dir, train_scenes=train_set, valid_scenes=valid_set,
-            epochs=epochs, resume=resume, overwrite=overwrite, monitor=monitor,
+            epochs=epochs, init=init, freeze_encoder_epochs=freeze_encoder_epochs,
+            pixel_size=pixel_size, resume=resume, overwrite=overwrite, monitor=monitor,
             report=(lambda line: None) if quiet else click.echo, progress=progress,
         )
     if config.train.tune_postprocessing and result.valid_scenes and result.last_epoch:

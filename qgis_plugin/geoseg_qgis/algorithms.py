@@ -14,6 +14,7 @@ import json
 import shlex
 import uuid
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,14 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QColor, QIcon
 
 from . import commands
+from .commands import ModelChoice
 from .fields import FIELDS
 from .runner import (
     GeosegCancelled,
     GeosegError,
     Progress,
     find_executable,
+    read_geoseg,
     remove_partials,
     run_geoseg,
 )
@@ -180,6 +183,23 @@ class ProgressReport:
                                           f"{progress.total} ({100 * progress.fraction:.0f}%)")
 
 
+@lru_cache(maxsize=4)
+def _listed_models(executable_setting: str) -> tuple[tuple[ModelChoice, ...], str | None]:
+    """The bundled models ``geoseg models --json`` lists (once per executable), or none and
+    why."""
+    try:
+        listing = read_geoseg([find_executable(executable_setting), *commands.MODELS_ARGS])
+        return tuple(commands.model_choices(listing)), None
+    except (GeosegError, ValueError) as exc:
+        return (), str(exc)
+
+
+def bundled_models() -> tuple[tuple[ModelChoice, ...], str | None]:
+    """The bundled models of the geoseg the provider runs, the default first (none if it
+    cannot be asked, with the reason)."""
+    return _listed_models(ProcessingConfig.getSetting(EXECUTABLE_SETTING) or "")
+
+
 def _message(feedback: QgsProcessingFeedback, line: str) -> None:
     if line.startswith("WARNING: "):
         feedback.pushWarning(line[len("WARNING: "):])
@@ -252,10 +272,11 @@ class GeosegAlgorithm(QgsProcessingAlgorithm):
         return self.parameterAsCompatibleSourceLayerPath(
             parameters, name, context, LABEL_FORMATS, "gpkg", feedback)
 
-    def _model(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
-        """The model file, else the chosen bundled model's name."""
-        bundled = commands.BUNDLED_MODELS[
-            self.parameterAsEnum(parameters, "BUNDLED_MODEL", context)]
+    def _model(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
+        """The model file, else the chosen bundled model's name (None: geoseg's default)."""
+        choices, _ = bundled_models()
+        index = self.parameterAsEnum(parameters, "BUNDLED_MODEL", context)
+        bundled = choices[index].name if 0 <= index < len(choices) else None
         return self.parameterAsFile(parameters, "MODEL", context) or bundled
 
     def _bands(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[int]:
@@ -322,9 +343,10 @@ def _prediction_parameters(algorithm: GeosegAlgorithm) -> None:
     algorithm.addParameter(QgsProcessingParameterFile(
         "MODEL", "Model file (.keras; empty: the bundled model below)",
         behavior=QgsProcessingParameterFile.File, optional=True, fileFilter=MODEL_FILTER))
+    choices, problem = bundled_models()
     algorithm.addParameter(QgsProcessingParameterEnum(
-        "BUNDLED_MODEL", "Bundled model (when no model file is given)",
-        list(commands.BUNDLED_MODELS),
+        "BUNDLED_MODEL", "Bundled model (when no model file is given; geoseg models)",
+        [choice.label for choice in choices] or [f"geoseg's default model ({problem})"],
         defaultValue=0))
     algorithm.addParameter(QgsProcessingParameterBand(
         "BANDS", "Bands, in the model's order (empty: the model's)",
@@ -351,11 +373,16 @@ class DetectLandslides(GeosegAlgorithm):
         "class mask with the scene's CRS, grid and size.<br><br>"
         "<b>Scene</b>: a raster file layer (GeoTIFF or any file GDAL reads).<br>"
         "<b>Model file</b>: a .keras model trained with geoseg; empty uses the <b>bundled "
-        "model</b>: demo (trained on synthetic scenes: a demonstration, not a model for real "
-        "imagery) or hokkaido-iburi (trained on real 8-bit RGB imagery of the 2018 Hokkaido "
-        "Eastern Iburi earthquake landslides, about 3 m pixels; its weights derive from CC "
+        "model</b> chosen ('geoseg models' lists them): demo (trained on synthetic scenes: "
+        "a demonstration, not a model for real imagery) or hokkaido-iburi (trained on real "
+        "8-bit RGB imagery of the 2018 Hokkaido Eastern Iburi earthquake landslides, about "
+        "3 m pixels; its weights derive from CC "
         "BY-NC 4.0 data: non-commercial use, credit the CAS Landslide Dataset, Xu et al. "
         "2023; 'geoseg info hokkaido-iburi' shows its card).<br>"
+        "A model that knows its training imagery (the bundled ones, and those geoseg trains) "
+        "warns in the log when the scene's pixels are more than twice as large or small as "
+        "its training pixels, or its pixel values far from theirs: results may then be poor or "
+        "noise.<br>"
         "<b>Bands</b>: the scene bands to feed the model, in the model's order, when the "
         "scene has other bands than the model.<br>"
         "<b>Threshold</b>: a pixel is landslide when its probability is at least this; "

@@ -1,20 +1,59 @@
 """geoseg command lines for the Processing algorithms, one builder per command.
 
 Plain Python, so geoseg's test suite checks every line built here against the real command
-line parser. Each builder returns the arguments after the executable; all of them ask for
-``--progress json``. File outputs chosen in QGIS get ``--overwrite``: QGIS's save dialog has
-already asked before replacing a file.
+line parser. Each builder returns the arguments after the executable; those that do work ask
+for ``--progress json``. File outputs chosen in QGIS get ``--overwrite``: QGIS's save dialog
+has already asked before replacing a file.
+
+The bundled models are geoseg's to list (``geoseg models --json``, :func:`model_choices`):
+the plugin names none itself.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 PROGRESS = ["--progress", "json"]
 
-BUNDLED_MODELS = ("demo", "hokkaido-iburi")
-"""The models geoseg ships, by the names ``--model`` takes (``geoseg.bundled.BUNDLED_MODELS``;
-geoseg's tests check the two agree)."""
+MODELS_ARGS = ["models", "--json"]
+"""``geoseg models --json``: the bundled models, the default first."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A bundled model as the algorithms offer it: the name ``--model`` takes, and a label."""
+
+    name: str
+    label: str
+
+
+def model_choices(listing: str) -> list[ModelChoice]:
+    """The bundled models of a ``geoseg models --json`` output, the default first.
+
+    >>> model_choices('[{"name": "demo", "imagery": "synthetic 8-bit RGB", '
+    ...               '"pixel_size_m": 3.0, "license": "Apache-2.0", "default": true}]')
+    [ModelChoice(name='demo', label='demo: synthetic 8-bit RGB, ~3 m pixels (Apache-2.0)')]
+
+    Raises
+    ------
+    ValueError
+        The text is not such a listing.
+    """
+    try:
+        models = json.loads(listing)
+        if not isinstance(models, list) or not models:
+            raise ValueError("no list of models")
+        choices = []
+        for model in models:
+            size = model["pixel_size_m"]
+            pixels = f", ~{_number(size)} m pixels" if size else ""
+            choices.append(ModelChoice(str(model["name"]), f"{model['name']}: "
+                                       f"{model['imagery']}{pixels} ({model['license']})"))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"not a geoseg models --json listing ({exc})") from None
+    return choices
 
 
 def _number(value: float) -> str:

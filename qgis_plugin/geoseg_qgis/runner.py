@@ -288,6 +288,32 @@ def _follow(
     return stderr, template, stop_deadline is not None, forced
 
 
+def read_geoseg(command: Sequence[str], *, timeout: float = 60.0,
+                env: Mapping[str, str] | None = None) -> str:
+    """Run a short geoseg command that reports (``geoseg models --json``) and return what it
+    wrote on standard output.
+
+    Raises
+    ------
+    GeosegError
+        It could not start, failed (with geoseg's own message) or took over ``timeout``
+        seconds.
+    """
+    try:
+        done = subprocess.run(
+            list(command), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            encoding="utf-8", errors="replace", timeout=timeout,
+            env=child_environment(os.environ if env is None else env),
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0), check=False)
+    except OSError as exc:
+        raise GeosegError(f"{command[0]} could not be started ({exc}): {INSTALL_HINT}") from None
+    except subprocess.TimeoutExpired:
+        raise GeosegError(f"{' '.join(command)} did not answer in {timeout:.0f} s") from None
+    if done.returncode != 0:
+        raise GeosegError(failure_message(done.returncode, done.stderr.splitlines()))
+    return done.stdout
+
+
 def run_geoseg(
     command: Sequence[str],
     *,
