@@ -532,6 +532,7 @@ def postprocess_raster(
             stack.enter_context(atomic_output(outputs[0], overwrite, [prob_path])), "w",
             **_profile(src, "uint8", MASK_NODATA)))
         mask_dst.update_tags(**(tags | {CLASS_NAMES_TAG: json.dumps(names)}))
+        mask_dst.update_tags(1, **{f"CLASS_{i}": name for i, name in enumerate(names)})
         mask_dst.set_band_description(1, f"class: 0={names[0]}, 1={names[1]}")
         mask_dst.write_colormap(1, class_colours(names))
         labels_dst = None

@@ -68,6 +68,8 @@ from geoseg.outputs import (
     output_errors,
     retried_by,
 )
+from geoseg.postprocess import postprocess_raster
+from geoseg.postprocess_recipe import PostProcessing
 from geoseg.predictor import file_digest
 from geoseg.scene import (
     describe_validity,
@@ -105,6 +107,8 @@ log = logging.getLogger(__name__)
 
 OUTPUT_BLOCK = 256
 """Block size of the output GeoTIFFs; finished rows are written in block rows of it."""
+HIDDEN_PROBABILITIES = ".probabilities-for-postprocessing.tif"
+"""The probabilities a post-processed run writes beside its mask when none are asked for."""
 
 ProbabilityDtype = Literal["uint8", "float32"]
 _T = TypeVar("_T")
@@ -259,6 +263,14 @@ class PredictOptions:
     Probabilities differ slightly from tile-size windows (the model sees other borders); they
     do not depend on the batch size."""
 
+    postprocessing: PostProcessing | None = None
+    """How the landslide probabilities become the mask's landslide regions (hysteresis peak,
+    minimum area, hole filling, smoothing, split: :class:`~geoseg.postprocess_recipe.
+    PostProcessing`; models of one or two classes). By default the model's own
+    (:attr:`ModelSettings.postprocessing <geoseg.settings.ModelSettings.postprocessing>`,
+    tuned on its validation scenes), else the threshold alone. The recipe's threshold is the
+    run's (``threshold``)."""
+
     def grid(self, src: rasterio.io.DatasetReader, settings: ModelSettings) -> TileGrid:
         """The grid a run with these options reads ``src`` with; an ``"auto"`` window not
         resolved for a predictor (:func:`options_for_model`) is the model's tile."""
@@ -379,14 +391,14 @@ def predict_scene(
                                               progress)
                 if predicted == 0 and not finished:
                     raise _nothing_to_predict(run.src)
-                _finish_outputs(mask_tmp, prob_tmp, settings, opts)
+                foreground, prob_tmp = _finish_outputs(mask_tmp, prob_tmp, settings, opts)
             made = PredictionResult(
                 mask_path=mask_tmp,
                 probabilities_path=prob_tmp,
                 tiles_total=len(run.grid),
                 tiles_predicted=predicted,
                 seconds=time.perf_counter() - started,
-                foreground_pixels=outputs.foreground,
+                foreground_pixels=outputs.foreground if foreground is None else foreground,
             )
             if then is not None:
                 with retried_by(CONTINUE):
@@ -579,14 +591,15 @@ class BandedPrediction:
                     outputs = _Outputs(files, run, self.settings, self.options, mask_tmp,
                                        prob_tmp, self.model_file)
                     outputs.copy(saved)
-                _finish_outputs(mask_tmp, prob_tmp, self.settings, self.options)
+                foreground, prob_tmp = _finish_outputs(mask_tmp, prob_tmp, self.settings,
+                                                       self.options)
             made = PredictionResult(
                 mask_path=mask_tmp,
                 probabilities_path=prob_tmp,
                 tiles_total=self.tiles_total,
                 tiles_predicted=sum(r.tiles_predicted for r in results),
                 seconds=time.perf_counter() - started,
-                foreground_pixels=outputs.foreground,
+                foreground_pixels=outputs.foreground if foreground is None else foreground,
             )
             if then is not None:
                 with retried_by(CONTINUE):
@@ -674,6 +687,14 @@ class _OpenRun:
     probabilities: Path | None
     inputs: list[str | os.PathLike[str]]
     journal: PredictionJournal
+    postprocessed: bool = False
+    """The mask is made from the probabilities after the stream (``postprocessing``): they
+    are computed, and kept in a hidden file when not asked for."""
+
+    @property
+    def keeps_probabilities(self) -> bool:
+        """Whether the stream computes and writes the probabilities."""
+        return self.probabilities is not None or self.postprocessed
 
 
 def _open_run(
@@ -715,9 +736,12 @@ def _open_run(
         "settings": settings.to_dict(), "overlap": grid.overlap, "window": grid.tile_size,
         "threshold": opts.threshold,
         "probabilities": prob_final is not None, "probability_dtype": opts.probability_dtype,
+        "postprocessing": (opts.postprocessing.to_dict() if opts.postprocessing is not None
+                           else None),
         "extra_nodata": opts.extra_nodata, "tta": opts.tta,
     })
-    return _OpenRun(src, band_list, grid, mask_final, prob_final, inputs, journal)
+    return _OpenRun(src, band_list, grid, mask_final, prob_final, inputs, journal,
+                    postprocessed=opts.postprocessing is not None)
 
 
 def _absolute(scene_path: str | os.PathLike[str]) -> str:
@@ -733,6 +757,8 @@ def _temporary_outputs(stack: ExitStack, run: _OpenRun, opts: PredictOptions
     mask_tmp = stack.enter_context(atomic_output(run.mask, opts.overwrite, run.inputs))
     prob_tmp = (stack.enter_context(atomic_output(run.probabilities, opts.overwrite, run.inputs))
                 if run.probabilities is not None else None)
+    if prob_tmp is None and run.postprocessed:
+        prob_tmp = mask_tmp.with_name(HIDDEN_PROBABILITIES)  # removed by _finish_outputs
     return mask_tmp, prob_tmp
 
 
@@ -744,20 +770,35 @@ def _bound_block_cache(stack: ExitStack, run: _OpenRun, settings: ModelSettings,
     out_bytes = 0
     if outputs:
         out_bytes = 1 + (settings.num_classes * np.dtype(opts.probability_dtype).itemsize
-                         if run.probabilities is not None else 0)
+                         if run.keeps_probabilities else 0)
     stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_cache_bytes(run.src, run.grid, out_bytes)))
 
 
 def _finish_outputs(mask_tmp: Path, prob_tmp: Path | None, settings: ModelSettings,
-                    opts: PredictOptions) -> None:
-    """Turn the written GeoTIFFs into Cloud Optimized GeoTIFFs when asked, and write the mask's
-    QGIS style next to it (moved into place with it)."""
+                    opts: PredictOptions) -> tuple[int | None, Path | None]:
+    """Remake the mask from the probabilities with the run's post-processing (then remove
+    hidden probabilities), turn the written GeoTIFFs into Cloud Optimized GeoTIFFs when asked,
+    and write the mask's QGIS style next to it (moved into place with it). Returns the
+    post-processed mask's landslide pixels (None without post-processing) and the
+    probabilities left (None when they were hidden)."""
+    foreground = None
+    if opts.postprocessing is not None and prob_tmp is not None:
+        mask_file, prob_file = _staging(mask_tmp, opts.cog), _staging(prob_tmp, opts.cog)
+        regions = mask_file.with_name(mask_file.name + ".regions.tif")
+        made = postprocess_raster(prob_file, regions, opts.postprocessing,
+                                  band=settings.num_classes, overwrite=True)
+        os.replace(regions, mask_file)
+        foreground = made.landslide_pixels
+        if prob_tmp.name == HIDDEN_PROBABILITIES:
+            prob_file.unlink()
+            prob_tmp = None
     if opts.cog:
         _to_cog(mask_tmp)
         if prob_tmp is not None:
             _to_cog(prob_tmp)
     if opts.style:
         write_style(mask_tmp, raster_style(settings.mask_class_names), overwrite=True)
+    return foreground, prob_tmp
 
 
 def _nothing_to_predict(src: rasterio.io.DatasetReader) -> InputError:
@@ -1044,7 +1085,8 @@ def _batch_windows(predictor: BatchPredictor, grid: TileGrid, settings: ModelSet
 
 def options_for_model(options: PredictOptions | None, settings: ModelSettings,
                       predictor: object | None = None) -> PredictOptions:
-    """The options of a run with the model's own defaults filled in: its threshold, and an
+    """The options of a run with the model's own defaults filled in: its threshold and
+    post-processing (a recipe that only thresholds becomes None: the plain path), and an
     ``"auto"`` window resolved for ``predictor`` (whether it ``takes_windows``:
     :func:`geoseg.tiling.resolve_window`; without one, the model's tile). Anything with that
     attribute will do, such as a :class:`geoseg.predictor.ModelSpec` that Dask workers will
@@ -1056,8 +1098,17 @@ def options_for_model(options: PredictOptions | None, settings: ModelSettings,
         A window that is neither ``auto``, ``tile`` nor a number of pixels.
     """
     opts = options if options is not None else PredictOptions()
-    if opts.threshold is None and settings.threshold is not None:
-        opts = replace(opts, threshold=settings.threshold)
+    recipe = opts.postprocessing or settings.postprocessing_recipe()
+    if opts.threshold is None:
+        stored = recipe.threshold if recipe is not None else None
+        opts = replace(opts, threshold=stored if stored is not None else settings.threshold)
+    if recipe is not None:
+        if settings.num_classes > 2:
+            raise ParameterError(f"{param('postprocessing')} applies to models with one or two "
+                                 f"classes; this model has {settings.num_classes}")
+        recipe = replace(recipe, threshold=opts.threshold)
+        plain = recipe == PostProcessing(threshold=recipe.threshold)
+        opts = replace(opts, postprocessing=None if plain else recipe)
     window = resolve_window(opts.window, settings, getattr(predictor, "takes_windows", False))
     return replace(opts, window="tile" if window is None else window)
 
@@ -1105,7 +1156,7 @@ def _predict_rows(
         """Classify finished pieces and gather them into block rows."""
         for row_off, col_off, probs, valid in pieces:
             band = (_probability_band(probs, valid, opts.probability_dtype)
-                    if run.probabilities is not None else None)
+                    if run.keeps_probabilities else None)
             block_rows.add(row_off, col_off, classify(probs, valid, opts.threshold), band)
 
     def predict(batch: _Batch) -> tuple[list[np.ndarray], list[Tile]]:

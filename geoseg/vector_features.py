@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -23,6 +24,7 @@ from pyproj.crs import ProjectedCRS
 from pyproj.crs.coordinate_operation import LambertAzimuthalEqualAreaConversion
 
 from geoseg.geometry import repair_polygons
+from geoseg.outputs import displayed_path
 from geoseg.vector_blocks import Pieces
 
 __all__ = ["Measure", "absorb_islands", "feature_table", "fill_small_holes", "simplified"]
@@ -63,7 +65,8 @@ class Measure:
         if dataset.crs is None:
             log.warning(
                 "%s has no CRS: area_m2, perim_m, min_area, fill_holes and simplify are in the "
-                "raster's own units (pixels for a plain image), not metres", dataset.name
+                "raster's own units (pixels for a plain image), not metres",
+                displayed_path(Path(dataset.name)),
             )
             return cls(1.0, None, None)
         crs = pyproj.CRS.from_user_input(dataset.crs.to_wkt())

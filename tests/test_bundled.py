@@ -74,7 +74,7 @@ def test_geoseg_models_says_one_line_per_bundled_model(tmp_path, monkeypatch):
     assert header.split() == ["name", "imagery", "pixels", "license", "works", "on"]
     assert len(lines) == len(BUNDLED_MODELS) and lines[0].startswith("demo (default)  ")
     hokkaido = next(line for line in lines if line.startswith("hokkaido-iburi"))
-    for words in ("8-bit RGB satellite", "~3 m", "CC BY-NC 4.0", "forested hills"):
+    for words in ("8-bit RGB satellite", "~3 m", "CC-BY-NC-4.0", "forested hills"):
         assert words in hokkaido
     as_json = json.loads(CliRunner().invoke(cli, ["models", "--json"]).output)
     assert as_json == [model.to_dict() for model in bundled_models()]
