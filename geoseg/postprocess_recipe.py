@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from numbers import Real
 from typing import Any
 
 from geoseg.errors import ConfigError, ParameterError, param
 
-__all__ = ["DEFAULT_THRESHOLD", "MARKERS", "SPLITS", "PostProcessing"]
+__all__ = ["DEFAULT_THRESHOLD", "MARKERS", "SPLITS", "PostProcessing", "with_overrides"]
 
 DEFAULT_THRESHOLD = 0.5
 """Landslide probability a pixel needs when a recipe gives no threshold."""
@@ -194,3 +194,18 @@ class PostProcessing:
                 f"{self.marker_prominence:g}{unit})"
             )
         return ", ".join(parts)
+
+
+def with_overrides(base: PostProcessing | None, **values: Any) -> PostProcessing:
+    """``base`` (the threshold alone when None) with the ``values`` that are not None: a
+    model's stored recipe with some of its steps given by the user.
+
+    >>> stored = PostProcessing(seed_threshold=0.8, min_area_m2=100)
+    >>> with_overrides(stored, min_area_m2=0, seed_threshold=None).describe()
+    'threshold 0.5, peak >= 0.8'
+    """
+    given = {name: value for name, value in values.items() if value is not None}
+    unknown = sorted(set(given) - {f.name for f in fields(PostProcessing)})
+    if unknown:
+        raise ParameterError(f"unknown post-processing values {unknown}")
+    return replace(base or PostProcessing(), **given)

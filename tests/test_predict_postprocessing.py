@@ -129,3 +129,27 @@ def test_a_recipe_for_a_model_of_three_classes_is_refused(scene, tmp_path):
     with pytest.raises(ParameterError, match="postprocessing"):
         predict_scene(scene, tmp_path / "m.tif", PixelwisePredictor(), three,
                       PredictOptions(postprocessing=HYSTERESIS))
+
+
+def test_cli_flags_change_the_stored_recipe_value_by_value(scene, tmp_path):
+    from click.testing import CliRunner
+    from conftest import pixelwise_keras_model
+
+    from geoseg.cli import cli
+    from geoseg.flexunet import save_model
+
+    model = save_model(pixelwise_keras_model(STORED), STORED, tmp_path / "m.keras")
+    runs = {"stored": [], "off": ["--no-postprocessing"], "area": ["--min-region-area", "100"]}
+    masks = {}
+    for name, flags in runs.items():
+        result = CliRunner().invoke(cli, ["predict", str(scene), "--model", str(model), "-q",
+                                          "--out", str(tmp_path / f"{name}.tif"), *flags])
+        assert result.exit_code == 0, result.output
+        masks[name] = landslide(tmp_path / f"{name}.tif")
+    assert masks["stored"][200, 180] == 0 and masks["off"][200, 180] == 1
+    assert masks["stored"][250, 30] == 1 and masks["area"][250, 30] == 0  # peak kept, area not
+    assert masks["area"][200, 180] == 0  # the stored peak rule still holds
+    refused = CliRunner().invoke(cli, ["predict", str(scene), "--model", str(model), "--out",
+                                       str(tmp_path / "x.tif"), "--no-postprocessing",
+                                       "--seed-threshold", "0.9"])
+    assert refused.exit_code != 0 and "--no-postprocessing goes without" in refused.output

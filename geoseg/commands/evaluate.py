@@ -16,6 +16,8 @@ from geoseg.commands.options import (
     model_opt,
     overlap_opt,
     overwrite_opt,
+    postprocessing_choice,
+    postprocessing_opts,
     precision_opt,
     progress_opt,
     tta_opt,
@@ -75,6 +77,7 @@ def _data_source(
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Landslide probability threshold, as in geoseg predict [default: the "
                    "model's own threshold, else the most probable class].")
+@postprocessing_opts
 @overlap_opt
 @batch_size_opt
 @device_opt
@@ -99,6 +102,10 @@ def evaluate(
     config_path: str | None,
     out_dir: str | None,
     threshold: float | None,
+    seed_threshold: float | None,
+    min_region_area: float | None,
+    fill_region_holes: float | None,
+    no_postprocessing: bool,
     overlap: int | None,
     batch_size: int,
     device: str,
@@ -143,7 +150,10 @@ def evaluate(
     settings = predictor.settings
     options = PredictOptions(overlap=overlap, bands=tuple(bands) if bands else None,
                              threshold=threshold, tta=tta,  # type: ignore[arg-type]
-                             window=window)  # type: ignore[arg-type]
+                             window=window,  # type: ignore[arg-type]
+                             postprocessing=postprocessing_choice(
+                                 model_path, seed_threshold, min_region_area,
+                                 fill_region_holes, no_postprocessing))
     iou = iou_threshold or config.eval.iou_threshold
     with ProgressBar("windows", enabled=not quiet) as progress:
         if isinstance(source, list):

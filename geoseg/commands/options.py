@@ -10,7 +10,8 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from geoseg.bundled import BUNDLED_MODELS, DEFAULT_MODEL, resolve_model
-from geoseg.model_archive import folder_error
+from geoseg.model_archive import folder_error, read_settings
+from geoseg.postprocess_recipe import PostProcessing, with_overrides
 from geoseg.predictor import BACKENDS, DEVICES, PRECISIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -277,3 +278,43 @@ class ProgressBar:
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
+
+
+def postprocessing_opts(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that change the model's stored post-processing, value by value (read
+    with :func:`postprocessing_choice`)."""
+    for option in reversed([
+        click.option("--seed-threshold", type=click.FloatRange(0.0, 1.0, min_open=True),
+                     default=None,
+                     help="Keep a landslide region only if its highest probability reaches "
+                          "this (hysteresis: regions grow down to --threshold) [default: the "
+                          "model's post-processing (geoseg info), else every region]."),
+        click.option("--min-region-area", type=click.FloatRange(min=0.0), default=None,
+                     help="Drop landslide regions smaller than this many m² from the mask "
+                          "[default: the model's post-processing, else 0]."),
+        click.option("--fill-region-holes", type=click.FloatRange(min=0.0), default=None,
+                     help="Fill holes of up to this many m² in landslide regions of the mask "
+                          "[default: the model's post-processing, else 0]."),
+        click.option("--no-postprocessing", is_flag=True,
+                     help="The mask is the threshold alone, whatever the model stores."),
+    ]):
+        command = option(command)
+    return command
+
+
+def postprocessing_choice(model_path: str, seed_threshold: float | None,
+                          min_region_area: float | None, fill_region_holes: float | None,
+                          no_postprocessing: bool) -> PostProcessing | None:
+    """The run's post-processing from :func:`postprocessing_opts`: None (the model's own)
+    when none is given, the threshold alone with --no-postprocessing, else the model's recipe
+    with the values given."""
+    if no_postprocessing:
+        if (seed_threshold, min_region_area, fill_region_holes) != (None, None, None):
+            raise click.UsageError("--no-postprocessing goes without --seed-threshold, "
+                                   "--min-region-area and --fill-region-holes")
+        return PostProcessing()
+    if (seed_threshold, min_region_area, fill_region_holes) == (None, None, None):
+        return None
+    stored = read_settings(resolve_model(model_path)).postprocessing_recipe()
+    return with_overrides(stored, seed_threshold=seed_threshold, min_area_m2=min_region_area,
+                          max_hole_m2=fill_region_holes)

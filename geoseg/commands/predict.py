@@ -17,6 +17,8 @@ from geoseg.commands.options import (
     model_opt,
     overlap_opt,
     overwrite_opt,
+    postprocessing_choice,
+    postprocessing_opts,
     precision_opt,
     progress_opt,
     tta_opt,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
                    "model's own threshold (geoseg info), else the most probable class]. "
                    "geoseg evaluate reports the threshold with the best landslide F1 "
                    "(threshold_sweep.csv).")
+@postprocessing_opts
 @overlap_opt
 @batch_size_opt
 @bands_opt
@@ -92,6 +95,10 @@ def predict(
     probabilities_path: str | None,
     probability_dtype: str,
     threshold: float | None,
+    seed_threshold: float | None,
+    min_region_area: float | None,
+    fill_region_holes: float | None,
+    no_postprocessing: bool,
     overlap: int | None,
     batch_size: int,
     bands: list[int] | None,
@@ -146,6 +153,8 @@ def predict(
         cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
         tta=tta,  # type: ignore[arg-type]
         window=window,  # type: ignore[arg-type]
+        postprocessing=postprocessing_choice(model_path, seed_threshold, min_region_area,
+                                             fill_region_holes, no_postprocessing),
     )
     if band_tile_rows is not None and not (workers or dask_scheduler):
         raise click.UsageError("--band-tile-rows applies with --workers or --dask-scheduler")
