@@ -407,7 +407,8 @@ class Config:
 
     def fine_tuned_kwargs(self, parent: ModelSettings, parent_name: str) -> dict[str, Any]:
         """The settings of a model fine-tuned from ``parent``, as :meth:`model_kwargs`: the
-        parent's (its imagery facts and threshold left out), with the ``[model]`` keys this
+        parent's (its imagery facts, threshold and post-processing left out: they are the
+        parent's data's), with the ``[model]`` keys this
         config sets that do not change the network (dropout, class names, bands, overlap).
 
         Raises
@@ -430,7 +431,7 @@ class Config:
             raise ConfigError(f"{self.source}: [model] differs from {parent_name}, the model to "
                               f"fine-tune: {listed}; a fine-tuned model keeps its parent's "
                               "network: remove these keys or set them to its values")
-        kept = parent.without_facts().to_dict() | {"threshold": None}
+        kept = parent.without_facts().to_dict() | {"threshold": None, "postprocessing": None}
         return kept | {name: getattr(requested, name) for name in given}
 
 

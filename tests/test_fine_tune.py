@@ -180,6 +180,7 @@ def test_a_fine_tuned_model_takes_its_parents_network_unless_the_config_sets_it(
     assert kwargs.differences(parent) == {}  # 256-pixel tiles, 8 filters, 6 levels, ...
     assert (kwargs.dropout_rate, kwargs.bands) == (0.2, [3, 2, 1])
     assert kwargs.pixel_size_m is None and kwargs.threshold is None  # the new data's own
+    assert parent.postprocessing is not None and kwargs.postprocessing is None  # likewise
 
 
 # --------------------------------------------------------------------------------------------
