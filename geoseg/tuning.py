@@ -68,7 +68,9 @@ class _Scene:
     """Landslide probability; NaN where the scene or its labels hold no data."""
     truth: NDArray[np.int32]
     """8-connected true landslides numbered 1..n, 0 elsewhere."""
-    pixel_size: float
+    pixel_size: float | None
+    """Metres per pixel: the scene's, else (no CRS: PNG tiles) the model's training pixels';
+    None when neither is known."""
 
 
 @dataclass(frozen=True)
@@ -103,20 +105,23 @@ class TunedPostProcessing:
                 f"scene{'s' if self.scenes != 1 else ''}")
 
 
-def candidate_recipes(threshold: float, pixel_area_m2: float) -> Iterator[PostProcessing]:
+def candidate_recipes(threshold: float, pixel_area_m2: float | None
+                      ) -> Iterator[PostProcessing]:
     """The recipes tried, simplest first: the plain ``threshold``, then every combination of
     a hysteresis peak, a minimum area and a hole size (:data:`SEED_THRESHOLDS`,
-    :data:`MIN_AREA_PIXELS`, :data:`MAX_HOLE_PIXELS`; areas of ``pixel_area_m2`` a pixel).
+    :data:`MIN_AREA_PIXELS`, :data:`MAX_HOLE_PIXELS`; areas of ``pixel_area_m2`` a pixel;
+    peaks alone when the pixel size is unknown, since no area can be stored in m²).
 
     >>> [r.describe() for r in candidate_recipes(0.5, 1.0)][:2]
     ['threshold 0.5', 'threshold 0.5, holes <= 25 m² filled']
     """
-    for seed, area, hole in itertools.product(SEED_THRESHOLDS, MIN_AREA_PIXELS,
-                                              MAX_HOLE_PIXELS):
+    areas, holes = (MIN_AREA_PIXELS, MAX_HOLE_PIXELS) if pixel_area_m2 else ((0,), (0,))
+    for seed, area, hole in itertools.product(SEED_THRESHOLDS, areas, holes):
         if seed is not None and seed <= threshold:
             continue
         yield PostProcessing(threshold=threshold, seed_threshold=seed,
-                             min_area_m2=area * pixel_area_m2, max_hole_m2=hole * pixel_area_m2)
+                             min_area_m2=area * (pixel_area_m2 or 0.0),
+                             max_hole_m2=hole * (pixel_area_m2 or 0.0))
 
 
 def _read_scene(scene: LabelledScene, predictor: BatchPredictor, settings: ModelSettings,
@@ -133,7 +138,7 @@ def _read_scene(scene: LabelledScene, predictor: BatchPredictor, settings: Model
                          rgb_map=rgb_map) as labels:
             truth_classes = labels.read(rasterio.windows.Window(0, 0, src.width, src.height),
                                         max(src.width, src.height))[: src.height, : src.width]
-        size = region_pixel_size(src)
+        size = region_pixel_size(src) if src.crs is not None else settings.pixel_size_m
     prob[truth_classes == NO_LABEL] = np.nan
     truth, _ = ndimage.label((truth_classes == LANDSLIDE) & ~np.isnan(prob),
                              structure=EIGHT_CONNECTED)
@@ -145,7 +150,7 @@ def _score(scenes: Sequence[_Scene], recipe: PostProcessing) -> Score:
     matched = truths = regions = 0
     intersection = union = 0
     for scene in scenes:
-        found = postprocess_array(scene.prob, recipe, pixel_size=scene.pixel_size,
+        found = postprocess_array(scene.prob, recipe, pixel_size=scene.pixel_size or 1.0,
                                   block_rows=scene.prob.shape[0])
         match = label_overlaps(scene.truth, found.labels).match(OBJECT_IOU)
         matched += match.true_positives
@@ -226,7 +231,13 @@ def tune_postprocessing(
     if not any(scene.truth.max(initial=0) for scene in read):
         raise InputError("the validation scenes hold no landslide: the post-processing "
                          "cannot be tuned on them")
-    pixel_area = float(np.median([scene.pixel_size for scene in read])) ** 2
+    sizes = [scene.pixel_size for scene in read]
+    pixel_area = None
+    if all(size is not None for size in sizes):
+        pixel_area = float(np.median([size for size in sizes if size is not None])) ** 2
+    elif report is not None:
+        report("the validation scenes' pixel size is unknown (no CRS, and no [train] "
+               "pixel_size): only hysteresis peaks are tuned, no areas")
     recipes = list(candidate_recipes(threshold, pixel_area))
     baseline = _score(read, recipes[0])
     best, best_score = recipes[0], baseline
