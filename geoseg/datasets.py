@@ -50,6 +50,7 @@ __all__ = [
     "LabelledScene",
     "MemoryTiles",
     "TileDataset",
+    "resample_reference_split",
     "TileSource",
     "chip_split",
     "dataset_split",
@@ -152,6 +153,50 @@ def reference_split(root: PathLike, split: str, mask_suffix: str = ".png") -> li
     """
     base = Path(root) / split
     return reference_scenes(base / "images", base / "masks", mask_suffix)
+
+
+def resample_reference_split(root: PathLike, split: str, out_root: PathLike, size: int,
+                             rgb_map: Mapping[tuple[int, int, int], int]) -> list[LabelledScene]:
+    """Write ``<root>/<split>`` resampled to ``size`` x ``size`` pixels into
+    ``<out_root>/<split>``: images by area average, RGB masks by the majority class of each
+    output pixel (colours of ``rgb_map``; ties go to the higher class).
+
+    For reference tiles whose landslides are larger than a model's tile at their own
+    resolution (the Sichuan aerial tiles: 1024 pixels of ~0.5 m to 256 of ~2 m).
+
+    Returns
+    -------
+    list of LabelledScene
+        The written pairs, as :func:`reference_split` reads them.
+    """
+    import rasterio
+    from rasterio.enums import Resampling
+
+    colours = {cls: colour for colour, cls in reversed(list(rgb_map.items()))}
+    out = Path(out_root) / split
+    for kind in ("images", "masks"):
+        (out / kind).mkdir(parents=True, exist_ok=True)
+    for scene in reference_split(root, split):
+        with open_scene(scene.image, expect_crs=False) as src:
+            image = src.read([1, 2, 3], out_shape=(3, size, size), resampling=Resampling.average)
+        with open_scene(scene.labels, expect_crs=False) as src:
+            rgb = src.read([1, 2, 3])
+        classes = np.zeros(rgb.shape[1:], dtype=np.int64)
+        for colour, cls in rgb_map.items():
+            classes[np.all(rgb == np.array(colour)[:, None, None], axis=0)] = cls
+        step = rgb.shape[1] // size, rgb.shape[2] // size
+        blocks = classes[: size * step[0], : size * step[1]].reshape(size, step[0], size, step[1])
+        order = sorted(colours, reverse=True)  # ties go to the higher class
+        counts = np.stack([(blocks == cls).sum(axis=(1, 3)) for cls in order])
+        majority = np.array(order)[np.argmax(counts, axis=0)]
+        mask = np.stack([np.vectorize(lambda c, i=i: colours[c][i])(majority)
+                         for i in range(3)]).astype(np.uint8)
+        for array, kind, name in ((image, "images", scene.image.name),
+                                  (mask, "masks", scene.labels.name)):
+            with rasterio.open(out / kind / name, "w", driver="PNG", width=size, height=size,
+                               count=3, dtype="uint8") as dst:
+                dst.write(array)
+    return reference_split(out_root, split)
 
 
 def chip_split(chips_dir: PathLike, split: str) -> list[LabelledScene]:

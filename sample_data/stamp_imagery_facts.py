@@ -8,9 +8,10 @@ only the settings member of their ``.keras`` files (:func:`geoseg.model_archive.
 
 - ``hokkaido-iburi``: the band statistics of its 24 training tiles (``train/`` and ``valid/``
   of ``../shared/data/hokkaido-iburi``, read through the tiler with the model's own tile size
-  and overlap, white no-data wedges left out, as ``sample_data/train_hokkaido_model.py``
-  trained on them); pixel size 3 m, the figure given for the tiles (the PNG tiles carry no
-  georeference, so ``geoseg train`` would need ``[train] pixel_size = 3.0`` for it, as
+  and overlap, white no-data wedges left out, as
+  ``sample_data/train_bundled_model.py hokkaido-iburi`` trained on them); pixel size 3 m, the
+  figure given for the tiles (the PNG tiles carry no georeference, so ``geoseg train`` would
+  need ``[train] pixel_size = 3.0`` for it, as
   ``configs/hokkaido_cpu.config`` now says);
 - ``demo``: its four synthetic training scenes (seeds 1-4 of ``train_demo_model.py``),
   generated again; the pixel size from their georeference, which is the sample scene's
@@ -30,8 +31,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from train_bundled_model import SHARED
 from train_demo_model import TRAIN_SEEDS, synthetic_scenes
-from train_hokkaido_model import DEFAULT_DATA
 
 from geoseg.bundled import resolve_model
 from geoseg.config import load_config
@@ -77,7 +78,7 @@ def demo(folder: Path) -> ModelSettings:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+    parser.add_argument("--data", type=Path, default=SHARED / "hokkaido-iburi",
                         help="the shared Hokkaido folder (train/ and valid/)")
     parser.add_argument("--dry-run", action="store_true", help="print the facts, write nothing")
     args = parser.parse_args(argv)
