@@ -106,6 +106,8 @@ def train(
         )
     best = ", ".join(f"{key} {value:.4f}" for key, value in result.best.items()
                      if key == result.monitor or key.endswith("_iou"))
+    if not result.chief:
+        click.echo("this worker's copies are removed; the chief (worker 0) wrote:")
     click.echo(f"model: {result.model_path} (epoch {result.best_epoch} of {result.last_epoch}"
                + (f"; {best})" if best else ")"))
     click.echo(f"log: {result.log_path}; curves: {result.curves_path}"
