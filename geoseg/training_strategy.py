@@ -156,7 +156,7 @@ def _cluster_place(text: str) -> tuple[int, int] | None:
         Not JSON, or not a cluster of ``worker`` tasks (and at most one ``chief``) with this
         task in it.
     """
-    hint = "; see 'Training on several machines' in docs/scaling.md"
+    hint = "; see 'Training on several devices or machines' in docs/scaling.md"
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as exc:

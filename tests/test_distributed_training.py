@@ -6,8 +6,8 @@ The tolerance of the comparisons: the replicas compute the same sums as one proc
 another order (each replica its share of the batch, then the all-reduce), so float32 rounding
 differs; over the 6 Adam steps here the logged values agreed to 2e-7 (relative) and the
 weights to 1e-6. ``rel=1e-5`` leaves a margin of 50x for other machines' kernels and is far
-below what a wrong split moves (replicas training on other tiles, or each on the whole batch,
-change the first epoch's loss by 1e-2 or more). The loss is the cross-entropy: a Dice loss is
+below what a wrong split moves (two workers reading the same half of every batch moved the
+first epoch's loss by 1%). The loss is the cross-entropy: a Dice loss is
 pooled over each replica's share, so it is not the single process's by design.
 
 Logical devices must be set before TensorFlow starts and a cluster is joined at start-up, so
@@ -25,20 +25,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from test_train import SEED, config_text, write_scene
 
+from geoseg.cli import cli
 from geoseg.config import load_config
 from geoseg.datasets import TileDataset
+from geoseg.errors import ConfigError, InputError
 from geoseg.flexunet import load_model
 from geoseg.losses import IGNORE, make_loss
 from geoseg.metrics import ConfusionMatrix
 from geoseg.settings import ModelSettings
-from geoseg.tf_dataset import training_dataset
+from geoseg.tf_dataset import replica_shares, training_dataset, validation_steps
 from geoseg.train import CURVES_NAME, LAST_NAME, LOG_NAME, MODEL_NAME, PREVIEWS_DIR, train
-from geoseg.training_strategy import weights_digest
+from geoseg.training_strategy import Placement, weights_digest
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
@@ -89,14 +93,20 @@ save_first_batch()
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """Three scenes (9 tiles each: 18 to train on, 9 to validate on), the config, and the
-    single-process reference run of 2 epochs."""
+def data(tmp_path_factory):
+    """Three scenes (9 tiles each: 18 to train on, 9 to validate on) and the config."""
     folder = tmp_path_factory.mktemp("distributed")
     scenes = [write_scene(folder, name, seed) for name, seed in (("a", 1), ("b", 2), ("c", 3))]
     config_path = folder / "tiny.config"
     config_path.write_text(config_text(epochs=2, steps_per_epoch=3, batch_size=4)
                            .replace('"ce_dice"', '"categorical_crossentropy"'))
+    return folder, scenes, config_path
+
+
+@pytest.fixture(scope="module")
+def setup(data):
+    """The data, and the single-process reference run of 2 epochs."""
+    folder, scenes, config_path = data
     reference = train(load_config(config_path), out_dir=folder / "reference",
                       train_scenes=scenes[:2], valid_scenes=scenes[2:],
                       report=lambda line: None)
@@ -227,6 +237,7 @@ def test_two_workers_train_one_model_like_one_process_and_resume(setup, tmp_path
                for output in outputs)
     assert "this is worker 0, the chief" in outputs[0]
     assert "this is worker 1, which writes only into a scratch folder" in outputs[1]
+    assert ["the chief (worker 0) wrote:" in output for output in outputs] == [False, True]
     # one model written, by the chief; the other worker's scratch folder is gone
     assert {path.name for path in outs[0].iterdir()} == {
         MODEL_NAME, LAST_NAME, LOG_NAME, CURVES_NAME, PREVIEWS_DIR}
@@ -245,3 +256,51 @@ def test_two_workers_train_one_model_like_one_process_and_resume(setup, tmp_path
     assert first == second == weights_digest(load_model(outs[0] / LAST_NAME)[0])[:16]
     assert_same_curve(log_rows(outs[0] / LOG_NAME), log_rows(reference.log_path))
     assert [list(tmp.iterdir()) for tmp in scratch] == [[], []]
+
+
+# --------------------------------------------------------------------------------------------
+# Refusals and shares, without a cluster
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tf_config", "message"), [
+    ('{"cluster": {"worker": ["127.0.0.1:1"]', "TF_CONFIG: not JSON"),
+    ('{"cluster": {"ps": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}',
+     'TF_CONFIG: the cluster must list "worker" addresses'),
+    ('{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}',
+     "is not one of the cluster's tasks"),
+    ('{"cluster": {"worker": ["a:1", "b:1"]}}', "is not one of the cluster's tasks"),
+])
+def test_a_tf_config_that_is_no_cluster_of_workers_is_refused_in_one_line(
+        data, tmp_path, monkeypatch, tf_config, message):
+    folder, scenes, config_path = data
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    result = CliRunner().invoke(cli, ["train", str(config_path), "--scene", str(scenes[0].image),
+                                      "--labels", str(scenes[0].labels), "--out",
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_global_batch_must_split_evenly_over_the_replicas():
+    four = Placement(SimpleNamespace(num_replicas_in_sync=4), "MirroredStrategy")
+    four.check_batch_size(8)
+    with pytest.raises(ConfigError, match="batch_size 6 does not split evenly over 4 "
+                                          "replicas .*give a multiple of 4"):
+        four.check_batch_size(6)
+
+
+@pytest.mark.parametrize(("count", "batch_size", "replicas", "steps"), [
+    (9, 4, 2, 3), (18, 4, 2, 5), (9, 8, 8, 1), (4, 4, 4, 1), (100, 6, 3, 17)])
+def test_every_validation_tile_goes_once_to_a_replica_and_no_replica_goes_empty(
+        count, batch_size, replicas, steps):
+    shares = replica_shares(count, batch_size, replicas)
+    assert validation_steps(count, batch_size, replicas) == steps
+    assert len(shares) == steps * replicas
+    assert [tile for share in shares for tile in share] == list(range(count))
+    assert min(map(len, shares)) >= 1
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1
+    with pytest.raises(InputError, match="3 validation tile.* for 4 replicas"):
+        validation_steps(3, 4, 4)

@@ -65,6 +65,8 @@ def train(
     values). The output folder gets model.keras (the best epoch, for 'geoseg predict'),
     last.keras (for --resume), training_log.csv, training_curves.png and
     epoch_previews/. A non-empty output folder is refused without --resume or --overwrite.
+    With TF_CONFIG set, every machine of the cluster runs this same command: they train one
+    model together and worker 0 writes the outputs (docs/scaling.md).
 
     \b
     Examples:
