@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import lru_cache
+from itertools import pairwise
 
 # isort: off
 import geoseg._quiet_tf  # noqa: F401  (first: silences TensorFlow's native start-up logs)
@@ -171,7 +172,7 @@ def replica_shares(count: int, batch_size: int, replicas: int) -> list[range]:
     """
     parts = validation_steps(count, batch_size, replicas) * replicas
     bounds = [count * part // parts for part in range(parts + 1)]
-    return [range(first, end) for first, end in zip(bounds, bounds[1:], strict=False)]
+    return [range(first, end) for first, end in pairwise(bounds)]
 
 
 def validation_dataset(tiles: TileSource, batch_size: int, *, worker: int = 0,
