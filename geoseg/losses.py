@@ -250,7 +250,8 @@ def make_loss(
     Returns
     -------
     callable
-        ``loss(y_true, y_pred) -> scalar``, named ``name``.
+        ``loss(y_true, y_pred) -> scalar``, named ``name``; in a replica of a
+        ``tf.distribute`` strategy, the replica's share (divided by the replicas in sync).
 
     Raises
     ------
@@ -282,7 +283,10 @@ def make_loss(
             value += focal(onehot, probs, pixel_weight, weights)
         if name in ("lovasz_softmax", "ce_lovasz_softmax"):
             value += lovasz(onehot, probs, weight, weights)
-        return value
+        # Over several replicas Keras sums their gradients and multiplies the logged loss by
+        # their number, but divides by it only the losses it reduces itself, not a scalar.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return value / replicas if replicas > 1 else value
 
     loss.__name__ = name
     return loss

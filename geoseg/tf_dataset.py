@@ -8,12 +8,20 @@ permutation of the ``n`` tiles for every pass) augmented with seed ``(seed, k)``
 resumed at example ``k`` continues exactly where it stopped. Each element is
 ``(image, target)``: float32 ``(batch, size, size, bands)`` and uint8 class ids
 ``(batch, size, size)`` with :data:`geoseg.losses.IGNORE` where a pixel does not count.
+
+Trained on several replicas (devices, or machines: :mod:`geoseg.training_strategy`), each worker
+builds a pipeline of its own replicas' shares (the ``worker``, ``workers`` and ``replicas``
+arguments): every global batch of ``batch_size`` examples is split into equal contiguous parts,
+so the replicas of a step together see exactly the batch of a single process, and each worker
+reads only its own tiles.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import lru_cache
+from itertools import pairwise
 
 # isort: off
 import geoseg._quiet_tf  # noqa: F401  (first: silences TensorFlow's native start-up logs)
@@ -23,9 +31,11 @@ import numpy as np
 
 from geoseg.augment import Augmentation, augment, example_seed
 from geoseg.datasets import TileSource
+from geoseg.errors import InputError
 from geoseg.losses import IGNORE
 
-__all__ = ["example_tile", "training_dataset", "validation_dataset"]
+__all__ = ["example_tile", "replica_shares", "training_dataset", "validation_dataset",
+           "validation_steps"]
 
 _Reader = Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor, tf.Tensor]]
 
@@ -83,6 +93,10 @@ def training_dataset(
     seed: int,
     augmentation: Augmentation | None = None,
     start: int = 0,
+    *,
+    worker: int = 0,
+    workers: int = 1,
+    replicas: int = 1,
 ) -> tf.data.Dataset:
     """The endless, seeded, shuffled (and augmented) stream of training batches.
 
@@ -97,6 +111,10 @@ def training_dataset(
     start : int
         Number of the first example (``epochs done * steps per epoch * batch size`` when
         resuming).
+    worker, workers, replicas : int
+        On several replicas (``batch_size`` being a multiple of ``replicas``, and
+        ``replicas`` of ``workers``): the stream of worker ``worker``'s replicas, each taking
+        ``batch_size / replicas`` consecutive examples of every global batch in turn.
 
     Returns
     -------
@@ -104,6 +122,11 @@ def training_dataset(
         Of ``(image, target)`` batches, prefetched.
     """
     count = len(tiles)
+    share = batch_size // workers  # this worker's examples of every global batch
+    numbers = tf.data.Dataset.counter(start)
+    if workers > 1:
+        numbers = tf.data.Dataset.counter().map(
+            lambda k: start + k // share * batch_size + worker * share + k % share)
     read = _reader(tiles, lambda number: example_tile(seed, count, number))
 
     def example(number: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -113,15 +136,54 @@ def training_dataset(
                                          augmentation)
         return image, _target(mask, valid)
 
-    return (tf.data.Dataset.counter(start)
+    return (numbers
             .map(example, num_parallel_calls=_READERS, deterministic=True)
-            .batch(batch_size)
+            .batch(batch_size // replicas)
             .prefetch(tf.data.AUTOTUNE)
             .with_options(_options()))
 
 
-def validation_dataset(tiles: TileSource, batch_size: int) -> tf.data.Dataset:
-    """Every tile once, in order, unaugmented, in batches of ``(image, target)``."""
+def validation_steps(count: int, batch_size: int, replicas: int = 1) -> int:
+    """Steps of :func:`validation_dataset` over ``count`` tiles.
+
+    Raises
+    ------
+    InputError
+        Fewer tiles than replicas.
+    """
+    steps = math.ceil(count / batch_size)
+    if replicas == 1:
+        return steps
+    if count < replicas:
+        raise InputError(f"{count} validation tile(s) for {replicas} replicas; give at least "
+                         "one per replica")
+    return min(steps, count // replicas)
+
+
+def replica_shares(count: int, batch_size: int, replicas: int) -> list[range]:
+    """The validation tiles of each replica at each step, step after step.
+
+    As many steps as batches of ``batch_size`` (fewer if the last would leave a replica
+    without a tile), the tiles split as evenly as possible: no replica ever gets an empty
+    batch, on which TensorFlow's CPU convolutions fail (with oneDNN, TensorFlow 2.21).
+
+    >>> [len(share) for share in replica_shares(9, 4, 2)]
+    [1, 2, 1, 2, 1, 2]
+    """
+    parts = validation_steps(count, batch_size, replicas) * replicas
+    bounds = [count * part // parts for part in range(parts + 1)]
+    return [range(first, end) for first, end in pairwise(bounds)]
+
+
+def validation_dataset(tiles: TileSource, batch_size: int, *, worker: int = 0,
+                       workers: int = 1, replicas: int = 1) -> tf.data.Dataset:
+    """Every tile once, in order, unaugmented, in batches of ``(image, target)``.
+
+    On several replicas: worker ``worker``'s replicas' batches of :func:`replica_shares`,
+    in turn.
+    """
+    if replicas > 1:
+        return _replica_validation(tiles, batch_size, worker, replicas // workers, replicas)
     read = _reader(tiles, int)
 
     def example(number: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -131,5 +193,31 @@ def validation_dataset(tiles: TileSource, batch_size: int) -> tf.data.Dataset:
     return (tf.data.Dataset.range(len(tiles))
             .map(example, num_parallel_calls=_READERS, deterministic=True)
             .batch(batch_size)
+            .prefetch(tf.data.AUTOTUNE)
+            .with_options(_options()))
+
+
+def _replica_validation(tiles: TileSource, batch_size: int, worker: int, local: int,
+                        replicas: int) -> tf.data.Dataset:
+    """The :func:`replica_shares` of worker ``worker``'s ``local`` replicas, each one batch."""
+    shares = [share for part, share in
+              enumerate(replica_shares(len(tiles), batch_size, replicas))
+              if part % replicas // local == worker]
+    size, bands = tiles.settings.image_size, tiles.settings.image_channels
+
+    def load(first: np.int64, end: np.int64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tiles.read_many(range(int(first), int(end)))
+
+    def batch(first: tf.Tensor, end: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        image, mask, valid = tf.numpy_function(load, [first, end],
+                                               (tf.float32, tf.uint8, tf.bool), stateful=False)
+        image.set_shape((None, size, size, bands))
+        mask.set_shape((None, size, size))
+        valid.set_shape((None, size, size))
+        return image, _target(mask, valid)
+
+    bounds = ([share.start for share in shares], [share.stop for share in shares])
+    return (tf.data.Dataset.from_tensor_slices(tuple(np.array(b, np.int64) for b in bounds))
+            .map(batch, num_parallel_calls=_READERS, deterministic=True)
             .prefetch(tf.data.AUTOTUNE)
             .with_options(_options()))

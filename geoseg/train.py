@@ -25,12 +25,15 @@ with the same network; its encoder can stay fixed for the first epochs
 An output folder is never emptied silently: a non-empty folder is refused unless ``resume``
 (continue from ``last.keras`` and the log's epoch count) or ``overwrite`` (delete the files
 above, and only those, first). With more than one GPU visible the model is replicated with
-``tf.distribute.MirroredStrategy``.
+``tf.distribute.MirroredStrategy``; with ``TF_CONFIG`` set, several machines train it together
+with ``MultiWorkerMirroredStrategy``, worker 0 writing the outputs
+(:mod:`geoseg.training_strategy`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -39,11 +42,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # isort: off
 import geoseg._quiet_tf  # noqa: F401  (first: silences TensorFlow's native start-up logs)
 import keras
-import tensorflow as tf
 # isort: on
 import numpy as np
 
@@ -82,7 +85,8 @@ from geoseg.metrics import ThresholdSweep
 from geoseg.model_archive import replace_settings
 from geoseg.predictor import file_digest
 from geoseg.settings import ModelParent, ModelSettings
-from geoseg.tf_dataset import training_dataset, validation_dataset
+from geoseg.tf_dataset import training_dataset, validation_dataset, validation_steps
+from geoseg.training_strategy import training_placement, weights_digest
 from geoseg.trainplots import panel_colours, plot_history
 
 __all__ = [
@@ -138,10 +142,17 @@ class TrainResult:
     valid_scenes: tuple[LabelledScene, ...] = ()
     """The validation scenes (none without validation), for
     :func:`geoseg.tuning.tune_model_postprocessing`."""
+    chief: bool = True
+    """False on a worker other than the chief of a run on several machines: it wrote nothing,
+    and the paths above are where the chief wrote."""
 
 
-def prepare_out_dir(out_dir: PathLike, *, resume: bool = False, overwrite: bool = False) -> Path:
+def prepare_out_dir(out_dir: PathLike, *, resume: bool = False, overwrite: bool = False,
+                    check_only: bool = False) -> Path:
     """Check (and create) the output folder of a training run.
+
+    ``check_only``: check, but neither create the folder nor delete anything (on the workers
+    other than the chief, which prepares it).
 
     Returns
     -------
@@ -174,10 +185,14 @@ def prepare_out_dir(out_dir: PathLike, *, resume: bool = False, overwrite: bool 
                                     f"its training, {param('overwrite')} to replace its "
                                     "outputs, or choose "
                                     "another folder")
+        if check_only:
+            return out
         for name in (MODEL_NAME, LAST_NAME, LOG_NAME, CURVES_NAME):
             (out / name).unlink(missing_ok=True)
         for preview in (out / PREVIEWS_DIR).glob("epoch_*.png"):
             preview.unlink()
+        return out
+    if check_only:
         return out
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -308,12 +323,12 @@ def _train_encoder(model: keras.Model, trainable: bool, compile_model: Callable[
     compile_model()
 
 
-def _strategy() -> tf.distribute.Strategy:
-    gpus = tf.config.list_physical_devices("GPU")
-    if len(gpus) > 1:
-        log.info("training on %d GPUs with MirroredStrategy", len(gpus))
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+def _worker_data(tiles: TileSource, batch: int, seed: int, augmentation: Augmentation | None,
+                 start: int, replicas: int, worker: int, workers: int) -> Any:
+    """One worker's share of the training batches from example ``start`` on
+    (:func:`geoseg.tf_dataset.training_dataset`)."""
+    return training_dataset(tiles, batch, seed, augmentation, start=start, worker=worker,
+                            workers=workers, replicas=replicas)
 
 
 @contextmanager
@@ -477,7 +492,11 @@ def train(
                              "masks_dir, or give a dataset folder or scenes with labels")
     if valid_scenes is None:
         valid_scenes = _config_scenes(config, "valid") or []
-    metrics = training_metrics(settings, config.model.metrics)
+    placement = training_placement()  # first: a cluster is set up before TensorFlow runs
+    if where := placement.describe():
+        say(where)
+    with placement.strategy.scope():  # metrics summed over the replicas
+        metrics = training_metrics(settings, config.model.metrics)
     metric_names = [m.name for m in metrics]
     validation = bool(valid_scenes)
     monitor = monitor or ("val_loss" if validation else "loss")
@@ -486,7 +505,7 @@ def train(
                      config.train.gap_weight, config.train.gap_width)
     augmentation = _augmentation(config, settings)
     out = prepare_out_dir(out_dir if out_dir is not None else config.train.model_dir,
-                          resume=resume, overwrite=overwrite)
+                          resume=resume, overwrite=overwrite, check_only=not placement.chief)
     paths = {name: out / name for name in (MODEL_NAME, LAST_NAME, LOG_NAME, CURVES_NAME)}
     rows: list[dict[str, float]] = []
     if resume:
@@ -506,6 +525,8 @@ def train(
                          f"(e.g. {param('epochs')} {more})")
 
     with ExitStack() as stack:
+        folder = stack.enter_context(placement.output_folder(out))  # out, on the chief
+        written = {name: folder / name for name in paths}
         train_tiles = stack.enter_context(
             TileDataset(train_scenes, settings, rgb_map=config.mask.rgb_map))
         valid_tiles = stack.enter_context(
@@ -521,13 +542,14 @@ def train(
             settings, parent=parent,
             **_imagery_facts(config, pixel_size, train_source, train_scenes, say))  # type: ignore[arg-type]
         batch = config.train.batch_size
+        placement.check_batch_size(batch)
         steps = config.train.steps_per_epoch or math.ceil(len(train_tiles) / batch)
         say(f"training on {len(train_tiles)} tiles"
             + (f", validating on {len(valid_tiles)}" if valid_tiles else ", no validation")
             + f"; {steps} steps of {batch} per epoch, epochs {done + 1}-{total}")
 
         keras.utils.set_random_seed(config.train.seed)
-        with _strategy().scope(), _dtype_policy(config.train.precision):
+        with placement.strategy.scope(), _dtype_policy(config.train.precision):
             model = build_flexunet(settings)
             model.compile(optimizer=_optimizer(config, total * steps), loss=loss, metrics=metrics)
             if resume:
@@ -540,15 +562,20 @@ def train(
         if config.model.show_summary:
             model.summary(print_fn=say)
 
+        valid_data = placement.distribute(lambda worker, workers: validation_dataset(
+            valid_source, batch, worker=worker, workers=workers, replicas=placement.replicas)
+        ) if valid_source else None
+        valid_steps = config.train.validation_steps or validation_steps(
+            len(valid_tiles), batch, placement.replicas) if valid_tiles else None
         best = _best_row(rows, monitor)
         checkpoint = SettingsCheckpoint(
-            settings, paths[MODEL_NAME], paths[LAST_NAME], monitor, _mode(monitor),
+            settings, written[MODEL_NAME], written[LAST_NAME], monitor, _mode(monitor),
             best=best[monitor] if best is not None and paths[MODEL_NAME].exists() else None)
         stopper = keras.callbacks.EarlyStopping(monitor=monitor, mode=_mode(monitor),
                                                 patience=config.train.patience,
                                                 restore_best_weights=True)
         callbacks: list[keras.callbacks.Callback] = [
-            EpochRecorder(paths[LOG_NAME], rows, total, say), stopper, checkpoint]
+            EpochRecorder(written[LOG_NAME], rows, total, say), stopper, checkpoint]
         if config.train.learning_rate_reducer and config.train.lr_schedule == "plateau":
             callbacks.insert(1, keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor, mode=_mode(monitor), factor=config.train.reducer_factor,
@@ -558,7 +585,8 @@ def train(
             previews = out / PREVIEWS_DIR
             colours = panel_colours(settings.mask_class_names, config.mask.rgb_map)
             callbacks.append(_previews(valid_source or train_source,
-                                       config.train.num_infer_images, previews, colours, batch))
+                                       config.train.num_infer_images, folder / PREVIEWS_DIR,
+                                       colours, batch))
         if progress is not None:
             callbacks.append(StepProgress(progress, (total - done) * steps))
         try:
@@ -568,25 +596,28 @@ def train(
                         _train_encoder(model, not frozen, lambda: model.compile(
                             optimizer=model.optimizer, loss=loss,
                             metrics=training_metrics(settings, config.model.metrics)))
-                data = training_dataset(train_source, batch, config.train.seed, augmentation,
-                                        start=first * steps * batch)
-                model.fit(data, epochs=last, initial_epoch=first, steps_per_epoch=steps,
-                          validation_data=validation_dataset(valid_source, batch)
-                          if valid_source else None,
-                          validation_steps=config.train.validation_steps if valid_tiles else None,
-                          callbacks=callbacks, shuffle=False, verbose=0)
+                data = placement.distribute(functools.partial(
+                    _worker_data, train_source, batch, config.train.seed, augmentation,
+                    first * steps * batch, placement.replicas))
+                with placement.fitting():
+                    model.fit(data, epochs=last, initial_epoch=first, steps_per_epoch=steps,
+                              validation_data=valid_data, validation_steps=valid_steps,
+                              callbacks=callbacks, shuffle=False, verbose=0)
                 if model.stop_training:
                     break
         finally:
             if rows:
-                plot_history(rows, paths[CURVES_NAME])
+                plot_history(rows, written[CURVES_NAME])
         counts = (len(train_tiles), len(valid_tiles) if valid_tiles else 0)
+        if placement.workers > 1:
+            say(f"worker {placement.worker} of {placement.workers}: weights sha256 "
+                f"{weights_digest(model)[:16]} (the same on every worker when in step)")
         threshold = None
         if config.train.tune_threshold and settings.num_classes <= 2 and rows:
-            best_model, _ = load_model(paths[MODEL_NAME])
+            best_model, _ = load_model(written[MODEL_NAME])
             threshold = choose_threshold(best_model, train_source, batch)
             if threshold is not None:
-                replace_settings(paths[MODEL_NAME],
+                replace_settings(written[MODEL_NAME],
                                  dataclasses.replace(settings, threshold=threshold))
                 say(f"landslide threshold {threshold:.2f} (best IoU on the training tiles), "
                     f"stored in {paths[MODEL_NAME].name}")
@@ -601,7 +632,7 @@ def train(
         best=dict(best) if best is not None else {}, stopped_early=last < total,
         threshold=threshold,
         train_tiles=counts[0], valid_tiles=counts[1],
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started, chief=placement.chief,
         valid_scenes=tuple(valid_scenes) if validation and valid_scenes else ())
     say(f"best epoch {result.best_epoch} by {monitor}: "
         + ", ".join(f"{k} {v:.4f}" for k, v in result.best.items()

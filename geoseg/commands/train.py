@@ -88,6 +88,8 @@ def train(
     values). The output folder gets model.keras (the best epoch, for 'geoseg predict'),
     last.keras (for --resume), training_log.csv, training_curves.png and
     epoch_previews/. A non-empty output folder is refused without --resume or --overwrite.
+    With TF_CONFIG set, every machine of the cluster runs this same command: they train one
+    model together and worker 0 writes the outputs (docs/scaling.md).
 
     With validation scenes, the post-processing of the landslide regions (hysteresis peak,
     minimum area, hole filling) is then chosen on them for the best object F1, keeping their
@@ -142,6 +144,8 @@ def train(
         click.echo(f"{tuned.describe()}; stored in {result.model_path.name}")
     best = ", ".join(f"{key} {value:.4f}" for key, value in result.best.items()
                      if key == result.monitor or key.endswith("_iou"))
+    if not result.chief:
+        click.echo("this worker's copies are removed; the chief (worker 0) wrote:")
     click.echo(f"model: {result.model_path} (epoch {result.best_epoch} of {result.last_epoch}"
                + (f"; {best})" if best else ")"))
     click.echo(f"log: {result.log_path}; curves: {result.curves_path}"
