@@ -155,9 +155,9 @@ def pixel_size_m(dataset: rasterio.io.DatasetReader) -> tuple[float, str] | None
     return size / math.sqrt(scale), f"from the CRS units at its scale {scale:.3g} there"
 
 
-TRUE_SCALE_TOLERANCE = 0.002
+TRUE_SCALE_TOLERANCE = 0.01
 """Areal scale of a projection within which its units are taken as ground metres (UTM's
-0.9996² inside its zones)."""
+0.9992 inside its zones; state planes alike)."""
 
 
 def _areal_scale(crs: rasterio.crs.CRS, centre: tuple[float, float]) -> float:

@@ -68,7 +68,6 @@ from geoseg.outputs import (
     output_errors,
     retried_by,
 )
-from geoseg.postprocess import postprocess_raster
 from geoseg.postprocess_recipe import PostProcessing
 from geoseg.predictor import file_digest
 from geoseg.scene import (
@@ -783,6 +782,8 @@ def _finish_outputs(mask_tmp: Path, prob_tmp: Path | None, settings: ModelSettin
     probabilities left (None when they were hidden)."""
     foreground = None
     if opts.postprocessing is not None and prob_tmp is not None:
+        from geoseg.postprocess import postprocess_raster  # scipy: only when post-processing
+
         mask_file, prob_file = _staging(mask_tmp, opts.cog), _staging(prob_tmp, opts.cog)
         regions = mask_file.with_name(mask_file.name + ".regions.tif")
         made = postprocess_raster(prob_file, regions, opts.postprocessing,

@@ -265,11 +265,12 @@ def tune_model_postprocessing(
     """Tune a trained model's post-processing on ``scenes`` and store it in the model: what
     ``geoseg train`` does after training (``[train] tune_postprocessing``).
 
-    The model is run as ``geoseg predict`` runs it by default (:func:`load_predictor`); see
-    :func:`tune_postprocessing` for the rest.
+    The model runs on Keras (TensorFlow is loaded by training anyway; no conversion is cached
+    beside the new model: OpenVINO's masks are the same); see :func:`tune_postprocessing` for
+    the rest.
     """
     settings = read_settings(model_path)
-    tuned = tune_postprocessing(scenes, load_predictor(model_path), settings, rgb_map=rgb_map,
-                                report=report)
+    tuned = tune_postprocessing(scenes, load_predictor(model_path, backend="keras"), settings,
+                                rgb_map=rgb_map, report=report)
     store_postprocessing(model_path, tuned.recipe)
     return tuned

@@ -93,7 +93,7 @@ def test_the_plugins_bundled_models_come_from_geoseg_models_and_parse_by_name(ma
         set(BUNDLED_MODELS) - {DEFAULT_MODEL})
     hokkaido = next(choice for choice in choices if choice.name == "hokkaido-iburi")
     assert hokkaido.label == ("hokkaido-iburi: 8-bit RGB satellite, ~3 m pixels "
-                              "(CC BY-NC 4.0 (non-commercial))")
+                              "(CC-BY-NC-4.0)")
     for choice in choices:
         params = parse(commands.predict_args(str(make_raster()), str(tmp_path / "m.tif"),
                                              model=choice.name))

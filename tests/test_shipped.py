@@ -68,7 +68,9 @@ def test_configs_copies_the_shipped_configs(tmp_path):
     done = CliRunner().invoke(cli, ["configs", str(tmp_path / "configs")])
     assert done.exit_code == 0, done.output
     copy = tmp_path / "configs" / "hokkaido_cpu.config"
-    assert done.stdout.splitlines() == [str(copy)]
+    shipped = sorted(path.name for path in (ROOT / "configs").glob("*.config"))
+    assert done.stdout.splitlines() == [str(tmp_path / "configs" / name) for name in shipped]
+    assert "hokkaido_cpu.config" in shipped
     assert copy.read_bytes() == (ROOT / "configs" / "hokkaido_cpu.config").read_bytes()
     copy.write_text("mine")
     refused = CliRunner().invoke(cli, ["configs", str(tmp_path / "configs")])

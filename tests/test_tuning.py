@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PixelwisePredictor, pixelwise_keras_model, write_raster
+from conftest import PixelwisePredictor, write_raster
 
 from geoseg.datasets import LabelledScene
 from geoseg.errors import InputError
-from geoseg.flexunet import save_model
+from geoseg.flexunet import build_flexunet, save_model
 from geoseg.model_archive import read_settings
 from geoseg.settings import ModelSettings
 from geoseg.tuning import candidate_recipes, tune_model_postprocessing, tune_postprocessing
@@ -62,7 +62,7 @@ def test_without_a_pixel_size_only_peaks_are_tuned(tmp_path):
 
 
 def test_the_chosen_recipe_is_stored_in_the_model(tmp_path):
-    model = save_model(pixelwise_keras_model(SETTINGS), SETTINGS, tmp_path / "m.keras")
+    model = save_model(build_flexunet(SETTINGS), SETTINGS, tmp_path / "m.keras")
     tuned = tune_model_postprocessing(model, [labelled_scene(tmp_path)])
     assert read_settings(model).postprocessing_recipe() == tuned.recipe
 

@@ -136,7 +136,8 @@ def train(
             pixel_size=pixel_size, resume=resume, overwrite=overwrite, monitor=monitor,
             report=(lambda line: None) if quiet else click.echo, progress=progress,
         )
-    if config.train.tune_postprocessing and result.valid_scenes and result.last_epoch:
+    if (config.train.tune_postprocessing and result.chief and result.valid_scenes
+            and result.last_epoch):
         from geoseg.tuning import tune_model_postprocessing
 
         tuned = tune_model_postprocessing(result.model_path, result.valid_scenes,
