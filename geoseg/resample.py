@@ -61,11 +61,11 @@ def check_resolution(value: object) -> Resolution:
     ParameterError
         Anything else.
     """
-    if value in ("native", "auto"):
-        return value  # type: ignore[return-value]
+    if value == "native" or value == "auto":
+        return value
     try:
-        metres = float(value)
-    except (TypeError, ValueError):
+        metres = float(value) if isinstance(value, str | int | float) else math.nan
+    except ValueError:
         metres = math.nan
     if isinstance(value, bool) or not (math.isfinite(metres) and metres > 0):
         raise ParameterError(f"{param('resolution')} must be native, auto or a pixel size in "
@@ -128,9 +128,9 @@ def resampling_scale(resolution: Resolution, scene: rasterio.io.DatasetReader,
 def resampled_view(scene: rasterio.io.DatasetReader, scale: float) -> WarpedVRT:
     """``scene`` read with pixels ``scale`` times the side of its own: same CRS and origin,
     its extent covered (the last row and column may reach beyond it, as nodata), averaged
-    when coarser, bilinear when finer. Its validity is the scene's (nodata, masks and alpha become the
-    view's alpha band, which :func:`geoseg.scene.read_window` reads as the mask), so the
-    scene's band numbers read the same bands. Close it (a context manager)."""
+    when coarser, bilinear when finer. Its validity is the scene's (nodata, masks and alpha
+    become the view's alpha band, which :func:`geoseg.scene.read_window` reads as the mask),
+    so the scene's band numbers read the same bands. Close it (a context manager)."""
     return WarpedVRT(
         scene, crs=scene.crs, transform=scene.transform * Affine.scale(scale),
         width=max(1, math.ceil(scene.width / scale)),

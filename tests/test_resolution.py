@@ -33,10 +33,12 @@ def digest(path) -> str:
 
 def smooth_bands(height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
     """Three equal bands varying slowly (a pixelwise model's landslides are large blobs),
-    1..255, with a corner of zeros (nodata where the scene says 0 is nodata)."""
+    8..248, with zeros (nodata where the scene says 0 is nodata): a corner not aligned with
+    coarser pixels, and single pixels, which averaged pixels do not keep."""
     y, x = np.mgrid[0:height, 0:width]
     band = np.clip(128 + 120 * np.sin(x / 23.0) * np.cos(y / 31.0), 1, 255).astype(np.uint8)
-    band[:40, :50] = 0
+    band[:41, :51] = 0
+    band[100:200:7, 120:220:9] = 0
     return np.stack([band, band, band])
 
 
@@ -95,35 +97,53 @@ def test_auto_predicts_the_model_s_pixel_size_and_writes_on_the_scene_s_grid(tmp
     assert leftovers == ["auto.qml", "auto.tif", "auto_prob.tif"]
 
 
+def _hidden() -> np.ndarray:
+    """The pixels a mask or alpha hides: the zeros and the top 130 rows (whole windows)."""
+    hidden = smooth_bands()[0] == 0
+    hidden[:130] = True
+    return hidden
+
+
 def _masked(tmp_path):
     data = smooth_bands()
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
             tmp_path / "masked.tif", "w", driver="GTiff", width=WIDTH, height=HEIGHT, count=3,
             dtype="uint8", crs="EPSG:32654", transform=ONE_METRE) as dst:
-        dst.write(np.maximum(data, 1))  # no zeros: only the mask tells
-        dst.write_mask(np.where(data[0] == 0, 0, 255).astype(np.uint8))
+        dst.write(np.where(_hidden(), 255, data))  # only the mask tells
+        dst.write_mask(np.where(_hidden(), 0, 255).astype(np.uint8))
     return tmp_path / "masked.tif"
 
 
 def _alpha(tmp_path):
     data = smooth_bands()
-    alpha = np.where(data[:1] == 0, 0, 255).astype(np.uint8)
+    alpha = np.where(_hidden(), 0, 255).astype(np.uint8)[None]
     with rasterio.open(tmp_path / "rgba.tif", "w", driver="GTiff", width=WIDTH, height=HEIGHT,
                        count=4, dtype="uint8", crs="EPSG:32654", transform=ONE_METRE,
                        photometric="RGB", alpha="YES") as dst:
-        dst.write(np.concatenate([np.maximum(data, 1), alpha]))
+        dst.write(np.concatenate([np.where(_hidden(), 255, data), alpha]))
     return tmp_path / "rgba.tif"
 
 
 @pytest.mark.parametrize("make", [_masked, _alpha], ids=["internal mask", "alpha"])
 @pytest.mark.parametrize("resolution", ["auto", 0.5])  # coarser, finer
 def test_the_scene_s_mask_or_alpha_is_the_outputs_nodata(tmp_path, make, resolution):
+    """The model never sees the hidden pixels (255 there) and passes over the windows without
+    data; the outputs have nodata there."""
     scene = make(tmp_path)
-    run(scene, tmp_path / "mask.tif", resolution=resolution)
+    seen = []
+
+    class Recording(PixelwisePredictor):
+        def __call__(self, batch):
+            seen.append(batch.max())
+            return super().__call__(batch)
+
+    result, _ = run(scene, tmp_path / "mask.tif", predictor=Recording(), resolution=resolution)
+    assert max(seen) <= 248
+    assert result.tiles_predicted < result.tiles_total
     with rasterio.open(tmp_path / "mask.tif") as dst:
         assert (dst.width, dst.height, dst.transform) == (WIDTH, HEIGHT, ONE_METRE)
         mask = dst.read(1)
-    np.testing.assert_array_equal(mask == 255, smooth_bands()[0] == 0)
+    np.testing.assert_array_equal(mask == 255, _hidden())
 
 
 def test_a_pixel_size_in_metres_is_predicted_at_either_way(tmp_path):
