@@ -290,9 +290,22 @@ class PredictOptions:
     resampled back (bilinear): every output is on the scene's grid, with its validity."""
 
     def grid(self, src: rasterio.io.DatasetReader, settings: ModelSettings) -> TileGrid:
-        """The grid a run with these options reads ``src`` with; an ``"auto"`` window not
-        resolved for a predictor (:func:`options_for_model`) is the model's tile."""
-        return TileGrid.for_model(src, settings, self.overlap,
+        """The grid a run with these options reads ``src`` with, at the run's pixel size
+        (``resolution``); an ``"auto"`` window not resolved for a predictor
+        (:func:`options_for_model`) is the model's tile.
+
+        Raises :class:`~geoseg.errors.ParameterError` for a resolution ``src`` cannot be
+        read at (:func:`geoseg.resample.resampling_scale`)."""
+        scale = resampling_scale(self.resolution, src, settings.pixel_size_m, say=False)
+        if scale is None:
+            return self._grid_of(src, settings)
+        with resampled_view(src, scale) as view:
+            return self._grid_of(view, settings)
+
+    def _grid_of(self, dataset: rasterio.io.DatasetReader, settings: ModelSettings) -> TileGrid:
+        """The grid of ``dataset`` as it is (the scene, or a view of it at the run's pixel
+        size)."""
+        return TileGrid.for_model(dataset, settings, self.overlap,
                                   resolve_window(self.window, settings, False))
 
     def __post_init__(self) -> None:
@@ -751,7 +764,7 @@ def _open_run(
     band_list = select_bands(scene, settings.bands, opts.bands)
     scale = resampling_scale(opts.resolution, scene, settings.pixel_size_m)
     src = stack.enter_context(resampled_view(scene, scale)) if scale is not None else scene
-    grid = opts.grid(src, settings)
+    grid = opts._grid_of(src, settings)
     inputs = [*scene.files, *([model_file] if model_file is not None else [])]
     mask_final = check_output_path(out_path, opts.overwrite, inputs)
     prob_final = (check_output_path(probabilities_path, opts.overwrite, inputs)

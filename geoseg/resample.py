@@ -74,13 +74,14 @@ def check_resolution(value: object) -> Resolution:
 
 
 def resampling_scale(resolution: Resolution, scene: rasterio.io.DatasetReader,
-                     model_pixel_m: float | None) -> float | None:
+                     model_pixel_m: float | None, say: bool = True) -> float | None:
     """The side of the pixels to read ``scene`` with for ``resolution``, in scene pixels (2:
     pixels twice the scene's); None for the scene's own.
 
     ``"auto"`` is the model's training pixel size (``model_pixel_m``), unless it or the
     scene's (:func:`geoseg.imagery.pixel_size_m`) is unknown or they are within
-    :data:`AUTO_TOLERANCE` of each other: then the scene's own, said in one log line. A size
+    :data:`AUTO_TOLERANCE` of each other: then the scene's own. With ``say``, the choice is
+    said in one log line (a warning when a pixel size is unknown). A size
     in metres needs the scene's pixel size; it equal to the scene's is the scene's own.
 
     Raises
@@ -96,13 +97,15 @@ def resampling_scale(resolution: Resolution, scene: rasterio.io.DatasetReader,
     if resolution == "auto":
         if model_pixel_m is None or found is None:
             unknown = "the model's training" if model_pixel_m is None else f"{name}'s"
-            log.warning("%s: %s pixel size is unknown; predicting at the scene's own pixels",
-                        name, unknown)
+            if say:
+                log.warning("%s: %s pixel size is unknown; predicting at the scene's own pixels",
+                            name, unknown)
             return None
         if max(found[0], model_pixel_m) / min(found[0], model_pixel_m) <= AUTO_TOLERANCE:
-            log.info("%s: %s pixels, the model's are %s: within %gx, predicting at the "
-                     "scene's own pixels", name, format_metres(found[0]),
-                     format_metres(model_pixel_m), AUTO_TOLERANCE)
+            if say:
+                log.info("%s: %s pixels, the model's are %s: within %gx, predicting at the "
+                         "scene's own pixels", name, format_metres(found[0]),
+                         format_metres(model_pixel_m), AUTO_TOLERANCE)
             return None
         target = model_pixel_m
     else:
@@ -120,8 +123,9 @@ def resampling_scale(resolution: Resolution, scene: rasterio.io.DatasetReader,
             f"({format_metres(found[0])} pixels) {(found[0] / target) ** 2:.3g} times more "
             f"pixels; at most {MAX_PIXEL_FACTOR:g}: use a pixel size of at least "
             f"{format_metres(found[0] / math.sqrt(MAX_PIXEL_FACTOR))}")
-    log.info("%s: predicting at %s pixels (the scene's are %s), written back on the scene's "
-             "grid", name, format_metres(target), format_metres(found[0]))
+    if say:
+        log.info("%s: predicting at %s pixels (the scene's are %s), written back on the "
+                 "scene's grid", name, format_metres(target), format_metres(found[0]))
     return target / found[0]
 
 

@@ -80,6 +80,9 @@ def test_auto_predicts_the_model_s_pixel_size_and_writes_on_the_scene_s_grid(tmp
                                                             math.ceil(WIDTH / 2)))
     expected, half_predictor = run(half, tmp_path / "half_mask.tif")
     assert auto.tiles_total == expected.tiles_total < native.tiles_total
+    with rasterio.open(scene) as src:  # the grid evaluate's and Dask's planning count
+        assert len(PredictOptions(resolution="auto").grid(src, TWO_METRE_MODEL)) == (
+            auto.tiles_total)
     assert predictor.calls == half_predictor.calls
     for suffix in (".tif", "_prob.tif"):
         with rasterio.open(tmp_path / f"native{suffix}") as a, \
