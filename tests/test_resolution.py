@@ -18,6 +18,7 @@ from rasterio.transform import from_origin
 from geoseg.cli import cli
 from geoseg.errors import InputError, ParameterError
 from geoseg.flexunet import save_model
+from geoseg.postprocess_recipe import PostProcessing
 from geoseg.predict import BandedPrediction, PredictOptions, predict_scene
 from geoseg.settings import ModelSettings
 
@@ -240,3 +241,24 @@ def test_cli_resolution_flag(tmp_path):
     assert result.exit_code != 0
     assert result.output.strip().splitlines() == [
         "Error: --resolution must be native, auto or a pixel size in metres > 0, got 'fine'"]
+
+
+def test_post_processing_and_cogs_run_on_the_scene_s_grid(tmp_path):
+    """Post-processing remakes the mask from the probabilities put back on the scene's grid
+    (hidden when not asked for); Cloud Optimized GeoTIFFs are made of the final outputs."""
+    scene = smooth_scene(tmp_path, nodata=0)
+    recipe = PostProcessing(seed_threshold=0.9)
+    native = predict_scene(scene, tmp_path / "native.tif", PixelwisePredictor(),
+                           TWO_METRE_MODEL, PredictOptions(postprocessing=recipe))
+    auto = predict_scene(scene, tmp_path / "auto.tif", PixelwisePredictor(), TWO_METRE_MODEL,
+                         PredictOptions(postprocessing=recipe, resolution="auto", cog=True))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".", "auto"))) == [
+        "auto.qml", "auto.tif"]
+    with rasterio.open(tmp_path / "native.tif") as a, rasterio.open(tmp_path / "auto.tif") as b:
+        assert (b.width, b.height, b.transform, b.crs) == (a.width, a.height, a.transform, a.crs)
+        assert b.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        native_mask, auto_mask = a.read(1), b.read(1)
+    np.testing.assert_array_equal(auto_mask == 255, smooth_bands()[0] == 0)
+    assert (auto_mask == native_mask).mean() > 0.98
+    assert auto.foreground_pixels == int((auto_mask == 1).sum()) > 0
+    assert native.foreground_pixels > 0
