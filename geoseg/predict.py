@@ -70,6 +70,13 @@ from geoseg.outputs import (
 )
 from geoseg.postprocess_recipe import PostProcessing
 from geoseg.predictor import file_digest
+from geoseg.resample import (
+    Resolution,
+    check_resolution,
+    on_scene_grid,
+    resampled_view,
+    resampling_scale,
+)
 from geoseg.scene import (
     describe_validity,
     open_scene,
@@ -108,6 +115,9 @@ OUTPUT_BLOCK = 256
 """Block size of the output GeoTIFFs; finished rows are written in block rows of it."""
 HIDDEN_PROBABILITIES = ".probabilities-for-postprocessing.tif"
 """The probabilities a post-processed run writes beside its mask when none are asked for."""
+RESAMPLED_MASK = ".mask-resampled.tif"
+RESAMPLED_PROBABILITIES = ".probabilities-resampled.tif"
+"""What the stream of a run at another pixel size than the scene's writes beside its mask."""
 
 ProbabilityDtype = Literal["uint8", "float32"]
 _T = TypeVar("_T")
@@ -206,8 +216,8 @@ class PredictOptions:
     One description of a prediction run, shared by :func:`predict_scene`, ``geoseg predict``,
     :mod:`geoseg.evaluate` and the many-scene runner (:mod:`geoseg.distributed`).
 
-    Raises :class:`~geoseg.errors.ParameterError` for a threshold outside 0..1 or an unknown
-    probability dtype.
+    Raises :class:`~geoseg.errors.ParameterError` for a threshold outside 0..1, an unknown
+    probability dtype or resolution.
 
     >>> PredictOptions(threshold=0.4, overwrite=True).threshold
     0.4
@@ -269,11 +279,32 @@ class PredictOptions:
     (:attr:`ModelSettings.postprocessing <geoseg.settings.ModelSettings.postprocessing>`,
     tuned on its validation scenes), else the threshold alone. The recipe's threshold is the
     run's (``threshold``)."""
+    resolution: Resolution = "native"
+    """The pixel size the model predicts the scene at (:mod:`geoseg.resample`): ``"native"``
+    (the scene's own pixels), ``"auto"`` (the model's training pixel size,
+    :attr:`ModelSettings.pixel_size_m <geoseg.settings.ModelSettings.pixel_size_m>`, when the
+    scene's differs from it by more than 1.25x; else, or when either is unknown, the scene's
+    own) or a pixel size in metres (at most 16 times more pixels than the scene's). The scene
+    is read resampled (averaged when coarser, bilinear when finer), and the probabilities are
+    resampled back (bilinear): every output is on the scene's grid, with its validity."""
 
     def grid(self, src: rasterio.io.DatasetReader, settings: ModelSettings) -> TileGrid:
-        """The grid a run with these options reads ``src`` with; an ``"auto"`` window not
-        resolved for a predictor (:func:`options_for_model`) is the model's tile."""
-        return TileGrid.for_model(src, settings, self.overlap,
+        """The grid a run with these options reads ``src`` with, at the run's pixel size
+        (``resolution``); an ``"auto"`` window not resolved for a predictor
+        (:func:`options_for_model`) is the model's tile.
+
+        Raises :class:`~geoseg.errors.ParameterError` for a resolution ``src`` cannot be
+        read at (:func:`geoseg.resample.resampling_scale`)."""
+        scale = resampling_scale(self.resolution, src, settings.pixel_size_m, say=False)
+        if scale is None:
+            return self._grid_of(src, settings)
+        with resampled_view(src, scale) as view:
+            return self._grid_of(view, settings)
+
+    def _grid_of(self, dataset: rasterio.io.DatasetReader, settings: ModelSettings) -> TileGrid:
+        """The grid of ``dataset`` as it is (the scene, or a view of it at the run's pixel
+        size)."""
+        return TileGrid.for_model(dataset, settings, self.overlap,
                                   resolve_window(self.window, settings, False))
 
     def __post_init__(self) -> None:
@@ -285,6 +316,7 @@ class PredictOptions:
         if self.tta not in TTA_MODES:
             raise ParameterError(f"{param('tta')} must be one of {', '.join(TTA_MODES)}, got "
                                  f"{self.tta!r}")
+        object.__setattr__(self, "resolution", check_resolution(self.resolution))
         if self.probability_dtype not in ("uint8", "float32"):
             raise ParameterError(f"{param('probability_dtype')} must be uint8 or float32, got "
                                  f"{self.probability_dtype!r}")
@@ -366,31 +398,33 @@ def predict_scene(
     with ExitStack() as stack:
         run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                         model_file, getattr(predictor, "runtime", None))
-        warn_if_unfit(run.src, run.bands, settings, model_file, opts.extra_nodata)
+        _warn_if_unfit(run, settings, model_file, opts)
         journal = run.journal
         finished = _checked_rows(run, opts, journal.load()) if opts.resume else []
         if finished:
             log.info("%s: resuming below row %d", run.mask, _end_row(finished))
         mask_tmp, prob_tmp = _temporary_outputs(stack, run, opts)
-        _bound_block_cache(stack, run, settings, opts, outputs=True)
+        stream_opts = _stream_options(run, opts)
+        _bound_block_cache(stack, run, settings, stream_opts, outputs=True)
         try:
             with output_errors(run.mask, CONTINUE):
                 journal.start(keep=bool(finished))
                 with ExitStack() as files:
-                    outputs = _Outputs(files, run, settings, opts, mask_tmp, prob_tmp,
-                                       model_file)
+                    outputs = _Outputs(files, run.src, settings, stream_opts,
+                                       *_stream_outputs(run, mask_tmp, prob_tmp), model_file)
                     outputs.copy(finished)  # written by the interrupted run: not predicted again
 
                     def write(row_off: int, mask: np.ndarray, band: np.ndarray | None) -> None:
                         outputs.write(row_off, mask, band)
                         journal.save(row_off, mask, band)
 
-                    predicted = _predict_rows(run, predictor, settings, opts,
+                    predicted = _predict_rows(run, predictor, settings, stream_opts,
                                               _end_row(finished), run.grid.height, write,
                                               progress)
                 if predicted == 0 and not finished:
-                    raise _nothing_to_predict(run.src)
-                foreground, prob_tmp = _finish_outputs(mask_tmp, prob_tmp, settings, opts)
+                    raise _nothing_to_predict(run.scene)
+                foreground, prob_tmp = _finish_outputs(run, mask_tmp, prob_tmp, settings, opts,
+                                                       model_file)
             made = PredictionResult(
                 mask_path=mask_tmp,
                 probabilities_path=prob_tmp,
@@ -509,7 +543,7 @@ class BandedPrediction:
         with ExitStack() as stack:
             run = _open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                             model_file, runtime)
-            warn_if_unfit(run.src, run.bands, settings, model_file, opts.extra_nodata)
+            _warn_if_unfit(run, settings, model_file, opts)
             if opts.resume:
                 run.journal.load()  # refuses the journal of another run
                 _checked_rows(run, opts, run.journal.saved())
@@ -547,8 +581,9 @@ class BandedPrediction:
                     predicted += _predict_ahead(run, predictor, self.settings, self.options, [
                         tile for tile_row in _tile_rows_across(run.grid, stop)
                         for tile in _right_half(run.grid.row_tiles(tile_row))])
-                predicted += _predict_rows(run, predictor, self.settings, self.options, top,
-                                           stop, run.journal.save, None, shared)
+                predicted += _predict_rows(run, predictor, self.settings,
+                                           _stream_options(run, self.options), top, stop,
+                                           run.journal.save, None, shared)
         return BandResult(index, (start, stop), predicted, top - start,
                           time.perf_counter() - started)
 
@@ -582,16 +617,18 @@ class BandedPrediction:
                                  f"predicted; run again with {param('resume')} to finish them")
             if not any(r.tiles_predicted or r.rows_resumed for r in results):
                 run.journal.discard()
-                raise _nothing_to_predict(run.src)
+                raise _nothing_to_predict(run.scene)
             mask_tmp, prob_tmp = _temporary_outputs(stack, run, self.options)
-            _bound_block_cache(stack, run, self.settings, self.options, outputs=True)
+            stream_opts = _stream_options(run, self.options)
+            _bound_block_cache(stack, run, self.settings, stream_opts, outputs=True)
             with output_errors(run.mask, CONTINUE):
                 with ExitStack() as files:
-                    outputs = _Outputs(files, run, self.settings, self.options, mask_tmp,
-                                       prob_tmp, self.model_file)
+                    outputs = _Outputs(files, run.src, self.settings, stream_opts,
+                                       *_stream_outputs(run, mask_tmp, prob_tmp),
+                                       self.model_file)
                     outputs.copy(saved)
-                foreground, prob_tmp = _finish_outputs(mask_tmp, prob_tmp, self.settings,
-                                                       self.options)
+                foreground, prob_tmp = _finish_outputs(run, mask_tmp, prob_tmp, self.settings,
+                                                       self.options, self.model_file)
             made = PredictionResult(
                 mask_path=mask_tmp,
                 probabilities_path=prob_tmp,
@@ -689,11 +726,21 @@ class _OpenRun:
     postprocessed: bool = False
     """The mask is made from the probabilities after the stream (``postprocessing``): they
     are computed, and kept in a hidden file when not asked for."""
+    resampled_from: rasterio.io.DatasetReader | None = None
+    """The scene, when ``src`` (and ``grid``) is a view of it at another pixel size
+    (``resolution``: :func:`geoseg.resample.resampled_view`): the stream writes the view's
+    probabilities, which :func:`_finish_outputs` puts back on the scene's grid."""
+
+    @property
+    def scene(self) -> rasterio.io.DatasetReader:
+        """The scene as the user gave it: the grid of the outputs."""
+        return self.resampled_from if self.resampled_from is not None else self.src
 
     @property
     def keeps_probabilities(self) -> bool:
         """Whether the stream computes and writes the probabilities."""
-        return self.probabilities is not None or self.postprocessed
+        return (self.probabilities is not None or self.postprocessed
+                or self.resampled_from is not None)
 
 
 def _open_run(
@@ -712,10 +759,12 @@ def _open_run(
     if opts.threshold is not None and settings.num_classes > 2:
         raise ParameterError(f"{param('threshold')} applies to models with one or two "
                              f"classes; this model has {settings.num_classes}")
-    src = stack.enter_context(open_scene(scene_path, require_crs=opts.require_crs))
-    band_list = select_bands(src, settings.bands, opts.bands)
-    grid = opts.grid(src, settings)
-    inputs = [*src.files, *([model_file] if model_file is not None else [])]
+    scene = stack.enter_context(open_scene(scene_path, require_crs=opts.require_crs))
+    band_list = select_bands(scene, settings.bands, opts.bands)
+    scale = resampling_scale(opts.resolution, scene, settings.pixel_size_m)
+    src = stack.enter_context(resampled_view(scene, scale)) if scale is not None else scene
+    grid = opts._grid_of(src, settings)
+    inputs = [*scene.files, *([model_file] if model_file is not None else [])]
     mask_final = check_output_path(out_path, opts.overwrite, inputs)
     prob_final = (check_output_path(probabilities_path, opts.overwrite, inputs)
                   if probabilities_path else None)
@@ -724,10 +773,10 @@ def _open_run(
                              f"output ({mask_final})")
     if opts.style:
         check_style_path(mask_final, opts.overwrite, inputs,
-                         layers=[*src.files, *([prob_final] if prob_final else [])],
+                         layers=[*scene.files, *([prob_final] if prob_final else [])],
                          advice="give the mask another name")
     journal = PredictionJournal(mask_final, {
-        "scene": _absolute(scene_path), "content": scene_fingerprint(src),
+        "scene": _absolute(scene_path), "content": scene_fingerprint(scene),
         "model": file_digest(model_file) if model_file is not None else None,
         "runtime": runtime,
         "size": [src.height, src.width],
@@ -738,9 +787,39 @@ def _open_run(
         "postprocessing": (opts.postprocessing.to_dict() if opts.postprocessing is not None
                            else None),
         "extra_nodata": opts.extra_nodata, "tta": opts.tta,
+        **({"resampled": scale} if scale is not None else {}),
     })
     return _OpenRun(src, band_list, grid, mask_final, prob_final, inputs, journal,
-                    postprocessed=opts.postprocessing is not None)
+                    postprocessed=opts.postprocessing is not None,
+                    resampled_from=scene if scale is not None else None)
+
+
+def _warn_if_unfit(run: _OpenRun, settings: ModelSettings,
+                   model_file: str | os.PathLike[str] | None, opts: PredictOptions) -> None:
+    """Warn when the scene is not the imagery the model was trained on
+    (:func:`geoseg.imagery.warn_if_unfit`); not of its pixel size when the run reads it at
+    another one."""
+    if run.resampled_from is not None:
+        settings = replace(settings, pixel_size_m=None)
+    warn_if_unfit(run.scene, run.bands, settings, model_file, opts.extra_nodata)
+
+
+def _stream_options(run: _OpenRun, opts: PredictOptions) -> PredictOptions:
+    """The options the stream writes with: a resampled run's probabilities, the stage
+    of its outputs, are float32 plain GeoTIFFs."""
+    if run.resampled_from is None:
+        return opts
+    return replace(opts, probability_dtype="float32", cog=False)
+
+
+def _stream_outputs(run: _OpenRun, mask_tmp: Path, prob_tmp: Path | None
+                    ) -> tuple[Path, Path | None]:
+    """Where the stream writes the mask and probabilities: the outputs' temporary paths, or a
+    resampled run's stage files beside them (on the view's grid, removed by
+    :func:`_finish_outputs`)."""
+    if run.resampled_from is None:
+        return mask_tmp, prob_tmp
+    return mask_tmp.with_name(RESAMPLED_MASK), mask_tmp.with_name(RESAMPLED_PROBABILITIES)
 
 
 def _absolute(scene_path: str | os.PathLike[str]) -> str:
@@ -773,14 +852,18 @@ def _bound_block_cache(stack: ExitStack, run: _OpenRun, settings: ModelSettings,
     stack.enter_context(rasterio.Env(GDAL_CACHEMAX=_cache_bytes(run.src, run.grid, out_bytes)))
 
 
-def _finish_outputs(mask_tmp: Path, prob_tmp: Path | None, settings: ModelSettings,
-                    opts: PredictOptions) -> tuple[int | None, Path | None]:
-    """Remake the mask from the probabilities with the run's post-processing (then remove
+def _finish_outputs(run: _OpenRun, mask_tmp: Path, prob_tmp: Path | None,
+                    settings: ModelSettings, opts: PredictOptions,
+                    model_file: str | os.PathLike[str] | None) -> tuple[int | None, Path | None]:
+    """Write a resampled run's outputs on the scene's grid (:func:`_write_on_scene_grid`),
+    remake the mask from the probabilities with the run's post-processing (then remove
     hidden probabilities), turn the written GeoTIFFs into Cloud Optimized GeoTIFFs when asked,
     and write the mask's QGIS style next to it (moved into place with it). Returns the
-    post-processed mask's landslide pixels (None without post-processing) and the
+    mask's landslide pixels (None when the stream's count holds) and the
     probabilities left (None when they were hidden)."""
     foreground = None
+    if run.resampled_from is not None:
+        foreground = _write_on_scene_grid(run, mask_tmp, prob_tmp, settings, opts, model_file)
     if opts.postprocessing is not None and prob_tmp is not None:
         from geoseg.postprocess import postprocess_raster  # scipy: only when post-processing
 
@@ -800,6 +883,34 @@ def _finish_outputs(mask_tmp: Path, prob_tmp: Path | None, settings: ModelSettin
     if opts.style:
         write_style(mask_tmp, raster_style(settings.mask_class_names), overwrite=True)
     return foreground, prob_tmp
+
+
+def _write_on_scene_grid(run: _OpenRun, mask_tmp: Path, prob_tmp: Path | None,
+                         settings: ModelSettings, opts: PredictOptions,
+                         model_file: str | os.PathLike[str] | None) -> int:
+    """The outputs of a run that predicted a resampled view of the scene, on the scene's grid:
+    the stream's probabilities resampled back (:func:`geoseg.resample.on_scene_grid`) block
+    row by block row, classified with the run's threshold where the scene holds data
+    (:func:`geoseg.scene.read_window`); the stream's files are removed. Returns the landslide
+    pixels."""
+    scene = run.scene
+    stream_mask, stream_prob = _stream_outputs(run, mask_tmp, prob_tmp)
+    assert stream_prob is not None
+    with ExitStack() as files:
+        outputs = _Outputs(files, scene, settings, opts, mask_tmp, prob_tmp, model_file)
+        back = files.enter_context(on_scene_grid(
+            files.enter_context(rasterio.open(stream_prob)), scene))
+        for row_off in range(0, scene.height, OUTPUT_BLOCK):
+            window = Window(0, row_off, scene.width, min(OUTPUT_BLOCK, scene.height - row_off))
+            probs = back.read(window=window)
+            _, valid = read_window(scene, window, run.bands, opts.extra_nodata)
+            valid &= ~np.isnan(probs).any(axis=0)
+            outputs.write(row_off, classify(probs, valid, opts.threshold),
+                          _probability_band(probs, valid, opts.probability_dtype)
+                          if prob_tmp is not None else None)
+    stream_mask.unlink()
+    stream_prob.unlink()
+    return outputs.foreground
 
 
 def _nothing_to_predict(src: rasterio.io.DatasetReader) -> InputError:
@@ -844,7 +955,7 @@ def _checked_rows(run: _OpenRun, opts: PredictOptions, strips: list[FinishedRows
         return strips
     log.warning("%s: %d window(s) read otherwise than when the interrupted run saved their "
                 "rows (was the scene changed?); predicting their rows again, from row %d",
-                run.src.name, windows, stale[0].row_off)
+                run.scene.name, windows, stale[0].row_off)
     run.journal.drop(stale)
     return strips[:strips.index(stale[0])]
 
@@ -1038,16 +1149,16 @@ def _cache_bytes(src: rasterio.io.DatasetReader, grid: TileGrid, out_bytes: int)
 
 
 class _Outputs:
-    """The class mask (and probability) GeoTIFFs of a run, written block row by block row, top
-    down: the one way outputs are written, whether rows come from the model or a journal.
+    """The class mask (and probability) GeoTIFFs of a run on ``src``'s grid, written block row
+    by block row, top down: the one way outputs are written, whether rows come from the model,
+    a journal or a resampled run's probabilities.
 
     The datasets close with ``stack``; :attr:`foreground` counts the foreground pixels written.
     """
 
-    def __init__(self, stack: ExitStack, run: _OpenRun, settings: ModelSettings,
+    def __init__(self, stack: ExitStack, src: rasterio.io.DatasetReader, settings: ModelSettings,
                  opts: PredictOptions, mask_tmp: Path, prob_tmp: Path | None,
                  model_file: str | os.PathLike[str] | None):
-        src = run.src
         self.width = src.width
         self.foreground = 0
         self.mask = stack.enter_context(rasterio.open(

@@ -65,7 +65,8 @@ def test_predict_command_parses_as_given(make_raster, tmp_path):
     args = commands.predict_args(
         str(scene), str(tmp_path / "m.tif"), probabilities=str(tmp_path / "p.tif"),
         polygons=str(tmp_path / "l.gpkg"), model=str(tmp_path / "x.keras"), bands=[3, 2, 1],
-        threshold=0.4, overlap=96, device="cpu", batch_size=2, window="tile", resume=True)
+        threshold=0.4, overlap=96, device="cpu", batch_size=2, window="tile",
+        resolution="auto", resume=True)
     params = parse(args)
     assert params["scenes"] == (str(scene),) and params["out_path"] == str(tmp_path / "m.tif")
     assert params["probabilities_path"] == str(tmp_path / "p.tif")
@@ -73,7 +74,7 @@ def test_predict_command_parses_as_given(make_raster, tmp_path):
     assert params["model_path"] == str(tmp_path / "x.keras")
     assert params["bands"] == [3, 2, 1] and params["threshold"] == 0.4
     assert params["overlap"] == 96 and params["device"] == "cpu" and params["batch_size"] == 2
-    assert params["window"] == "tile"
+    assert params["window"] == "tile" and params["resolution"] == "auto"
     assert params["resume"] and params["overwrite"] and params["progress"] == "json"
 
 
@@ -82,7 +83,7 @@ def test_predict_defaults_leave_the_choices_to_geoseg(make_raster, tmp_path):
     assert params["model_path"] == str(resolve_model()) and params["bands"] is None
     assert params["threshold"] is None and params["overlap"] is None
     assert params["probabilities_path"] is None and not params["resume"]
-    assert params["window"] == "auto"
+    assert params["window"] == "auto" and params["resolution"] == "native"
 
 
 def test_the_plugins_bundled_models_come_from_geoseg_models_and_parse_by_name(make_raster,

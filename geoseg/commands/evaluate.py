@@ -20,6 +20,7 @@ from geoseg.commands.options import (
     postprocessing_opts,
     precision_opt,
     progress_opt,
+    resolution_opt,
     tta_opt,
     window_opt,
 )
@@ -89,6 +90,7 @@ def _data_source(
 @bands_opt
 @tta_opt
 @window_opt
+@resolution_opt
 @click.option("--no-objects", is_flag=True, help="Skip the polygon (object) metrics.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @progress_opt
@@ -115,6 +117,7 @@ def evaluate(
     bands: list[int] | None,
     tta: str,
     window: int | str,
+    resolution: str,
     no_objects: bool,
     quiet: bool,
     overwrite: bool,
@@ -151,6 +154,7 @@ def evaluate(
     options = PredictOptions(overlap=overlap, bands=tuple(bands) if bands else None,
                              threshold=threshold, tta=tta,  # type: ignore[arg-type]
                              window=window,  # type: ignore[arg-type]
+                             resolution=resolution,  # type: ignore[arg-type]
                              postprocessing=postprocessing_choice(
                                  model_path, seed_threshold, min_region_area,
                                  fill_region_holes, no_postprocessing))

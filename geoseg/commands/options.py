@@ -101,6 +101,18 @@ window_opt = click.option(
     "as many pixels as --batch-size tiles, or one window.",
 )
 
+resolution_opt = click.option(
+    "--resolution",
+    metavar="native|auto|METRES",
+    default="native",
+    show_default=True,
+    help="Pixel size the model predicts at. native: the scene's own; auto: the model's "
+    "training pixel size when the scene's differs by more than 1.25x (else, or when either is "
+    "unknown, native); or metres (at most 16x the scene's pixels). The scene is read "
+    "resampled (averaged when coarser, bilinear when finer) and the probabilities resampled "
+    "back: the outputs are always on the scene's grid.",
+)
+
 tta_opt = click.option(
     "--tta",
     type=click.Choice(["none", "flips", "d4"]),

@@ -21,6 +21,7 @@ from geoseg.commands.options import (
     postprocessing_opts,
     precision_opt,
     progress_opt,
+    resolution_opt,
     tta_opt,
     window_opt,
 )
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 @bands_opt
 @tta_opt
 @window_opt
+@resolution_opt
 @device_opt
 @precision_opt
 @backend_opt
@@ -104,6 +106,7 @@ def predict(
     bands: list[int] | None,
     tta: str,
     window: int | str,
+    resolution: str,
     device: str,
     precision: str,
     backend: str,
@@ -153,6 +156,7 @@ def predict(
         cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
         tta=tta,  # type: ignore[arg-type]
         window=window,  # type: ignore[arg-type]
+        resolution=resolution,  # type: ignore[arg-type]
         postprocessing=postprocessing_choice(model_path, seed_threshold, min_region_area,
                                              fill_region_holes, no_postprocessing),
     )

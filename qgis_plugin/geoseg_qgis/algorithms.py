@@ -71,6 +71,9 @@ WINDOWS = {"auto": "Automatic: up to 2048 pixels, smaller for wide models",
            "tile": "The model's tiles (least memory)",
            "1024": "1024-pixel windows (about half the memory of 2048)"}
 """geoseg predict --window choices, as the Detect algorithm lists them."""
+RESOLUTIONS = {"native": "The scene's own pixels",
+               "auto": "The model's training pixel size, when the scene's differs by over 1.25x"}
+"""geoseg predict --resolution choices, as the Detect algorithm lists them."""
 LABEL_FORMATS = ["gpkg", "shp", "geojson", "fgb"]
 MODEL_FILTER = "Keras models (*.keras)"
 
@@ -394,7 +397,11 @@ class DetectLandslides(GeosegAlgorithm):
         "<b>Prediction windows</b> (advanced): the model predicts windows of up to 2048 "
         "pixels by default (smaller for models of more than 8 base filters), the fastest; "
         "1024-pixel windows take less memory, and the model's own tiles, with 1 tile per "
-        "model call, the least.<br><br>"
+        "model call, the least.<br>"
+        "<b>Prediction pixel size</b> (advanced): the scene's own pixels by default; or the "
+        "pixel size the model was trained on (when the scene's differs by more than 1.25x, "
+        "and the model and the scene's CRS tell it): the scene is read resampled to it and "
+        "the outputs are written back on the scene's own grid.<br><br>"
         "Cancel stops geoseg cleanly: no output is written, and the rows finished so far are "
         "kept next to the mask. Run again with the same parameters and <b>Continue an "
         "interrupted run</b> ticked to go on from there; the result is identical to an "
@@ -413,6 +420,8 @@ class DetectLandslides(GeosegAlgorithm):
             False, 1))
         self._advanced(QgsProcessingParameterEnum(
             "WINDOW", "Prediction windows", list(WINDOWS.values()), defaultValue=0))
+        self._advanced(QgsProcessingParameterEnum(
+            "RESOLUTION", "Prediction pixel size", list(RESOLUTIONS.values()), defaultValue=0))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Class mask"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "PROBABILITIES", "Probabilities", optional=True, createByDefault=True))
@@ -434,6 +443,7 @@ class DetectLandslides(GeosegAlgorithm):
             device=self._device(parameters, context),
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
             window=list(WINDOWS)[self.parameterAsEnum(parameters, "WINDOW", context)],
+            resolution=list(RESOLUTIONS)[self.parameterAsEnum(parameters, "RESOLUTION", context)],
             resume=self.parameterAsBoolean(parameters, "RESUME", context))
         outputs = [path for path in (mask, probabilities, polygons) if path]
         self.run_geoseg(args, feedback, outputs)

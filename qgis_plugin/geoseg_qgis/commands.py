@@ -93,13 +93,13 @@ def predict_args(
     scene: str, mask: str, *, probabilities: str | None = None, polygons: str | None = None,
     model: str | None = None, bands: Sequence[int] = (), threshold: float | None = None,
     overlap: int | None = None, device: str = "auto", batch_size: int | None = None,
-    window: str | None = None, resume: bool = False,
+    window: str | None = None, resolution: str | None = None, resume: bool = False,
 ) -> list[str]:
     """``geoseg predict``: a class mask, optionally probabilities and polygons."""
     return ["predict", scene, "--out", mask, *_options(
         probabilities=probabilities, vector=polygons, model=model, bands=_bands(bands),
         threshold=threshold, overlap=overlap, device=device, batch_size=batch_size,
-        window=window, resume=resume), "--overwrite", *PROGRESS]
+        window=window, resolution=resolution, resume=resume), "--overwrite", *PROGRESS]
 
 
 def vectorize_args(

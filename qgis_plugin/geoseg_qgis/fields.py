@@ -20,6 +20,7 @@ FIELDS: dict[str, str] = {
     "device": "DEVICE",
     "batch_size": "BATCH_SIZE",
     "window": "WINDOW",
+    "resolution": "RESOLUTION",
     "resume": "RESUME",
     "overwrite": "OVERWRITE",
     "out_path": "OUTPUT",

@@ -225,9 +225,11 @@ def test_detect_writes_outputs_on_the_scenes_grid_and_crs(detected, scene):
 def test_detect_runs_a_bundled_model_chosen_by_name(configured, scene, tmp_path):
     feedback = Recorder()
     results = run("geoseg:detect", {"INPUT": str(scene), "OUTPUT": str(tmp_path / "mask.tif"),
-                                    "BUNDLED_MODEL": 1, "DEVICE": 1, "WINDOW": 1}, feedback)
+                                    "BUNDLED_MODEL": 1, "DEVICE": 1, "WINDOW": 1,
+                                    "RESOLUTION": 1}, feedback)
     assert "--model hokkaido-iburi" in feedback.commands[0]
     assert "--window tile" in feedback.commands[0]
+    assert "--resolution auto" in feedback.commands[0]
     assert QgsRasterLayer(results["OUTPUT"], "mask").isValid()
 
 
