@@ -12,6 +12,11 @@ Data: CAS Landslide Dataset (Xu, Ouyang, Xu, Wang, Zhao & Luo, 2023,
 doi:10.5281/zenodo.10294997), Hokkaido Iburi-Tobu tiles, CC BY-NC 4.0.
 
     python docs/make_hokkaido_figure.py --model runs/acc/hokkaido_cpu/seed42/model.keras
+
+With ``--before-after FILE`` it also draws the tile with the most true landslides (where
+objects matter most) predicted without and with the model's post-processing (``geoseg
+train`` stores it when it has validation tiles: ``docs/hokkaido_postprocessing.jpg``), each
+side with its object F1 on the tile (one-to-one matches at IoU >= 0.5, 8-connected regions).
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import rasterio
 from PIL import Image  # installed with matplotlib
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_origin
+from scipy import ndimage
 
-from geoseg.predict import predict_scene
+from geoseg.postprocess_recipe import PostProcessing
+from geoseg.predict import PredictOptions, predict_scene
 from geoseg.predictor import load_predictor
 from geoseg.preview import render_preview
 
@@ -56,14 +63,29 @@ def read_png(path: Path) -> np.ndarray:
             return png.read()
 
 
+def object_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """Object F1 of one tile: 8-connected regions matched one to one at IoU >= 0.5."""
+    from geoseg.metrics import label_overlaps
+
+    eight = np.ones((3, 3), dtype=bool)
+    true_labels, predicted_labels = (ndimage.label(m, structure=eight)[0]
+                                     for m in (truth, predicted))
+    found = label_overlaps(true_labels, predicted_labels).match(0.5).true_positives
+    total = int(true_labels.max()) + int(predicted_labels.max())
+    return 2 * found / total if total else 1.0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True,
                         help="a model trained on train/ only")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--before-after", type=Path, default=None,
+                        help="also draw the tile without | with the model's post-processing")
     args = parser.parse_args(argv)
     predictor = load_predictor(args.model)
     scored = []
+    busiest: tuple = (-1,)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for image_path in sorted((DATA / "images").glob("*.png")):
@@ -79,13 +101,35 @@ def main(argv: list[str] | None = None) -> int:
                    / np.count_nonzero(predicted | (truth == 1)))
             print(f"{image_path.name}: landslide IoU {iou:.3f}")
             scored.append((iou, image_path.stem, scene, truth_path, mask_path))
+            landslides = int(ndimage.label(truth, structure=np.ones((3, 3), bool))[1])
+            busiest = max(busiest, (landslides, image_path.stem, scene, truth_path))
         scored.sort()
         iou, stem, scene, truth_path, mask_path = scored[(len(scored) - 1) // 2]
         png = render_preview(scene, folder / "figure.png", truth_path=truth_path,
                              mask_path=mask_path, title=f"held-out tile {stem}: landslide IoU "
                              f"{iou:.2f}. {CREDIT}")
         Image.open(png).convert("RGB").save(args.out, quality=85)  # a JPEG, 5x smaller
-    print(f"{args.out}: tile {stem} (median IoU of {len(scored)})")
+        if args.before_after is not None:
+            _, stem, scene, truth_path = busiest
+            sides = []
+            for name, recipe in (("threshold alone", PostProcessing()),
+                                 ("post-processed", None)):
+                mask_path = folder / f"{stem}_{len(sides)}.tif"
+                predict_scene(scene, mask_path, predictor, predictor.settings,
+                              PredictOptions(postprocessing=recipe), model_file=args.model)
+                with rasterio.open(mask_path) as mask, rasterio.open(truth_path) as truth_src:
+                    f1 = object_f1(truth_src.read(1) == 1, mask.read(1) == 1)
+                sides.append(Image.open(render_preview(
+                    scene, folder / f"side{len(sides)}.png", truth_path=truth_path,
+                    mask_path=mask_path, title=f"{stem}, {name}: object F1 {f1:.2f}"
+                )).convert("RGB"))
+            both = Image.new("RGB", (sum(side.width for side in sides),
+                                     max(side.height for side in sides)), "white")
+            both.paste(sides[0], (0, 0))
+            both.paste(sides[1], (sides[0].width, 0))
+            both.save(args.before_after, quality=85)
+            print(f"{args.before_after}: tile {stem}, without | with post-processing")
+    print(f"{args.out}: the tile of median IoU of {len(scored)}")
     return 0
 
 
