@@ -35,6 +35,7 @@ from rasterio.features import rasterize
 from shapely.geometry import Polygon, box
 
 from geoseg.outputs import atomic_output, check_output_path
+from geoseg.vector_formats import steady_sqlite_header
 
 __all__ = [
     "IBURI_EPICENTRE_UTM54N",
@@ -401,6 +402,7 @@ def write_scene(scene: SyntheticScene, directory: str | os.PathLike[str], name: 
                               [np.array(["landslide"] * len(polygons), dtype=object)],
                               ["class"], layer="landslides", driver="GPKG",
                               geometry_type="Polygon", crs=crs.to_wkt())
+            steady_sqlite_header(tmp)
     finally:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
     return files

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
 __all__ = ["FIXED_TIME", "STYLE_TABLE", "VECTOR_FORMATS", "check_vector_output", "data_layer",
-           "output_format", "write_polygons"]
+           "output_format", "steady_sqlite_header", "write_polygons"]
 
 VECTOR_FORMATS: dict[str, str] = {
     ".gpkg": "GPKG",
@@ -48,6 +48,9 @@ STYLE_TABLE = "layer_styles"
 """The table of a GeoPackage where QGIS finds its layers' styles."""
 
 FIXED_TIME = pd.Timestamp("1970-01-01T00:00:00", tz="UTC")
+SQLITE_CHANGE_COUNTERS = (24, 92)
+"""Offsets of the SQLite header's file change counter and of the version-valid-for number
+that must equal it (https://www.sqlite.org/fileformat.html)."""
 """The time recorded in a GeoPackage or a Shapefile, whenever it is written."""
 
 _NOT_DATA = frozenset({STYLE_TABLE, "qgis_projects"})
@@ -207,12 +210,23 @@ def _store_style(gpkg: Path, layer: str, style: str) -> None:
 
 
 def _fix_gpkg_times(gpkg: Path) -> None:
-    """Set the GeoPackage's last-change dates (GDAL writes the time of writing)."""
+    """Set the GeoPackage's last-change dates (GDAL writes the time of writing), and its
+    SQLite change counter (:func:`steady_sqlite_header`)."""
     stamp = FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     with closing(sqlite3.connect(gpkg)) as db:
         db.execute("PRAGMA secure_delete = ON")  # no trace of the replaced dates in the file
         with db:
             db.execute("UPDATE gpkg_contents SET last_change = ?", (stamp,))
+    steady_sqlite_header(gpkg)
+
+
+def steady_sqlite_header(path: Path) -> None:
+    """Set a closed SQLite file's (a GeoPackage's) change counter to 1: it counts the writes
+    that made the file, whose number may vary from run to run for the same content."""
+    with open(path, "r+b") as file:
+        for offset in SQLITE_CHANGE_COUNTERS:
+            file.seek(offset)
+            file.write((1).to_bytes(4, "big"))
 
 
 def _fix_dbf_date(dbf: Path) -> None:
