@@ -32,6 +32,7 @@ DATA = Path(__file__).resolve().parent / "data"
 BUNDLED_MODELS: dict[str, str] = {
     "demo": "demo_model.keras",
     "hokkaido-iburi": "hokkaido_iburi.keras",
+    "sichuan-aerial": "sichuan_aerial.keras",
 }
 """Bundled model names and their files in ``geoseg/data``."""
 

@@ -59,7 +59,7 @@ REGIONS = {
     "hokkaido-iburi": Region(REPO / "configs" / "hokkaido_cpu.config",
                              REPO / "geoseg" / "data" / "hokkaido_iburi.keras", None, 0.8),
     "sichuan-aerial": Region(REPO / "configs" / "sichuan_cpu.config",
-                             REPO / "geoseg" / "data" / "sichuan_aerial.keras", 256, 0.8),
+                             REPO / "geoseg" / "data" / "sichuan_aerial.keras", 256, 0.9),
 }
 
 

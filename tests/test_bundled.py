@@ -48,13 +48,17 @@ def test_every_bundled_model_ships_small_with_settings():
         assert bundled_name(path) == name
 
 
+PIXEL_SIZES = {"demo": 3.0, "hokkaido-iburi": 3.0, "sichuan-aerial": 2.0}
+"""The training pixel size of each bundled model: its tiles' figure (or georeference)."""
+
+
 def test_every_bundled_model_knows_its_imagery_and_is_listed_from_its_card():
     listed = bundled_models()
     assert [model.name for model in listed] == [DEFAULT_MODEL] + sorted(
         set(BUNDLED_MODELS) - {DEFAULT_MODEL})
     for model in listed:
         settings = read_settings(model.path)
-        assert settings.pixel_size_m == model.pixel_size_m == 3.0
+        assert settings.pixel_size_m == model.pixel_size_m == PIXEL_SIZES[model.name]
         assert len(settings.band_stats) == 3 and settings.parent is None
         card = card_facts(model_card(model.path))
         assert [card[key] for key in CARD_KEYS] == [model.imagery, model.license,
