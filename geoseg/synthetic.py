@@ -402,7 +402,7 @@ def write_scene(scene: SyntheticScene, directory: str | os.PathLike[str], name: 
                               [np.array(["landslide"] * len(polygons), dtype=object)],
                               ["class"], layer="landslides", driver="GPKG",
                               geometry_type="Polygon", crs=crs.to_wkt())
-            steady_sqlite_header(tmp, compact=True)
+            steady_sqlite_header(tmp)
     finally:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
     return files

@@ -220,14 +220,9 @@ def _fix_gpkg_times(gpkg: Path) -> None:
     steady_sqlite_header(gpkg)
 
 
-def steady_sqlite_header(path: Path, compact: bool = False) -> None:
+def steady_sqlite_header(path: Path) -> None:
     """Set a closed SQLite file's (a GeoPackage's) change counter to 1: it counts the writes
-    that made the file, whose number may vary from run to run for the same content. With
-    ``compact``, rebuild it first (``VACUUM``), so that its pages depend on its content alone,
-    not on how GDAL wrote it (which varied with the process's earlier GDAL work)."""
-    if compact:
-        with closing(sqlite3.connect(path)) as db:
-            db.execute("VACUUM")
+    that made the file, whose number may vary from run to run for the same content."""
     with open(path, "r+b") as file:
         for offset in SQLITE_CHANGE_COUNTERS:
             file.seek(offset)
