@@ -46,7 +46,7 @@ def capture() -> None:
             return
         try:
             _installed.append(_install())
-        except (OSError, AttributeError) as exc:  # no libtiff, or no C library
+        except (OSError, AttributeError, ImportError) as exc:  # no libtiff, C library, rasterio
             log.debug("libtiff's messages stay on the terminal: %s", exc)
             _installed.append(None)
 
