@@ -191,7 +191,7 @@ def _listed_models(executable_setting: str) -> tuple[tuple[ModelChoice, ...], st
     """The bundled models ``geoseg models --json`` lists (once per executable), or none and
     why."""
     try:
-        listing = read_geoseg([find_executable(executable_setting), *commands.MODELS_ARGS])
+        listing = read_geoseg([*find_executable(executable_setting), *commands.MODELS_ARGS])
         return tuple(commands.model_choices(listing)), None
     except (GeosegError, ValueError) as exc:
         return (), str(exc)
