@@ -189,8 +189,10 @@ def resample_reference_split(root: PathLike, split: str, out_root: PathLike, siz
         order = sorted(colours, reverse=True)  # ties go to the higher class
         counts = np.stack([(blocks == cls).sum(axis=(1, 3)) for cls in order])
         majority = np.array(order)[np.argmax(counts, axis=0)]
-        mask = np.stack([np.vectorize(lambda c, i=i: colours[c][i])(majority)
-                         for i in range(3)]).astype(np.uint8)
+        palette = np.zeros((max(colours) + 1, 3), dtype=np.uint8)
+        for cls, colour in colours.items():
+            palette[cls] = colour
+        mask = np.moveaxis(palette[majority], -1, 0)
         for array, kind, name in ((image, "images", scene.image.name),
                                   (mask, "masks", scene.labels.name)):
             with rasterio.open(out / kind / name, "w", driver="PNG", width=size, height=size,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from conftest import PixelwisePredictor, write_raster
 
 from geoseg.datasets import LabelledScene
@@ -70,3 +71,27 @@ def test_the_chosen_recipe_is_stored_in_the_model(tmp_path):
 def test_no_validation_scene_is_one_line(tmp_path):
     with pytest.raises(InputError, match="validation scenes"):
         tune_postprocessing([], PixelwisePredictor(), SETTINGS)
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_reference_tiles_resample_by_area_and_majority(tmp_path):
+    from geoseg.datasets import resample_reference_split
+
+    magenta = (255, 0, 255)
+    folder = tmp_path / "region" / "valid"
+    image = np.arange(3 * 4 * 4, dtype=np.uint8).reshape(3, 4, 4)
+    mask = np.zeros((3, 4, 4), dtype=np.uint8)
+    for r, c in ((0, 0), (0, 1), (1, 0), (2, 2), (2, 3)):  # 3 of 4: landslide; 2 of 4: a tie
+        mask[:, r, c] = magenta
+    for kind, data in (("images", image), ("masks", mask)):
+        (folder / kind).mkdir(parents=True)
+        with rasterio.open(folder / kind / "t.png", "w", driver="PNG", width=4, height=4,
+                           count=3, dtype="uint8") as dst:
+            dst.write(data)
+    [scene] = resample_reference_split(tmp_path / "region", "valid", tmp_path / "out", 2,
+                                       {(0, 0, 0): 0, magenta: 1})
+    with rasterio.open(scene.labels) as src:
+        classes = np.all(src.read() == np.array(magenta)[:, None, None], axis=0)
+    np.testing.assert_array_equal(classes, [[True, False], [False, True]])  # ties: landslide
+    with rasterio.open(scene.image) as src:
+        assert abs(int(src.read(1)[0, 0]) - image[0, :2, :2].mean()) <= 0.5  # the average
