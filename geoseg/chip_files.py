@@ -26,6 +26,7 @@ from geoseg.labels import NO_LABEL
 from geoseg.outputs import atomic_output, temporary_sibling
 from geoseg.scene import quiet_georeference
 from geoseg.tiling import read_tile
+from geoseg.vector_formats import steady_geopackage
 
 __all__ = ["CHIP_FOLDERS", "INDEX_NAME", "PNG_RGB_MAP", "write_chip_files", "write_index"]
 
@@ -140,3 +141,4 @@ def write_index(
     with atomic_output(path, overwrite) as tmp, quiet_georeference():
         # A scene without CRS was reported when it was opened; pyogrio would repeat it.
         frame.to_file(tmp, driver="GPKG", layer="chips", engine="pyogrio")
+        steady_geopackage(tmp)

@@ -30,6 +30,7 @@ from geoseg.metrics import ObjectMatch, ObjectOverlaps
 from geoseg.outputs import atomic_output
 from geoseg.scene import quiet_georeference
 from geoseg.vector_features import Measure
+from geoseg.vector_formats import steady_geopackage
 
 __all__ = ["OBJECT_STATUS", "ObjectLayer", "object_layer", "objects_style",
            "plot_frequency_area", "write_objects"]
@@ -158,6 +159,7 @@ def write_objects(layers: Sequence[ObjectLayer], path: PathLike, overwrite: bool
             frame.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio",
                           geometry_type="MultiPolygon", index=False,
                           mode="a" if number else "w")
+        steady_geopackage(tmp)
     with atomic_output(Path(path).with_suffix(".qml"), overwrite) as tmp:
         tmp.write_text(objects_style(), encoding="utf-8")
     return [name for name, _ in named]

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
 __all__ = ["FIXED_TIME", "STYLE_TABLE", "VECTOR_FORMATS", "check_vector_output", "data_layer",
-           "output_format", "steady_sqlite_header", "write_polygons"]
+           "output_format", "steady_geopackage", "steady_sqlite_header", "write_polygons"]
 
 VECTOR_FORMATS: dict[str, str] = {
     ".gpkg": "GPKG",
@@ -178,7 +178,7 @@ def write_polygons(
         if fmt == "GPKG":
             if style is not None:
                 _store_style(tmp, layer or final.stem, style)
-            _fix_gpkg_times(tmp)
+            steady_geopackage(tmp)
         elif fmt == "ESRI Shapefile":
             _fix_dbf_date(tmp.with_suffix(".dbf"))
     if style is not None and fmt != "GPKG":
@@ -209,9 +209,10 @@ def _store_style(gpkg: Path, layer: str, style: str) -> None:
                             layer_options={"FID": "id"})
 
 
-def _fix_gpkg_times(gpkg: Path) -> None:
-    """Set the GeoPackage's last-change dates (GDAL writes the time of writing), and its
-    SQLite change counter (:func:`steady_sqlite_header`)."""
+def steady_geopackage(gpkg: Path) -> None:
+    """Make a closed GeoPackage the same bytes whenever the same layers are written: its
+    last-change dates (GDAL writes the time of writing) set to :data:`FIXED_TIME`, its SQLite
+    change counter to 1 (:func:`steady_sqlite_header`)."""
     stamp = FIXED_TIME.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     with closing(sqlite3.connect(gpkg)) as db:
         db.execute("PRAGMA secure_delete = ON")  # no trace of the replaced dates in the file

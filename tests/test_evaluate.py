@@ -338,6 +338,8 @@ def test_object_report_marks_matched_missed_and_false_polygons(tmp_path):
     missed = layer[layer["status"] == "missed"].geometry.union_all()
     assert missed.equals(pixel_box(5, 15, 30, 40).union(pixel_box(5, 10, 60, 65)))
     assert 'attr="status"' in (out / "objects.qml").read_text()
+    write_report(result, tmp_path / "again")  # the same objects give the same bytes
+    assert (tmp_path / "again" / "objects.gpkg").read_bytes() == (out / "objects.gpkg").read_bytes()
     assert (out / "objects_frequency_area.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     figures = json.loads((out / "evaluation.json").read_text())
     assert [(row["iou_threshold"], row["f1"]) for row in figures["objects_by_iou"]] == [
