@@ -25,7 +25,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from geoseg.predictor import BACKENDS, DEVICES, PRECISIONS, ModelSpec
+from geoseg.model_protocol import BACKENDS, DEVICES, PRECISIONS
+from geoseg.predictor import ModelSpec
 from geoseg.settings import AUTO_WINDOW, AUTO_WINDOW_FILTERS, DEFAULT_TILE_SIZE
 from geoseg.tta import TTA_MODES
 
@@ -36,7 +37,7 @@ Kind = Literal["int", "float", "choice", "window", "bands", "text"]
 (``auto``, ``tile`` or pixels), a list of 1-based bands, or text its owner parses."""
 
 PROBABILITY_DTYPES = ("uint8", "float32")
-"""How probabilities are stored (:class:`geoseg.predict.PredictOptions`)."""
+"""How probabilities are stored (:class:`geoseg.predict_options.PredictOptions`)."""
 
 
 @dataclass(frozen=True)
@@ -85,22 +86,22 @@ _PARAMETERS = [
     RunParameter(
         "batch_size", "int", _spec_default("batch_size"), "Tiles per model call (windows "
         "larger than a tile: as many as hold their pixels, at least one).",
-        "geoseg.predictor.check_run_settings", minimum=1),
+        "geoseg.model_protocol.check_run_settings", minimum=1),
     RunParameter(
         "device", "choice", _spec_default("device"), "Where the model runs; auto uses a GPU "
-        "when one is visible.", "geoseg.predictor.check_run_settings", choices=DEVICES),
+        "when one is visible.", "geoseg.model_protocol.check_run_settings", choices=DEVICES),
     RunParameter(
         "precision", "choice", _spec_default("precision"), "bfloat16: faster on CPUs with "
         "bfloat16 instructions and recent GPUs; int8: the model's int8 version made by geoseg "
         "quantize (openvino, CPU; ~3x as fast on CPUs with VNNI); both give probabilities "
-        "slightly different from float32's.", "geoseg.predictor.check_run_settings",
+        "slightly different from float32's.", "geoseg.model_protocol.check_run_settings",
         choices=PRECISIONS),
     RunParameter(
         "backend", "choice", _spec_default("backend"), "What runs the model: keras "
         "(TensorFlow), openvino, onnx (ONNX Runtime) or tflite (LiteRT), the last three on a "
         "conversion made once and cached next to the model; auto: openvino (installed with "
         "geoseg: same masks, faster, starts without TensorFlow), but keras when the NVIDIA "
-        "driver lists a GPU or openvino is missing.", "geoseg.predictor.check_run_settings",
+        "driver lists a GPU or openvino is missing.", "geoseg.model_protocol.check_run_settings",
         choices=BACKENDS),
     RunParameter(
         "window", "window", "auto", f"Side of the windows the model predicts, with the "
@@ -131,7 +132,7 @@ _PARAMETERS = [
         "when its probability is >= it; 0.5 is the most probable class [default: the model's "
         "own threshold (geoseg info), else the most probable class]. geoseg evaluate reports "
         "the threshold with the best landslide F1 (threshold_sweep.csv).",
-        "geoseg.predict.PredictOptions", minimum=0.0, maximum=1.0),
+        "geoseg.predict_options.PredictOptions", minimum=0.0, maximum=1.0),
     RunParameter(
         "seed_threshold", "float", None, "Keep a landslide region only if its highest "
         "probability reaches this (hysteresis: regions grow down to --threshold) [default: "
@@ -148,7 +149,7 @@ _PARAMETERS = [
     RunParameter(
         "probability_dtype", "choice", PROBABILITY_DTYPES[0], "uint8: round(p*254) with a "
         "GDAL scale of 1/254, nodata 255; float32: p with nodata NaN.",
-        "geoseg.predict.PredictOptions", choices=PROBABILITY_DTYPES),
+        "geoseg.predict_options.PredictOptions", choices=PROBABILITY_DTYPES),
 ]
 
 RUN_PARAMETERS: dict[str, RunParameter] = {parameter.name: parameter

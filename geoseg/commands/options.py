@@ -17,7 +17,7 @@ from geoseg.predictor import ModelSpec
 from geoseg.run_parameters import RunParameter, run_parameter
 
 if TYPE_CHECKING:
-    from geoseg.predict import PredictOptions
+    from geoseg.predict_options import PredictOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -279,7 +279,7 @@ def model_spec(model_path: str, values: dict[str, Any]) -> ModelSpec:
 def predict_options(model_path: str, values: dict[str, Any], **more: Any) -> PredictOptions:
     """The request of a run from the values of :func:`prediction_opts` (and ``more`` of
     :class:`~geoseg.predict.PredictOptions`' fields)."""
-    from geoseg.predict import PredictOptions
+    from geoseg.predict_options import PredictOptions
 
     bands = values["bands"]
     return PredictOptions(

@@ -22,7 +22,8 @@ from geoseg.commands.options import (
 
 if TYPE_CHECKING:
     from geoseg.distributed import SceneOutcome
-    from geoseg.predict import PredictionResult, PredictOptions
+    from geoseg.predict_options import PredictOptions
+    from geoseg.prediction_outputs import PredictionResult
     from geoseg.predictor import ModelSpec
 
 
