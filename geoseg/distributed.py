@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from geoseg.errors import GeosegError, InputError, OutputError, ParameterError, param
 from geoseg.jobs import SceneJob, check_outputs, finish_job, plan_banded_job, run_job
 from geoseg.model_archive import read_settings
-from geoseg.predict_options import PredictOptions, options_for_model
+from geoseg.predict_options import PredictOptions, RunPlan, plan_run
 from geoseg.predictor import ModelPredictor, ModelSpec
 from geoseg.row_bands import BandedPrediction, BandResult
 from geoseg.scene import open_scene
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     from distributed import LocalCluster
 
     from geoseg.prediction_outputs import PredictionResult
-    from geoseg.settings import ModelSettings
     from geoseg.vectorize import VectorizeSummary
 
 __all__ = [
@@ -290,8 +289,7 @@ def assemble_job(job: SceneJob, plan: BandedPrediction, bands: Sequence[BandOutc
 
 def band_counts(
     scenes: Sequence[str],
-    settings: ModelSettings,
-    options: PredictOptions,
+    plan: RunPlan,
     slots: int,
     band_tile_rows: int | None = None,
 ) -> list[int]:
@@ -304,14 +302,14 @@ def band_counts(
     header cannot be read are not split (their task reports why).
 
     >>> from geoseg.settings import ModelSettings
-    >>> band_counts([], ModelSettings(), PredictOptions(), 4)
+    >>> band_counts([], plan_run(PredictOptions(), ModelSettings()), 4)
     []
     """
     shapes: list[tuple[int, int]] = []
     for scene in scenes:
         try:
-            with open_scene(scene, require_crs=options.require_crs) as src:
-                shapes.append(options.grid(src, settings).shape)
+            with open_scene(scene, require_crs=plan.require_crs) as src:
+                shapes.append(plan.grid(src).shape)
         except GeosegError:
             shapes.append((1, 0))
     if band_tile_rows is not None:
@@ -431,24 +429,24 @@ def _plan(
 ) -> Iterator[tuple[int, SceneJob, BandedPrediction | SceneOutcome | None]]:
     """Each job with its bands' plan, None for one task, or the outcome of a refused job.
 
-    The model's settings are read here (no TensorFlow); when they cannot be, no scene is split
-    and every task reports the model's error.
+    The model's settings are read and the run planned here, once for every band (no
+    TensorFlow); when they cannot be, no scene is split and every task reports the error.
     """
+    plan: RunPlan | None
     try:
-        settings = read_settings(model.path)
+        plan = plan_run(options, read_settings(model.path), model,  # the workers' window
+                        model.runtime())
     except GeosegError:
-        counts = [1] * len(jobs)
-    else:
-        options = options_for_model(options, settings, model)  # the workers' window
-        counts = band_counts([job.scene for job in jobs], settings, options, slots,
-                             band_tile_rows)
+        plan = None
+    counts = ([1] * len(jobs) if plan is None else
+              band_counts([job.scene for job in jobs], plan, slots, band_tile_rows))
     for index, (job, count) in enumerate(zip(jobs, counts, strict=True)):
-        if count == 1:
+        if plan is None or count == 1:
             yield index, job, None
             continue
         try:
-            yield index, job, plan_banded_job(job, settings, options, model_file=model.path,
-                                              runtime=model.runtime(), row_bands=count)
+            yield index, job, plan_banded_job(job, plan, model_file=model.path,
+                                              row_bands=count)
         except GeosegError as exc:
             yield index, job, SceneOutcome(job, None, str(exc), _where(), failure=exc)
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from geoseg.model_protocol import BatchPredictor
 from geoseg.outputs import atomic_output, check_output_path
 from geoseg.predict import predict_scene
-from geoseg.predict_options import PredictOptions
+from geoseg.predict_options import PredictOptions, RunPlan
 from geoseg.prediction_outputs import PredictionResult
 from geoseg.row_bands import BandedPrediction, BandResult
 from geoseg.settings import ModelSettings
@@ -105,15 +105,13 @@ def run_job(
 
 def plan_banded_job(
     job: SceneJob,
-    settings: ModelSettings,
-    options: PredictOptions,
+    plan: RunPlan,
     *,
     model_file: str | os.PathLike[str] | None = None,
-    runtime: str | None = None,
     row_bands: int,
 ) -> BandedPrediction:
-    """Check every output of a job and plan its scene in ``row_bands`` bands of rows (``runtime``:
-    see :meth:`geoseg.row_bands.BandedPrediction.plan`).
+    """Check every output of a job and plan its scene, run as ``plan`` says, in ``row_bands``
+    bands of rows (see :meth:`geoseg.row_bands.BandedPrediction.plan`).
 
     Raises
     ------
@@ -121,10 +119,9 @@ def plan_banded_job(
         As :meth:`geoseg.row_bands.BandedPrediction.plan`, and a vector output that cannot be
         written.
     """
-    check_outputs(job, options.overwrite, model_file, options.style)
-    return BandedPrediction.plan(job.scene, job.mask, settings, options,
-                                 probabilities_path=job.probabilities, model_file=model_file,
-                                 runtime=runtime, row_bands=row_bands)
+    check_outputs(job, plan.overwrite, model_file, plan.style)
+    return BandedPrediction.plan(job.scene, job.mask, plan, probabilities_path=job.probabilities,
+                                 model_file=model_file, row_bands=row_bands)
 
 
 def finish_job(job: SceneJob, plan: BandedPrediction, results: Sequence[BandResult]
@@ -138,7 +135,7 @@ def finish_job(job: SceneJob, plan: BandedPrediction, results: Sequence[BandResu
         As :meth:`geoseg.row_bands.BandedPrediction.assemble` and
         :func:`geoseg.vectorize.vectorize_mask`.
     """
-    polygons = _Polygons(job, plan.options)
+    polygons = _Polygons(job, plan.options.request)
     prediction = plan.assemble(results, then=polygons if job.vector else None)
     return JobResult(prediction, polygons.summary)
 

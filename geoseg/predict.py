@@ -42,7 +42,7 @@ from geoseg.mask_format import (
     SETTINGS_TAG,
 )
 from geoseg.model_protocol import BatchPredictor
-from geoseg.predict_options import PredictOptions, ProbabilityDtype, options_for_model
+from geoseg.predict_options import PredictOptions, ProbabilityDtype, RunPlan, plan_run
 from geoseg.prediction_outputs import Outputs, PredictionResult, write_outputs
 from geoseg.prediction_run import (
     checked_rows,
@@ -63,7 +63,9 @@ __all__ = [
     "PredictOptions",
     "PredictionResult",
     "ProbabilityDtype",
-    "options_for_model",
+    "RunPlan",
+    "plan_run",
+    "predict_planned",
     "predict_scene",
     "CLASS_NAMES_TAG",
     "MASK_NODATA",
@@ -146,14 +148,38 @@ def predict_scene(
         The disk filled up: no output was moved into place and the journal is kept, so that
         ``resume`` continues the run once there is space.
     """
+    return predict_planned(scene_path, out_path, predictor,
+                           plan_run(options, settings, predictor),
+                           probabilities_path=probabilities_path, model_file=model_file,
+                           progress=progress, then=then)
+
+
+def predict_planned(
+    scene_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    predictor: BatchPredictor,
+    plan: RunPlan,
+    *,
+    probabilities_path: str | os.PathLike[str] | None = None,
+    model_file: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    then: Callable[[PredictionResult], None] | None = None,
+) -> PredictionResult:
+    """:func:`predict_scene` with the run planned already (:func:`plan_run`), as a caller
+    predicting many scenes with one plan does (:mod:`geoseg.evaluate`).
+
+    Raises
+    ------
+    GeosegError
+        As :func:`predict_scene`.
+    """
     started = time.perf_counter()
-    opts = options_for_model(options, settings, predictor)
+    settings = plan.settings
     with ExitStack() as stack:
-        run = open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
-                        model_file, getattr(predictor, "runtime", None))
-        warn_if_run_unfit(run, settings, model_file, opts)
+        run = open_run(stack, scene_path, out_path, plan, probabilities_path, model_file)
+        warn_if_run_unfit(run, model_file, plan)
         journal = run.journal
-        finished = checked_rows(run, opts, journal.load()) if opts.resume else []
+        finished = checked_rows(run, plan, journal.load()) if plan.resume else []
         if finished:
             log.info("%s: resuming below row %d", run.mask, end_row(finished))
         def rows(outputs: Outputs) -> int:
@@ -164,11 +190,11 @@ def predict_scene(
                 outputs.write(row_off, mask, band)
                 journal.save(row_off, mask, band)
 
-            predicted = predict_rows(run, predictor, settings, stream_options(run, opts),
+            predicted = predict_rows(run, predictor, settings, stream_options(run, plan),
                                      end_row(finished), run.grid.height, write, progress)
             if predicted == 0 and not finished:
                 raise nothing_to_predict(run.scene)
             return predicted
 
-        return write_outputs(run, settings, opts, model_file, rows, tiles_total=len(run.grid),
+        return write_outputs(run, settings, plan, model_file, rows, tiles_total=len(run.grid),
                              started=started, then=then, keep_journal=False)

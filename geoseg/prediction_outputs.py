@@ -32,7 +32,7 @@ from geoseg.mask_format import (
     classify,
 )
 from geoseg.outputs import atomic_output, output_errors, retried_by
-from geoseg.predict_options import PredictOptions, ProbabilityDtype
+from geoseg.predict_options import ProbabilityDtype, RunPlan
 from geoseg.prediction_run import OpenRun, stream_options
 from geoseg.resample import on_scene_grid
 from geoseg.scene import read_window
@@ -140,7 +140,7 @@ class Outputs:
     """
 
     def __init__(self, stack: ExitStack, src: rasterio.io.DatasetReader, settings: ModelSettings,
-                 opts: PredictOptions, mask_tmp: Path, prob_tmp: Path | None,
+                 opts: RunPlan, mask_tmp: Path, prob_tmp: Path | None,
                  model_file: str | os.PathLike[str] | None):
         self.width = src.width
         self.foreground = 0
@@ -174,7 +174,7 @@ class Outputs:
 def write_outputs(
     run: OpenRun,
     settings: ModelSettings,
-    opts: PredictOptions,
+    opts: RunPlan,
     model_file: str | os.PathLike[str] | None,
     rows: Callable[[Outputs], int],
     *,
@@ -232,7 +232,7 @@ def _end_journal(journal: PredictionJournal, error: BaseException) -> None:
         journal.discard()
 
 
-def _temporary_outputs(stack: ExitStack, run: OpenRun, opts: PredictOptions
+def _temporary_outputs(stack: ExitStack, run: OpenRun, opts: RunPlan
                        ) -> tuple[Path, Path | None]:
     """Temporary paths of the run's outputs, moved into place when ``stack`` closes cleanly."""
     mask_tmp = stack.enter_context(atomic_output(run.mask, opts.overwrite, run.inputs))
@@ -254,7 +254,7 @@ def _stream_outputs(run: OpenRun, mask_tmp: Path, prob_tmp: Path | None
 
 
 def _finish_outputs(run: OpenRun, mask_tmp: Path, prob_tmp: Path | None,
-                    settings: ModelSettings, opts: PredictOptions,
+                    settings: ModelSettings, opts: RunPlan,
                     model_file: str | os.PathLike[str] | None) -> tuple[int | None, Path | None]:
     """Write a resampled run's outputs on the scene's grid (:func:`_write_on_scene_grid`),
     remake the mask from the probabilities with the run's post-processing (then remove
@@ -287,7 +287,7 @@ def _finish_outputs(run: OpenRun, mask_tmp: Path, prob_tmp: Path | None,
 
 
 def _write_on_scene_grid(run: OpenRun, mask_tmp: Path, prob_tmp: Path | None,
-                         settings: ModelSettings, opts: PredictOptions,
+                         settings: ModelSettings, opts: RunPlan,
                          model_file: str | os.PathLike[str] | None) -> int:
     """The outputs of a run that predicted a resampled view of the scene, on the scene's grid:
     the stream's probabilities resampled back (:func:`geoseg.resample.on_scene_grid`) block
@@ -338,7 +338,7 @@ def _cache_bytes(src: rasterio.io.DatasetReader, grid: TileGrid, out_bytes: int)
 
 
 def bound_block_cache(stack: ExitStack, run: OpenRun, settings: ModelSettings,
-                       opts: PredictOptions, outputs: bool) -> None:
+                       opts: RunPlan, outputs: bool) -> None:
     """Bound GDAL's block cache for the run (a user's own ``GDAL_CACHEMAX`` wins)."""
     if "GDAL_CACHEMAX" in os.environ:
         return

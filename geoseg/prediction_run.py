@@ -20,7 +20,7 @@ from geoseg.imagery import warn_if_unfit
 from geoseg.journal import FinishedRows, PredictionJournal, window_digest
 from geoseg.model_archive import file_digest
 from geoseg.outputs import check_output_path, is_same_file
-from geoseg.predict_options import PredictOptions
+from geoseg.predict_options import RunPlan
 from geoseg.resample import resampled_view, resampling_scale
 from geoseg.scene import (
     describe_validity,
@@ -29,7 +29,6 @@ from geoseg.scene import (
     scene_fingerprint,
     select_bands,
 )
-from geoseg.settings import ModelSettings
 from geoseg.styles import check_style_path
 from geoseg.tiling import TileGrid
 
@@ -58,7 +57,8 @@ class OpenRun:
     resampled_from: rasterio.io.DatasetReader | None = None
     """The scene, when ``src`` (and ``grid``) is a view of it at another pixel size
     (``resolution``: :func:`geoseg.resample.resampled_view`): the stream writes the view's
-    probabilities, which :func:`geoseg.prediction_outputs.write_outputs` puts back on the scene's grid."""
+    probabilities, which :func:`geoseg.prediction_outputs.write_outputs` puts back on the
+    scene's grid."""
 
     @property
     def scene(self) -> rasterio.io.DatasetReader:
@@ -76,23 +76,19 @@ def open_run(
     stack: ExitStack,
     scene_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
-    settings: ModelSettings,
-    opts: PredictOptions,
+    opts: RunPlan,
     probabilities_path: str | os.PathLike[str] | None,
     model_file: str | os.PathLike[str] | None,
-    runtime: str | None,
 ) -> OpenRun:
-    """Open the scene (closed with ``stack``) and check everything a run needs before it starts:
-    the threshold, the bands, the grid, the outputs against the inputs; describe the run in its
-    journal's fingerprint."""
-    if opts.threshold is not None and settings.num_classes > 2:
-        raise ParameterError(f"{param('threshold')} applies to models with one or two "
-                             f"classes; this model has {settings.num_classes}")
+    """Open the scene (closed with ``stack``) and check everything a run of the plan ``opts``
+    needs before it starts: the bands, the grid, the outputs against the inputs; describe the
+    run in its journal's fingerprint."""
+    settings = opts.settings
     scene = stack.enter_context(open_scene(scene_path, require_crs=opts.require_crs))
     band_list = select_bands(scene, settings.bands, opts.bands)
     scale = resampling_scale(opts.resolution, scene, settings.pixel_size_m)
     src = stack.enter_context(resampled_view(scene, scale)) if scale is not None else scene
-    grid = opts._grid_of(src, settings)
+    grid = opts.grid_of(src)
     inputs = [*scene.files, *([model_file] if model_file is not None else [])]
     mask_final = check_output_path(out_path, opts.overwrite, inputs)
     prob_final = (check_output_path(probabilities_path, opts.overwrite, inputs)
@@ -107,7 +103,7 @@ def open_run(
     journal = PredictionJournal(mask_final, {
         "scene": _absolute(scene_path), "content": scene_fingerprint(scene),
         "model": file_digest(model_file) if model_file is not None else None,
-        "runtime": runtime,
+        "runtime": opts.runtime,
         "size": [src.height, src.width],
         "transform": list(src.transform)[:6], "crs": str(src.crs), "bands": band_list,
         "settings": settings.to_dict(), "overlap": grid.overlap, "window": grid.tile_size,
@@ -123,22 +119,21 @@ def open_run(
                     resampled_from=scene if scale is not None else None)
 
 
-def warn_if_run_unfit(run: OpenRun, settings: ModelSettings,
-                   model_file: str | os.PathLike[str] | None, opts: PredictOptions) -> None:
+def warn_if_run_unfit(run: OpenRun, model_file: str | os.PathLike[str] | None,
+                      opts: RunPlan) -> None:
     """Warn when the scene is not the imagery the model was trained on
     (:func:`geoseg.imagery.warn_if_unfit`); not of its pixel size when the run reads it at
     another one."""
+    settings = opts.settings
     if run.resampled_from is not None:
         settings = replace(settings, pixel_size_m=None)
     warn_if_unfit(run.scene, run.bands, settings, model_file, opts.extra_nodata)
 
 
-def stream_options(run: OpenRun, opts: PredictOptions) -> PredictOptions:
-    """The options the stream writes with: a resampled run's probabilities, the stage
-    of its outputs, are float32 plain GeoTIFFs."""
-    if run.resampled_from is None:
-        return opts
-    return replace(opts, probability_dtype="float32", cog=False)
+def stream_options(run: OpenRun, opts: RunPlan) -> RunPlan:
+    """The plan the stream writes with: a resampled run's probabilities, the stage of its
+    outputs, are float32 plain GeoTIFFs (:meth:`RunPlan.streamed`)."""
+    return opts if run.resampled_from is None else opts.streamed()
 
 
 def _absolute(scene_path: str | os.PathLike[str]) -> str:
@@ -148,7 +143,7 @@ def _absolute(scene_path: str | os.PathLike[str]) -> str:
     return path if path.startswith("/vsi") else os.path.abspath(path)
 
 
-def checked_rows(run: OpenRun, opts: PredictOptions, strips: list[FinishedRows]
+def checked_rows(run: OpenRun, opts: RunPlan, strips: list[FinishedRows]
                   ) -> list[FinishedRows]:
     """The saved ``strips`` that a run may reuse: those whose windows' input reads as it did
     when they were saved (:func:`geoseg.journal.window_digest`).

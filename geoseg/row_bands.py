@@ -13,7 +13,7 @@ from pathlib import Path
 
 from geoseg.errors import InputError, ParameterError, param
 from geoseg.model_protocol import BatchPredictor
-from geoseg.predict_options import PredictOptions, options_for_model
+from geoseg.predict_options import RunPlan
 from geoseg.prediction_outputs import (
     OUTPUT_BLOCK,
     Outputs,
@@ -58,11 +58,12 @@ class BandResult:
 class BandedPrediction:
     """One scene predicted in horizontal bands of rows by independent tasks, then assembled.
 
-    :meth:`plan` checks the run like :func:`~geoseg.predict.predict_scene` does and splits the scene's rows
-    into bands at 256-row block boundaries; :meth:`predict_band` predicts one band (any process
-    that sees the scene, the model and the output folder can run it, in any order, again after
-    a failure); :meth:`assemble` writes the outputs from what the bands saved. The outputs are
-    byte-identical to :func:`~geoseg.predict.predict_scene`'s with the same options:
+    :meth:`plan` checks the run like :func:`~geoseg.predict.predict_scene` does and splits the
+    scene's rows into bands at 256-row block boundaries; :meth:`predict_band` predicts one band
+    (any process that sees the scene, the model and the output folder can run it, in any order,
+    again after a failure); :meth:`assemble` writes the outputs from what the bands saved. The
+    outputs are byte-identical to :func:`~geoseg.predict.predict_scene`'s with the same
+    options:
 
     - a band blends the tiles that touch its rows, including the tile row it shares with each
       neighbour, with the whole grid's weights in the grid's order, so its pixels are the
@@ -84,37 +85,39 @@ class BandedPrediction:
     scene: str
     mask: Path
     probabilities: Path | None
-    settings: ModelSettings
-    options: PredictOptions
+    options: RunPlan
+    """The run, resolved once (:func:`~geoseg.predict_options.plan_run`)."""
     model_file: Path | None
-    runtime: str | None
     row_bands: tuple[tuple[int, int], ...]
     """Scene rows ``[start, stop)`` of each band, top to bottom."""
     tiles_total: int
+
+    @property
+    def settings(self) -> ModelSettings:
+        """The model's settings the run was planned with."""
+        return self.options.settings
 
     @classmethod
     def plan(
         cls,
         scene_path: str | os.PathLike[str],
         out_path: str | os.PathLike[str],
-        settings: ModelSettings,
-        options: PredictOptions | None = None,
+        plan: RunPlan,
         *,
         probabilities_path: str | os.PathLike[str] | None = None,
         model_file: str | os.PathLike[str] | None = None,
-        runtime: str | None = None,
         row_bands: int = 2,
     ) -> BandedPrediction:
         """Check the run and split the scene into at most ``row_bands`` bands of rows.
 
-        Parameters are those of :func:`~geoseg.predict.predict_scene`, ``runtime``: what the bands' predictors
-        compute with (:meth:`geoseg.predictor.ModelSpec.runtime`), and ``row_bands``: the bands
-        wanted. An ``"auto"`` window is the model's tile here: to predict the windows
-        :func:`~geoseg.predict.predict_scene` would, resolve the options for the bands' model first
-        (:func:`options_for_model` with their :class:`~geoseg.predictor.ModelSpec`, as
-        :func:`geoseg.distributed.predict_scenes` does). Each band holds about as many tile
-        rows; the boundaries are block boundaries crossed by as few tile rows as possible (each
-        one crossing is blended by both its bands).
+        Parameters are those of :func:`~geoseg.predict.predict_scene`, with the run's
+        ``plan`` (:func:`~geoseg.predict_options.plan_run`, for the bands' model and what
+        computes with it: to predict the windows :func:`~geoseg.predict.predict_scene` would,
+        plan it with their :class:`~geoseg.predictor.ModelSpec`, as
+        :func:`geoseg.distributed.predict_scenes` does), and ``row_bands``: the bands
+        wanted. Each band holds about as many tile rows; the boundaries are block boundaries
+        crossed by as few tile rows as possible (each one crossing is blended by both its
+        bands).
 
         Starts the run's journal (kept with ``resume``, whose saved rows are not predicted
         again).
@@ -122,27 +125,26 @@ class BandedPrediction:
         Raises
         ------
         GeosegError
-            As :func:`~geoseg.predict.predict_scene`, for every mistake knowable before predicting.
+            As :func:`~geoseg.predict.predict_scene`, for every mistake knowable before
+            predicting.
         """
-        opts = options_for_model(options, settings)
         if row_bands < 1:
             raise ParameterError(f"{param('row_bands')} must be at least 1, got {row_bands}")
         with ExitStack() as stack:
-            run = open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
-                            model_file, runtime)
-            warn_if_run_unfit(run, settings, model_file, opts)
-            if opts.resume:
+            run = open_run(stack, scene_path, out_path, plan, probabilities_path, model_file)
+            warn_if_run_unfit(run, model_file, plan)
+            if plan.resume:
                 run.journal.load()  # refuses the journal of another run
-                checked_rows(run, opts, run.journal.saved())
+                checked_rows(run, plan, run.journal.saved())
                 run.journal.drop_tiles()
-            run.journal.start(keep=opts.resume)
-            return cls(os.fspath(scene_path), run.mask, run.probabilities, settings, opts,
-                       Path(model_file) if model_file is not None else None, runtime,
+            run.journal.start(keep=plan.resume)
+            return cls(os.fspath(scene_path), run.mask, run.probabilities, plan,
+                       Path(model_file) if model_file is not None else None,
                        row_band_bounds(run.grid, row_bands), len(run.grid))
 
     def _open(self, stack: ExitStack) -> OpenRun:
-        return open_run(stack, self.scene, self.mask, self.settings, self.options,
-                         self.probabilities, self.model_file, self.runtime)
+        return open_run(stack, self.scene, self.mask, self.options, self.probabilities,
+                        self.model_file)
 
     def predict_band(self, index: int, predictor: BatchPredictor) -> BandResult:
         """Predict band ``index`` and save its rows to the run's journal.
@@ -183,8 +185,8 @@ class BandedPrediction:
         results : sequence of BandResult
             What each band's task returned.
         then : callable, optional
-            As :func:`~geoseg.predict.predict_scene`'s: called with the outputs complete, before they are
-            moved into place.
+            As :func:`~geoseg.predict.predict_scene`'s: called with the outputs complete, before
+            they are moved into place.
 
         Raises
         ------
@@ -266,7 +268,7 @@ def _right_half(tiles: list[Tile]) -> list[Tile]:
 
 
 def _predict_ahead(run: OpenRun, predictor: BatchPredictor, settings: ModelSettings,
-                   opts: PredictOptions, tiles: list[Tile]) -> int:
+                   opts: RunPlan, tiles: list[Tile]) -> int:
     """Predict the ``tiles`` with data that no band saved yet and save the model's raw output
     for each in the run's journal; returns how many were predicted."""
     predictor = with_tta(predictor, opts.tta)

@@ -24,7 +24,7 @@ from geoseg.block_rows import BlockRows, RowsFinished
 from geoseg.journal import PredictionJournal, window_digest
 from geoseg.mask_format import classify
 from geoseg.model_protocol import BatchPredictor
-from geoseg.predict_options import PredictOptions
+from geoseg.predict_options import RunPlan
 from geoseg.prediction_outputs import OUTPUT_BLOCK, probability_band
 from geoseg.prediction_run import OpenRun
 from geoseg.scene import read_window
@@ -206,7 +206,7 @@ def predict_rows(
     run: OpenRun,
     predictor: BatchPredictor,
     settings: ModelSettings,
-    opts: PredictOptions,
+    opts: RunPlan,
     start: int,
     stop: int,
     finished: RowsFinished,

@@ -16,7 +16,7 @@ from rasterio.windows import Window
 
 from geoseg.errors import InputError
 from geoseg.flexunet import build_flexunet, save_model
-from geoseg.predict import BandedPrediction, PredictOptions, predict_scene
+from geoseg.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
 from geoseg.scene import scene_fingerprint
 from geoseg.settings import ModelSettings
 from geoseg.tiling import TileGrid
@@ -200,12 +200,13 @@ def test_bands_resumed_after_an_edit_predict_the_changed_rows_again(make_raster,
 
     monkeypatch.setattr(prediction_run, "scene_fingerprint", lambda src: "unchanged")
     scene = make_raster(height=900, width=150, nodata=0)
-    plan = BandedPrediction.plan(scene, tmp_path / "bands.tif", SETTINGS, row_bands=2)
+    plan = BandedPrediction.plan(scene, tmp_path / "bands.tif", plan_run(None, SETTINGS),
+                                 row_bands=2)
     done = [plan.predict_band(i, PixelwisePredictor(4)) for i in range(2)]
     assert list((tmp_path / ".bands.tif.resume").glob("tile_*"))
     edit_rows_in_place(scene, slice(600, 640))  # in the second band
-    resumed = BandedPrediction.plan(scene, tmp_path / "bands.tif", SETTINGS,
-                                    PredictOptions(resume=True), row_bands=2)
+    resumed = BandedPrediction.plan(scene, tmp_path / "bands.tif",
+                                    plan_run(PredictOptions(resume=True), SETTINGS), row_bands=2)
     assert not list((tmp_path / ".bands.tif.resume").glob("tile_*"))
     again = [resumed.predict_band(i, PixelwisePredictor(4)) for i in range(2)]
     assert again[0].rows_resumed == done[0].rows[1] - done[0].rows[0]  # all kept

@@ -4,6 +4,7 @@ options and the QGIS plugin's parameters agree with it, and its owners exist."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,13 @@ def test_the_plugins_overlap_is_left_to_geoseg_and_its_window_label_is_geosegs()
     assert overlaps and all(p["default"] is None for p in overlaps)
     constants = _constants(ast.parse(ALGORITHMS.read_text(encoding="utf-8")))
     assert f"up to {AUTO_WINDOW} pixels" in constants["WINDOWS"]["auto"]
+
+
+def test_the_librarys_requests_take_their_defaults_from_the_schema():
+    from geoseg.predict_options import PredictOptions
+    from geoseg.predictor import ModelSpec
+
+    for owner in (PredictOptions, ModelSpec):
+        for field in dataclasses.fields(owner):
+            if field.name in RUN_PARAMETERS:
+                assert field.default == RUN_PARAMETERS[field.name].default, field.name
