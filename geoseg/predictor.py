@@ -264,9 +264,11 @@ class ModelPredictor:
         return self.ready()(batch)
 
 
-def load_predictor(path: str | os.PathLike[str], batch_size: int = 4, device: Device = "auto",
-                   precision: Precision = "float32", backend: Backend = "auto") -> ModelPredictor:
-    """The one way geoseg turns a model file into a batch predictor (see :class:`ModelPredictor`).
+def load_predictor(path: str | os.PathLike[str], batch_size: int = ModelSpec.batch_size,
+                   device: Device = ModelSpec.device, precision: Precision = ModelSpec.precision,
+                   backend: Backend = ModelSpec.backend) -> ModelPredictor:
+    """The one way geoseg turns a model file into a batch predictor (see :class:`ModelPredictor`);
+    its defaults are :class:`ModelSpec`'s.
 
     >>> load_predictor("missing.keras")
     Traceback (most recent call last):

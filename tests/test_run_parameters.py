@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -181,9 +182,12 @@ def test_the_plugins_overlap_is_left_to_geoseg_and_its_window_label_is_geosegs()
 
 def test_the_librarys_requests_take_their_defaults_from_the_schema():
     from geoseg.predict_options import PredictOptions
-    from geoseg.predictor import ModelSpec
+    from geoseg.predictor import ModelSpec, load_predictor
 
     for owner in (PredictOptions, ModelSpec):
         for field in dataclasses.fields(owner):
             if field.name in RUN_PARAMETERS:
                 assert field.default == RUN_PARAMETERS[field.name].default, field.name
+    for name, given in inspect.signature(load_predictor).parameters.items():
+        if name in RUN_PARAMETERS:
+            assert given.default == RUN_PARAMETERS[name].default, name
