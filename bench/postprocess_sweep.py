@@ -44,7 +44,7 @@ from geoseg.labels import NO_LABEL, open_labels
 from geoseg.metrics import label_overlaps
 from geoseg.postprocess import postprocess_array
 from geoseg.postprocess_recipe import PostProcessing
-from geoseg.predict import PredictOptions, options_for_model, predict_scene
+from geoseg.predict import PredictOptions, predict_scene
 from geoseg.predictor import load_predictor
 from geoseg.scene import open_scene, quiet_georeference
 from geoseg.vector_blocks import probability_band, read_probability
@@ -131,8 +131,7 @@ def predict_tiles(model: str, tiles: Path, limit: int | None, batch_size: int
     predictor = load_predictor(resolve_model(model), batch_size=batch_size, device="cpu")
     settings = predictor.settings
     scenes = reference_scenes(tiles / "images", tiles / "masks")[:limit]
-    options = options_for_model(PredictOptions(probability_dtype="float32", style=False),
-                                settings, predictor)
+    options = PredictOptions(probability_dtype="float32", style=False)
     found = []
     with tempfile.TemporaryDirectory(prefix="geoseg-sweep-") as work, quiet_georeference():
         for scene in scenes:

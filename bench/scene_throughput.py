@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    from geoseg.predict import PredictOptions, options_for_model, predict_scene
+    from geoseg.predict import PredictOptions, plan_run, predict_scene
     from geoseg.predictor import load_predictor
     from geoseg.tiling import TileGrid, read_tile
 
@@ -58,8 +58,8 @@ def main() -> None:
         with rasterio.open(scene) as src:
             tiles = np.stack([read_tile(src, tile, side, settings.bands)[0]
                               for tile in TileGrid.for_dataset(src, side, 0)])
-            sides = {choice: options_for_model(PredictOptions(window=choice), settings,
-                                               predictor).grid(src, settings).tile_size
+            sides = {choice: plan_run(PredictOptions(window=choice), settings,
+                                      predictor).grid(src).tile_size
                      for choice in choices}
         print(f"{args.model} ({predictor.backend}, batch {args.batch_size}, {side}-pixel tiles, "
               f"overlap {settings.overlap}); scene {args.size}²; {len(tiles)} non-overlapping "

@@ -2,7 +2,8 @@
 
 A run is a list of :class:`~geoseg.jobs.SceneJob` (a scene and the paths of its outputs), one
 :class:`~geoseg.predictor.ModelSpec` (the model) and one
-:class:`~geoseg.predict.PredictOptions` (how to predict). :func:`predict_scenes` runs the jobs
+:class:`~geoseg.predict_options.PredictOptions` (how to predict). :func:`predict_scenes` runs the
+jobs
 
 - serially in this process when no cluster is asked for;
 - on a new local cluster of ``workers`` processes (``dask.distributed.LocalCluster`` with one
@@ -12,7 +13,7 @@ A run is a list of :class:`~geoseg.jobs.SceneJob` (a scene and the paths of its 
 
 On a cluster, a scene is one task, :func:`predict_job`, which runs :func:`geoseg.jobs.run_job`
 exactly as a single-process run does; a scene bigger than its share of the cluster's workers
-is split into horizontal bands of rows instead (:class:`~geoseg.predict.BandedPrediction`):
+is split into horizontal bands of rows instead (:class:`~geoseg.row_bands.BandedPrediction`):
 one task per band (:func:`predict_band`) saves its rows to a work folder next to the output,
 and one task (:func:`assemble_job`) writes the outputs from them and vectorises the mask. The
 outputs are byte-identical whichever way they are made. Band and assembly tasks are retried
@@ -45,15 +46,15 @@ from typing import TYPE_CHECKING, Any
 from geoseg.errors import GeosegError, InputError, OutputError, ParameterError, param
 from geoseg.jobs import SceneJob, check_outputs, finish_job, plan_banded_job, run_job
 from geoseg.model_archive import read_settings
-from geoseg.predict import BandedPrediction, BandResult, PredictOptions, options_for_model
+from geoseg.predict_options import PredictOptions, RunPlan, plan_run
 from geoseg.predictor import ModelPredictor, ModelSpec
+from geoseg.row_bands import BandedPrediction, BandResult
 from geoseg.scene import open_scene
 
 if TYPE_CHECKING:
     from distributed import LocalCluster
 
-    from geoseg.predict import PredictionResult
-    from geoseg.settings import ModelSettings
+    from geoseg.prediction_outputs import PredictionResult
     from geoseg.vectorize import VectorizeSummary
 
 __all__ = [
@@ -233,7 +234,7 @@ def predict_job(job: SceneJob, model: ModelSpec, options: PredictOptions) -> Sce
     Returns
     -------
     SceneOutcome
-        With the :class:`~geoseg.predict.PredictionResult`, or the error message if a
+        With the :class:`~geoseg.prediction_outputs.PredictionResult`, or the error message if a
         :class:`~geoseg.errors.GeosegError` stopped the scene. Other exceptions propagate.
     """
     worker = _where()
@@ -251,7 +252,7 @@ def predict_band(plan: BandedPrediction, index: int, model: ModelSpec) -> BandOu
     Returns
     -------
     BandOutcome
-        With the :class:`~geoseg.predict.BandResult`, or the
+        With the :class:`~geoseg.row_bands.BandResult`, or the
         :class:`~geoseg.errors.GeosegError` that stopped the band. Other exceptions propagate
         (and Dask retries the task).
     """
@@ -270,7 +271,7 @@ def assemble_job(job: SceneJob, plan: BandedPrediction, bands: Sequence[BandOutc
     Returns
     -------
     SceneOutcome
-        With the :class:`~geoseg.predict.PredictionResult` (its ``seconds`` are the
+        With the :class:`~geoseg.prediction_outputs.PredictionResult` (its ``seconds`` are the
         assembly's, vectorising excluded), or the first error of a band or of the assembly.
         The work folder is kept on errors, so that ``resume`` continues the run.
     """
@@ -288,8 +289,7 @@ def assemble_job(job: SceneJob, plan: BandedPrediction, bands: Sequence[BandOutc
 
 def band_counts(
     scenes: Sequence[str],
-    settings: ModelSettings,
-    options: PredictOptions,
+    plan: RunPlan,
     slots: int,
     band_tile_rows: int | None = None,
 ) -> list[int]:
@@ -302,14 +302,14 @@ def band_counts(
     header cannot be read are not split (their task reports why).
 
     >>> from geoseg.settings import ModelSettings
-    >>> band_counts([], ModelSettings(), PredictOptions(), 4)
+    >>> band_counts([], plan_run(PredictOptions(), ModelSettings()), 4)
     []
     """
     shapes: list[tuple[int, int]] = []
     for scene in scenes:
         try:
-            with open_scene(scene, require_crs=options.require_crs) as src:
-                shapes.append(options.grid(src, settings).shape)
+            with open_scene(scene, require_crs=plan.require_crs) as src:
+                shapes.append(plan.grid(src).shape)
         except GeosegError:
             shapes.append((1, 0))
     if band_tile_rows is not None:
@@ -405,7 +405,7 @@ def predict_scenes(
             else:  # the bands first: they are the long pole of the run
                 bands = [client.submit(predict_band, plan, band, model, pure=False,
                                        retries=RETRIES, priority=1)
-                         for band in range(len(plan.bands))]
+                         for band in range(len(plan.row_bands))]
                 future = client.submit(assemble_job, job, plan, bands, pure=False,
                                        retries=RETRIES, priority=1)
             submitted[future.key] = (index, time.perf_counter())
@@ -429,24 +429,24 @@ def _plan(
 ) -> Iterator[tuple[int, SceneJob, BandedPrediction | SceneOutcome | None]]:
     """Each job with its bands' plan, None for one task, or the outcome of a refused job.
 
-    The model's settings are read here (no TensorFlow); when they cannot be, no scene is split
-    and every task reports the model's error.
+    The model's settings are read and the run planned here, once for every band (no
+    TensorFlow); when they cannot be, no scene is split and every task reports the error.
     """
+    plan: RunPlan | None
     try:
-        settings = read_settings(model.path)
+        plan = plan_run(options, read_settings(model.path), model,  # the workers' window
+                        model.runtime())
     except GeosegError:
-        counts = [1] * len(jobs)
-    else:
-        options = options_for_model(options, settings, model)  # the workers' window
-        counts = band_counts([job.scene for job in jobs], settings, options, slots,
-                             band_tile_rows)
+        plan = None
+    counts = ([1] * len(jobs) if plan is None else
+              band_counts([job.scene for job in jobs], plan, slots, band_tile_rows))
     for index, (job, count) in enumerate(zip(jobs, counts, strict=True)):
-        if count == 1:
+        if plan is None or count == 1:
             yield index, job, None
             continue
         try:
-            yield index, job, plan_banded_job(job, settings, options, model_file=model.path,
-                                              runtime=model.runtime(), bands=count)
+            yield index, job, plan_banded_job(job, plan, model_file=model.path,
+                                              row_bands=count)
         except GeosegError as exc:
             yield index, job, SceneOutcome(job, None, str(exc), _where(), failure=exc)
 

@@ -51,6 +51,7 @@ from geoseg.datasets import LabelledScene, dataset_split, reference_scenes
 from geoseg.errors import InputError, OutputError, OutputExistsError, ParameterError, param
 from geoseg.geometry import repair_polygons
 from geoseg.labels import NO_LABEL, LabelSource, VectorLabels, open_labels
+from geoseg.mask_format import MASK_NODATA
 from geoseg.metrics import (
     ConfusionMatrix,
     MetricsReport,
@@ -58,16 +59,12 @@ from geoseg.metrics import (
     ThresholdSweep,
     object_overlaps,
 )
+from geoseg.model_protocol import BatchPredictor
 from geoseg.object_report import ObjectLayer, object_layer, plot_frequency_area, write_objects
 from geoseg.outputs import atomic_output
-from geoseg.predict import (
-    MASK_NODATA,
-    OUTPUT_BLOCK,
-    BatchPredictor,
-    PredictOptions,
-    options_for_model,
-    predict_scene,
-)
+from geoseg.predict import predict_planned
+from geoseg.predict_options import PredictOptions, RunPlan, plan_run
+from geoseg.prediction_outputs import OUTPUT_BLOCK
 from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
 from geoseg.tiling import block_windows
@@ -175,8 +172,7 @@ class _Run:
     """What every scene of one evaluation is predicted and scored with."""
 
     predictor: BatchPredictor
-    settings: ModelSettings
-    options: PredictOptions
+    plan: RunPlan
     rgb_map: RgbMap | None
     iou_threshold: float
     objects: bool
@@ -184,7 +180,7 @@ class _Run:
     @property
     def class_names(self) -> list[str]:
         """Classes of the masks (:attr:`ModelSettings.mask_class_names`)."""
-        return self.settings.mask_class_names
+        return self.plan.settings.mask_class_names
 
 
 def _uint8_raster(path: Path, like: rasterio.io.DatasetReader, nodata: int
@@ -283,7 +279,7 @@ def _score(
     confusion = ConfusionMatrix(len(names), names)
     sweep = ThresholdSweep()
     foreground = MetricsReport(confusion).foreground
-    prob_band = 1 if run.settings.num_classes == 1 else foreground + 1
+    prob_band = 1 if run.plan.settings.num_classes == 1 else foreground + 1
     vector_truth = isinstance(labels, VectorLabels)
     pred_path = work / "predicted.evaluated.tif"
     # Objects need the evaluated area: the truth classes there, or just the area itself
@@ -339,11 +335,12 @@ def _evaluate_one(
             labels = stack.enter_context(open_labels(
                 scene.labels, src, num_classes=len(run.class_names), rgb_map=run.rgb_map
             ))
-            options = replace(run.options, probability_dtype="float32", style=False,
+            request = replace(run.plan.request, probability_dtype="float32", style=False,
                               extra_nodata=scene.image_nodata)
-            result = predict_scene(image, work / "mask.tif", run.predictor, run.settings, options,
-                                   probabilities_path=work / "probabilities.tif",
-                                   progress=progress)
+            result = predict_planned(image, work / "mask.tif", run.predictor,
+                                     replace(run.plan, request=request),
+                                     probabilities_path=work / "probabilities.tif",
+                                     progress=progress)
             log.info("%s: %d windows predicted in %.1f s", scene.image.name,
                      result.tiles_predicted, result.seconds)
             with _georeference_not_expected(True):
@@ -354,15 +351,14 @@ def _evaluate_one(
         shutil.rmtree(work, ignore_errors=True)  # free the disk before the next scene
 
 
-def _count_tiles(scenes: Sequence[LabelledScene], settings: ModelSettings,
-                 options: PredictOptions) -> int:
+def _count_tiles(scenes: Sequence[LabelledScene], plan: RunPlan) -> int:
     """The tiles of every scene, checking each scene, its bands and the grid on the way, so
     that a mistake in any scene is reported before the first one is predicted."""
     total = 0
     for scene in scenes:
         with open_scene(scene.image) as src:
-            select_bands(src, settings.bands, options.bands)
-            total += len(options.grid(src, settings))
+            select_bands(src, plan.settings.bands, plan.bands)
+            total += len(plan.grid(src))
     return total
 
 
@@ -431,8 +427,8 @@ def evaluate_scenes(
         raise InputError("no scene to evaluate")
     if not 0 < iou_threshold <= 1:
         raise ParameterError(f"{param('iou_threshold')} must be in (0, 1], got {iou_threshold}")
-    opts = options_for_model(options, settings, predictor)
-    run = _Run(predictor, settings, opts, rgb_map, iou_threshold, objects)
+    plan = plan_run(options, settings, predictor)
+    run = _Run(predictor, plan, rgb_map, iou_threshold, objects)
     with ExitStack() as stack:
         stack.enter_context(_georeference_not_expected(not expect_georeference))
         if work_dir is None:
@@ -442,7 +438,7 @@ def evaluate_scenes(
             if not root.is_dir():
                 raise OutputError(f"{root}: work folder does not exist; create it first")
         with _georeference_not_expected(True):
-            total = _count_tiles(pairs, settings, opts)
+            total = _count_tiles(pairs, plan)
         tiles = None
         if progress is not None:
 

@@ -17,7 +17,7 @@ from rasterio.windows import Window
 
 from geoseg.bundled import bundled_name, card_facts, model_card, resolve_model
 from geoseg.model_archive import is_model_file, read_settings
-from geoseg.predict import PredictOptions, options_for_model
+from geoseg.predict_options import PredictOptions, RunPlan, plan_run
 from geoseg.predictor import ModelSpec, file_digest
 from geoseg.runtimes import INT8, cached_conversion
 from geoseg.scene import data_bands, describe_validity, open_scene, read_window
@@ -29,19 +29,20 @@ __all__ = ["describe", "describe_scene", "describe_model"]
 
 def describe_scene(
     path: str | os.PathLike[str], tile_size: int | None = None, overlap: int | None = None,
-    settings: ModelSettings | None = None, prediction: PredictOptions | None = None,
+    prediction: RunPlan | None = None,
 ) -> dict[str, Any]:
     """Size, CRS, bands (with their colour interpretation), where validity comes from, how much
-    of the scene holds data, and the tile grid of a raster at the given settings; with
-    ``settings`` and the options of a run resolved for its model
-    (:func:`geoseg.predict.options_for_model`), the windows that run would predict it in too.
+    of the scene holds data, and the tile grid of a raster at the given settings (else those
+    of the model of ``prediction``); with the ``prediction`` of a run planned for its model
+    (:func:`geoseg.predict_options.plan_run`), the windows that run would predict it in too.
 
     Raises
     ------
     InputError
         The file is not a readable raster.
     """
-    tile_size, overlap = grid_size(tile_size, overlap, settings)
+    tile_size, overlap = grid_size(tile_size, overlap,
+                                   prediction.settings if prediction is not None else None)
     with open_scene(path) as src:
         grid = TileGrid.for_dataset(src, tile_size, overlap)
         crs = src.crs
@@ -63,8 +64,8 @@ def describe_scene(
             "bounds": tuple(round(v, 3) for v in src.bounds),
             "tiles": _grid_words(grid),
         }
-        if settings is not None and prediction is not None:
-            facts["prediction windows"] = _grid_words(prediction.grid(src, settings))
+        if prediction is not None:
+            facts["prediction windows"] = _grid_words(prediction.grid(src))
         return facts
 
 
@@ -164,6 +165,5 @@ def describe(
     if model is None:
         return describe_scene(path, tile_size, overlap)
     spec = ModelSpec(Path(model))
-    settings = read_settings(spec.path)
-    prediction = options_for_model(PredictOptions(overlap=overlap), settings, spec)
-    return describe_scene(path, tile_size, overlap, settings, prediction)
+    prediction = plan_run(PredictOptions(overlap=overlap), read_settings(spec.path), spec)
+    return describe_scene(path, tile_size, overlap, prediction)

@@ -24,15 +24,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from geoseg.model_protocol import BatchPredictor
 from geoseg.outputs import atomic_output, check_output_path
-from geoseg.predict import (
-    BandedPrediction,
-    BandResult,
-    BatchPredictor,
-    PredictionResult,
-    PredictOptions,
-    predict_scene,
-)
+from geoseg.predict import predict_scene
+from geoseg.predict_options import PredictOptions, RunPlan
+from geoseg.prediction_outputs import PredictionResult
+from geoseg.row_bands import BandedPrediction, BandResult
 from geoseg.settings import ModelSettings
 from geoseg.styles import check_style_path
 
@@ -108,26 +105,23 @@ def run_job(
 
 def plan_banded_job(
     job: SceneJob,
-    settings: ModelSettings,
-    options: PredictOptions,
+    plan: RunPlan,
     *,
     model_file: str | os.PathLike[str] | None = None,
-    runtime: str | None = None,
-    bands: int,
+    row_bands: int,
 ) -> BandedPrediction:
-    """Check every output of a job and plan its scene in ``bands`` bands of rows (``runtime``:
-    see :meth:`geoseg.predict.BandedPrediction.plan`).
+    """Check every output of a job and plan its scene, run as ``plan`` says, in ``row_bands``
+    bands of rows (see :meth:`geoseg.row_bands.BandedPrediction.plan`).
 
     Raises
     ------
     GeosegError
-        As :meth:`geoseg.predict.BandedPrediction.plan`, and a vector output that cannot be
+        As :meth:`geoseg.row_bands.BandedPrediction.plan`, and a vector output that cannot be
         written.
     """
-    check_outputs(job, options.overwrite, model_file, options.style)
-    return BandedPrediction.plan(job.scene, job.mask, settings, options,
-                                 probabilities_path=job.probabilities, model_file=model_file,
-                                 runtime=runtime, bands=bands)
+    check_outputs(job, plan.overwrite, model_file, plan.style)
+    return BandedPrediction.plan(job.scene, job.mask, plan, probabilities_path=job.probabilities,
+                                 model_file=model_file, row_bands=row_bands)
 
 
 def finish_job(job: SceneJob, plan: BandedPrediction, results: Sequence[BandResult]
@@ -138,10 +132,10 @@ def finish_job(job: SceneJob, plan: BandedPrediction, results: Sequence[BandResu
     Raises
     ------
     GeosegError
-        As :meth:`geoseg.predict.BandedPrediction.assemble` and
+        As :meth:`geoseg.row_bands.BandedPrediction.assemble` and
         :func:`geoseg.vectorize.vectorize_mask`.
     """
-    polygons = _Polygons(job, plan.options)
+    polygons = _Polygons(job, plan.options.request)
     prediction = plan.assemble(results, then=polygons if job.vector else None)
     return JobResult(prediction, polygons.summary)
 

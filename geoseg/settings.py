@@ -17,8 +17,8 @@ from typing import Any
 from geoseg.errors import ConfigError, GeosegError
 from geoseg.postprocess_recipe import PostProcessing
 
-__all__ = ["ARCHITECTURE", "DEFAULT_TILE_SIZE", "BandStats", "ModelParent", "ModelSettings",
-           "default_class_names", "default_overlap"]
+__all__ = ["ARCHITECTURE", "AUTO_WINDOW", "AUTO_WINDOW_FILTERS", "DEFAULT_TILE_SIZE", "BandStats",
+           "ModelParent", "ModelSettings", "default_class_names", "default_overlap"]
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -47,6 +47,14 @@ def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
 
 DEFAULT_TILE_SIZE = 512
 """Tile side when neither a model nor the user says otherwise."""
+
+AUTO_WINDOW = 2048
+"""The automatic window's side (:func:`geoseg.tiling.resolve_window`), for models of up to
+:data:`AUTO_WINDOW_FILTERS` base filters."""
+AUTO_WINDOW_FILTERS = 8
+"""Wider models get automatic windows of as many pixels times base filters, which their
+activations, and so a model call's memory, grow with: 1440 pixels for 16 filters, 1024 for 32
+and about 700 for 64."""
 
 
 def default_overlap(tile_size: int) -> int:

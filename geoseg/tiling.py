@@ -28,7 +28,13 @@ from rasterio.windows import transform as window_transform
 
 from geoseg.errors import InputError, ParameterError, param
 from geoseg.scene import data_bands, read_window
-from geoseg.settings import DEFAULT_TILE_SIZE, ModelSettings, default_overlap
+from geoseg.settings import (
+    AUTO_WINDOW,
+    AUTO_WINDOW_FILTERS,
+    DEFAULT_TILE_SIZE,
+    ModelSettings,
+    default_overlap,
+)
 
 __all__ = [
     "AUTO_WINDOW", "AUTO_WINDOW_FILTERS", "Tile", "TileGrid", "WindowChoice", "axis_offsets",
@@ -249,14 +255,6 @@ def inference_window(window: int, settings: ModelSettings, height: int, width: i
     if not split or len(axis_offsets(longest, narrow, overlap)) >= 2:
         choices.add(narrow)
     return min(choices, key=lambda side: (pixels_predicted(side), -side))
-
-
-AUTO_WINDOW = 2048
-"""The automatic window's side, for models of up to :data:`AUTO_WINDOW_FILTERS` base filters."""
-AUTO_WINDOW_FILTERS = 8
-"""Wider models get automatic windows of as many pixels times base filters, which their
-activations, and so a model call's memory, grow with: 1440 pixels for 16 filters, 1024 for 32
-and about 700 for 64."""
 
 
 def resolve_window(window: WindowChoice, settings: ModelSettings,

@@ -19,7 +19,7 @@ from geoseg.distributed import band_counts, local_cluster, predict_scenes
 from geoseg.errors import InputError
 from geoseg.flexunet import save_model
 from geoseg.jobs import SceneJob
-from geoseg.predict import BandedPrediction, PredictOptions, predict_scene
+from geoseg.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
 from geoseg.predictor import ModelPredictor, ModelSpec
 from geoseg.settings import ModelSettings
 
@@ -79,10 +79,10 @@ def test_bands_in_any_order_give_the_bytes_of_one_run(tall_scene, tmp_path, mode
     reference = predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS, options,
                               probabilities_path=tmp_path / "one_prob.tif",
                               model_file=model_path)
-    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, options,
+    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", plan_run(options, SETTINGS),
                                  probabilities_path=tmp_path / "bands_prob.tif",
-                                 model_file=model_path, bands=4)
-    assert plan.bands == ((0, 256), (256, 512), (512, 768), (768, 900))
+                                 model_file=model_path, row_bands=4)
+    assert plan.row_bands == ((0, 256), (256, 512), (512, 768), (768, 900))
     results = sorted((plan.predict_band(i, predictor) for i in (2, 0, 3, 1)),
                      key=lambda r: r.index)
     # the tile rows across the boundaries were handed over, in whole tiles, not predicted twice
@@ -106,8 +106,8 @@ def test_bands_hand_over_the_shared_rows_after_test_time_augmentation(tall_scene
     options = PredictOptions(tta="flips", probability_dtype="float32", window="tile")
     reference = predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS, options,
                               probabilities_path=tmp_path / "one_prob.tif")
-    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, options,
-                                 probabilities_path=tmp_path / "bands_prob.tif", bands=2)
+    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", plan_run(options, SETTINGS),
+                                 probabilities_path=tmp_path / "bands_prob.tif", row_bands=2)
     results = [plan.predict_band(i, predictor) for i in (0, 1)]  # 0 predicts half ahead
     assert sum(r.tiles_predicted for r in results) == reference.tiles_predicted
     plan.assemble(results)
@@ -132,14 +132,15 @@ def test_a_band_lost_half_way_continues_below_its_saved_rows(tall_scene, tmp_pat
                                                              model_path):
     predictor = ModelPredictor(ModelSpec(model_path, batch_size=3, device="cpu"))
     predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS, TILES)
-    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, TILES, bands=2)
-    assert plan.bands == ((0, 512), (512, 900))
+    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", plan_run(TILES, SETTINGS),
+                                 row_bands=2)
+    assert plan.row_bands == ((0, 512), (512, 900))
     first = plan.predict_band(0, predictor)
     with pytest.raises(KeyboardInterrupt):
         plan.predict_band(1, LostAfter(predictor, 13))  # after 36 tiles: one block row saved
     # the run goes on elsewhere, and so does the band: from the first row not saved
-    resumed = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS,
-                                    replace(TILES, resume=True), bands=2)
+    resumed = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif",
+                                    plan_run(replace(TILES, resume=True), SETTINGS), row_bands=2)
     second = resumed.predict_band(1, predictor)
     assert second.rows_resumed == 256
     assert resumed.predict_band(0, predictor).rows_resumed == 512  # nothing left to predict
@@ -154,8 +155,8 @@ def test_a_single_process_run_continues_in_bands(tall_scene, tmp_path, model_pat
     monkeypatch.chdir(tall_scene.parent)
     with pytest.raises(KeyboardInterrupt):  # interrupted below row 512
         predict_scene(tall_scene.name, "bands.tif", LostAfter(predictor, 20), SETTINGS, TILES)
-    plan = BandedPrediction.plan(str(tall_scene), tmp_path / "bands.tif", SETTINGS,
-                                 replace(TILES, resume=True), bands=2)
+    plan = BandedPrediction.plan(str(tall_scene), tmp_path / "bands.tif",
+                                 plan_run(replace(TILES, resume=True), SETTINGS), row_bands=2)
     results = [plan.predict_band(i, predictor) for i in range(2)]
     assert [r.rows_resumed for r in results] == [512, 0]
     plan.assemble(results)
@@ -164,17 +165,21 @@ def test_a_single_process_run_continues_in_bands(tall_scene, tmp_path, model_pat
 
 def test_bands_refuse_another_runs_work_folder_and_an_empty_scene(tall_scene, tmp_path,
                                                                   model_path, make_raster):
-    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, bands=2)
+    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", plan_run(None, SETTINGS),
+                                 row_bands=2)
     with pytest.raises(InputError, match="another scene, model or options"):
-        BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS,
-                              PredictOptions(threshold=0.3, resume=True), bands=2)
-    BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, bands=3)  # starts over
+        BandedPrediction.plan(tall_scene, tmp_path / "bands.tif",
+                              plan_run(PredictOptions(threshold=0.3, resume=True), SETTINGS),
+                              row_bands=2)
+    BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", plan_run(None, SETTINGS),
+                          row_bands=3)  # starts over
     with pytest.raises(InputError, match="rows from 0 on were not predicted"):
         plan.assemble([])
     empty = make_raster("empty.tif", data=np.zeros((3, 600, 100), dtype=np.uint8), nodata=0)
-    plan = BandedPrediction.plan(empty, tmp_path / "empty_mask.tif", SETTINGS, bands=2)
+    plan = BandedPrediction.plan(empty, tmp_path / "empty_mask.tif", plan_run(None, SETTINGS),
+                                 row_bands=2)
     predictor = ModelPredictor(ModelSpec(model_path, device="cpu"))
-    results = [plan.predict_band(i, predictor) for i in range(len(plan.bands))]
+    results = [plan.predict_band(i, predictor) for i in range(len(plan.row_bands))]
     with pytest.raises(InputError, match="every pixel is nodata"):
         plan.assemble(results)
     assert not (tmp_path / ".empty_mask.tif.resume").exists()
@@ -183,13 +188,13 @@ def test_bands_refuse_another_runs_work_folder_and_an_empty_scene(tall_scene, tm
 def test_one_huge_scene_among_small_ones_is_split_by_its_share(make_raster):
     small = [str(make_raster(f"small{i}.tif", height=100, width=100)) for i in range(6)]
     huge = str(make_raster("huge.tif", height=2400, width=600))  # 50 tile rows, 650 tiles
-    counts = band_counts([*small, huge], SETTINGS, PredictOptions(), slots=4)
+    plan = plan_run(PredictOptions(), SETTINGS)
+    counts = band_counts([*small, huge], plan, slots=4)
     assert counts == [1] * 6 + [4]  # 6 x 4 tiles and 650 tiles over 4 workers
-    assert band_counts([*small, huge], SETTINGS, PredictOptions(), slots=1) == [1] * 7
-    assert band_counts([huge], SETTINGS, PredictOptions(), slots=32) == [25]  # >= 2 tile rows
-    assert band_counts([small[0], huge], SETTINGS, PredictOptions(), slots=2,
-                       band_tile_rows=10) == [1, 5]
-    assert band_counts(["missing.tif"], SETTINGS, PredictOptions(), slots=4) == [1]
+    assert band_counts([*small, huge], plan, slots=1) == [1] * 7
+    assert band_counts([huge], plan, slots=32) == [25]  # >= 2 tile rows
+    assert band_counts([small[0], huge], plan, slots=2, band_tile_rows=10) == [1, 5]
+    assert band_counts(["missing.tif"], plan, slots=4) == [1]
 
 
 def kill_first_band_worker(marker: Path):  # type: ignore[no-untyped-def]

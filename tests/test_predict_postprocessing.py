@@ -16,7 +16,7 @@ from conftest import PixelwisePredictor, write_raster
 from geoseg.errors import ParameterError
 from geoseg.postprocess import postprocess_array
 from geoseg.postprocess_recipe import PostProcessing
-from geoseg.predict import BandedPrediction, PredictOptions, predict_scene
+from geoseg.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, base_filters=4, overlap=8, threshold=0.5)
@@ -117,10 +117,11 @@ def test_hidden_probabilities_leave_nothing_behind(scene, tmp_path):
 def test_bands_give_the_bytes_of_one_run(scene, tmp_path):
     options = PredictOptions(window="tile")
     predict_scene(scene, tmp_path / "one.tif", PixelwisePredictor(), STORED, options)
-    plan = BandedPrediction.plan(scene, tmp_path / "bands.tif", STORED, options, bands=2)
-    results = [plan.predict_band(i, PixelwisePredictor()) for i in range(len(plan.bands))]
+    plan = BandedPrediction.plan(scene, tmp_path / "bands.tif", plan_run(options, STORED),
+                                 row_bands=2)
+    results = [plan.predict_band(i, PixelwisePredictor()) for i in range(len(plan.row_bands))]
     plan.assemble(results)
-    assert len(plan.bands) == 2
+    assert len(plan.row_bands) == 2
     assert digest(tmp_path / "bands.tif") == digest(tmp_path / "one.tif")
 
 

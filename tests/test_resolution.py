@@ -19,7 +19,7 @@ from geoseg.cli import cli
 from geoseg.errors import InputError, ParameterError
 from geoseg.flexunet import save_model
 from geoseg.postprocess_recipe import PostProcessing
-from geoseg.predict import BandedPrediction, PredictOptions, predict_scene
+from geoseg.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16, base_filters=4)
@@ -82,7 +82,7 @@ def test_auto_predicts_the_model_s_pixel_size_and_writes_on_the_scene_s_grid(tmp
     expected, half_predictor = run(half, tmp_path / "half_mask.tif")
     assert auto.tiles_total == expected.tiles_total < native.tiles_total
     with rasterio.open(scene) as src:  # the grid evaluate's and Dask's planning count
-        assert len(PredictOptions(resolution="auto").grid(src, TWO_METRE_MODEL)) == (
+        assert len(plan_run(PredictOptions(resolution="auto"), TWO_METRE_MODEL).grid(src)) == (
             auto.tiles_total)
     assert predictor.calls == half_predictor.calls
     for suffix in (".tif", "_prob.tif"):
@@ -210,9 +210,9 @@ def test_bands_of_rows_write_the_bytes_of_one_resampled_run(tmp_path):
     data = np.concatenate([smooth_bands()] * 4, axis=1)
     scene = write_raster(tmp_path / "tall.tif", data, transform=ONE_METRE, nodata=0)
     options = PredictOptions(resolution="auto")
-    plan = BandedPrediction.plan(scene, tmp_path / "bands.tif", TWO_METRE_MODEL, options,
-                                 bands=2)
-    assert len(plan.bands) == 2 and plan.bands[-1][1] == math.ceil(data.shape[1] / 2)
+    plan = BandedPrediction.plan(scene, tmp_path / "bands.tif",
+                                 plan_run(options, TWO_METRE_MODEL), row_bands=2)
+    assert len(plan.row_bands) == 2 and plan.row_bands[-1][1] == math.ceil(data.shape[1] / 2)
     plan.assemble([plan.predict_band(i, PixelwisePredictor()) for i in range(2)])
     predict_scene(scene, tmp_path / "one.tif", PixelwisePredictor(), TWO_METRE_MODEL, options)
     assert digest(tmp_path / "bands.tif") == digest(tmp_path / "one.tif")

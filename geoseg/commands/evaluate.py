@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from geoseg.commands.options import (
     ProgressBar,
-    backend_opt,
-    bands_opt,
-    batch_size_opt,
-    device_opt,
     existing_file,
     model_opt,
-    overlap_opt,
+    model_spec,
+    out_opt,
     overwrite_opt,
-    postprocessing_choice,
-    postprocessing_opts,
-    precision_opt,
+    predict_options,
+    prediction_opts,
     progress_opt,
-    resolution_opt,
-    tta_opt,
-    window_opt,
 )
 
 
@@ -70,27 +64,15 @@ def _data_source(
 @click.option("-c", "--config", "config_path", type=existing_file, default=None,
               help="FlexUNet config: [mask] rgb_map and mask_file_format, [eval] "
                    "iou_threshold and output_dir, [test] folders when nothing else is given.")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Report folder (evaluation.json/.csv, threshold_sweep.csv/.png, scenes.csv, "
+@out_opt("out_dir", holds="folder",
+         help="Report folder (evaluation.json/.csv, threshold_sweep.csv/.png, scenes.csv, "
                    "objects.csv, objects.gpkg: matched, missed and false polygons styled by "
                    "objects.qml, objects_frequency_area.png) [default: [eval] output_dir of "
                    "--config, else print only].")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Landslide probability threshold, as in geoseg predict [default: the "
-                   "model's own threshold, else the most probable class].")
-@postprocessing_opts
-@overlap_opt
-@batch_size_opt
-@device_opt
-@precision_opt
-@backend_opt
+@prediction_opts
 @click.option("--iou-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
               help="IoU for a predicted landslide polygon to match a true one [default: [eval] "
                    "iou_threshold, 0.5]; objects are also scored at 0.5 and 0.25.")
-@bands_opt
-@tta_opt
-@window_opt
-@resolution_opt
 @click.option("--no-objects", is_flag=True, help="Skip the polygon (object) metrics.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @progress_opt
@@ -103,24 +85,11 @@ def evaluate(
     model_path: str,
     config_path: str | None,
     out_dir: str | None,
-    threshold: float | None,
-    seed_threshold: float | None,
-    min_region_area: float | None,
-    fill_region_holes: float | None,
-    no_postprocessing: bool,
-    overlap: int | None,
-    batch_size: int,
-    device: str,
-    precision: str,
-    backend: str,
     iou_threshold: float | None,
-    bands: list[int] | None,
-    tta: str,
-    window: int | str,
-    resolution: str,
     no_objects: bool,
     quiet: bool,
     overwrite: bool,
+    **run: Any,
 ) -> None:
     """Predict labelled SCENES (or a --dataset) as geoseg predict does and score the result.
 
@@ -145,19 +114,11 @@ def evaluate(
         check_report_dir(report_dir, overwrite)
 
     from geoseg.evaluate import evaluate_dataset, evaluate_scenes
-    from geoseg.predict import PredictOptions
-    from geoseg.predictor import load_predictor
+    from geoseg.predictor import ModelPredictor
 
-    predictor = load_predictor(model_path, batch_size, device,  # type: ignore[arg-type]
-                               precision, backend)  # type: ignore[arg-type]
+    predictor = ModelPredictor(model_spec(model_path, run))
     settings = predictor.settings
-    options = PredictOptions(overlap=overlap, bands=tuple(bands) if bands else None,
-                             threshold=threshold, tta=tta,  # type: ignore[arg-type]
-                             window=window,  # type: ignore[arg-type]
-                             resolution=resolution,  # type: ignore[arg-type]
-                             postprocessing=postprocessing_choice(
-                                 model_path, seed_threshold, min_region_area,
-                                 fill_region_holes, no_postprocessing))
+    options = predict_options(model_path, run)
     iou = iou_threshold or config.eval.iou_threshold
     with ProgressBar("windows", enabled=not quiet) as progress:
         if isinstance(source, list):

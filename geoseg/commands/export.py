@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from geoseg.commands.options import model_input, overwrite_opt
+from geoseg.commands.options import model_input, out_opt, overwrite_opt
 
 
 @click.command(short_help="Export a model as SavedModel, ONNX or TFLite.")
@@ -12,8 +12,8 @@ from geoseg.commands.options import model_input, overwrite_opt
 @click.option("-f", "--format", "export_format",
               type=click.Choice(["savedmodel", "onnx", "tflite"]), required=True,
               help="Target format (onnx needs: pip install 'geoseg[onnx]').")
-@click.option("-o", "--out", "out_path", type=click.Path(), required=True,
-              help="Output: a folder for savedmodel, a .onnx/.tflite file otherwise.")
+@out_opt("out_path", "Output: a folder for savedmodel, a .onnx/.tflite file otherwise.",
+         holds="either", required=True)
 @overwrite_opt
 def export(model_path: str, export_format: str, out_path: str, overwrite: bool) -> None:
     """Export MODEL_PATH (a geoseg .keras model, or a bundled model's name) for serving elsewhere.

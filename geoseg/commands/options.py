@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
 
 import click
 
 from geoseg.bundled import BUNDLED_MODELS, DEFAULT_MODEL, resolve_model
 from geoseg.model_archive import folder_error, read_settings
 from geoseg.postprocess_recipe import PostProcessing, with_overrides
-from geoseg.predictor import BACKENDS, DEVICES, PRECISIONS
+from geoseg.predictor import ModelSpec
+from geoseg.run_parameters import RunParameter, run_parameter
+
+if TYPE_CHECKING:
+    from geoseg.predict_options import PredictOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,21 +28,6 @@ overwrite_opt = click.option(
     help="Replace outputs that exist already (refused by default).",
 )
 
-tile_size_opt = click.option(
-    "--tile-size",
-    type=click.IntRange(min=16),
-    default=None,
-    help="Tile side in pixels [default: the model's, else 512].",
-)
-
-overlap_opt = click.option(
-    "--overlap",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Pixels shared by neighbouring tiles [default: the model's recommended overlap, else "
-         "an eighth of the tile].",
-)
-
 vectorize_workers_opt = click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -45,34 +35,6 @@ vectorize_workers_opt = click.option(
     help="Processes polygonising blocks of the mask at the same time [default: all cores]; "
     "the polygons do not depend on it.",
 )
-
-batch_size_opt = click.option(
-    "--batch-size", type=click.IntRange(min=1), default=4, show_default=True,
-    help="Tiles per model call (windows larger than a tile: as many as hold their pixels, at "
-    "least one).",
-)
-
-device_opt = click.option(
-    "--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-    help="Where the model runs; auto uses a GPU when one is visible.",
-)
-
-precision_opt = click.option(
-    "--precision", type=click.Choice(PRECISIONS), default="float32",
-    show_default=True,
-    help="bfloat16: faster on CPUs with bfloat16 instructions and recent GPUs; int8: the "
-    "model's int8 version made by geoseg quantize (openvino, CPU; ~3x as fast on CPUs with "
-    "VNNI); both give probabilities slightly different from float32's.",
-)
-
-backend_opt = click.option(
-    "--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-    help="What runs the model: keras (TensorFlow), openvino, onnx (ONNX Runtime) or tflite "
-    "(LiteRT), the last three on a conversion made once and cached next to the model; auto: "
-    "openvino (installed with geoseg: same masks, faster, starts without TensorFlow), but "
-    "keras when the NVIDIA driver lists a GPU or openvino is missing.",
-)
-
 
 class WindowChoiceType(click.ParamType):
     """``auto``, ``tile`` or a window side in pixels (:data:`geoseg.tiling.WindowChoice`)."""
@@ -86,41 +48,6 @@ class WindowChoiceType(click.ParamType):
             return int(value)
         except ValueError:
             self.fail(f"{value!r} is not auto, tile or a number of pixels", param, ctx)
-
-
-window_opt = click.option(
-    "--window",
-    type=WindowChoiceType(),
-    default="auto",
-    show_default=True,
-    help="Side of the windows the model predicts, with the model's overlap. auto: 2048 "
-    "pixels for models of up to 8 base filters, as many pixels times filters for wider ones "
-    "(1024 for 32), or the model's tile if larger (keras and openvino backends; the tile on "
-    "the others); tile: the model's tile, the least memory; or pixels, a multiple of the "
-    "model's size step. Larger windows predict less of the scene twice; a model call holds "
-    "as many pixels as --batch-size tiles, or one window.",
-)
-
-resolution_opt = click.option(
-    "--resolution",
-    metavar="native|auto|METRES",
-    default="native",
-    show_default=True,
-    help="Pixel size the model predicts at. native: the scene's own; auto: the model's "
-    "training pixel size when the scene's differs by more than 1.25x (else, or when either is "
-    "unknown, native); or metres (at most 16x the scene's pixels). The scene is read "
-    "resampled (averaged when coarser, bilinear when finer) and the probabilities resampled "
-    "back: the outputs are always on the scene's grid.",
-)
-
-tta_opt = click.option(
-    "--tta",
-    type=click.Choice(["none", "flips", "d4"]),
-    default="none",
-    show_default=True,
-    help="Test-time augmentation: average each tile's probabilities over its flipped (flips: "
-    "4 model calls per tile) or flipped and rotated (d4: 8 calls) copies before blending.",
-)
 
 
 class BandListType(click.ParamType):
@@ -139,14 +66,6 @@ class BandListType(click.ParamType):
             self.fail(f"{value!r}: band numbers start at 1", param, ctx)
         return bands
 
-
-bands_opt = click.option(
-    "--bands",
-    type=BandListType(),
-    default=None,
-    help="Comma-separated 1-based bands to feed the model, in the model's order, e.g. 1,2,3 "
-    "[default: the bands the model was trained on].",
-)
 
 display_bands_opt = click.option(
     "--bands",
@@ -292,32 +211,102 @@ class ProgressBar:
             self._bar.__exit__(*exc)
 
 
-def postprocessing_opts(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that change the model's stored post-processing, value by value (read
-    with :func:`postprocessing_choice`)."""
-    for option in reversed([
-        click.option("--seed-threshold", type=click.FloatRange(0.0, 1.0, min_open=True),
-                     default=None,
-                     help="Keep a landslide region only if its highest probability reaches "
-                          "this (hysteresis: regions grow down to --threshold) [default: the "
-                          "model's post-processing (geoseg info), else every region]."),
-        click.option("--min-region-area", type=click.FloatRange(min=0.0), default=None,
-                     help="Drop landslide regions smaller than this many m² from the mask "
-                          "[default: the model's post-processing, else 0]."),
-        click.option("--fill-region-holes", type=click.FloatRange(min=0.0), default=None,
-                     help="Fill holes of up to this many m² in landslide regions of the mask "
-                          "[default: the model's post-processing, else 0]."),
-        click.option("--no-postprocessing", is_flag=True,
-                     help="The mask is the threshold alone, whatever the model stores."),
-    ]):
-        command = option(command)
-    return command
+def run_option(name: str) -> Callable[[F], F]:
+    """The option of the run parameter ``name``, built from its one description
+    (:data:`geoseg.run_parameters.RUN_PARAMETERS`): flag, type and range, default, help."""
+    parameter = run_parameter(name)
+    return click.option(parameter.flag, type=_click_type(parameter), default=parameter.default,
+                        show_default=True if parameter.default is not None else None,
+                        help=parameter.help,
+                        metavar=parameter.metavar)
+
+
+def _click_type(parameter: RunParameter) -> click.ParamType:
+    """The click type holding a run parameter's values to its range or choices."""
+    if parameter.kind == "int":
+        return click.IntRange(min=_bound(parameter.minimum), max=_bound(parameter.maximum),
+                              min_open=parameter.min_open)
+    if parameter.kind == "float":
+        return click.FloatRange(min=parameter.minimum, max=parameter.maximum,
+                                min_open=parameter.min_open)
+    if parameter.kind == "choice":
+        return click.Choice(parameter.choices)
+    if parameter.kind == "window":
+        return WindowChoiceType()
+    if parameter.kind == "bands":
+        return BandListType()
+    return click.STRING
+
+
+def _bound(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def run_options(*names: str) -> Callable[[F], F]:
+    """The options of the run parameters ``names``, in this order in ``--help``."""
+    def decorate(command: F) -> F:
+        for name in reversed(names):
+            command = run_option(name)(command)
+        return command
+    return decorate
+
+
+tile_size_opt = run_option("tile_size")
+overlap_opt = run_option("overlap")
+
+PREDICTION_PARAMETERS = ("threshold", "seed_threshold", "min_region_area", "fill_region_holes",
+                         "overlap", "batch_size", "bands", "tta", "window", "resolution",
+                         "device", "precision", "backend")
+"""The run parameters of every command that predicts scenes (``predict``, ``evaluate``)."""
+
+
+def prediction_opts(command: F) -> F:
+    """The options of a command that predicts scenes: :data:`PREDICTION_PARAMETERS` and
+    ``--no-postprocessing``, read with :func:`model_spec` and :func:`predict_options`."""
+    command = run_options(*PREDICTION_PARAMETERS[4:])(command)
+    command = click.option("--no-postprocessing", is_flag=True,
+                           help="The mask is the threshold alone, whatever the model "
+                                "stores.")(command)
+    return run_options(*PREDICTION_PARAMETERS[:4])(command)
+
+
+def model_spec(model_path: str, values: dict[str, Any]) -> ModelSpec:
+    """The model and how it runs, from the values of :func:`prediction_opts`."""
+    return ModelSpec(Path(model_path), values["batch_size"], values["device"],
+                     values["precision"], values["backend"])
+
+
+def predict_options(model_path: str, values: dict[str, Any], **more: Any) -> PredictOptions:
+    """The request of a run from the values of :func:`prediction_opts` (and ``more`` of
+    :class:`~geoseg.predict.PredictOptions`' fields)."""
+    from geoseg.predict_options import PredictOptions
+
+    bands = values["bands"]
+    return PredictOptions(
+        overlap=values["overlap"], bands=tuple(bands) if bands else None,
+        threshold=values["threshold"], tta=values["tta"], window=values["window"],
+        resolution=values["resolution"],
+        postprocessing=postprocessing_choice(
+            model_path, values["seed_threshold"], values["min_region_area"],
+            values["fill_region_holes"], values["no_postprocessing"]),
+        **more)
+
+
+def out_opt(dest: str, help: str, *, holds: Literal["file", "folder", "either"] = "file",
+            required: bool = False) -> Callable[[F], F]:
+    """``-o/--out``: what a command writes (a file, a folder, or ``either``, as the format
+    wants), passed as the parameter ``dest``."""
+    kind = {"file": click.Path(dir_okay=False), "folder": click.Path(file_okay=False),
+            "either": click.Path()}[holds]
+    if required:
+        return click.option("-o", "--out", dest, type=kind, required=True, help=help)
+    return click.option("-o", "--out", dest, type=kind, default=None, help=help)
 
 
 def postprocessing_choice(model_path: str, seed_threshold: float | None,
                           min_region_area: float | None, fill_region_holes: float | None,
                           no_postprocessing: bool) -> PostProcessing | None:
-    """The run's post-processing from :func:`postprocessing_opts`: None (the model's own)
+    """The run's post-processing from :func:`prediction_opts`: None (the model's own)
     when none is given, the threshold alone with --no-postprocessing, else the model's recipe
     with the values given."""
     if no_postprocessing:

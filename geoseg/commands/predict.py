@@ -4,63 +4,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from geoseg.commands.options import (
     ProgressBar,
-    backend_opt,
-    bands_opt,
-    batch_size_opt,
-    device_opt,
     model_opt,
-    overlap_opt,
+    model_spec,
+    out_opt,
     overwrite_opt,
-    postprocessing_choice,
-    postprocessing_opts,
-    precision_opt,
+    predict_options,
+    prediction_opts,
     progress_opt,
-    resolution_opt,
-    tta_opt,
-    window_opt,
+    run_option,
 )
 
 if TYPE_CHECKING:
     from geoseg.distributed import SceneOutcome
-    from geoseg.predict import PredictionResult, PredictOptions
+    from geoseg.predict_options import PredictOptions
+    from geoseg.prediction_outputs import PredictionResult
     from geoseg.predictor import ModelSpec
 
 
 @click.command(short_help="Segment scenes into class-mask GeoTIFFs.")
 @click.argument("scenes", nargs=-1, required=True)
 @model_opt
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None,
-              help="Class mask GeoTIFF to write for one scene (uint8, nodata 255).")
+@out_opt("out_path", "Class mask GeoTIFF to write for one scene (uint8, nodata 255).")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="Folder for the outputs of several scenes: <scene stem>_mask.tif, ...")
 @click.option("--probabilities", "probabilities_path", type=click.Path(dir_okay=False),
               default=None, help="Also write per-class probabilities to this GeoTIFF.")
-@click.option("--probability-dtype", type=click.Choice(["uint8", "float32"]), default="uint8",
-              show_default=True,
-              help="uint8: round(p*254) with a GDAL scale of 1/254, nodata 255; "
-                   "float32: p with nodata NaN.")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Landslide probability threshold: a pixel is landslide when its "
-                   "probability is >= it; 0.5 is the most probable class [default: the "
-                   "model's own threshold (geoseg info), else the most probable class]. "
-                   "geoseg evaluate reports the threshold with the best landslide F1 "
-                   "(threshold_sweep.csv).")
-@postprocessing_opts
-@overlap_opt
-@batch_size_opt
-@bands_opt
-@tta_opt
-@window_opt
-@resolution_opt
-@device_opt
-@precision_opt
-@backend_opt
+@run_option("probability_dtype")
+@prediction_opts
 @click.option("--cog", is_flag=True, help="Write Cloud Optimized GeoTIFFs (with overviews).")
 @click.option("--vector", "vector_path", type=click.Path(dir_okay=False), default=None,
               help="Also vectorise the mask into polygons (.gpkg, .shp, .geojson, ...).")
@@ -96,20 +72,6 @@ def predict(
     out_dir: str | None,
     probabilities_path: str | None,
     probability_dtype: str,
-    threshold: float | None,
-    seed_threshold: float | None,
-    min_region_area: float | None,
-    fill_region_holes: float | None,
-    no_postprocessing: bool,
-    overlap: int | None,
-    batch_size: int,
-    bands: list[int] | None,
-    tta: str,
-    window: int | str,
-    resolution: str,
-    device: str,
-    precision: str,
-    backend: str,
     cog: bool,
     vector_path: str | None,
     preview_path: str | None,
@@ -121,6 +83,7 @@ def predict(
     quiet: bool,
     resume: bool,
     overwrite: bool,
+    **run: Any,
 ) -> None:
     """Segment SCENES tile by tile and stitch a class mask aligned with each.
 
@@ -141,25 +104,14 @@ def predict(
       geoseg predict "area/*.tif" --model model.keras --out-dir preds --workers 2 --also vector
     """
     from geoseg.distributed import expand_scenes
-    from geoseg.predict import PredictOptions
-    from geoseg.predictor import ModelSpec
 
     if (out_path is None) == (out_dir is None):
         raise click.UsageError("give --out for one scene or --out-dir for several")
     _say_terms(model_path)
     scene_paths = expand_scenes(scenes)
-    spec = ModelSpec(Path(model_path), batch_size, device, precision,  # type: ignore[arg-type]
-                     backend)  # type: ignore[arg-type]
-    options = PredictOptions(
-        overlap=overlap, bands=tuple(bands) if bands else None, threshold=threshold,
-        probability_dtype=probability_dtype,  # type: ignore[arg-type]
-        cog=cog, overwrite=overwrite, require_crs=require_crs, resume=resume,
-        tta=tta,  # type: ignore[arg-type]
-        window=window,  # type: ignore[arg-type]
-        resolution=resolution,  # type: ignore[arg-type]
-        postprocessing=postprocessing_choice(model_path, seed_threshold, min_region_area,
-                                             fill_region_holes, no_postprocessing),
-    )
+    spec = model_spec(model_path, run)
+    options = predict_options(model_path, run, probability_dtype=probability_dtype, cog=cog,
+                              overwrite=overwrite, require_crs=require_crs, resume=resume)
     if band_tile_rows is not None and not (workers or dask_scheduler):
         raise click.UsageError("--band-tile-rows applies with --workers or --dask-scheduler")
     cluster = Cluster(workers, dask_scheduler, band_tile_rows)

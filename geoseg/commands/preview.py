@@ -9,6 +9,7 @@ import click
 from geoseg.commands.options import (
     display_bands_opt,
     existing_file,
+    out_opt,
     overwrite_opt,
     raster_input,
 )
@@ -35,8 +36,7 @@ class WindowType(click.ParamType):
 
 @click.command(short_help="Draw image | truth | prediction | polygons as a PNG.")
 @click.argument("scene", type=raster_input)
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), required=True,
-              help="PNG to write.")
+@out_opt("out_path", "PNG to write.", required=True)
 @click.option("--truth", "truth_path", type=existing_file, default=None,
               help="Reference labels: class raster on the scene grid or a vector file.")
 @click.option("--mask", "mask_path", type=existing_file, default=None,

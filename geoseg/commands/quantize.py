@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from geoseg.commands.options import bands_opt, model_input
+from geoseg.commands.options import model_input, run_option
 
 
 @click.command(short_help="Make a model's int8 version for --precision int8.")
@@ -12,7 +12,7 @@ from geoseg.commands.options import bands_opt, model_input
 @click.argument("scenes", nargs=-1, required=True)
 @click.option("--tiles", type=click.IntRange(min=1), default=64, show_default=True,
               help="Tiles of the scenes to calibrate on (as many others check the result).")
-@bands_opt
+@run_option("bands")
 def quantize(model_path: str, scenes: tuple[str, ...], tiles: int,
              bands: list[int] | None) -> None:
     """Quantise MODEL_PATH (a .keras model or a bundled model's name) to int8 for OpenVINO,

@@ -10,6 +10,7 @@ from geoseg.commands.options import (
     BandListType,
     ProgressBar,
     grid_model_opt,
+    out_opt,
     overlap_opt,
     overwrite_opt,
     progress_opt,
@@ -41,8 +42,8 @@ class SplitType(click.ParamType):
               type=click.Path(exists=True, readable=True),
               help="Labels of a SCENE: polygons (.gpkg, .shp, ...) or a label raster. "
                    "Repeat once per scene, in the same order.")
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for images/, labels/ and index.gpkg (created if missing).")
+@out_opt("out_dir", "Folder for images/, labels/ and index.gpkg (created if missing).",
+         holds="folder", required=True)
 @tile_size_opt
 @overlap_opt
 @grid_model_opt

@@ -9,6 +9,7 @@ from geoseg.commands.options import (
     ProgressBar,
     existing_file,
     model_input,
+    out_opt,
     overwrite_opt,
     progress_opt,
 )
@@ -24,9 +25,8 @@ def _pairs(scenes: tuple[str, ...], labels: tuple[str, ...], scene_opt: str,
 
 @click.command(short_help="Train a FlexUNet on labelled tiles or scenes.")
 @click.argument("config_path", metavar="CONFIG", type=existing_file)
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Output folder for model.keras, last.keras, the log, curves and previews "
-                   "[default: the config's [train] model_dir].")
+@out_opt("out_dir", "Output folder for model.keras, last.keras, the log, curves and previews "
+         "[default: the config's [train] model_dir].", holds="folder")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Train until this epoch, counting epochs done before --resume "
                    "[default: the config's [train] epochs].")

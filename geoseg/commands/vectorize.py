@@ -7,6 +7,7 @@ import click
 from geoseg.commands.options import (
     ProgressBar,
     existing_file,
+    out_opt,
     overwrite_opt,
     progress_opt,
     vectorize_workers_opt,
@@ -28,8 +29,8 @@ def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 @click.command(short_help="Vectorise a class mask into polygons.")
 @click.argument("mask", type=existing_file)
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), required=True,
-              help="Polygons to write: .gpkg, .shp, .geojson, .fgb or .parquet (GeoParquet).")
+@out_opt("out_path", "Polygons to write: .gpkg, .shp, .geojson, .fgb or .parquet (GeoParquet).",
+         required=True)
 @click.option("--probabilities", "probabilities_path", type=existing_file, default=None,
               help="Probabilities written with the mask: adds mean_prob and max_prob.")
 @click.option("--min-area", type=click.FloatRange(min=0), default=DEFAULTS.min_area,

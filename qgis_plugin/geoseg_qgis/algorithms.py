@@ -588,9 +588,10 @@ class CutTrainingChips(GeosegAlgorithm):
             "LABELS", "Landslide polygons", [QgsProcessing.TypeVectorPolygon]))
         self.addParameter(QgsProcessingParameterNumber(
             "TILE_SIZE", "Chip size in pixels (the model's tile size)",
-            QgsProcessingParameterNumber.Integer, 512, False, 16))
+            QgsProcessingParameterNumber.Integer, 512, False, 1))
         self.addParameter(QgsProcessingParameterNumber(
-            "OVERLAP", "Overlap in pixels", QgsProcessingParameterNumber.Integer, 64, False, 0))
+            "OVERLAP", "Overlap in pixels (empty: an eighth of the chip size)",
+            QgsProcessingParameterNumber.Integer, None, True, 0))
         self.addParameter(QgsProcessingParameterBand(
             "BANDS", "Bands to keep (empty: all)", None, "INPUT", optional=True,
             allowMultiple=True))
@@ -624,7 +625,7 @@ class CutTrainingChips(GeosegAlgorithm):
             self._scene(parameters, "INPUT", context),
             self._labels(parameters, "LABELS", context, feedback), out_dir,
             tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
-            overlap=self.parameterAsInt(parameters, "OVERLAP", context),
+            overlap=self._optional_int(parameters, "OVERLAP", context),
             bands=self._bands(parameters, context),
             chip_format=self.FORMATS[self.parameterAsEnum(parameters, "FORMAT", context)],
             split=split, seed=self.parameterAsInt(parameters, "SEED", context),

@@ -125,12 +125,14 @@ def evaluate_args(
 
 
 def tile_args(
-    scene: str, labels: str, out_dir: str, *, tile_size: int = 512, overlap: int = 64,
+    scene: str, labels: str, out_dir: str, *, tile_size: int | None = None,
+    overlap: int | None = None,
     bands: Sequence[int] = (), chip_format: str = "tif", split: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 0, min_foreground: float | None = None, keep_empty: float = 1.0,
     overwrite: bool = False,
 ) -> list[str]:
-    """``geoseg tile``: training chips of a labelled scene."""
+    """``geoseg tile``: training chips of a labelled scene (``None``: geoseg's tile size and
+    overlap)."""
     return ["tile", scene, "--labels", labels, "--out", out_dir, *_options(
         tile_size=tile_size, overlap=overlap, bands=_bands(bands), format=chip_format,
         split=",".join(_number(share) for share in split), seed=seed,
