@@ -1,7 +1,8 @@
 """Finishing vectorised features: metric measures, holes, islands, simplification, attributes.
 
 :class:`Measure` gives areas and lengths in metres and WGS84 positions in any CRS;
-:func:`feature_table` builds the attribute table (``id``, ``class``, ``area_m2``, ...)
+:func:`feature_table` builds the attribute table (``id``, ``class``, ``area_m2``,
+``compact``, ...)
 that :func:`geoseg.vectorize.polygons_from_mask` returns.
 
 This module never imports TensorFlow or click.
@@ -27,7 +28,10 @@ from geoseg.geometry import repair_polygons
 from geoseg.outputs import displayed_path
 from geoseg.vector_blocks import Pieces
 
-__all__ = ["Measure", "absorb_islands", "feature_table", "fill_small_holes", "simplified"]
+__all__ = [
+    "Measure", "absorb_islands", "feature_table", "fill_small_holes", "polsby_popper",
+    "simplified",
+]
 
 log = logging.getLogger("geoseg.vectorize")  # one logger for all of vectorising
 
@@ -258,6 +262,18 @@ def simplified(geoms: np.ndarray, tolerance: float) -> np.ndarray:
     return repair_polygons(shapely.simplify(geoms, tolerance, preserve_topology=True))
 
 
+def polsby_popper(area: np.ndarray, perimeter: np.ndarray) -> np.ndarray:
+    """Compactness ``4 pi A / P²`` (Polsby-Popper) of areas and perimeters in true metres:
+    1 for a disc, about 0.785 for a square, towards 0 for long thin or ragged shapes; NaN
+    for a zero perimeter.
+
+    >>> polsby_popper(np.array([np.pi, 1.0]), np.array([2 * np.pi, 4.0])).round(3).tolist()
+    [1.0, 0.785]
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(perimeter > 0, 4 * np.pi * area / perimeter**2, np.nan)
+
+
 def _as_multipolygons(geoms: np.ndarray) -> np.ndarray:
     parts, index = shapely.get_parts(geoms, return_index=True)
     return np.asarray(shapely.multipolygons(parts, indices=index), dtype=object)
@@ -299,12 +315,14 @@ def feature_table(
     pieces, area = pieces.take(np.flatnonzero(keep)), area[keep]
     geoms = pieces.geoms
     lon, lat = metric.lonlat(shapely.centroid(geoms))
+    perimeter = metric.length(geoms) if len(geoms) else np.empty(0)
     columns: dict[str, object] = {
         "class": pd.Series([_class_name(names, int(c)) for c in pieces.class_ids],
                            dtype=object),
         "class_id": pieces.class_ids.astype(np.int64),
         "area_m2": area,
-        "perim_m": metric.length(geoms) if len(geoms) else np.empty(0),
+        "perim_m": perimeter,
+        "compact": polsby_popper(area, perimeter),
     }
     if with_probabilities:
         count = pieces.prob_count

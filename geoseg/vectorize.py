@@ -12,8 +12,9 @@ dissolved with :func:`shapely.union_all`, and every feature is then mapped to th
 Working on pixel corners keeps the union exact: no seam lines, no slivers.
 
 Per feature the attributes are ``id`` (1..N, largest first), ``class`` (name), ``class_id``,
-``area_m2``, ``perim_m`` (of the geometry as written, in metres), ``lon``/``lat`` (centroid in
-WGS84) and, with a probability raster, ``mean_prob``/``max_prob`` (the probability of the
+``area_m2``, ``perim_m`` (of the geometry as written, in metres), ``compact`` (Polsby-Popper
+``4 pi area / perim²`` of those metres: 1 for a disc, lower for elongated or ragged shapes),
+``lon``/``lat`` (centroid in WGS84) and, with a probability raster, ``mean_prob``/``max_prob`` (the probability of the
 feature's class over the mask pixels that make it up, accumulated block by block, so exact for
 merged features). Names are at most 10 characters so that a Shapefile keeps them.
 
@@ -226,7 +227,8 @@ def polygons_from_mask(
     Returns
     -------
     geopandas.GeoDataFrame
-        Columns ``id, class, class_id, area_m2, perim_m, [mean_prob, max_prob,] lon, lat``
+        Columns ``id, class, class_id, area_m2, perim_m, compact, [mean_prob, max_prob,] lon,
+        lat``
         and MultiPolygon geometries in the mask's CRS, largest first. Empty (with these
         columns) when the mask has no selected pixels.
 

@@ -64,8 +64,9 @@ def vectorize(
 ) -> None:
     """Vectorise MASK (a class-mask GeoTIFF) into one polygon per connected region.
 
-    Polygons are in the mask's CRS with id, class, class_id, area_m2, perim_m, lon/lat of
-    the centroid (WGS84) and, with --probabilities, mean_prob and max_prob.
+    Polygons are in the mask's CRS with id, class, class_id, area_m2, perim_m, compact
+    (4 pi area / perim^2: 1 for a disc, lower for elongated shapes), lon/lat of the centroid
+    (WGS84) and, with --probabilities, mean_prob and max_prob.
 
     \b
     Example:

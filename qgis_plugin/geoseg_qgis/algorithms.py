@@ -461,7 +461,8 @@ class VectorizeMask(GeosegAlgorithm):
     HELP = (
         "Turns a class mask written by 'Detect landslides' (or any class raster) into one "
         "polygon per connected region (geoseg vectorize), in the mask's CRS, with class, "
-        "area_m2, perim_m and the centroid's longitude and latitude.<br><br>"
+        "area_m2, perim_m, compact (4&pi; area / perim_m²: 1 for a disc, lower for elongated "
+        "shapes) and the centroid's longitude and latitude.<br><br>"
         "<b>Probabilities</b>: the probabilities written with the mask add mean_prob and "
         "max_prob (the confidence of each polygon).<br>"
         "<b>Minimum area</b> and <b>Fill holes</b> are in m²; <b>Simplify</b> is a tolerance "
