@@ -243,6 +243,8 @@ def absorb_islands(pieces: Pieces, filled: np.ndarray) -> Pieces:
         pieces.prob_sum[o] += pieces.prob_sum[i]
         pieces.prob_count[o] += pieces.prob_count[i]
         pieces.prob_max[o] = max(pieces.prob_max[o], pieces.prob_max[i])
+        pieces.unc_sum[o] += pieces.unc_sum[i]
+        pieces.unc_count[o] += pieces.unc_count[i]
     return pieces.take(np.flatnonzero(~dropped))
 
 
@@ -286,6 +288,7 @@ def feature_table(
     crs: rasterio.crs.CRS | None,
     with_probabilities: bool,
     min_area: float,
+    uncertainty: str | None = None,
 ) -> gpd.GeoDataFrame:
     """The attribute table, sorted largest first, ids 1..N.
 
@@ -303,6 +306,9 @@ def feature_table(
         Add ``mean_prob`` and ``max_prob``.
     min_area : float
         Drop features smaller than this, in m² (empty ones always go).
+    uncertainty : str, optional
+        Add the mean of the uncertainty raster over each feature's pixels as this column
+        (``tta_spread`` or ``entropy``: :mod:`geoseg.uncertainty`), after ``max_prob``.
 
     Returns
     -------
@@ -329,6 +335,10 @@ def feature_table(
         with np.errstate(invalid="ignore", divide="ignore"):
             columns["mean_prob"] = np.where(count > 0, pieces.prob_sum / count, np.nan)
         columns["max_prob"] = np.where(count > 0, pieces.prob_max, np.nan)
+    if uncertainty is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            columns[uncertainty] = np.where(pieces.unc_count > 0,
+                                            pieces.unc_sum / pieces.unc_count, np.nan)
     columns["lon"], columns["lat"] = lon, lat
     frame = gpd.GeoDataFrame(
         pd.DataFrame(columns),

@@ -18,9 +18,8 @@ from geoseg.vectorize import vectorize_mask
 
 
 def _table(geoms: list[shapely.Geometry], metres_per_unit: float = 1.0) -> gpd.GeoDataFrame:
-    n = len(geoms)
-    pieces = Pieces(np.array(geoms, dtype=object), np.ones(n, dtype=np.int64), np.zeros(n),
-                    np.zeros(n, dtype=np.int64), np.zeros(n))
+    pieces = Pieces.without_values(np.array(geoms, dtype=object),
+                                   np.ones(len(geoms), dtype=np.int64))
     return feature_table(pieces, Measure(metres_per_unit, None, None), ["bg", "slide"], None,
                          False, 0.0)
 

@@ -51,3 +51,47 @@ def test_uncertainty_style_ramps_to_the_measures_strong_value() -> None:
     assert 'type="singlebandpseudocolor"' in entropy and 'band="1"' in entropy
     assert 'maximumValue="1"' in entropy and 'maximumValue="0.25"' in spread
     assert 'value="0" color="#ffffcc" alpha="0"' in entropy  # certain: transparent
+
+
+def _raster(path, array: np.ndarray, tags: dict[str, str] | None = None,
+            scale: float | None = None, nodata: float | None = None):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    with rasterio.open(path, "w", driver="GTiff", width=array.shape[1], height=array.shape[0],
+                       count=1, dtype=array.dtype.name, crs="EPSG:32654", nodata=nodata,
+                       transform=from_origin(500000, 4000000, 10, 10)) as dst:
+        dst.write(array, 1)
+        if tags:
+            dst.update_tags(**tags)
+        if scale is not None:
+            dst.scales = [scale]
+    return path
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_polygons_get_the_mean_uncertainty_over_their_pixels(tmp_path, workers: int) -> None:
+    """A polygon cut by block edges (merged) and one whole; uint8 with a scale of 1/254 and
+    nodata 255 as geoseg predict writes it: nodata pixels do not count."""
+    from geoseg.errors import InputError
+    from geoseg.vectorize import polygons_from_mask
+
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:50, 20:40] = 1  # 800 pixels across the 32-pixel blocks
+    mask[2:6, 2:6] = 1  # 16 pixels
+    spread = np.zeros((64, 64), np.uint8)
+    spread[10:30, 20:40] = 127  # 0.5 on half of the big one...
+    spread[30:50, 20:40] = 254  # ...1.0 on the other half
+    spread[2:6, 2:6] = 51
+    spread[2, 2] = 255  # nodata
+    mask_path = _raster(tmp_path / "mask.tif", mask, nodata=255)
+    unc = _raster(tmp_path / "unc.tif", spread, {"GEOSEG_UNCERTAINTY": "tta_spread"},
+                  scale=1 / 254, nodata=255)
+    frame = polygons_from_mask(mask_path, uncertainty_path=unc, block_size=32, workers=workers)
+    assert list(frame.columns)[-4:] == ["tta_spread", "lon", "lat", "geometry"]
+    assert frame["tta_spread"].tolist() == pytest.approx([(127 + 254) / 2 / 254, 51 / 254])
+    untagged = _raster(tmp_path / "plain.tif", spread)
+    with pytest.raises(InputError, match="not an uncertainty raster"):
+        polygons_from_mask(mask_path, uncertainty_path=untagged)
+    with pytest.raises(InputError, match="is the mask itself"):
+        polygons_from_mask(mask_path, uncertainty_path=mask_path)
