@@ -14,10 +14,11 @@ Working on pixel corners keeps the union exact: no seam lines, no slivers.
 Per feature the attributes are ``id`` (1..N, largest first), ``class`` (name), ``class_id``,
 ``area_m2``, ``perim_m`` (of the geometry as written, in metres), ``compact`` (Polsby-Popper
 ``4 pi area / perim²`` of those metres: 1 for a disc, lower for elongated or ragged shapes),
-``lon``/``lat`` (centroid in WGS84) and, with a probability raster, ``mean_prob``/``max_prob`` (the probability of the
-feature's class over the mask pixels that make it up, accumulated block by block, so exact for
-merged features) and, with an uncertainty raster (:mod:`geoseg.uncertainty`), its mean over
-those pixels, named after its measure: ``tta_spread`` or ``entropy``. Names are at most 10 characters so that a Shapefile keeps them.
+``lon``/``lat`` (centroid in WGS84) and, with a probability raster, ``mean_prob``/``max_prob``
+(the probability of the feature's class over the mask pixels that make it up, accumulated block
+by block, so exact for merged features) and, with an uncertainty raster
+(:mod:`geoseg.uncertainty`), its mean over those pixels, named after its measure:
+``tta_spread`` or ``entropy``. Names are at most 10 characters so that a Shapefile keeps them.
 
 Areas and lengths are true metres whatever the CRS (:class:`~geoseg.vector_features.Measure`):
 a projected CRS whose scale is true within 0.1 % over the scene (UTM within its zone, national
@@ -52,11 +53,11 @@ import rasterio
 
 from geoseg.errors import InputError, ParameterError, param
 from geoseg.mask_format import CLASS_NAMES_TAG
-from geoseg.uncertainty import UNCERTAINTY_KINDS, UNCERTAINTY_TAG
 from geoseg.polygon_options import PolygonOptions
 from geoseg.scene import open_scene
 from geoseg.styles import polygon_style
 from geoseg.tiling import block_windows
+from geoseg.uncertainty import UNCERTAINTY_KINDS, UNCERTAINTY_TAG
 from geoseg.vector_blocks import Pieces, merge_cut, to_map, vectorise_blocks
 from geoseg.vector_features import (
     Measure,
@@ -357,7 +358,8 @@ def vectorize_mask(
     inputs = [p for p in (mask_path, probabilities_path, uncertainty_path) if p is not None]
     final, _ = check_vector_output(out_path, overwrite, inputs, layers=inputs, style=style)
     frame = polygons_from_mask(mask_path, options, probabilities_path=probabilities_path,
-                               uncertainty_path=uncertainty_path, block_size=block_size, workers=workers, progress=progress)
+                               uncertainty_path=uncertainty_path, block_size=block_size,
+                               workers=workers, progress=progress)
     written = write_polygons(frame, final, layer=layer or Path(mask_path).stem,
                              overwrite=overwrite, style=polygon_style() if style else None)
     areas = frame["area_m2"].to_numpy()
