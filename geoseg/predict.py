@@ -86,6 +86,7 @@ def predict_scene(
     model_file: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     then: Callable[[PredictionResult], None] | None = None,
+    uncertainty_path: str | os.PathLike[str] | None = None,
 ) -> PredictionResult:
     """Predict a whole scene tile by tile and write a class mask GeoTIFF aligned with it.
 
@@ -107,6 +108,11 @@ def predict_scene(
         the defaults of :class:`PredictOptions` without it.
     probabilities_path : path, optional
         Also write per-class probabilities: one band per class.
+    uncertainty_path : path, optional
+        Also write the per-pixel uncertainty (:mod:`geoseg.uncertainty`): the spread of the
+        landslide probability across test-time augmentation (``tta``), else the predictive
+        entropy; one band, in the probabilities' form, with a QGIS style (``style``). Not with
+        another ``resolution`` than the scene's, for now.
     model_file : path, optional
         The model's file: its name is recorded in the outputs' tags with its settings, its
         bytes in the resume journal, and it is never written over.
@@ -150,7 +156,7 @@ def predict_scene(
     opts = options_for_model(options, settings, predictor)
     with ExitStack() as stack:
         run = open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
-                        model_file, getattr(predictor, "runtime", None))
+                        model_file, getattr(predictor, "runtime", None), uncertainty_path)
         warn_if_run_unfit(run, settings, model_file, opts)
         journal = run.journal
         finished = checked_rows(run, opts, journal.load()) if opts.resume else []

@@ -91,6 +91,8 @@ class BandedPrediction:
     row_bands: tuple[tuple[int, int], ...]
     """Scene rows ``[start, stop)`` of each band, top to bottom."""
     tiles_total: int
+    uncertainty: Path | None = None
+    """The uncertainty raster (:mod:`geoseg.uncertainty`), when asked for."""
 
     @classmethod
     def plan(
@@ -104,6 +106,7 @@ class BandedPrediction:
         model_file: str | os.PathLike[str] | None = None,
         runtime: str | None = None,
         row_bands: int = 2,
+        uncertainty_path: str | os.PathLike[str] | None = None,
     ) -> BandedPrediction:
         """Check the run and split the scene into at most ``row_bands`` bands of rows.
 
@@ -129,7 +132,7 @@ class BandedPrediction:
             raise ParameterError(f"{param('row_bands')} must be at least 1, got {row_bands}")
         with ExitStack() as stack:
             run = open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
-                            model_file, runtime)
+                            model_file, runtime, uncertainty_path)
             warn_if_run_unfit(run, settings, model_file, opts)
             if opts.resume:
                 run.journal.load()  # refuses the journal of another run
@@ -138,11 +141,12 @@ class BandedPrediction:
             run.journal.start(keep=opts.resume)
             return cls(os.fspath(scene_path), run.mask, run.probabilities, settings, opts,
                        Path(model_file) if model_file is not None else None, runtime,
-                       row_band_bounds(run.grid, row_bands), len(run.grid))
+                       row_band_bounds(run.grid, row_bands), len(run.grid),
+                       uncertainty=run.uncertainty)
 
     def _open(self, stack: ExitStack) -> OpenRun:
         return open_run(stack, self.scene, self.mask, self.settings, self.options,
-                         self.probabilities, self.model_file, self.runtime)
+                         self.probabilities, self.model_file, self.runtime, self.uncertainty)
 
     def predict_band(self, index: int, predictor: BatchPredictor) -> BandResult:
         """Predict band ``index`` and save its rows to the run's journal.
@@ -269,7 +273,7 @@ def _predict_ahead(run: OpenRun, predictor: BatchPredictor, settings: ModelSetti
                    opts: PredictOptions, tiles: list[Tile]) -> int:
     """Predict the ``tiles`` with data that no band saved yet and save the model's raw output
     for each in the run's journal; returns how many were predicted."""
-    predictor = with_tta(predictor, opts.tta)
+    predictor = with_tta(predictor, opts.tta, run.spread)
     todo = [tile for tile in tiles if not run.journal.has_tile(tile.row, tile.col)]
     predicted = 0
     batch_size = batch_windows(predictor, run.grid, settings)

@@ -33,6 +33,7 @@ __all__ = [
     "UncertaintyKind",
     "landslide_channel",
     "predictive_entropy",
+    "uncertainty_kind",
     "uncertainty_style",
 ]
 
@@ -46,6 +47,12 @@ _RAMP_TOP: Final[dict[str, float]] = {"entropy": 1.0, "tta_spread": 0.25}
 """The value drawn at full colour: entropy's maximum; a spread of 0.25 (transforms answering
 0.25 and 0.75 as often) is already a strong disagreement (the maximum, 0.5, needs answers of
 0 and 1 as often)."""
+
+
+def uncertainty_kind(tta: str) -> UncertaintyKind:
+    """The measure a run's uncertainty raster holds: the spread across its test-time
+    augmentation, else the predictive entropy."""
+    return "entropy" if tta == "none" else "tta_spread"
 
 
 def landslide_channel(num_classes: int) -> int:

@@ -95,3 +95,132 @@ def test_polygons_get_the_mean_uncertainty_over_their_pixels(tmp_path, workers: 
         polygons_from_mask(mask_path, uncertainty_path=untagged)
     with pytest.raises(InputError, match="is the mask itself"):
         polygons_from_mask(mask_path, uncertainty_path=mask_path)
+
+
+# --------------------------------------------------------------------------- the raster
+WKT_NO_EPSG = (
+    'PROJCS["Iburi local TM",GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,'
+    '298.257223563]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]],'
+    'PROJECTION["Transverse_Mercator"],PARAMETER["latitude_of_origin",42.7],'
+    'PARAMETER["central_meridian",142.0],PARAMETER["scale_factor",1],'
+    'PARAMETER["false_easting",0],PARAMETER["false_northing",0],UNIT["metre",1]]'
+)
+SETTINGS_32 = dict(image_size=32, base_filters=4, num_layers=3, overlap=8)
+
+
+def _rgba_scene(path) -> tuple[object, np.ndarray]:
+    """An RGBA scene of 70 x 90 pixels (not a multiple of the 32-pixel tile) in a WKT CRS
+    without EPSG code, transparent (no data) in a corner."""
+    import rasterio
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(1, 255, (3, 70, 90), dtype=np.uint8)
+    alpha = np.full((70, 90), 255, np.uint8)
+    alpha[:20, :25] = 0
+    with rasterio.open(path, "w", driver="GTiff", width=90, height=70, count=4, dtype="uint8",
+                       crs=CRS.from_wkt(WKT_NO_EPSG), photometric="RGB", alpha="YES",
+                       transform=Affine(2.5, 0.0, 1000.0, 0.0, -2.5, 5000.0)) as dst:
+        dst.write(np.concatenate([rgb, alpha[None]]))
+    return path, alpha > 0
+
+
+def _predict(scene, out_dir, predictor, name: str, tta: str = "none", dtype: str = "uint8",
+             uncertainty: bool = True, **kwargs):
+    from geoseg.predict import PredictOptions, predict_scene
+    from geoseg.settings import ModelSettings
+
+    out_dir.mkdir(exist_ok=True)
+    return predict_scene(
+        scene, out_dir / f"{name}.tif", predictor, ModelSettings(**SETTINGS_32),
+        PredictOptions(tta=tta, probability_dtype=dtype, **kwargs),
+        probabilities_path=out_dir / f"{name}_p.tif",
+        uncertainty_path=out_dir / f"{name}_u.tif" if uncertainty else None)
+
+
+def test_entropy_raster_is_on_the_scenes_grid_with_its_nodata(tmp_path, pixelwise) -> None:
+    import rasterio
+
+    scene, valid = _rgba_scene(tmp_path / "scene.tif")
+    made = _predict(scene, tmp_path / "out", pixelwise, "m", dtype="float32")
+    assert made.uncertainty_path == tmp_path / "out" / "m_u.tif"
+    with rasterio.open(scene) as src, rasterio.open(made.uncertainty_path) as unc, \
+            rasterio.open(made.probabilities_path) as prob:
+        assert unc.crs.to_wkt() == src.crs.to_wkt() and unc.crs.to_epsg() is None
+        assert unc.transform == src.transform and (unc.width, unc.height) == (90, 70)
+        assert unc.count == 1 and unc.dtypes[0] == "float32"
+        assert unc.tags()["GEOSEG_UNCERTAINTY"] == "entropy"
+        values, probs = unc.read(1), prob.read()
+    assert np.isnan(values[~valid]).all() and not np.isnan(values[valid]).any()
+    np.testing.assert_allclose(values[valid], predictive_entropy(probs)[valid], atol=1e-6)
+    assert (tmp_path / "out" / "m_u.qml").read_text() == uncertainty_style("entropy")
+
+
+def test_uint8_uncertainty_is_scaled_like_the_probabilities(tmp_path, pixelwise) -> None:
+    import rasterio
+
+    scene, valid = _rgba_scene(tmp_path / "scene.tif")
+    made = _predict(scene, tmp_path / "out", pixelwise, "m")
+    with rasterio.open(made.uncertainty_path) as unc, \
+            rasterio.open(made.probabilities_path) as prob:
+        assert unc.dtypes[0] == "uint8" and unc.nodata == 255
+        assert unc.scales == prob.scales[:1] and unc.scales[0] == pytest.approx(1 / 254)
+        raw, probs = unc.read(1), prob.read(masked=True).astype(np.float64) / 254
+    assert (raw[~valid] == 255).all() and (raw[valid] <= 254).all()
+    np.testing.assert_allclose(raw[valid] / 254, predictive_entropy(probs.filled(0))[valid],
+                               atol=1.5 / 254)
+
+
+def test_tta_spread_is_zero_for_an_equivariant_model_and_not_for_one_that_looks_aside(
+        tmp_path, pixelwise) -> None:
+    import rasterio
+
+    from tests.test_tta import LookRight
+
+    scene, valid = _rgba_scene(tmp_path / "scene.tif")
+    still = _predict(scene, tmp_path / "out", pixelwise, "still", tta="flips", dtype="float32")
+    aside = _predict(scene, tmp_path / "out", LookRight(), "aside", tta="flips",
+                     dtype="float32")
+    with rasterio.open(still.uncertainty_path) as a, rasterio.open(aside.uncertainty_path) as b:
+        assert a.tags()["GEOSEG_UNCERTAINTY"] == b.tags()["GEOSEG_UNCERTAINTY"] == "tta_spread"
+        zero, spread = a.read(1), b.read(1)
+    assert (zero[valid] == 0).all() and np.isnan(zero[~valid]).all()
+    assert np.nanmean(spread) > 0.05
+    assert (tmp_path / "out" / "aside_u.qml").read_text() == uncertainty_style("tta_spread")
+
+
+def test_uncertainty_changes_no_other_output_and_is_the_same_bytes_every_run(
+        tmp_path, pixelwise) -> None:
+    from tests.test_tta import LookRight
+
+    scene, _ = _rgba_scene(tmp_path / "scene.tif")
+    for tta, predictor in (("none", pixelwise), ("flips", LookRight())):
+        runs = [_predict(scene, tmp_path / f"{tta}{i}", predictor, "m", tta=tta,
+                         uncertainty=i < 2) for i in range(3)]
+        first, again, without = ([path.read_bytes() for path in sorted(
+            (tmp_path / f"{tta}{i}").iterdir())] for i in range(3))
+        assert first == again  # mask, its style, probabilities, uncertainty, its style
+        assert len(first) == 5 and len(without) == 3
+        assert [runs[0].mask_path.read_bytes(), runs[0].probabilities_path.read_bytes()] == [
+            runs[2].mask_path.read_bytes(), runs[2].probabilities_path.read_bytes()]
+
+
+def test_uncertainty_output_is_refused_when_it_exists_or_is_the_scene(tmp_path,
+                                                                       pixelwise) -> None:
+    from geoseg.errors import OutputExistsError, OutputIsInputError
+    from geoseg.predict import PredictOptions, predict_scene
+    from geoseg.settings import ModelSettings
+
+    scene, _ = _rgba_scene(tmp_path / "scene.tif")
+    before = scene.read_bytes()
+    (tmp_path / "u.tif").write_bytes(b"keep")
+    settings = ModelSettings(**SETTINGS_32)
+    with pytest.raises(OutputExistsError, match="u.tif"):
+        predict_scene(scene, tmp_path / "m.tif", pixelwise, settings,
+                      uncertainty_path=tmp_path / "u.tif")
+    assert (tmp_path / "u.tif").read_bytes() == b"keep" and not (tmp_path / "m.tif").exists()
+    with pytest.raises(OutputIsInputError):
+        predict_scene(scene, tmp_path / "m.tif", pixelwise, settings,
+                      PredictOptions(overwrite=True), uncertainty_path=scene)
+    assert scene.read_bytes() == before and not (tmp_path / "m.tif").exists()

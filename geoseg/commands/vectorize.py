@@ -32,6 +32,10 @@ def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="Polygons to write: .gpkg, .shp, .geojson, .fgb or .parquet (GeoParquet).")
 @click.option("--probabilities", "probabilities_path", type=existing_file, default=None,
               help="Probabilities written with the mask: adds mean_prob and max_prob.")
+@click.option("--uncertainty", "uncertainty_path", type=existing_file, default=None,
+              help="The uncertainty raster written with the mask (geoseg predict "
+                   "--uncertainty): adds its mean per polygon, tta_spread (written with --tta) "
+                   "or entropy.")
 @click.option("--min-area", type=click.FloatRange(min=0), default=DEFAULTS.min_area,
               show_default=True, help="Drop polygons smaller than this, in m².")
 @click.option("--simplify", type=click.FloatRange(min=0), default=DEFAULTS.simplify,
@@ -53,6 +57,7 @@ def vectorize(
     mask: str,
     out_path: str,
     probabilities_path: str | None,
+    uncertainty_path: str | None,
     min_area: float,
     simplify: float,
     fill_holes: float,
@@ -66,7 +71,8 @@ def vectorize(
 
     Polygons are in the mask's CRS with id, class, class_id, area_m2, perim_m, compact
     (4 pi area / perim^2: 1 for a disc, lower for elongated shapes), lon/lat of the centroid
-    (WGS84) and, with --probabilities, mean_prob and max_prob.
+    (WGS84) and, with --probabilities, mean_prob and max_prob; with --uncertainty, the
+    polygon's mean uncertainty (tta_spread or entropy).
 
     \b
     Example:
@@ -78,5 +84,5 @@ def vectorize(
         options = PolygonOptions(min_area, simplify, fill_holes, int(connectivity),
                                  tuple(classes) if classes is not None else None)
         summary = vectorize_mask(mask, out_path, options, probabilities_path=probabilities_path,
-                                 workers=workers, overwrite=overwrite, progress=progress)
+                                 uncertainty_path=uncertainty_path, workers=workers, overwrite=overwrite, progress=progress)
     click.echo(summary.describe())
