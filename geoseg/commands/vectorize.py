@@ -84,5 +84,6 @@ def vectorize(
         options = PolygonOptions(min_area, simplify, fill_holes, int(connectivity),
                                  tuple(classes) if classes is not None else None)
         summary = vectorize_mask(mask, out_path, options, probabilities_path=probabilities_path,
-                                 uncertainty_path=uncertainty_path, workers=workers, overwrite=overwrite, progress=progress)
+                                 uncertainty_path=uncertainty_path, workers=workers,
+                                 overwrite=overwrite, progress=progress)
     click.echo(summary.describe())
