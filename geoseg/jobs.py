@@ -103,7 +103,7 @@ def run_job(
     prediction = predict_scene(job.scene, job.mask, predictor, settings, opts,
                                probabilities_path=job.probabilities, model_file=model_file,
                                progress=progress, then=polygons if job.vector else None,
-                               uncertainty_path=job.uncertainty)
+                               uncertainty_path=job.uncertainty, polygons=job.vector is not None)
     return JobResult(prediction, polygons.summary)
 
 
@@ -129,7 +129,8 @@ def plan_banded_job(
     return BandedPrediction.plan(job.scene, job.mask, settings, options,
                                  probabilities_path=job.probabilities, model_file=model_file,
                                  runtime=runtime, row_bands=row_bands,
-                                 uncertainty_path=job.uncertainty)
+                                 uncertainty_path=job.uncertainty,
+                                 polygons=job.vector is not None)
 
 
 def finish_job(job: SceneJob, plan: BandedPrediction, results: Sequence[BandResult]

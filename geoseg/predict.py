@@ -87,6 +87,7 @@ def predict_scene(
     progress: Callable[[int, int], None] | None = None,
     then: Callable[[PredictionResult], None] | None = None,
     uncertainty_path: str | os.PathLike[str] | None = None,
+    polygons: bool = False,
 ) -> PredictionResult:
     """Predict a whole scene tile by tile and write a class mask GeoTIFF aligned with it.
 
@@ -113,6 +114,10 @@ def predict_scene(
         landslide probability across test-time augmentation (``tta``), else the predictive
         entropy; one band, in the probabilities' form, with a QGIS style (``style``). Not with
         another ``resolution`` than the scene's, for now.
+    polygons : bool
+        ``then`` vectorises the mask: with ``tta``, the spread across it is computed for the
+        polygons (:attr:`PredictionResult.uncertainty_path`, a hidden file removed after
+        ``then``) even without ``uncertainty_path``.
     model_file : path, optional
         The model's file: its name is recorded in the outputs' tags with its settings, its
         bytes in the resume journal, and it is never written over.
@@ -156,7 +161,8 @@ def predict_scene(
     opts = options_for_model(options, settings, predictor)
     with ExitStack() as stack:
         run = open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
-                        model_file, getattr(predictor, "runtime", None), uncertainty_path)
+                        model_file, getattr(predictor, "runtime", None), uncertainty_path,
+                        polygons)
         warn_if_run_unfit(run, settings, model_file, opts)
         journal = run.journal
         finished = checked_rows(run, opts, journal.load()) if opts.resume else []

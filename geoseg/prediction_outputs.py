@@ -56,6 +56,9 @@ OUTPUT_BLOCK = 256
 """Block size of the output GeoTIFFs; finished rows are written in block rows of it."""
 HIDDEN_PROBABILITIES = ".probabilities-for-postprocessing.tif"
 """The probabilities a post-processed run writes beside its mask when none are asked for."""
+HIDDEN_SPREAD = ".tta-spread-for-polygons.tif"
+"""The spread across TTA a run writes beside its mask for the polygons' ``tta_spread`` when
+no uncertainty output is asked for (:attr:`OpenRun.uncertainty_hidden`)."""
 RESAMPLED_MASK = ".mask-resampled.tif"
 RESAMPLED_PROBABILITIES = ".probabilities-resampled.tif"
 """What the stream of a run at another pixel size than the scene's writes beside its mask."""
@@ -74,6 +77,8 @@ class PredictionResult:
     seconds: float
     foreground_pixels: int
     uncertainty_path: Path | None = None
+    """The uncertainty raster written; under ``then``, also the hidden spread made for the
+    polygons only (removed after it)."""
 
 
 def probability_band(probs: np.ndarray, valid: np.ndarray, dtype: ProbabilityDtype) -> np.ndarray:
@@ -98,7 +103,7 @@ def output_bands(run: OpenRun, blended: np.ndarray, valid: np.ndarray, num_class
     bands = []
     if run.keeps_probabilities:
         bands.append(probability_band(blended[:num_classes], valid, dtype))
-    if run.uncertainty is not None:
+    if run.uncertainty_kind is not None:
         values = blended[num_classes:] if run.spread else predictive_entropy(
             blended[:num_classes])[None]
         bands.append(probability_band(values, valid, dtype))
@@ -248,7 +253,8 @@ def write_outputs(
         mask_tmp, prob_tmp = _temporary_outputs(stack, run, opts)
         unc_tmp = (stack.enter_context(atomic_output(run.uncertainty, opts.overwrite,
                                                      run.inputs))
-                   if run.uncertainty is not None else None)
+                   if run.uncertainty is not None else
+                   mask_tmp.with_name(HIDDEN_SPREAD) if run.uncertainty_hidden else None)
         stream_opts = stream_options(run, opts)
         bound_block_cache(stack, run, settings, stream_opts, outputs=True)
         try:
@@ -261,7 +267,8 @@ def write_outputs(
                 foreground, prob_tmp = _finish_outputs(run, mask_tmp, prob_tmp, settings, opts,
                                                        model_file)
                 if unc_tmp is not None and run.uncertainty_kind is not None:
-                    _finish_uncertainty(unc_tmp, run.uncertainty_kind, opts)
+                    _finish_uncertainty(unc_tmp, run.uncertainty_kind, opts,
+                                        style=not run.uncertainty_hidden)
             made = PredictionResult(
                 mask_path=mask_tmp,
                 probabilities_path=prob_tmp,
@@ -274,6 +281,8 @@ def write_outputs(
             if then is not None:
                 with retried_by(CONTINUE):
                     then(made)
+            if run.uncertainty_hidden and unc_tmp is not None:
+                unc_tmp.unlink()  # not an output: made for the polygons only
         except BaseException as error:
             if not keep_journal:
                 _end_journal(run.journal, error)
@@ -288,12 +297,13 @@ def _with_kind(path: Path | None, kind: UncertaintyKind | None
     return (path, kind) if path is not None and kind is not None else None
 
 
-def _finish_uncertainty(unc_tmp: Path, kind: UncertaintyKind, opts: PredictOptions) -> None:
+def _finish_uncertainty(unc_tmp: Path, kind: UncertaintyKind, opts: PredictOptions,
+                        style: bool) -> None:
     """The uncertainty raster as a Cloud Optimized GeoTIFF when asked, and its QGIS style
-    (moved into place with it)."""
+    (moved into place with it) unless not ``style`` (a hidden one)."""
     if opts.cog:
         _to_cog(unc_tmp)
-    if opts.style:
+    if opts.style and style:
         write_style(unc_tmp, uncertainty_style(kind), overwrite=True)
 
 

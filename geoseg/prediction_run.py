@@ -63,7 +63,11 @@ class OpenRun:
     uncertainty: Path | None = None
     """The uncertainty raster to write (:mod:`geoseg.uncertainty`), if asked for."""
     uncertainty_kind: UncertaintyKind | None = None
-    """What it holds: ``tta_spread`` with test-time augmentation, else ``entropy``."""
+    """What it holds: ``tta_spread`` with test-time augmentation, else ``entropy``; also set
+    for the hidden spread of ``uncertainty_hidden``."""
+    uncertainty_hidden: bool = False
+    """The spread across TTA is written to a hidden file for the polygons' ``tta_spread``
+    only (a run with ``tta`` whose polygons are asked for, without an uncertainty output)."""
 
     @property
     def scene(self) -> rasterio.io.DatasetReader:
@@ -93,10 +97,13 @@ def open_run(
     model_file: str | os.PathLike[str] | None,
     runtime: str | None,
     uncertainty_path: str | os.PathLike[str] | None = None,
+    polygons: bool = False,
 ) -> OpenRun:
     """Open the scene (closed with ``stack``) and check everything a run needs before it starts:
     the threshold, the bands, the grid, the outputs against the inputs; describe the run in its
-    journal's fingerprint."""
+    journal's fingerprint. With ``polygons`` (the run's mask will be vectorised), a run with
+    ``tta`` computes the spread across it for the polygons even without an uncertainty
+    output."""
     if opts.threshold is not None and settings.num_classes > 2:
         raise ParameterError(f"{param('threshold')} applies to models with one or two "
                              f"classes; this model has {settings.num_classes}")
@@ -122,7 +129,8 @@ def open_run(
             check_style_path(unc_final, opts.overwrite, inputs,
                              layers=[*scene.files, mask_final, *others],
                              advice="give the uncertainty output another name")
-    kind = uncertainty_kind(opts.tta) if unc_final is not None else None
+    hidden = (polygons and unc_final is None and opts.tta != "none" and scale is None)
+    kind = uncertainty_kind(opts.tta) if unc_final is not None or hidden else None
     journal = PredictionJournal(mask_final, {
         "scene": _absolute(scene_path), "content": scene_fingerprint(scene),
         "model": file_digest(model_file) if model_file is not None else None,
@@ -141,7 +149,7 @@ def open_run(
     return OpenRun(src, band_list, grid, mask_final, prob_final, inputs, journal,
                     postprocessed=opts.postprocessing is not None,
                     resampled_from=scene if scale is not None else None,
-                    uncertainty=unc_final, uncertainty_kind=kind)
+                    uncertainty=unc_final, uncertainty_kind=kind, uncertainty_hidden=hidden)
 
 
 def _uncertainty_output(path: str | os.PathLike[str] | None, opts: PredictOptions,

@@ -93,6 +93,9 @@ class BandedPrediction:
     tiles_total: int
     uncertainty: Path | None = None
     """The uncertainty raster (:mod:`geoseg.uncertainty`), when asked for."""
+    polygons: bool = False
+    """The assembled mask is vectorised (:func:`~geoseg.predict.predict_scene`'s
+    ``polygons``)."""
 
     @classmethod
     def plan(
@@ -107,6 +110,7 @@ class BandedPrediction:
         runtime: str | None = None,
         row_bands: int = 2,
         uncertainty_path: str | os.PathLike[str] | None = None,
+        polygons: bool = False,
     ) -> BandedPrediction:
         """Check the run and split the scene into at most ``row_bands`` bands of rows.
 
@@ -132,7 +136,7 @@ class BandedPrediction:
             raise ParameterError(f"{param('row_bands')} must be at least 1, got {row_bands}")
         with ExitStack() as stack:
             run = open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
-                            model_file, runtime, uncertainty_path)
+                            model_file, runtime, uncertainty_path, polygons)
             warn_if_run_unfit(run, settings, model_file, opts)
             if opts.resume:
                 run.journal.load()  # refuses the journal of another run
@@ -142,11 +146,12 @@ class BandedPrediction:
             return cls(os.fspath(scene_path), run.mask, run.probabilities, settings, opts,
                        Path(model_file) if model_file is not None else None, runtime,
                        row_band_bounds(run.grid, row_bands), len(run.grid),
-                       uncertainty=run.uncertainty)
+                       uncertainty=run.uncertainty, polygons=polygons)
 
     def _open(self, stack: ExitStack) -> OpenRun:
         return open_run(stack, self.scene, self.mask, self.settings, self.options,
-                         self.probabilities, self.model_file, self.runtime, self.uncertainty)
+                         self.probabilities, self.model_file, self.runtime, self.uncertainty,
+                         self.polygons)
 
     def predict_band(self, index: int, predictor: BatchPredictor) -> BandResult:
         """Predict band ``index`` and save its rows to the run's journal.

@@ -224,3 +224,30 @@ def test_uncertainty_output_is_refused_when_it_exists_or_is_the_scene(tmp_path,
         predict_scene(scene, tmp_path / "m.tif", pixelwise, settings,
                       PredictOptions(overwrite=True), uncertainty_path=scene)
     assert scene.read_bytes() == before and not (tmp_path / "m.tif").exists()
+
+
+def test_polygons_of_a_tta_run_get_the_spread_without_an_uncertainty_output(tmp_path) -> None:
+    """--tta with --vector: tta_spread per polygon from a hidden spread raster, removed after;
+    without TTA the polygons are those of before (no uncertainty column)."""
+    import geopandas as gpd
+
+    from geoseg.jobs import SceneJob, run_job
+    from geoseg.predict import PredictOptions
+    from geoseg.settings import ModelSettings
+    from tests.test_tta import LookRight
+
+    scene, _ = _rgba_scene(tmp_path / "scene.tif")
+    settings = ModelSettings(**SETTINGS_32)
+    columns = {}
+    for tta in ("none", "flips"):
+        out = tmp_path / tta
+        out.mkdir()
+        job = SceneJob(str(scene), out / "m.tif", vector=out / "slides.gpkg")
+        run_job(job, LookRight(), settings, PredictOptions(tta=tta))  # type: ignore[arg-type]
+        assert sorted(p.name for p in out.iterdir()) == ["m.qml", "m.tif", "slides.gpkg"]
+        frame = gpd.read_file(out / "slides.gpkg", layer="scene")
+        columns[tta] = list(frame.columns)
+        if tta == "flips":
+            assert frame["tta_spread"].notna().all() and frame["tta_spread"].mean() > 0.05
+    assert "tta_spread" in columns["flips"] and "tta_spread" not in columns["none"]
+    assert not any(name in columns["none"] for name in ("entropy", "tta_spread"))
