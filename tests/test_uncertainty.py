@@ -251,3 +251,15 @@ def test_polygons_of_a_tta_run_get_the_spread_without_an_uncertainty_output(tmp_
             assert frame["tta_spread"].notna().all() and frame["tta_spread"].mean() > 0.05
     assert "tta_spread" in columns["flips"] and "tta_spread" not in columns["none"]
     assert not any(name in columns["none"] for name in ("entropy", "tta_spread"))
+
+
+def test_uncertainty_at_another_pixel_size_is_refused_before_any_work(tmp_path,
+                                                                       pixelwise) -> None:
+    from geoseg.cli import flag
+    from geoseg.errors import ParameterError
+
+    scene, _ = _rgba_scene(tmp_path / "scene.tif")
+    with pytest.raises(ParameterError, match="uncertainty_path is not written yet") as error:
+        _predict(scene, tmp_path / "out", pixelwise, "m", resolution=5.0)
+    assert "--resolution native" in error.value.worded(flag)
+    assert not list((tmp_path / "out").iterdir())
