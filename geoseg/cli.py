@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
 
 FLAGS: dict[str, str] = {
     "probabilities_path": "--probabilities",
+    "uncertainty_path": "--uncertainty",
     "vector_path": "--vector",
     "preview_path": "--preview",
     "out_path": "--out",

@@ -458,6 +458,7 @@ def _absolute_job(job: SceneJob) -> SceneJob:
         job, scene=scene, mask=job.mask.absolute(),
         probabilities=job.probabilities.absolute() if job.probabilities else None,
         vector=job.vector.absolute() if job.vector else None,
+        uncertainty=job.uncertainty.absolute() if job.uncertainty else None,
     )
 
 

@@ -48,6 +48,9 @@ class SceneJob:
     mask: Path
     probabilities: Path | None = None
     vector: Path | None = None
+    uncertainty: Path | None = None
+    """The per-pixel uncertainty raster (:mod:`geoseg.uncertainty`); the polygons then get
+    its mean too."""
 
     @property
     def layer(self) -> str:
@@ -99,7 +102,8 @@ def run_job(
     polygons = _Polygons(job, opts)
     prediction = predict_scene(job.scene, job.mask, predictor, settings, opts,
                                probabilities_path=job.probabilities, model_file=model_file,
-                               progress=progress, then=polygons if job.vector else None)
+                               progress=progress, then=polygons if job.vector else None,
+                               uncertainty_path=job.uncertainty, polygons=job.vector is not None)
     return JobResult(prediction, polygons.summary)
 
 
@@ -121,7 +125,9 @@ def plan_banded_job(
     """
     check_outputs(job, plan.overwrite, model_file, plan.style)
     return BandedPrediction.plan(job.scene, job.mask, plan, probabilities_path=job.probabilities,
-                                 model_file=model_file, row_bands=row_bands)
+                                 model_file=model_file, row_bands=row_bands,
+                                 uncertainty_path=job.uncertainty,
+                                 polygons=job.vector is not None)
 
 
 def finish_job(job: SceneJob, plan: BandedPrediction, results: Sequence[BandResult]
@@ -159,6 +165,7 @@ class _Polygons:
         with atomic_output(final, self.options.overwrite) as tmp:
             summary = vectorize_mask(prediction.mask_path, tmp,
                                      probabilities_path=prediction.probabilities_path,
+                                     uncertainty_path=prediction.uncertainty_path,
                                      layer=self.job.layer, style=self.options.style)
         self.summary = replace(summary, path=final)
 
@@ -167,11 +174,12 @@ def check_outputs(job: SceneJob, overwrite: bool = False,
                   model_file: str | os.PathLike[str] | None = None, style: bool = True) -> None:
     """Check every output of a job before any work: none exists unless ``overwrite``, none
     is an input (the scene, the model file), every folder is writable; with ``style``, the
-    QGIS styles too: the mask's ``.qml`` and the polygons' (none for a GeoPackage, which keeps
-    it inside), each an output of its own, never the scene's or another output's style.
+    QGIS styles too: the mask's ``.qml``, the uncertainty's and the polygons' (none for a
+    GeoPackage, which keeps it inside), each an output of its own, never the scene's or
+    another output's style.
 
-    :func:`geoseg.predict.predict_scene` checks the mask and probabilities again once the
-    scene is open (against every file of the scene).
+    :func:`geoseg.predict.predict_scene` checks the mask, probabilities and uncertainty again
+    once the scene is open (against every file of the scene).
 
     Raises
     ------
@@ -179,12 +187,16 @@ def check_outputs(job: SceneJob, overwrite: bool = False,
         As :func:`geoseg.outputs.check_output_path` and :func:`geoseg.styles.check_style_path`.
     """
     inputs = [job.scene, *([model_file] if model_file is not None else [])]
-    rasters = [path for path in (job.mask, job.probabilities) if path is not None]
+    rasters = [path for path in (job.mask, job.probabilities, job.uncertainty)
+               if path is not None]
     for path in rasters:
         check_output_path(path, overwrite, inputs)
     if style:
         check_style_path(job.mask, overwrite, inputs, layers=[job.scene, *rasters],
                          advice="give the mask another name")
+        if job.uncertainty is not None:
+            check_style_path(job.uncertainty, overwrite, inputs, layers=[job.scene, *rasters],
+                             advice="give the uncertainty output another name")
     if job.vector is not None:
         from geoseg.vector_formats import check_vector_output
 

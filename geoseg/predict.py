@@ -88,6 +88,8 @@ def predict_scene(
     model_file: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     then: Callable[[PredictionResult], None] | None = None,
+    uncertainty_path: str | os.PathLike[str] | None = None,
+    polygons: bool = False,
 ) -> PredictionResult:
     """Predict a whole scene tile by tile and write a class mask GeoTIFF aligned with it.
 
@@ -109,6 +111,15 @@ def predict_scene(
         the defaults of :class:`PredictOptions` without it.
     probabilities_path : path, optional
         Also write per-class probabilities: one band per class.
+    uncertainty_path : path, optional
+        Also write the per-pixel uncertainty (:mod:`geoseg.uncertainty`): the spread of the
+        landslide probability across test-time augmentation (``tta``), else the predictive
+        entropy; one band, in the probabilities' form, with a QGIS style (``style``). Not with
+        another ``resolution`` than the scene's, for now.
+    polygons : bool
+        ``then`` vectorises the mask: with ``tta``, the spread across it is computed for the
+        polygons (:attr:`PredictionResult.uncertainty_path`, a hidden file removed after
+        ``then``) even without ``uncertainty_path``.
     model_file : path, optional
         The model's file: its name is recorded in the outputs' tags with its settings, its
         bytes in the resume journal, and it is never written over.
@@ -151,7 +162,8 @@ def predict_scene(
     return predict_planned(scene_path, out_path, predictor,
                            plan_run(options, settings, predictor),
                            probabilities_path=probabilities_path, model_file=model_file,
-                           progress=progress, then=then)
+                           progress=progress, then=then, uncertainty_path=uncertainty_path,
+                           polygons=polygons)
 
 
 def predict_planned(
@@ -164,6 +176,8 @@ def predict_planned(
     model_file: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     then: Callable[[PredictionResult], None] | None = None,
+    uncertainty_path: str | os.PathLike[str] | None = None,
+    polygons: bool = False,
 ) -> PredictionResult:
     """:func:`predict_scene` with the run planned already (:func:`plan_run`), as a caller
     predicting many scenes with one plan does (:mod:`geoseg.evaluate`).
@@ -176,7 +190,8 @@ def predict_planned(
     started = time.perf_counter()
     settings = plan.settings
     with ExitStack() as stack:
-        run = open_run(stack, scene_path, out_path, plan, probabilities_path, model_file)
+        run = open_run(stack, scene_path, out_path, plan, probabilities_path, model_file,
+                       uncertainty_path, polygons)
         warn_if_run_unfit(run, model_file, plan)
         journal = run.journal
         finished = checked_rows(run, plan, journal.load()) if plan.resume else []

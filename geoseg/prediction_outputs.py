@@ -39,10 +39,16 @@ from geoseg.scene import read_window
 from geoseg.settings import ModelSettings
 from geoseg.styles import class_colours, raster_style, write_style
 from geoseg.tiling import TileGrid, input_cache_bytes
+from geoseg.uncertainty import (
+    UNCERTAINTY_TAG,
+    UncertaintyKind,
+    predictive_entropy,
+    uncertainty_style,
+)
 
 __all__ = [
     "HIDDEN_PROBABILITIES", "OUTPUT_BLOCK", "Outputs", "PredictionResult", "bound_block_cache",
-    "probability_band", "write_outputs",
+    "output_bands", "probability_band", "write_outputs",
 ]
 
 
@@ -50,6 +56,9 @@ OUTPUT_BLOCK = 256
 """Block size of the output GeoTIFFs; finished rows are written in block rows of it."""
 HIDDEN_PROBABILITIES = ".probabilities-for-postprocessing.tif"
 """The probabilities a post-processed run writes beside its mask when none are asked for."""
+HIDDEN_SPREAD = ".tta-spread-for-polygons.tif"
+"""The spread across TTA a run writes beside its mask for the polygons' ``tta_spread`` when
+no uncertainty output is asked for (:attr:`OpenRun.uncertainty_hidden`)."""
 RESAMPLED_MASK = ".mask-resampled.tif"
 RESAMPLED_PROBABILITIES = ".probabilities-resampled.tif"
 """What the stream of a run at another pixel size than the scene's writes beside its mask."""
@@ -67,6 +76,9 @@ class PredictionResult:
     tiles_predicted: int
     seconds: float
     foreground_pixels: int
+    uncertainty_path: Path | None = None
+    """The uncertainty raster written; under ``then``, also the hidden spread made for the
+    polygons only (removed after it)."""
 
 
 def probability_band(probs: np.ndarray, valid: np.ndarray, dtype: ProbabilityDtype) -> np.ndarray:
@@ -79,6 +91,25 @@ def probability_band(probs: np.ndarray, valid: np.ndarray, dtype: ProbabilityDty
         out = np.rint(np.nan_to_num(probs, nan=0.0) * PROBABILITY_SCALE).astype(np.uint8)
     np.copyto(out, nodata, where=~valid)  # each band; many times faster than out[:, ~valid]
     return out
+
+
+def output_bands(run: OpenRun, blended: np.ndarray, valid: np.ndarray, num_classes: int,
+                 dtype: ProbabilityDtype) -> np.ndarray | None:
+    """What the stream hands on for the probability and uncertainty outputs of a finished
+    piece (``blended``: its blended channels, the spread across TTA after the class
+    probabilities when the run writes it): the probabilities' bands when the run keeps them,
+    then the uncertainty's (:mod:`geoseg.uncertainty`) when asked for, in the probabilities'
+    form; None when neither."""
+    bands = []
+    if run.keeps_probabilities:
+        bands.append(probability_band(blended[:num_classes], valid, dtype))
+    if run.uncertainty_kind is not None:
+        values = blended[num_classes:] if run.spread else predictive_entropy(
+            blended[:num_classes])[None]
+        bands.append(probability_band(values, valid, dtype))
+    if not bands:
+        return None
+    return bands[0] if len(bands) == 1 else np.concatenate(bands)
 
 
 def _output_profile(src: rasterio.io.DatasetReader, count: int, dtype: str, nodata: float
@@ -131,6 +162,17 @@ def _describe_outputs(
             prob_dst.offsets = [0.0] * settings.num_classes
 
 
+def _describe_uncertainty(dst: rasterio.io.DatasetWriter, kind: UncertaintyKind,
+                          dtype: ProbabilityDtype, model_name: str | None) -> None:
+    """The uncertainty raster's measure (its tag, read back by the vectoriser), the model and,
+    for uint8, the probabilities' scale."""
+    dst.update_tags(**{UNCERTAINTY_TAG: kind, MODEL_TAG: model_name or "",
+                       "GEOSEG_VERSION": __version__})
+    dst.set_band_description(1, f"uncertainty: {kind}")
+    if dtype == "uint8":
+        dst.scales, dst.offsets = [1.0 / PROBABILITY_SCALE], [0.0]
+
+
 class Outputs:
     """The class mask (and probability) GeoTIFFs of a run on ``src``'s grid, written block row
     by block row, top down: the one way outputs are written, whether rows come from the model,
@@ -141,8 +183,10 @@ class Outputs:
 
     def __init__(self, stack: ExitStack, src: rasterio.io.DatasetReader, settings: ModelSettings,
                  opts: RunPlan, mask_tmp: Path, prob_tmp: Path | None,
-                 model_file: str | os.PathLike[str] | None):
+                 model_file: str | os.PathLike[str] | None,
+                 uncertainty: tuple[Path, UncertaintyKind] | None = None):
         self.width = src.width
+        self.classes = settings.num_classes
         self.foreground = 0
         self.mask = stack.enter_context(rasterio.open(
             _staging(mask_tmp, opts.cog), "w", **_output_profile(src, 1, "uint8", MASK_NODATA)
@@ -154,15 +198,27 @@ class Outputs:
                 _staging(prob_tmp, opts.cog), "w",
                 **_output_profile(src, settings.num_classes, opts.probability_dtype, nodata),
             ))
+        model_name = Path(model_file).name if model_file is not None else None
         _describe_outputs(self.mask, self.probabilities, settings, opts.probability_dtype,
-                          Path(model_file).name if model_file is not None else None)
+                          model_name)
+        self.uncertainty = None
+        if uncertainty is not None:
+            nodata = PROBABILITY_NODATA if opts.probability_dtype == "uint8" else float("nan")
+            self.uncertainty = stack.enter_context(rasterio.open(
+                _staging(uncertainty[0], opts.cog), "w",
+                **_output_profile(src, 1, opts.probability_dtype, nodata)))
+            _describe_uncertainty(self.uncertainty, uncertainty[1], opts.probability_dtype,
+                                  model_name)
 
     def write(self, row_off: int, mask: np.ndarray, band: np.ndarray | None) -> None:
-        """Write finished rows from scene row ``row_off`` on."""
+        """Write finished rows from scene row ``row_off`` on (``band``: as
+        :func:`output_bands` gives them)."""
         window = Window(0, row_off, self.width, mask.shape[0])
         self.mask.write(mask, 1, window=window)
         if self.probabilities is not None and band is not None:
-            self.probabilities.write(band, window=window)
+            self.probabilities.write(band[:self.classes], window=window)
+        if self.uncertainty is not None and band is not None:
+            self.uncertainty.write(band[-1:], window=window)
         self.foreground += np.count_nonzero(mask) - np.count_nonzero(mask == MASK_NODATA)
 
     def copy(self, strips: Sequence[FinishedRows]) -> None:
@@ -195,16 +251,24 @@ def write_outputs(
     """
     with ExitStack() as stack:
         mask_tmp, prob_tmp = _temporary_outputs(stack, run, opts)
+        unc_tmp = (stack.enter_context(atomic_output(run.uncertainty, opts.overwrite,
+                                                     run.inputs))
+                   if run.uncertainty is not None else
+                   mask_tmp.with_name(HIDDEN_SPREAD) if run.uncertainty_hidden else None)
         stream_opts = stream_options(run, opts)
         bound_block_cache(stack, run, settings, stream_opts, outputs=True)
         try:
             with output_errors(run.mask, CONTINUE):
                 with ExitStack() as files:
                     outputs = Outputs(files, run.src, settings, stream_opts,
-                                      *_stream_outputs(run, mask_tmp, prob_tmp), model_file)
+                                      *_stream_outputs(run, mask_tmp, prob_tmp), model_file,
+                                      _with_kind(unc_tmp, run.uncertainty_kind))
                     predicted = rows(outputs)
                 foreground, prob_tmp = _finish_outputs(run, mask_tmp, prob_tmp, settings, opts,
                                                        model_file)
+                if unc_tmp is not None and run.uncertainty_kind is not None:
+                    _finish_uncertainty(unc_tmp, run.uncertainty_kind, opts,
+                                        style=not run.uncertainty_hidden)
             made = PredictionResult(
                 mask_path=mask_tmp,
                 probabilities_path=prob_tmp,
@@ -212,16 +276,35 @@ def write_outputs(
                 tiles_predicted=predicted,
                 seconds=time.perf_counter() - started,
                 foreground_pixels=outputs.foreground if foreground is None else foreground,
+                uncertainty_path=unc_tmp,
             )
             if then is not None:
                 with retried_by(CONTINUE):
                     then(made)
+            if run.uncertainty_hidden and unc_tmp is not None:
+                unc_tmp.unlink()  # not an output: made for the polygons only
         except BaseException as error:
             if not keep_journal:
                 _end_journal(run.journal, error)
             raise
     run.journal.discard()
-    return replace(made, mask_path=run.mask, probabilities_path=run.probabilities)
+    return replace(made, mask_path=run.mask, probabilities_path=run.probabilities,
+                   uncertainty_path=run.uncertainty)
+
+
+def _with_kind(path: Path | None, kind: UncertaintyKind | None
+               ) -> tuple[Path, UncertaintyKind] | None:
+    return (path, kind) if path is not None and kind is not None else None
+
+
+def _finish_uncertainty(unc_tmp: Path, kind: UncertaintyKind, opts: RunPlan,
+                        style: bool) -> None:
+    """The uncertainty raster as a Cloud Optimized GeoTIFF when asked, and its QGIS style
+    (moved into place with it) unless not ``style`` (a hidden one)."""
+    if opts.cog:
+        _to_cog(unc_tmp)
+    if opts.style and style:
+        write_style(unc_tmp, uncertainty_style(kind), overwrite=True)
 
 
 def _end_journal(journal: PredictionJournal, error: BaseException) -> None:

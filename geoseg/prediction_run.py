@@ -31,6 +31,7 @@ from geoseg.scene import (
 )
 from geoseg.styles import check_style_path
 from geoseg.tiling import TileGrid
+from geoseg.uncertainty import UncertaintyKind, uncertainty_kind
 
 __all__ = [
     "OpenRun", "checked_rows", "end_row", "nothing_to_predict", "open_run", "stream_options",
@@ -59,11 +60,25 @@ class OpenRun:
     (``resolution``: :func:`geoseg.resample.resampled_view`): the stream writes the view's
     probabilities, which :func:`geoseg.prediction_outputs.write_outputs` puts back on the
     scene's grid."""
+    uncertainty: Path | None = None
+    """The uncertainty raster to write (:mod:`geoseg.uncertainty`), if asked for."""
+    uncertainty_kind: UncertaintyKind | None = None
+    """What it holds: ``tta_spread`` with test-time augmentation, else ``entropy``; also set
+    for the hidden spread of ``uncertainty_hidden``."""
+    uncertainty_hidden: bool = False
+    """The spread across TTA is written to a hidden file for the polygons' ``tta_spread``
+    only (a run with ``tta`` whose polygons are asked for, without an uncertainty output)."""
 
     @property
     def scene(self) -> rasterio.io.DatasetReader:
         """The scene as the user gave it: the grid of the outputs."""
         return self.resampled_from if self.resampled_from is not None else self.src
+
+    @property
+    def spread(self) -> bool:
+        """Whether the model's output carries the spread across TTA as a last channel
+        (:class:`geoseg.tta.TTAPredictor`), blended with the probabilities."""
+        return self.uncertainty_kind == "tta_spread"
 
     @property
     def keeps_probabilities(self) -> bool:
@@ -79,10 +94,14 @@ def open_run(
     opts: RunPlan,
     probabilities_path: str | os.PathLike[str] | None,
     model_file: str | os.PathLike[str] | None,
+    uncertainty_path: str | os.PathLike[str] | None = None,
+    polygons: bool = False,
 ) -> OpenRun:
     """Open the scene (closed with ``stack``) and check everything a run of the plan ``opts``
     needs before it starts: the bands, the grid, the outputs against the inputs; describe the
-    run in its journal's fingerprint."""
+    run in its journal's fingerprint. With ``polygons`` (the run's mask will be vectorised), a
+    run with ``tta`` computes the spread across it for the polygons even without an
+    uncertainty output."""
     settings = opts.settings
     scene = stack.enter_context(open_scene(scene_path, require_crs=opts.require_crs))
     band_list = select_bands(scene, settings.bands, opts.bands)
@@ -96,10 +115,18 @@ def open_run(
     if prob_final is not None and is_same_file(prob_final, mask_final):
         raise ParameterError(f"{param('probabilities_path')} must differ from the mask "
                              f"output ({mask_final})")
+    unc_final = _uncertainty_output(uncertainty_path, opts, inputs, mask_final, prob_final,
+                                    scale is not None)
+    others = [path for path in (prob_final, unc_final) if path is not None]
     if opts.style:
-        check_style_path(mask_final, opts.overwrite, inputs,
-                         layers=[*scene.files, *([prob_final] if prob_final else [])],
+        check_style_path(mask_final, opts.overwrite, inputs, layers=[*scene.files, *others],
                          advice="give the mask another name")
+        if unc_final is not None:
+            check_style_path(unc_final, opts.overwrite, inputs,
+                             layers=[*scene.files, mask_final, *others],
+                             advice="give the uncertainty output another name")
+    hidden = (polygons and unc_final is None and opts.tta != "none" and scale is None)
+    kind = uncertainty_kind(opts.tta) if unc_final is not None or hidden else None
     journal = PredictionJournal(mask_final, {
         "scene": _absolute(scene_path), "content": scene_fingerprint(scene),
         "model": file_digest(model_file) if model_file is not None else None,
@@ -113,10 +140,31 @@ def open_run(
                            else None),
         "extra_nodata": opts.extra_nodata, "tta": opts.tta,
         **({"resampled": scale} if scale is not None else {}),
+        **({"uncertainty": kind} if kind is not None else {}),
     })
     return OpenRun(src, band_list, grid, mask_final, prob_final, inputs, journal,
                     postprocessed=opts.postprocessing is not None,
-                    resampled_from=scene if scale is not None else None)
+                    resampled_from=scene if scale is not None else None,
+                    uncertainty=unc_final, uncertainty_kind=kind, uncertainty_hidden=hidden)
+
+
+def _uncertainty_output(path: str | os.PathLike[str] | None, opts: RunPlan,
+                        inputs: list[str | os.PathLike[str]], mask: Path,
+                        probabilities: Path | None, resampled: bool) -> Path | None:
+    """The uncertainty output checked like the others (never an input, nor another output),
+    or None when not asked for."""
+    if path is None:
+        return None
+    if resampled:
+        raise ParameterError(f"{param('uncertainty_path')} is not written yet by a run at "
+                             f"another pixel size than the scene's; predict with "
+                             f"{param('resolution')} native")
+    final = check_output_path(path, opts.overwrite, inputs)
+    for other in (mask, probabilities):
+        if other is not None and is_same_file(final, other):
+            raise ParameterError(f"{param('uncertainty_path')} must differ from the other "
+                                 f"outputs ({other})")
+    return final
 
 
 def warn_if_run_unfit(run: OpenRun, model_file: str | os.PathLike[str] | None,

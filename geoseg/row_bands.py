@@ -91,6 +91,11 @@ class BandedPrediction:
     row_bands: tuple[tuple[int, int], ...]
     """Scene rows ``[start, stop)`` of each band, top to bottom."""
     tiles_total: int
+    uncertainty: Path | None = None
+    """The uncertainty raster (:mod:`geoseg.uncertainty`), when asked for."""
+    polygons: bool = False
+    """The assembled mask is vectorised (:func:`~geoseg.predict.predict_scene`'s
+    ``polygons``)."""
 
     @property
     def settings(self) -> ModelSettings:
@@ -107,6 +112,8 @@ class BandedPrediction:
         probabilities_path: str | os.PathLike[str] | None = None,
         model_file: str | os.PathLike[str] | None = None,
         row_bands: int = 2,
+        uncertainty_path: str | os.PathLike[str] | None = None,
+        polygons: bool = False,
     ) -> BandedPrediction:
         """Check the run and split the scene into at most ``row_bands`` bands of rows.
 
@@ -131,7 +138,8 @@ class BandedPrediction:
         if row_bands < 1:
             raise ParameterError(f"{param('row_bands')} must be at least 1, got {row_bands}")
         with ExitStack() as stack:
-            run = open_run(stack, scene_path, out_path, plan, probabilities_path, model_file)
+            run = open_run(stack, scene_path, out_path, plan, probabilities_path, model_file,
+                           uncertainty_path, polygons)
             warn_if_run_unfit(run, model_file, plan)
             if plan.resume:
                 run.journal.load()  # refuses the journal of another run
@@ -140,11 +148,12 @@ class BandedPrediction:
             run.journal.start(keep=plan.resume)
             return cls(os.fspath(scene_path), run.mask, run.probabilities, plan,
                        Path(model_file) if model_file is not None else None,
-                       row_band_bounds(run.grid, row_bands), len(run.grid))
+                       row_band_bounds(run.grid, row_bands), len(run.grid),
+                       uncertainty=run.uncertainty, polygons=polygons)
 
     def _open(self, stack: ExitStack) -> OpenRun:
         return open_run(stack, self.scene, self.mask, self.options, self.probabilities,
-                        self.model_file)
+                        self.model_file, self.uncertainty, self.polygons)
 
     def predict_band(self, index: int, predictor: BatchPredictor) -> BandResult:
         """Predict band ``index`` and save its rows to the run's journal.
@@ -271,7 +280,7 @@ def _predict_ahead(run: OpenRun, predictor: BatchPredictor, settings: ModelSetti
                    opts: RunPlan, tiles: list[Tile]) -> int:
     """Predict the ``tiles`` with data that no band saved yet and save the model's raw output
     for each in the run's journal; returns how many were predicted."""
-    predictor = with_tta(predictor, opts.tta)
+    predictor = with_tta(predictor, opts.tta, run.spread)
     todo = [tile for tile in tiles if not run.journal.has_tile(tile.row, tile.col)]
     predicted = 0
     batch_size = batch_windows(predictor, run.grid, settings)

@@ -25,7 +25,7 @@ from geoseg.journal import PredictionJournal, window_digest
 from geoseg.mask_format import classify
 from geoseg.model_protocol import BatchPredictor
 from geoseg.predict_options import RunPlan
-from geoseg.prediction_outputs import OUTPUT_BLOCK, probability_band
+from geoseg.prediction_outputs import OUTPUT_BLOCK, output_bands
 from geoseg.prediction_run import OpenRun
 from geoseg.scene import read_window
 from geoseg.settings import ModelSettings
@@ -229,23 +229,26 @@ def predict_rows(
 
     Returns the number of tiles the model ran on.
     """
-    predictor = with_tta(predictor, opts.tta)
+    predictor = with_tta(predictor, opts.tta, run.spread)
     grid = run.grid
     batch_size = batch_windows(predictor, grid, settings)
     # Tiles are added in row order; before each, the chunks that no later tile touches are
     # finished: the sums held are the overlap with the next tile row and the tiles around.
+    # The spread across TTA, when written, is blended as one more channel.
     accumulator = ChunkedAccumulator(
-        grid.height, grid.width, grid.row_offsets, grid.col_offsets, settings.num_classes,
-        grid.tile_size, grid.overlap, top=start, bottom=stop)
+        grid.height, grid.width, grid.row_offsets, grid.col_offsets,
+        settings.num_classes + run.spread, grid.tile_size, grid.overlap, top=start,
+        bottom=stop)
     block_rows = BlockRows(start, stop, grid.width, OUTPUT_BLOCK, finished)
     total = len(grid)
     predicted = 0
 
     def hand_out(pieces: Iterable[Piece]) -> None:
         """Classify finished pieces and gather them into block rows."""
-        for row_off, col_off, probs, valid in pieces:
-            band = (probability_band(probs, valid, opts.probability_dtype)
-                    if run.keeps_probabilities else None)
+        for row_off, col_off, blended, valid in pieces:
+            band = output_bands(run, blended, valid, settings.num_classes,
+                                opts.probability_dtype)
+            probs = blended[:settings.num_classes]
             block_rows.add(row_off, col_off, classify(probs, valid, opts.threshold), band)
 
     def predict(batch: Batch) -> tuple[list[np.ndarray], list[Tile]]:

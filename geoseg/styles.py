@@ -21,8 +21,8 @@ from xml.sax.saxutils import quoteattr
 from geoseg.errors import OutputError, OutputIsInputError
 from geoseg.outputs import atomic_output, check_output_path, is_same_file
 
-__all__ = ["class_colours", "raster_style", "polygon_style", "write_style", "style_path",
-           "check_style_path"]
+__all__ = ["class_colours", "raster_style", "ramp_style", "polygon_style", "write_style",
+           "style_path", "check_style_path"]
 
 LANDSLIDE_RED = (227, 26, 28)
 _OTHER_COLOURS = [(31, 120, 180), (51, 160, 44), (255, 127, 0), (106, 61, 154), (177, 89, 40),
@@ -63,6 +63,34 @@ def raster_style(class_names: Sequence[str]) -> str:
       <colorPalette>
 {entries}
       </colorPalette>
+    </rasterrenderer>
+  </pipe>
+</qgis>
+"""
+
+
+def ramp_style(stops: Sequence[tuple[float, tuple[int, int, int, int]]]) -> str:
+    """A QGIS single-band pseudocolour style of band 1: colours interpolated between
+    ``(value, RGBA)`` stops (values as QGIS reads them, GDAL scale applied), clamped beyond
+    the first and last; nodata left transparent."""
+    low, high = stops[0][0], stops[-1][0]
+    items = "\n".join(
+        f'          <item value="{value:g}" color="#{r:02x}{g:02x}{b:02x}" alpha="{a}" '
+        f'label="{value:g}"/>'
+        for value, (r, g, b, a) in stops
+    )
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.28" styleCategories="AllStyleCategories">
+  <pipe>
+    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1"
+                    classificationMin="{low:g}" classificationMax="{high:g}" nodataColor="">
+      <rastershader>
+        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0"
+                         minimumValue="{low:g}" maximumValue="{high:g}"
+                         labelPrecision="2">
+{items}
+        </colorrampshader>
+      </rastershader>
     </rasterrenderer>
   </pipe>
 </qgis>

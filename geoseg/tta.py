@@ -18,6 +18,12 @@ Modes (:data:`TTA_MODES`):
 ``d4``
     The 8 symmetries of the square: 4 rotations by 90 degrees, with and without a flip.
 
+With ``spread``, the predictor also returns the standard deviation of the landslide
+probability across the transforms (population, computed in float64 with Welford's update, so a
+predictor that answers the same for every transform gives exactly 0) as one more channel,
+blended like the probabilities and written as the uncertainty raster
+(:mod:`geoseg.uncertainty`).
+
 This module does not import TensorFlow.
 """
 
@@ -29,6 +35,7 @@ from typing import Final, Literal, Protocol
 import numpy as np
 
 from geoseg.errors import InputError, ParameterError, param
+from geoseg.uncertainty import landslide_channel
 
 __all__ = ["TTA_MODES", "TTAMode", "TTAPredictor", "transforms", "with_tta"]
 
@@ -88,6 +95,9 @@ class TTAPredictor:
     predictor : BatchPredictor
         Takes square tiles ``(n, size, size, bands)``.
     mode : {"none", "flips", "d4"}
+    spread : bool
+        Append the landslide probability's standard deviation across the transforms as a
+        last channel.
 
     Raises
     ------
@@ -95,34 +105,62 @@ class TTAPredictor:
         Unknown mode.
     """
 
-    def __init__(self, predictor: _Predictor, mode: str) -> None:
+    def __init__(self, predictor: _Predictor, mode: str, spread: bool = False) -> None:
         self.transforms = transforms(mode)
         self.predictor = predictor
         self.mode = mode
+        self.spread = spread
         self.batch_size = predictor.batch_size
         self.runtime: str | None = getattr(predictor, "runtime", None)
         """The wrapped predictor's runtime (the TTA mode is a prediction option)."""
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        """Mean probabilities ``(n, size, size, classes)`` float32 over the transforms."""
+        """Mean probabilities ``(n, size, size, classes)`` float32 over the transforms (with
+        ``spread``, ``classes + 1`` channels: the spread last)."""
         if batch.ndim != 4 or batch.shape[1] != batch.shape[2]:
             raise InputError(f"test-time augmentation needs square tiles (n, size, size, "
                              f"bands), got shape {batch.shape}")
         total: np.ndarray | None = None
+        spread = _Spread()
         for forward, inverse in self.transforms:
             probs = inverse(np.asarray(self.predictor(np.ascontiguousarray(forward(batch)))))
             if total is None:
                 total = probs.astype(np.float32, copy=True)
             else:
                 total += probs
+            if self.spread:
+                spread.add(probs[..., landslide_channel(probs.shape[-1])])
         assert total is not None  # at least the identity
         if len(self.transforms) > 1:
             total /= np.float32(len(self.transforms))
+        if self.spread:
+            return np.concatenate([total, spread.deviation()[..., None]], axis=-1)
         return total
 
 
-def with_tta(predictor: _Predictor, mode: str) -> _Predictor:
-    """``predictor`` itself for mode ``none``, else a :class:`TTAPredictor` around it.
+class _Spread:
+    """Running population standard deviation of arrays (Welford's update, float64)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.mean: np.ndarray | float = 0.0
+        self.squares: np.ndarray | float = 0.0
+
+    def add(self, values: np.ndarray) -> None:
+        """Take one more array of values."""
+        self.count += 1
+        delta = values.astype(np.float64) - self.mean
+        self.mean = self.mean + delta / self.count
+        self.squares = self.squares + delta * (values - self.mean)
+
+    def deviation(self) -> np.ndarray:
+        """The standard deviation of the arrays taken, float32."""
+        return np.sqrt(np.asarray(self.squares) / max(self.count, 1)).astype(np.float32)
+
+
+def with_tta(predictor: _Predictor, mode: str, spread: bool = False) -> _Predictor:
+    """``predictor`` itself for mode ``none``, else a :class:`TTAPredictor` around it (with
+    ``spread``: appending the spread across the transforms, :class:`TTAPredictor`).
 
     Raises
     ------
@@ -130,4 +168,4 @@ def with_tta(predictor: _Predictor, mode: str) -> _Predictor:
         Unknown mode.
     """
     transforms(mode)  # checks the name
-    return predictor if mode == "none" else TTAPredictor(predictor, mode)
+    return predictor if mode == "none" else TTAPredictor(predictor, mode, spread)

@@ -7,7 +7,8 @@ much per blank pixel as per selected one, only the rectangles holding selected p
 polygonised, packed side by side into one smaller image (:func:`_polygonise`); blocks are
 shared between this process and worker processes (:func:`vectorise_blocks`). :func:`to_map`
 then places them in the raster's CRS. Probabilities are accumulated per piece (sum, count,
-max), so they stay exact for merged features.
+max), and so is an uncertainty raster's value (sum, count), so they stay exact for merged
+features.
 
 This module never imports TensorFlow or click.
 """
@@ -72,19 +73,28 @@ def to_map(geoms: np.ndarray, transform: Affine) -> np.ndarray:
 
 @dataclass
 class Pieces:
-    """Polygons with their class and probability accumulators (sum, count, max)."""
+    """Polygons with their class, probability accumulators (sum, count, max) and uncertainty
+    accumulators (sum, count)."""
 
     geoms: np.ndarray
     class_ids: np.ndarray
     prob_sum: np.ndarray
     prob_count: np.ndarray
     prob_max: np.ndarray
+    unc_sum: np.ndarray
+    unc_count: np.ndarray
 
     @classmethod
     def empty(cls) -> Pieces:
         """No pieces."""
-        return cls(np.empty(0, dtype=object), np.empty(0, dtype=np.int64),
-                   np.empty(0), np.empty(0, dtype=np.int64), np.empty(0))
+        return cls.without_values(np.empty(0, dtype=object), np.empty(0, dtype=np.int64))
+
+    @classmethod
+    def without_values(cls, geoms: np.ndarray, class_ids: np.ndarray) -> Pieces:
+        """Pieces whose accumulators hold nothing yet."""
+        n = len(geoms)
+        return cls(geoms, class_ids, np.zeros(n), np.zeros(n, dtype=np.int64),
+                   np.full(n, -np.inf), np.zeros(n), np.zeros(n, dtype=np.int64))
 
     @classmethod
     def concat(cls, parts: Sequence[Pieces]) -> Pieces:
@@ -101,7 +111,7 @@ class Pieces:
         return len(self.geoms)
 
 
-_FIELDS = ("geoms", "class_ids", "prob_sum", "prob_count", "prob_max")
+_FIELDS = ("geoms", "class_ids", "prob_sum", "prob_count", "prob_max", "unc_sum", "unc_count")
 
 
 def probability_band(prob: rasterio.io.DatasetReader, class_id: int) -> int:
@@ -163,23 +173,29 @@ def _class_block(src: rasterio.io.DatasetReader, window: Window) -> tuple[np.nda
     return np.where(valid, block, 0).astype(np.int32), valid
 
 
-def _block_stats(
-    geoms: np.ndarray,
-    class_ids: np.ndarray,
-    window: Window,
-    prob: rasterio.io.DatasetReader,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sum, count and max of each polygon's class probability over its pixels in the block."""
-    n = len(geoms)
+def _owners(geoms: np.ndarray, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """The block's pixels inside a polygon (a mask) and, for each, its polygon (1-based)."""
     labels = rasterize(
-        zip(geoms, range(1, n + 1), strict=True),
+        zip(geoms, range(1, len(geoms) + 1), strict=True),
         out_shape=(window.height, window.width),
         transform=Affine.translation(window.col_off, window.row_off),
         fill=0,
         dtype="int32",
     )
     inside = labels > 0
-    owner = labels[inside]
+    return inside, labels[inside]
+
+
+def _block_stats(
+    class_ids: np.ndarray,
+    window: Window,
+    prob: rasterio.io.DatasetReader,
+    inside: np.ndarray,
+    owner: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum, count and max of each polygon's class probability over its pixels in the block
+    (``inside``, ``owner``: :func:`_owners`)."""
+    n = len(class_ids)
     owner_class = class_ids[owner - 1]
     values = np.full(owner.shape, np.nan)
     for class_id in np.unique(owner_class):
@@ -193,6 +209,18 @@ def _block_stats(
     maxes = np.full(n + 1, -np.inf)
     np.maximum.at(maxes, owner, values)
     return sums, counts, maxes[1:]
+
+
+def _uncertainty_stats(
+    n: int, window: Window, uncertainty: rasterio.io.DatasetReader, inside: np.ndarray,
+    owner: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum and count of each of ``n`` polygons' uncertainty over its pixels in the block,
+    read as probabilities are (:func:`read_probability`: GDAL scale applied, nodata left out)."""
+    values = read_probability(uncertainty, 1, window)[inside]
+    ok = ~np.isnan(values)
+    return (np.bincount(owner[ok], weights=values[ok], minlength=n + 1)[1:],
+            np.bincount(owner[ok], minlength=n + 1)[1:])
 
 
 _CELL = 8
@@ -326,6 +354,7 @@ def vectorise_block(
     window: Window,
     classes: Sequence[int] | None,
     connectivity: int,
+    uncertainty: rasterio.io.DatasetReader | None = None,
 ) -> tuple[Pieces, np.ndarray]:
     """Polygons of one block in global pixel coordinates, and which reach an internal edge.
 
@@ -341,11 +370,14 @@ def vectorise_block(
         Class ids to polygonise; all non-zero ids by default.
     connectivity : {4, 8}
         Pixel connectivity.
+    uncertainty : rasterio dataset, optional
+        An uncertainty raster on the mask's grid (:mod:`geoseg.uncertainty`), accumulated per
+        polygon.
 
     Returns
     -------
     pieces : Pieces
-        The block's polygons (repaired), classes and probability accumulators.
+        The block's polygons (repaired), classes, probability and uncertainty accumulators.
     cut : ndarray of bool
         True for polygons touching a block edge inside the raster: pieces for
         :func:`merge_cut`.
@@ -357,12 +389,15 @@ def vectorise_block(
     geoms, class_ids = _polygonise(ids, selected, connectivity, window.row_off, window.col_off)
     # 8-connected shapes touch themselves at pixel corners: invalid until repaired.
     geoms = repair_polygons(geoms)
-    n = len(geoms)
-    if prob is not None:
-        sums, counts, maxes = _block_stats(geoms, class_ids, window, prob)
-    else:
-        sums, counts, maxes = np.zeros(n), np.zeros(n, dtype=np.int64), np.full(n, -np.inf)
-    pieces = Pieces(geoms, class_ids, sums, counts, maxes)
+    pieces = Pieces.without_values(geoms, class_ids)
+    if prob is not None or uncertainty is not None:
+        inside, owner = _owners(geoms, window)
+        if prob is not None:
+            pieces.prob_sum, pieces.prob_count, pieces.prob_max = _block_stats(
+                class_ids, window, prob, inside, owner)
+        if uncertainty is not None:
+            pieces.unc_sum, pieces.unc_count = _uncertainty_stats(
+                len(geoms), window, uncertainty, inside, owner)
     left, top, right, bottom = shapely.bounds(geoms).T
     col_end, row_end = window.col_off + window.width, window.row_off + window.height
     cut = (
@@ -384,7 +419,8 @@ that may run TensorFlow's or GDAL's threads."""
 def serve_blocks() -> None:
     """A worker process's loop: :func:`vectorise_block` for each window sent on stdin.
 
-    Reads the pickled job ``(mask, probabilities, classes, connectivity, gdal_options)``,
+    Reads the pickled job ``(mask, probabilities, classes, connectivity, gdal_options,
+    uncertainty)``,
     then windows until stdin closes, answering each with a pickled ``("ok", result)`` or
     ``("error", exception)`` on stdout. Ctrl-C is left to the parent, which ends its workers.
     """
@@ -392,11 +428,12 @@ def serve_blocks() -> None:
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not mix in
     requests = sys.stdin.buffer
-    mask, probabilities, classes, connectivity, gdal_options = pickle.load(requests)
+    mask, probabilities, classes, connectivity, gdal_options, uncertain = pickle.load(requests)
     with ExitStack() as stack:
         stack.enter_context(rasterio.Env(**gdal_options))
         src = stack.enter_context(rasterio.open(mask))
         prob = stack.enter_context(rasterio.open(probabilities)) if probabilities else None
+        uncertainty = stack.enter_context(rasterio.open(uncertain)) if uncertain else None
         while True:
             try:
                 window = pickle.load(requests)
@@ -404,7 +441,8 @@ def serve_blocks() -> None:
                 return
             try:
                 answer: tuple[str, object] = (
-                    "ok", vectorise_block(src, prob, window, classes, connectivity))
+                    "ok", vectorise_block(src, prob, window, classes, connectivity,
+                                          uncertainty))
             except Exception as exc:  # reported by the parent, which raises it
                 answer = ("error", exc)
             pickle.dump(answer, answers)
@@ -424,6 +462,7 @@ def _in_workers(
     connectivity: int,
     children: int,
     gdal_options: dict[str, int],
+    uncertainty: rasterio.io.DatasetReader | None,
 ) -> Generator[tuple[Pieces, np.ndarray], None, None]:
     """:func:`vectorise_block` for each window, in order, here and in ``children`` processes.
 
@@ -431,7 +470,7 @@ def _in_workers(
     process polygonises a window itself whenever the next result it must yield is not ready.
     """
     job = (src.name, prob.name if prob is not None else None, classes, connectivity,
-           gdal_options)
+           gdal_options, uncertainty.name if uncertainty is not None else None)
     here = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [here, os.environ.get("PYTHONPATH")]))}
@@ -490,7 +529,7 @@ def _in_workers(
                     with done:
                         done.wait_for(ready(index))
                     break
-                pieces = vectorise_block(src, prob, window, classes, connectivity)
+                pieces = vectorise_block(src, prob, window, classes, connectivity, uncertainty)
                 with done:
                     answers[mine] = ("ok", pieces)
             with done:
@@ -520,6 +559,7 @@ def vectorise_blocks(
     connectivity: int,
     workers: int,
     gdal_options: dict[str, int] | None = None,
+    uncertainty: rasterio.io.DatasetReader | None = None,
 ) -> Generator[tuple[Pieces, np.ndarray], None, None]:
     """:func:`vectorise_block` for each window, in order, on up to ``workers`` processes.
 
@@ -542,6 +582,8 @@ def vectorise_blocks(
     gdal_options : dict, optional
         GDAL settings (such as ``GDAL_CACHEMAX``) for the workers' reads; the caller's
         ``rasterio.Env`` does not reach them.
+    uncertainty : rasterio dataset, optional
+        As :func:`vectorise_block`, opened by the caller.
 
     Yields
     ------
@@ -558,11 +600,11 @@ def vectorise_blocks(
     workers = min(workers, len(windows))
     if workers <= 1 or not sys.executable:  # an embedded interpreter cannot start a worker
         for window in windows:
-            yield vectorise_block(src, prob, window, classes, connectivity)
+            yield vectorise_block(src, prob, window, classes, connectivity, uncertainty)
         return
     log.info("vectorising %d blocks on %d processes", len(windows), workers)
     yield from _in_workers(src, prob, windows, classes, connectivity, workers - 1,
-                           gdal_options or {})
+                           gdal_options or {}, uncertainty)
 
 
 def _components(n: int, pairs: np.ndarray) -> np.ndarray:
@@ -622,5 +664,7 @@ def merge_cut(pieces: Pieces, connectivity: int) -> Pieces:
                 np.array([members.prob_sum.sum()]),
                 np.array([members.prob_count.sum()]),
                 np.array([members.prob_max.max()]),
+                np.array([members.unc_sum.sum()]),
+                np.array([members.unc_count.sum()]),
             ))
     return Pieces.concat(merged)

@@ -1,7 +1,8 @@
 """Finishing vectorised features: metric measures, holes, islands, simplification, attributes.
 
 :class:`Measure` gives areas and lengths in metres and WGS84 positions in any CRS;
-:func:`feature_table` builds the attribute table (``id``, ``class``, ``area_m2``, ...)
+:func:`feature_table` builds the attribute table (``id``, ``class``, ``area_m2``,
+``compact``, ...)
 that :func:`geoseg.vectorize.polygons_from_mask` returns.
 
 This module never imports TensorFlow or click.
@@ -27,7 +28,10 @@ from geoseg.geometry import repair_polygons
 from geoseg.outputs import displayed_path
 from geoseg.vector_blocks import Pieces
 
-__all__ = ["Measure", "absorb_islands", "feature_table", "fill_small_holes", "simplified"]
+__all__ = [
+    "Measure", "absorb_islands", "feature_table", "fill_small_holes", "polsby_popper",
+    "simplified",
+]
 
 log = logging.getLogger("geoseg.vectorize")  # one logger for all of vectorising
 
@@ -239,6 +243,8 @@ def absorb_islands(pieces: Pieces, filled: np.ndarray) -> Pieces:
         pieces.prob_sum[o] += pieces.prob_sum[i]
         pieces.prob_count[o] += pieces.prob_count[i]
         pieces.prob_max[o] = max(pieces.prob_max[o], pieces.prob_max[i])
+        pieces.unc_sum[o] += pieces.unc_sum[i]
+        pieces.unc_count[o] += pieces.unc_count[i]
     return pieces.take(np.flatnonzero(~dropped))
 
 
@@ -258,6 +264,18 @@ def simplified(geoms: np.ndarray, tolerance: float) -> np.ndarray:
     return repair_polygons(shapely.simplify(geoms, tolerance, preserve_topology=True))
 
 
+def polsby_popper(area: np.ndarray, perimeter: np.ndarray) -> np.ndarray:
+    """Compactness ``4 pi A / P²`` (Polsby-Popper) of areas and perimeters in true metres:
+    1 for a disc, about 0.785 for a square, towards 0 for long thin or ragged shapes; NaN
+    for a zero perimeter.
+
+    >>> polsby_popper(np.array([np.pi, 1.0]), np.array([2 * np.pi, 4.0])).round(3).tolist()
+    [1.0, 0.785]
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(perimeter > 0, 4 * np.pi * area / perimeter**2, np.nan)
+
+
 def _as_multipolygons(geoms: np.ndarray) -> np.ndarray:
     parts, index = shapely.get_parts(geoms, return_index=True)
     return np.asarray(shapely.multipolygons(parts, indices=index), dtype=object)
@@ -270,6 +288,7 @@ def feature_table(
     crs: rasterio.crs.CRS | None,
     with_probabilities: bool,
     min_area: float,
+    uncertainty: str | None = None,
 ) -> gpd.GeoDataFrame:
     """The attribute table, sorted largest first, ids 1..N.
 
@@ -287,6 +306,9 @@ def feature_table(
         Add ``mean_prob`` and ``max_prob``.
     min_area : float
         Drop features smaller than this, in m² (empty ones always go).
+    uncertainty : str, optional
+        Add the mean of the uncertainty raster over each feature's pixels as this column
+        (``tta_spread`` or ``entropy``: :mod:`geoseg.uncertainty`), after ``max_prob``.
 
     Returns
     -------
@@ -299,18 +321,24 @@ def feature_table(
     pieces, area = pieces.take(np.flatnonzero(keep)), area[keep]
     geoms = pieces.geoms
     lon, lat = metric.lonlat(shapely.centroid(geoms))
+    perimeter = metric.length(geoms) if len(geoms) else np.empty(0)
     columns: dict[str, object] = {
         "class": pd.Series([_class_name(names, int(c)) for c in pieces.class_ids],
                            dtype=object),
         "class_id": pieces.class_ids.astype(np.int64),
         "area_m2": area,
-        "perim_m": metric.length(geoms) if len(geoms) else np.empty(0),
+        "perim_m": perimeter,
+        "compact": polsby_popper(area, perimeter),
     }
     if with_probabilities:
         count = pieces.prob_count
         with np.errstate(invalid="ignore", divide="ignore"):
             columns["mean_prob"] = np.where(count > 0, pieces.prob_sum / count, np.nan)
         columns["max_prob"] = np.where(count > 0, pieces.prob_max, np.nan)
+    if uncertainty is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            columns[uncertainty] = np.where(pieces.unc_count > 0,
+                                            pieces.unc_sum / pieces.unc_count, np.nan)
     columns["lon"], columns["lat"] = lon, lat
     frame = gpd.GeoDataFrame(
         pd.DataFrame(columns),

@@ -12,10 +12,13 @@ dissolved with :func:`shapely.union_all`, and every feature is then mapped to th
 Working on pixel corners keeps the union exact: no seam lines, no slivers.
 
 Per feature the attributes are ``id`` (1..N, largest first), ``class`` (name), ``class_id``,
-``area_m2``, ``perim_m`` (of the geometry as written, in metres), ``lon``/``lat`` (centroid in
-WGS84) and, with a probability raster, ``mean_prob``/``max_prob`` (the probability of the
-feature's class over the mask pixels that make it up, accumulated block by block, so exact for
-merged features). Names are at most 10 characters so that a Shapefile keeps them.
+``area_m2``, ``perim_m`` (of the geometry as written, in metres), ``compact`` (Polsby-Popper
+``4 pi area / perim²`` of those metres: 1 for a disc, lower for elongated or ragged shapes),
+``lon``/``lat`` (centroid in WGS84) and, with a probability raster, ``mean_prob``/``max_prob``
+(the probability of the feature's class over the mask pixels that make it up, accumulated block
+by block, so exact for merged features) and, with an uncertainty raster
+(:mod:`geoseg.uncertainty`), its mean over those pixels, named after its measure:
+``tta_spread`` or ``entropy``. Names are at most 10 characters so that a Shapefile keeps them.
 
 Areas and lengths are true metres whatever the CRS (:class:`~geoseg.vector_features.Measure`):
 a projected CRS whose scale is true within 0.1 % over the scene (UTM within its zone, national
@@ -54,6 +57,7 @@ from geoseg.polygon_options import PolygonOptions
 from geoseg.scene import open_scene
 from geoseg.styles import polygon_style
 from geoseg.tiling import block_windows
+from geoseg.uncertainty import UNCERTAINTY_KINDS, UNCERTAINTY_TAG
 from geoseg.vector_blocks import Pieces, merge_cut, to_map, vectorise_blocks
 from geoseg.vector_features import (
     Measure,
@@ -144,10 +148,13 @@ def _check_classes(classes: Sequence[int] | None, names: Sequence[str], mask: st
                                  f"{known})")
 
 
-def _check_probabilities(prob: rasterio.io.DatasetReader, src: rasterio.io.DatasetReader) -> None:
+def _check_probabilities(prob: rasterio.io.DatasetReader, src: rasterio.io.DatasetReader,
+                         what: str = "probabilities") -> None:
+    """``prob`` (the probabilities, or another raster ``what`` written with the mask) is on
+    the mask's grid and not the mask itself."""
     if Path(prob.name).resolve() == Path(src.name).resolve():
-        raise InputError(f"{prob.name}: is the mask itself; pass the probability raster "
-                         "written with it (the prediction's probabilities output)")
+        raise InputError(f"{prob.name}: is the mask itself; pass the {what} raster written "
+                         f"with it (the prediction's {what} output)")
     same = (
         prob.width == src.width
         and prob.height == src.height
@@ -157,9 +164,19 @@ def _check_probabilities(prob: rasterio.io.DatasetReader, src: rasterio.io.Datas
     if not same:
         raise InputError(
             f"{prob.name}: its grid ({prob.width}x{prob.height}, {prob.crs}) differs from the "
-            f"mask {src.name} ({src.width}x{src.height}, {src.crs}); pass the probabilities "
+            f"mask {src.name} ({src.width}x{src.height}, {src.crs}); pass the {what} "
             "written together with this mask"
         )
+
+
+def _uncertainty_kind(unc: rasterio.io.DatasetReader) -> str:
+    """The measure an uncertainty raster holds (its tag), which names the polygons' column."""
+    kind = unc.tags().get(UNCERTAINTY_TAG)
+    if unc.count != 1 or kind not in UNCERTAINTY_KINDS:
+        raise InputError(f"{unc.name}: is not an uncertainty raster written by geoseg predict "
+                         f"(one band tagged {UNCERTAINTY_TAG}); pass the uncertainty output "
+                         "written with this mask")
+    return kind
 
 
 def _check_execution(block_size: int, workers: int | None) -> None:
@@ -196,6 +213,7 @@ def polygons_from_mask(
     options: PolygonOptions | None = None,
     *,
     probabilities_path: str | os.PathLike[str] | None = None,
+    uncertainty_path: str | os.PathLike[str] | None = None,
     block_size: int = 2048,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -212,6 +230,9 @@ def polygons_from_mask(
         Per-class probabilities on the same grid (band c+1 for class c; a single band is the
         foreground of a binary mask), float or uint8 with a GDAL scale/offset, which is
         applied. Adds ``mean_prob`` and ``max_prob``.
+    uncertainty_path : path, optional
+        The uncertainty raster written with the mask (:mod:`geoseg.uncertainty`): adds its
+        mean over each polygon's pixels, ``tta_spread`` or ``entropy`` after its measure.
     options : PolygonOptions, optional
         Minimum area, simplification, hole filling, connectivity and classes
         (:class:`~geoseg.polygon_options.PolygonOptions`; its defaults when not given).
@@ -226,7 +247,8 @@ def polygons_from_mask(
     Returns
     -------
     geopandas.GeoDataFrame
-        Columns ``id, class, class_id, area_m2, perim_m, [mean_prob, max_prob,] lon, lat``
+        Columns ``id, class, class_id, area_m2, perim_m, compact, [mean_prob, max_prob,]
+        [tta_spread or entropy,] lon, lat``
         and MultiPolygon geometries in the mask's CRS, largest first. Empty (with these
         columns) when the mask has no selected pixels.
 
@@ -249,6 +271,11 @@ def polygons_from_mask(
         if probabilities_path is not None:
             prob = stack.enter_context(_open(Path(probabilities_path)))
             _check_probabilities(prob, src)
+        uncertainty, kind = None, None
+        if uncertainty_path is not None:
+            uncertainty = stack.enter_context(_open(Path(uncertainty_path)))
+            _check_probabilities(uncertainty, src, "uncertainty")
+            kind = _uncertainty_kind(uncertainty)
         metric = Measure.for_raster(src)
         # Without later changes to the geometry, small complete polygons can go at once.
         drop_early = opts.min_area > 0 and opts.simplify == 0 and opts.fill_holes == 0
@@ -260,7 +287,7 @@ def polygons_from_mask(
         # Closed on the way out, even on an error: no worker process outlives the call.
         found = stack.enter_context(closing(vectorise_blocks(
             src, prob, blocks, opts.classes, opts.connectivity, workers or os.cpu_count() or 1,
-            gdal_options)))
+            gdal_options, uncertainty)))
         for window, (pieces, on_edge) in zip(blocks, found, strict=True):
             whole = pieces.take(np.flatnonzero(~on_edge))
             whole.geoms = to_map(whole.geoms, src.transform)
@@ -282,7 +309,8 @@ def polygons_from_mask(
             pieces = absorb_islands(pieces, filled)
         if opts.simplify > 0 and len(pieces):
             pieces.geoms = simplified(pieces.geoms, metric.units(opts.simplify))
-        return feature_table(pieces, metric, names, src.crs, prob is not None, opts.min_area)
+        return feature_table(pieces, metric, names, src.crs, prob is not None, opts.min_area,
+                             kind)
 
 
 def vectorize_mask(
@@ -294,14 +322,15 @@ def vectorize_mask(
     style: bool = True,
     overwrite: bool = False,
     probabilities_path: str | os.PathLike[str] | None = None,
+    uncertainty_path: str | os.PathLike[str] | None = None,
     block_size: int = 2048,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> VectorizeSummary:
     """Vectorise a class mask and write the polygons.
 
-    ``options``, ``probabilities_path``, ``block_size``, ``workers`` and ``progress`` are
-    those of :func:`polygons_from_mask`.
+    ``options``, ``probabilities_path``, ``uncertainty_path``, ``block_size``, ``workers``
+    and ``progress`` are those of :func:`polygons_from_mask`.
 
     The output format comes from the extension of ``out_path`` (:data:`VECTOR_FORMATS`); a
     GeoPackage layer is named ``layer`` (default: the mask's file stem). The output is checked
@@ -326,10 +355,11 @@ def vectorize_mask(
     OutputIsInputError
         The output is the mask or the probabilities, or its style sidecar is theirs.
     """
-    inputs = [p for p in (mask_path, probabilities_path) if p is not None]
+    inputs = [p for p in (mask_path, probabilities_path, uncertainty_path) if p is not None]
     final, _ = check_vector_output(out_path, overwrite, inputs, layers=inputs, style=style)
     frame = polygons_from_mask(mask_path, options, probabilities_path=probabilities_path,
-                               block_size=block_size, workers=workers, progress=progress)
+                               uncertainty_path=uncertainty_path, block_size=block_size,
+                               workers=workers, progress=progress)
     written = write_polygons(frame, final, layer=layer or Path(mask_path).stem,
                              overwrite=overwrite, style=polygon_style() if style else None)
     areas = frame["area_m2"].to_numpy()

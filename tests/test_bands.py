@@ -105,14 +105,18 @@ def test_bands_hand_over_the_shared_rows_after_test_time_augmentation(tall_scene
     predictor = ModelPredictor(ModelSpec(model_path, batch_size=4, device="cpu"))
     options = PredictOptions(tta="flips", probability_dtype="float32", window="tile")
     reference = predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS, options,
-                              probabilities_path=tmp_path / "one_prob.tif")
+                              probabilities_path=tmp_path / "one_prob.tif",
+                              uncertainty_path=tmp_path / "one_unc.tif")
     plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", plan_run(options, SETTINGS),
-                                 probabilities_path=tmp_path / "bands_prob.tif", row_bands=2)
+                                 probabilities_path=tmp_path / "bands_prob.tif", row_bands=2,
+                                 uncertainty_path=tmp_path / "bands_unc.tif")
     results = [plan.predict_band(i, predictor) for i in (0, 1)]  # 0 predicts half ahead
     assert sum(r.tiles_predicted for r in results) == reference.tiles_predicted
     plan.assemble(results)
     assert digest(tmp_path / "bands_prob.tif") == digest(tmp_path / "one_prob.tif")
     assert digest(tmp_path / "bands.tif") == digest(tmp_path / "one.tif")
+    # the spread across TTA travels with the shared tiles and the saved rows
+    assert digest(tmp_path / "bands_unc.tif") == digest(tmp_path / "one_unc.tif")
 
 
 class LostAfter:

@@ -168,3 +168,33 @@ def test_an_existing_output_is_refused_before_the_model_is_named(make_raster, tm
     assert result.output.splitlines() == [
         f"Error: {tmp_path / existing}: exists already; pass --overwrite to replace it"]
     assert (tmp_path / existing).read_bytes() == b"a user's file"
+
+
+def test_uncertainty_through_the_cli_with_tta_reaches_the_polygons(make_raster, tmp_path):
+    """--uncertainty with --tta: the spread raster, its style, and each polygon's mean spread
+    (tta_spread), which geoseg vectorize --uncertainty gives again; refused with --out-dir."""
+    import geopandas as gpd
+
+    model = save_model(look_right_keras_model(SETTINGS), SETTINGS, tmp_path / "right.keras")
+    scene = make_raster(height=90, width=70)
+    result = run("predict", str(scene), "--model", str(model), "--out",
+                 str(tmp_path / "mask.tif"), "--uncertainty", str(tmp_path / "unc.tif"),
+                 "--vector", str(tmp_path / "slides.gpkg"), "--device", "cpu", "-q",
+                 "--tta", "flips")
+    assert result.exit_code == 0, result.output
+    assert "unc.tif: uncertainty (tta spread)" in result.output
+    assert (tmp_path / "unc.qml").exists()
+    with rasterio.open(tmp_path / "unc.tif") as unc:
+        assert unc.tags()["GEOSEG_UNCERTAINTY"] == "tta_spread"
+        assert 0 < unc.read(1, masked=True).mean() * unc.scales[0] <= 0.5
+    polygons = gpd.read_file(tmp_path / "slides.gpkg", layer="scene")
+    assert len(polygons) and polygons["tta_spread"].notna().all()
+    assert polygons["tta_spread"].mean() > 0.05  # looking right, then left: they disagree
+    again = run("vectorize", str(tmp_path / "mask.tif"), "--uncertainty",
+                str(tmp_path / "unc.tif"), "--out", str(tmp_path / "again.gpkg"), "-q")
+    assert again.exit_code == 0, again.output
+    spread_again = gpd.read_file(tmp_path / "again.gpkg", layer="mask")["tta_spread"]
+    assert spread_again.tolist() == pytest.approx(polygons["tta_spread"].tolist())
+    many = CliRunner().invoke(cli, ["predict", str(scene), "--out-dir", str(tmp_path / "d"),
+                                    "--uncertainty", str(tmp_path / "u2.tif")])
+    assert many.exit_code == 2 and "--uncertainty names one scene's output" in many.output

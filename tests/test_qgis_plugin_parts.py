@@ -66,10 +66,11 @@ def test_predict_command_parses_as_given(make_raster, tmp_path):
         str(scene), str(tmp_path / "m.tif"), probabilities=str(tmp_path / "p.tif"),
         polygons=str(tmp_path / "l.gpkg"), model=str(tmp_path / "x.keras"), bands=[3, 2, 1],
         threshold=0.4, overlap=96, device="cpu", batch_size=2, window="tile",
-        resolution="auto", resume=True)
+        resolution="auto", resume=True, uncertainty=str(tmp_path / "u.tif"))
     params = parse(args)
     assert params["scenes"] == (str(scene),) and params["out_path"] == str(tmp_path / "m.tif")
     assert params["probabilities_path"] == str(tmp_path / "p.tif")
+    assert params["uncertainty_path"] == str(tmp_path / "u.tif")
     assert params["vector_path"] == str(tmp_path / "l.gpkg")
     assert params["model_path"] == str(tmp_path / "x.keras")
     assert params["bands"] == [3, 2, 1] and params["threshold"] == 0.4
@@ -83,6 +84,7 @@ def test_predict_defaults_leave_the_choices_to_geoseg(make_raster, tmp_path):
     assert params["model_path"] == str(resolve_model()) and params["bands"] is None
     assert params["threshold"] is None and params["overlap"] is None
     assert params["probabilities_path"] is None and not params["resume"]
+    assert params["uncertainty_path"] is None
     assert params["window"] == "auto" and params["resolution"] == "native"
 
 

@@ -39,7 +39,7 @@ UTM = "EPSG:32654"
 PIXEL = 10.0  # metres
 PIXEL_AREA = PIXEL * PIXEL
 NAMES = ["background", "landslide"]
-SCHEMA = ["id", "class", "class_id", "area_m2", "perim_m", "lon", "lat"]
+SCHEMA = ["id", "class", "class_id", "area_m2", "perim_m", "compact", "lon", "lat"]
 
 
 def write_mask(

@@ -35,6 +35,12 @@ if TYPE_CHECKING:
               help="Folder for the outputs of several scenes: <scene stem>_mask.tif, ...")
 @click.option("--probabilities", "probabilities_path", type=click.Path(dir_okay=False),
               default=None, help="Also write per-class probabilities to this GeoTIFF.")
+@click.option("--uncertainty", "uncertainty_path", type=click.Path(dir_okay=False),
+              default=None,
+              help="Also write the per-pixel uncertainty to this GeoTIFF (with a QGIS style): "
+                   "the spread of the landslide probability across --tta's predictions, else "
+                   "the predictive entropy (0 sure .. 1 even odds); stored like the "
+                   "probabilities. The polygons then get its mean (tta_spread or entropy).")
 @run_option("probability_dtype")
 @prediction_opts
 @click.option("--cog", is_flag=True, help="Write Cloud Optimized GeoTIFFs (with overviews).")
@@ -71,6 +77,7 @@ def predict(
     out_path: str | None,
     out_dir: str | None,
     probabilities_path: str | None,
+    uncertainty_path: str | None,
     probability_dtype: str,
     cog: bool,
     vector_path: str | None,
@@ -121,10 +128,10 @@ def predict(
         if also:
             raise click.UsageError("--also applies with --out-dir")
         _predict_one(scene_paths[0], spec, options, out_path, probabilities_path, vector_path,
-                     preview_path, quiet, cluster)
+                     preview_path, quiet, cluster, uncertainty_path)
         return
     for option, value in (("--probabilities", probabilities_path), ("--vector", vector_path),
-                          ("--preview", preview_path)):
+                          ("--preview", preview_path), ("--uncertainty", uncertainty_path)):
         if value:
             raise click.UsageError(f"{option} names one scene's output; with --out-dir use "
                                    "--also probabilities / --also vector")
@@ -160,7 +167,7 @@ class Cluster:
 def _predict_one(
     scene: str, spec: ModelSpec, options: PredictOptions, out_path: str,
     probabilities_path: str | None, vector_path: str | None, preview_path: str | None,
-    quiet: bool, cluster: Cluster,
+    quiet: bool, cluster: Cluster, uncertainty_path: str | None = None,
 ) -> None:
     from geoseg.jobs import SceneJob, check_outputs, run_job
     from geoseg.outputs import check_output_path
@@ -169,7 +176,8 @@ def _predict_one(
     predictor = ModelPredictor(spec)
     job = SceneJob(scene, Path(out_path),
                    Path(probabilities_path) if probabilities_path else None,
-                   Path(vector_path) if vector_path else None)
+                   Path(vector_path) if vector_path else None,
+                   Path(uncertainty_path) if uncertainty_path else None)
     check_outputs(job, options.overwrite, spec.path, options.style)  # before naming the model
     if preview_path is not None:
         check_output_path(preview_path, options.overwrite, inputs=[scene, spec.path])
@@ -197,6 +205,9 @@ def _predict_one(
         click.echo(_describe(result, options.resume))
     if result.probabilities_path is not None:
         click.echo(f"{result.probabilities_path}: class probabilities")
+    if result.uncertainty_path is not None:
+        click.echo(f"{result.uncertainty_path}: uncertainty "
+                   f"({'tta spread' if options.tta != 'none' else 'predictive entropy'})")
     if vector is not None:
         click.echo(vector.describe())
     if preview_path is not None:

@@ -33,6 +33,10 @@ def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) ->
          required=True)
 @click.option("--probabilities", "probabilities_path", type=existing_file, default=None,
               help="Probabilities written with the mask: adds mean_prob and max_prob.")
+@click.option("--uncertainty", "uncertainty_path", type=existing_file, default=None,
+              help="The uncertainty raster written with the mask (geoseg predict "
+                   "--uncertainty): adds its mean per polygon, tta_spread (written with --tta) "
+                   "or entropy.")
 @click.option("--min-area", type=click.FloatRange(min=0), default=DEFAULTS.min_area,
               show_default=True, help="Drop polygons smaller than this, in m².")
 @click.option("--simplify", type=click.FloatRange(min=0), default=DEFAULTS.simplify,
@@ -54,6 +58,7 @@ def vectorize(
     mask: str,
     out_path: str,
     probabilities_path: str | None,
+    uncertainty_path: str | None,
     min_area: float,
     simplify: float,
     fill_holes: float,
@@ -65,8 +70,10 @@ def vectorize(
 ) -> None:
     """Vectorise MASK (a class-mask GeoTIFF) into one polygon per connected region.
 
-    Polygons are in the mask's CRS with id, class, class_id, area_m2, perim_m, lon/lat of
-    the centroid (WGS84) and, with --probabilities, mean_prob and max_prob.
+    Polygons are in the mask's CRS with id, class, class_id, area_m2, perim_m, compact
+    (4 pi area / perim^2: 1 for a disc, lower for elongated shapes), lon/lat of the centroid
+    (WGS84) and, with --probabilities, mean_prob and max_prob; with --uncertainty, the
+    polygon's mean uncertainty (tta_spread or entropy).
 
     \b
     Example:
@@ -78,5 +85,6 @@ def vectorize(
         options = PolygonOptions(min_area, simplify, fill_holes, int(connectivity),
                                  tuple(classes) if classes is not None else None)
         summary = vectorize_mask(mask, out_path, options, probabilities_path=probabilities_path,
-                                 workers=workers, overwrite=overwrite, progress=progress)
+                                 uncertainty_path=uncertainty_path, workers=workers,
+                                 overwrite=overwrite, progress=progress)
     click.echo(summary.describe())

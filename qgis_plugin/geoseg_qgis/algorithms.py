@@ -393,7 +393,10 @@ class DetectLandslides(GeosegAlgorithm):
         "<b>Outputs</b>: the landslide polygons with area, perimeter and confidence (their "
         "mean and highest probability) on top, the class mask (landslides red) and the "
         "probabilities (one band per class, drawn as the landslide probability: transparent "
-        "up to 0.2, then yellow to dark red), each loaded with its style.<br>"
+        "up to 0.2, then yellow to dark red), each loaded with its style; optionally the "
+        "<b>uncertainty</b>: the predictive entropy of the class probabilities, 0 where the "
+        "model is sure of a class, 1 at even odds (transparent where low, yellow to purple), "
+        "and the polygons' mean of it (entropy).<br>"
         "<b>Prediction windows</b> (advanced): the model predicts windows of up to 2048 "
         "pixels by default (smaller for models of more than 8 base filters), the fastest; "
         "1024-pixel windows take less memory, and the model's own tiles, with 1 tile per "
@@ -425,6 +428,9 @@ class DetectLandslides(GeosegAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Class mask"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "PROBABILITIES", "Probabilities", optional=True, createByDefault=True))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "UNCERTAINTY", "Uncertainty (predictive entropy)", optional=True,
+            createByDefault=False))
         self.addParameter(QgsProcessingParameterVectorDestination(
             "POLYGONS", "Landslide polygons", QgsProcessing.TypeVectorPolygon, optional=True,
             createByDefault=True))
@@ -434,9 +440,11 @@ class DetectLandslides(GeosegAlgorithm):
         scene = self._scene(parameters, "INPUT", context)
         mask = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         probabilities = self.parameterAsOutputLayer(parameters, "PROBABILITIES", context) or None
+        uncertainty = self.parameterAsOutputLayer(parameters, "UNCERTAINTY", context) or None
         polygons = self.parameterAsOutputLayer(parameters, "POLYGONS", context) or None
         args = commands.predict_args(
-            scene, mask, probabilities=probabilities, polygons=polygons,
+            scene, mask, probabilities=probabilities, uncertainty=uncertainty,
+            polygons=polygons,
             model=self._model(parameters, context), bands=self._bands(parameters, context),
             threshold=self._optional_number(parameters, "THRESHOLD", context),
             overlap=self._optional_int(parameters, "OVERLAP", context),
@@ -445,11 +453,12 @@ class DetectLandslides(GeosegAlgorithm):
             window=list(WINDOWS)[self.parameterAsEnum(parameters, "WINDOW", context)],
             resolution=list(RESOLUTIONS)[self.parameterAsEnum(parameters, "RESOLUTION", context)],
             resume=self.parameterAsBoolean(parameters, "RESUME", context))
-        outputs = [path for path in (mask, probabilities, polygons) if path]
+        outputs = [path for path in (mask, probabilities, uncertainty, polygons) if path]
         self.run_geoseg(args, feedback, outputs)
-        self.load_in_order([(polygons, None), (mask, None),
+        self.load_in_order([(polygons, None), (uncertainty, None), (mask, None),
                             (probabilities, probability_renderer)], context)
-        return {"OUTPUT": mask, "PROBABILITIES": probabilities, "POLYGONS": polygons}
+        return {"OUTPUT": mask, "PROBABILITIES": probabilities, "UNCERTAINTY": uncertainty,
+                "POLYGONS": polygons}
 
 
 class VectorizeMask(GeosegAlgorithm):
@@ -461,7 +470,8 @@ class VectorizeMask(GeosegAlgorithm):
     HELP = (
         "Turns a class mask written by 'Detect landslides' (or any class raster) into one "
         "polygon per connected region (geoseg vectorize), in the mask's CRS, with class, "
-        "area_m2, perim_m and the centroid's longitude and latitude.<br><br>"
+        "area_m2, perim_m, compact (4&pi; area / perim_m²: 1 for a disc, lower for elongated "
+        "shapes) and the centroid's longitude and latitude.<br><br>"
         "<b>Probabilities</b>: the probabilities written with the mask add mean_prob and "
         "max_prob (the confidence of each polygon).<br>"
         "<b>Minimum area</b> and <b>Fill holes</b> are in m²; <b>Simplify</b> is a tolerance "

@@ -94,10 +94,12 @@ def predict_args(
     model: str | None = None, bands: Sequence[int] = (), threshold: float | None = None,
     overlap: int | None = None, device: str = "auto", batch_size: int | None = None,
     window: str | None = None, resolution: str | None = None, resume: bool = False,
+    uncertainty: str | None = None,
 ) -> list[str]:
-    """``geoseg predict``: a class mask, optionally probabilities and polygons."""
+    """``geoseg predict``: a class mask, optionally probabilities, uncertainty and polygons."""
     return ["predict", scene, "--out", mask, *_options(
-        probabilities=probabilities, vector=polygons, model=model, bands=_bands(bands),
+        probabilities=probabilities, uncertainty=uncertainty, vector=polygons, model=model,
+        bands=_bands(bands),
         threshold=threshold, overlap=overlap, device=device, batch_size=batch_size,
         window=window, resolution=resolution, resume=resume), "--overwrite", *PROGRESS]
 

@@ -25,6 +25,7 @@ FIELDS: dict[str, str] = {
     "overwrite": "OVERWRITE",
     "out_path": "OUTPUT",
     "probabilities_path": "PROBABILITIES",
+    "uncertainty_path": "UNCERTAINTY",
     "vector_path": "POLYGONS",
     "min_area": "MIN_AREA",
     "simplify": "SIMPLIFY",
