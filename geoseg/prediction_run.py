@@ -58,7 +58,8 @@ class OpenRun:
     resampled_from: rasterio.io.DatasetReader | None = None
     """The scene, when ``src`` (and ``grid``) is a view of it at another pixel size
     (``resolution``: :func:`geoseg.resample.resampled_view`): the stream writes the view's
-    probabilities, which :func:`geoseg.prediction_outputs.write_outputs` puts back on the scene's grid."""
+    probabilities, which :func:`geoseg.prediction_outputs.write_outputs` puts back on the
+    scene's grid."""
 
     @property
     def scene(self) -> rasterio.io.DatasetReader:
