@@ -20,8 +20,16 @@ does not grow with the scene either. Outputs are written to temporary files and 
 place only when complete (:func:`geoseg.outputs.atomic_output`).
 
 The model is any callable mapping a float32 batch ``(n, size, size, bands)`` to probabilities
-``(n, size, size, classes)``: :class:`geoseg.inference.KerasPredictor` in practice, a plain numpy
-function in tests. This module never imports TensorFlow.
+``(n, size, size, classes)`` (:class:`geoseg.model_protocol.BatchPredictor`):
+:class:`geoseg.inference.KerasPredictor` in practice, a plain numpy function in tests. This
+module never imports TensorFlow.
+
+:func:`predict_scene` runs the parts, each in a module of its own: the options
+(:mod:`geoseg.predict_options`), the scene opened and checked (:mod:`geoseg.prediction_run`),
+the streaming loop (:mod:`geoseg.row_stream`) and the outputs, written and moved into place
+(:mod:`geoseg.prediction_outputs`); a scene predicted in bands of rows by several processes
+goes through the same parts (:mod:`geoseg.row_bands`). The names users import from here
+(:class:`PredictOptions`, :class:`BandedPrediction`, ...) are re-exported from their modules.
 """
 
 from __future__ import annotations
