@@ -58,7 +58,6 @@ from geoseg.prediction_run import (
     nothing_to_predict,
     open_run,
     stream_options,
-    warn_if_run_unfit,
 )
 from geoseg.row_bands import BandedPrediction, BandResult
 from geoseg.row_stream import predict_rows
@@ -159,11 +158,11 @@ def predict_scene(
     with ExitStack() as stack:
         run = open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                         model_file, getattr(predictor, "runtime", None))
-        warn_if_run_unfit(run, settings, model_file, opts)
         journal = run.journal
         finished = checked_rows(run, opts, journal.load()) if opts.resume else []
         if finished:
             log.info("%s: resuming below row %d", run.mask, end_row(finished))
+
         def rows(outputs: Outputs) -> int:
             journal.start(keep=bool(finished))
             outputs.copy(finished)  # written by the interrupted run: not predicted again

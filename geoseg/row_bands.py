@@ -28,7 +28,6 @@ from geoseg.prediction_run import (
     nothing_to_predict,
     open_run,
     stream_options,
-    warn_if_run_unfit,
 )
 from geoseg.row_stream import batch_windows, predict_rows, read_batches
 from geoseg.settings import ModelSettings
@@ -130,7 +129,6 @@ class BandedPrediction:
         with ExitStack() as stack:
             run = open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                             model_file, runtime)
-            warn_if_run_unfit(run, settings, model_file, opts)
             if opts.resume:
                 run.journal.load()  # refuses the journal of another run
                 checked_rows(run, opts, run.journal.saved())
@@ -142,7 +140,7 @@ class BandedPrediction:
 
     def _open(self, stack: ExitStack) -> OpenRun:
         return open_run(stack, self.scene, self.mask, self.settings, self.options,
-                         self.probabilities, self.model_file, self.runtime)
+                        self.probabilities, self.model_file, self.runtime, warn=False)
 
     def predict_band(self, index: int, predictor: BatchPredictor) -> BandResult:
         """Predict band ``index`` and save its rows to the run's journal.
