@@ -35,7 +35,6 @@ from geoseg.uncertainty import UncertaintyKind, uncertainty_kind
 
 __all__ = [
     "OpenRun", "checked_rows", "end_row", "nothing_to_predict", "open_run", "stream_options",
-    "warn_if_run_unfit",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,12 +95,14 @@ def open_run(
     model_file: str | os.PathLike[str] | None,
     uncertainty_path: str | os.PathLike[str] | None = None,
     polygons: bool = False,
+    warn: bool = True,
 ) -> OpenRun:
     """Open the scene (closed with ``stack``) and check everything a run of the plan ``opts``
     needs before it starts: the bands, the grid, the outputs against the inputs; describe the
     run in its journal's fingerprint. With ``polygons`` (the run's mask will be vectorised), a
     run with ``tta`` computes the spread across it for the polygons even without an
-    uncertainty output."""
+    uncertainty output. With ``warn`` (as a run starts, not in each of its bands' tasks),
+    warn when the scene is not the imagery the model was trained on."""
     settings = opts.settings
     scene = stack.enter_context(open_scene(scene_path, require_crs=opts.require_crs))
     band_list = select_bands(scene, settings.bands, opts.bands)
@@ -142,10 +143,13 @@ def open_run(
         **({"resampled": scale} if scale is not None else {}),
         **({"uncertainty": kind} if kind is not None else {}),
     })
-    return OpenRun(src, band_list, grid, mask_final, prob_final, inputs, journal,
-                    postprocessed=opts.postprocessing is not None,
-                    resampled_from=scene if scale is not None else None,
-                    uncertainty=unc_final, uncertainty_kind=kind, uncertainty_hidden=hidden)
+    run = OpenRun(src, band_list, grid, mask_final, prob_final, inputs, journal,
+                  postprocessed=opts.postprocessing is not None,
+                  resampled_from=scene if scale is not None else None,
+                  uncertainty=unc_final, uncertainty_kind=kind, uncertainty_hidden=hidden)
+    if warn:
+        _warn_if_unfit(run, model_file, opts)
+    return run
 
 
 def _uncertainty_output(path: str | os.PathLike[str] | None, opts: RunPlan,
@@ -167,8 +171,8 @@ def _uncertainty_output(path: str | os.PathLike[str] | None, opts: RunPlan,
     return final
 
 
-def warn_if_run_unfit(run: OpenRun, model_file: str | os.PathLike[str] | None,
-                      opts: RunPlan) -> None:
+def _warn_if_unfit(run: OpenRun, model_file: str | os.PathLike[str] | None,
+                   opts: RunPlan) -> None:
     """Warn when the scene is not the imagery the model was trained on
     (:func:`geoseg.imagery.warn_if_unfit`); not of its pixel size when the run reads it at
     another one."""

@@ -28,7 +28,6 @@ from geoseg.prediction_run import (
     nothing_to_predict,
     open_run,
     stream_options,
-    warn_if_run_unfit,
 )
 from geoseg.row_stream import batch_windows, predict_rows, read_batches
 from geoseg.settings import ModelSettings
@@ -140,7 +139,6 @@ class BandedPrediction:
         with ExitStack() as stack:
             run = open_run(stack, scene_path, out_path, plan, probabilities_path, model_file,
                            uncertainty_path, polygons)
-            warn_if_run_unfit(run, model_file, plan)
             if plan.resume:
                 run.journal.load()  # refuses the journal of another run
                 checked_rows(run, plan, run.journal.saved())
@@ -153,7 +151,7 @@ class BandedPrediction:
 
     def _open(self, stack: ExitStack) -> OpenRun:
         return open_run(stack, self.scene, self.mask, self.options, self.probabilities,
-                        self.model_file, self.uncertainty, self.polygons)
+                        self.model_file, self.uncertainty, self.polygons, warn=False)
 
     def predict_band(self, index: int, predictor: BatchPredictor) -> BandResult:
         """Predict band ``index`` and save its rows to the run's journal.
