@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from geoseg.outputs import atomic_output, check_output_path
@@ -33,6 +33,7 @@ from geoseg.predict import (
     PredictOptions,
     predict_scene,
 )
+from geoseg.scene_paths import scene_stem
 from geoseg.settings import ModelSettings
 from geoseg.styles import check_style_path
 
@@ -47,7 +48,7 @@ class SceneJob:
     """One scene and where its outputs go."""
 
     scene: str
-    """A file path or a GDAL virtual path (``/vsizip/...``)."""
+    """A file path, a URL or a GDAL virtual path (``/vsizip/...``)."""
     mask: Path
     probabilities: Path | None = None
     vector: Path | None = None
@@ -55,7 +56,7 @@ class SceneJob:
     @property
     def layer(self) -> str:
         """Name of the polygons' layer (GeoPackage): the scene's file stem."""
-        return PurePosixPath(self.scene).stem
+        return scene_stem(self.scene)
 
 
 @dataclass(frozen=True)

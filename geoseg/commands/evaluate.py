@@ -20,6 +20,7 @@ from geoseg.commands.options import (
     postprocessing_opts,
     precision_opt,
     progress_opt,
+    raster_input,
     resolution_opt,
     tta_opt,
     window_opt,
@@ -56,7 +57,7 @@ def _data_source(
 
 
 @click.command(short_help="Measure a model's landslide accuracy on labelled data.")
-@click.argument("scenes", nargs=-1, type=existing_file)
+@click.argument("scenes", nargs=-1, type=raster_input)
 @click.option("-l", "--labels", multiple=True, type=click.Path(exists=True),
               help="Labels of a SCENE, once per scene in the same order: a vector layer "
                    "(every polygon a landslide), a label raster or an RGB mask on its grid.")
