@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.error
-import urllib.request
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
@@ -99,6 +97,8 @@ def server_facts(scene: str | os.PathLike[str]) -> dict[str, str]:
     One request for the first byte (a ``HEAD`` is refused by presigned URLs), whose answer
     tells the whole size (``Content-Range``).
     """
+    import urllib.request  # here: http.client and ssl cost every command's start otherwise
+
     curl = _CURL_URL.match(gdal_path(scene))
     if curl is None:
         return {}
@@ -106,7 +106,7 @@ def server_facts(scene: str | os.PathLike[str]) -> dict[str, str]:
     try:
         with urllib.request.urlopen(request, timeout=SERVER_TIMEOUT) as answer:  # noqa: S310
             headers = answer.headers
-    except (urllib.error.URLError, OSError, ValueError):
+    except (OSError, ValueError):  # URLError is an OSError
         return {}
     size = headers.get("Content-Range", "").rpartition("/")[2]
     if not size.isdigit():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,13 +15,15 @@ import rasterio
 from click.testing import CliRunner
 from conftest import InterruptedAfter, PixelwisePredictor, pixelwise_keras_model, write_raster
 from range_server import serving
+from rasterio.windows import Window
+from test_bad_inputs import striped_mosaic
 
 from geoseg.cli import cli
 from geoseg.distributed import expand_scenes
 from geoseg.errors import InputError
 from geoseg.flexunet import save_model
 from geoseg.predict import PredictOptions, predict_scene
-from geoseg.scene import open_scene, scene_fingerprint
+from geoseg.scene import open_scene, read_window, scene_fingerprint
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16, base_filters=4)
@@ -76,6 +77,21 @@ def test_predict_from_a_url_writes_the_bytes_of_the_local_scene(served, tmp_path
     assert remote.exit_code == 0, remote.output
     # named after the URL's file, written here, the same bytes
     assert sha256(tmp_path / "out" / "scene_mask.tif") == sha256(tmp_path / "local.tif")
+
+
+def test_a_dask_worker_predicts_bands_of_a_url(served, tmp_path, model_path):
+    pytest.importorskip("distributed")
+    folder, url = served
+    write_raster(folder / "scene.tif", scene_data(height=200), nodata=0)
+    common = ["--model", str(model_path), "--device", "cpu", "-q"]
+    local = run("predict", str(folder / "scene.tif"), "--out", str(tmp_path / "local.tif"),
+                *common)
+    spread = run("predict", f"{url}/scene.tif", "--out", str(tmp_path / "dask.tif"),
+                 "--workers", "1", "--band-tile-rows", "1", *common)
+    assert local.exit_code == 0, local.output
+    assert spread.exit_code == 0, spread.output
+    assert "bands on workers" in spread.output  # split in bands, read by the worker
+    assert sha256(tmp_path / "dask.tif") == sha256(tmp_path / "local.tif")
 
 
 def test_info_and_tile_read_a_url(served, tmp_path):
@@ -147,6 +163,24 @@ def test_scene_lists_keep_urls_as_they_are(tmp_path):
         "/vsigs/bucket/d.tif"]
 
 
+@pytest.mark.parametrize("prefix", ["/vsicurl/", ""])
+def test_a_mosaic_of_served_sources_is_read_and_a_missing_one_fails(served, tmp_path, prefix):
+    folder, url = served
+    served_mosaic = striped_mosaic(folder, side=64)
+    vrt = tmp_path / "remote.vrt"
+    vrt.write_text(served_mosaic.read_text().replace(
+        '<SourceFilename relativeToVRT="1">',
+        f'<SourceFilename relativeToVRT="0">{prefix}{url}/'))
+    whole = Window(0, 0, 128, 128)
+    with open_scene(served_mosaic) as local, open_scene(vrt) as remote:
+        assert (read_window(remote, whole, [1, 2, 3])[0]
+                == read_window(local, whole, [1, 2, 3])[0]).all()
+    (folder / "tile_11.tif").unlink()
+    with open_scene(vrt) as remote, pytest.raises(InputError, match=r"remote.vrt: pixels at "
+                                                  r"rows 0-128, .*cannot be read"):
+        read_window(remote, whole, [1, 2, 3])
+
+
 def test_the_fingerprint_of_a_served_scene_follows_the_server(served):
     folder, url = served
     path = folder / "scene.tif"
@@ -204,8 +238,7 @@ def _closed_port() -> int:
 @pytest.fixture
 def s3_server(tmp_path, monkeypatch):
     """moto's S3 server on 127.0.0.1, and GDAL pointed at it (path-style, plain HTTP)."""
-    if shutil.which("moto_server") is None:
-        pytest.skip("moto[server] is not installed (pip install -e .[dev])")
+    pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
     port = _closed_port()
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
                                str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

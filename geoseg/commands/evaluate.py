@@ -123,7 +123,8 @@ def evaluate(
     quiet: bool,
     overwrite: bool,
 ) -> None:
-    """Predict labelled SCENES (or a --dataset) as geoseg predict does and score the result.
+    """Predict labelled SCENES (files or URLs: https://, s3://, gs://), or a --dataset, as
+    geoseg predict does and score the result.
 
     Pixels without scene data or without a label are left out. Landslide IoU, F1, precision
     and recall come first, pooled over all scenes (micro average); then landslide polygons
