@@ -104,7 +104,8 @@ def test_info_and_tile_read_a_url(served, tmp_path):
     facts = json.loads(info.output)
     assert facts["size"] == "130 x 150 pixels" and facts["crs"] == "EPSG:32654"
     chips = {}
-    for name, scene in (("local", str(folder / "scene.tif")), ("remote", f"{url}/scene.tif")):
+    for name, scene in (("local", str(folder / "scene.tif")),
+                        ("remote", f"{url}/scene.tif?version=1.2")):
         result = run("tile", scene, "--labels", str(labels), "--out", str(tmp_path / name),
                      "--tile-size", "64", "--overlap", "16", "-q")
         assert result.exit_code == 0, result.output
@@ -118,7 +119,8 @@ def test_evaluate_reads_a_url(served, tmp_path, model_path):
     write_raster(folder / "scene.tif", data, nodata=0)
     labels = write_raster(tmp_path / "labels.tif", (data[:1] > 128).astype(np.uint8))
     reports = {}
-    for name, scene in (("local", str(folder / "scene.tif")), ("remote", f"{url}/scene.tif")):
+    for name, scene in (("local", str(folder / "scene.tif")),
+                        ("remote", f"{url}/scene.tif?version=1.2")):
         result = run("evaluate", scene, "--labels", str(labels), "--model", str(model_path),
                      "--device", "cpu", "--no-objects", "-q", "--out", str(tmp_path / name))
         assert result.exit_code == 0, result.output
@@ -210,6 +212,8 @@ def test_resume_from_a_url_continues_and_refuses_a_changed_file(served, tmp_path
     with pytest.raises(KeyboardInterrupt):
         predict_scene(scene, out, InterruptedAfter(6), SETTINGS)
     journal = tmp_path / ".mask.tif.resume"
+    recorded = json.loads((journal / "fingerprint.json").read_text())
+    assert recorded["scene"] == f"/vsicurl/{scene}"  # the URL, not a local path made of it
     kept = {p.name: p.read_bytes() for p in journal.iterdir()}
     resumed = predict_scene(scene, out, PixelwisePredictor(4), SETTINGS,
                             PredictOptions(resume=True))
