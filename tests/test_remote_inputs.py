@@ -12,21 +12,23 @@ import time
 import numpy as np
 import pytest
 import rasterio
+import test_cli_predict
 from click.testing import CliRunner
-from conftest import InterruptedAfter, PixelwisePredictor, pixelwise_keras_model, write_raster
+from conftest import InterruptedAfter, PixelwisePredictor, write_raster
 from range_server import serving
 from rasterio.windows import Window
 from test_bad_inputs import striped_mosaic
+from test_inputs_protected import one_error_line
 
 from geoseg.cli import cli
 from geoseg.distributed import expand_scenes
 from geoseg.errors import InputError
-from geoseg.flexunet import save_model
 from geoseg.predict import PredictOptions, predict_scene
 from geoseg.scene import open_scene, read_window, scene_fingerprint
-from geoseg.settings import ModelSettings
 
-SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16, base_filters=4)
+SETTINGS = test_cli_predict.SETTINGS
+model_path = test_cli_predict.model_path
+"""The fixture of the tiny Keras model of test_cli_predict: p(landslide) from band 1."""
 
 
 @pytest.fixture(autouse=True)
@@ -36,12 +38,6 @@ def _uncached_gdal(monkeypatch):
     kept; no folder listings are asked for either."""
     monkeypatch.setenv("CPL_VSIL_CURL_NON_CACHED", "/vsicurl/http://127.0.0.1")
     monkeypatch.setenv("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "pixelwise.keras"
-    return save_model(pixelwise_keras_model(SETTINGS), SETTINGS, path)
 
 
 @pytest.fixture
@@ -141,12 +137,10 @@ def test_a_url_that_cannot_be_read_is_one_line(served, tmp_path, model_path, com
             "evaluate": ["--labels", str(labels), "--model", str(model_path)],
             "tile": ["--labels", str(labels), "--out", str(tmp_path / "chips")]}[command]
     result = run(command, address, *args)
+    error = one_error_line(result)
     assert result.exit_code == 1
-    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.output
-    assert address in errors[0] and "cannot be read" in errors[0]
-    assert ("404" if where == "missing" else "connect") in errors[0]
-    assert "Traceback" not in result.output
+    assert address in error and "cannot be read" in error
+    assert ("404" if where == "missing" else "connect") in error
     assert not (tmp_path / "o.tif").exists()
 
 
