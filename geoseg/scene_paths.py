@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.request
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
@@ -97,14 +98,12 @@ def server_facts(scene: str | os.PathLike[str]) -> dict[str, str]:
     One request for the first byte (a ``HEAD`` is refused by presigned URLs), whose answer
     tells the whole size (``Content-Range``).
     """
-    import urllib.request  # here: http.client and ssl cost every command's start otherwise
-
     curl = _CURL_URL.match(gdal_path(scene))
     if curl is None:
         return {}
     request = urllib.request.Request(curl.group(1), headers={"Range": "bytes=0-0"})
     try:
-        with urllib.request.urlopen(request, timeout=SERVER_TIMEOUT) as answer:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=SERVER_TIMEOUT) as answer:
             headers = answer.headers
     except (OSError, ValueError):  # URLError is an OSError
         return {}
