@@ -79,7 +79,7 @@ def main() -> None:
     import keras
     from distributed import Client
 
-    from geoseg.distributed import local_cluster, predict_scenes
+    from geoseg.distributed import Executor, local_cluster, predict_scenes
     from geoseg.flexunet import build_flexunet, save_model
     from geoseg.jobs import SceneJob
     from geoseg.predict import PredictOptions
@@ -119,7 +119,7 @@ def main() -> None:
                     started = time.perf_counter()
                     outcome, = predict_scenes([SceneJob(str(scene), mask, probabilities)], spec,
                                               PredictOptions(overwrite=True, window=window),
-                                              scheduler=cluster.scheduler_address)
+                                              Executor(scheduler=cluster.scheduler_address))
                     seconds = time.perf_counter() - started
                     with Client(cluster) as client:
                         cpu = sum(client.run(cpu_seconds).values()) - cpu_before

@@ -36,7 +36,6 @@ import glob
 import logging
 import math
 import os
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -44,23 +43,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geoseg.errors import GeosegError, InputError, OutputError, ParameterError, param
-from geoseg.jobs import SceneJob, check_outputs, finish_job, plan_banded_job, run_job
+from geoseg.jobs import (
+    BandOutcome,
+    SceneJob,
+    SceneOutcome,
+    check_outputs,
+    finish_job,
+    plan_banded_job,
+    run_job,
+    this_process,
+)
 from geoseg.model_archive import read_settings
 from geoseg.predict_options import PredictOptions, options_for_model
 from geoseg.predictor import ModelPredictor, ModelSpec
-from geoseg.row_bands import BandedPrediction, BandResult
+from geoseg.row_bands import BandedPrediction
 from geoseg.scene import open_scene
 from geoseg.scene_paths import gdal_path, is_local, scene_stem
 
 if TYPE_CHECKING:
     from distributed import LocalCluster
 
-    from geoseg.prediction_outputs import PredictionResult
     from geoseg.settings import ModelSettings
-    from geoseg.vectorize import VectorizeSummary
 
 __all__ = [
     "BandOutcome",
+    "Executor",
     "SceneJob",
     "SceneOutcome",
     "assemble_job",
@@ -71,6 +78,7 @@ __all__ = [
     "predict_band",
     "predict_job",
     "predict_scenes",
+    "process_predictor",
 ]
 
 MASK_SUFFIX = "_mask.tif"
@@ -88,34 +96,44 @@ unreachable shared file system, say). A lost worker's tasks are run again by Das
 
 
 @dataclass(frozen=True)
-class BandOutcome:
-    """What became of one band of a scene split over workers."""
+class Executor:
+    """Where a run's jobs run: in this process (the default), on a local Dask cluster of
+    ``workers`` processes started for the run, or on the Dask cluster whose scheduler is at
+    ``scheduler`` (``tcp://host:8786``; every worker must see the scene, model and output
+    paths). On a cluster, ``band_tile_rows`` splits every scene taller than that many tile rows
+    into bands of about that many; by default :func:`band_counts` decides.
 
-    result: BandResult | None
-    failure: GeosegError | None
-    worker: str
-    """Where it ran: ``host:pid``."""
+    Raises :class:`~geoseg.errors.ParameterError` for both ``workers`` and ``scheduler``, or
+    ``workers`` or ``band_tile_rows`` below 1.
 
+    >>> Executor(workers=4).describe(), Executor().describe()
+    ('4 local workers', 'this process')
+    """
 
-@dataclass(frozen=True)
-class SceneOutcome:
-    """What became of one job: its result, or the one-line error that stopped it."""
+    workers: int | None = None
+    scheduler: str | None = None
+    band_tile_rows: int | None = None
 
-    job: SceneJob
-    result: PredictionResult | None
-    error: str | None
-    worker: str
-    """Where it ran: ``host:pid``."""
-    vector: VectorizeSummary | None = None
-    """What was written to ``job.vector``, when it was asked for."""
-    failure: GeosegError | None = None
-    """The error behind ``error``, for callers that word its parameters their own way."""
-    bands: tuple[BandOutcome, ...] = ()
-    """The bands of rows the scene was split into over the workers; empty when it was one
-    task."""
-    assembly_seconds: float | None = None
-    """For a scene split into bands: how long writing the outputs from the bands' rows (and
-    vectorising) took, the part of the run that one worker does alone."""
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.scheduler is not None:
+            raise ParameterError(f"give either {param('workers')} or {param('scheduler')}, "
+                                 "not both")
+        if self.workers is not None and self.workers < 1:
+            raise ParameterError(f"{param('workers')} must be >= 1, got {self.workers}")
+        if self.band_tile_rows is not None and self.band_tile_rows < 1:
+            raise ParameterError(f"{param('band_tile_rows')} must be >= 1, got "
+                                 f"{self.band_tile_rows}")
+
+    @property
+    def is_cluster(self) -> bool:
+        """Whether the jobs run on Dask workers rather than in this process."""
+        return self.workers is not None or self.scheduler is not None
+
+    def describe(self) -> str:
+        """Where the jobs run, in words."""
+        return (f"{self.workers} local workers" if self.workers else
+                f"the Dask cluster at {self.scheduler}" if self.scheduler is not None
+                else "this process")
 
 
 def expand_scenes(items: Iterable[str]) -> list[str]:
@@ -181,7 +199,7 @@ def plan_jobs(
 ) -> list[SceneJob]:
     """One job per scene, with outputs ``<stem>_mask.tif`` (and ``<stem>_probabilities.tif``,
     ``<stem>_landslides.gpkg``) in ``out_dir``, created if missing; every output is checked
-    before any work.
+    before any work. The jobs' paths are absolute, as workers may run in other folders.
 
     Raises
     ------
@@ -199,12 +217,12 @@ def plan_jobs(
             raise InputError(f"{seen[stem]} and {scene} would both write {stem}{MASK_SUFFIX}; "
                              f"rename one or run them into different {param('out_dir')} folders")
         seen[stem] = scene
-        jobs.append(SceneJob(
+        jobs.append(_absolute_job(SceneJob(
             scene=scene,
             mask=folder / f"{stem}{MASK_SUFFIX}",
             probabilities=folder / f"{stem}{PROBABILITIES_SUFFIX}" if probabilities else None,
             vector=folder / f"{stem}{VECTOR_SUFFIX}" if vector else None,
-        ))
+        )))
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -219,13 +237,15 @@ _PREDICTORS: dict[tuple[object, ...], ModelPredictor] = {}
 """This process's model, so that a worker loads each model once for all its tasks."""
 
 
-def _predictor(model: ModelSpec) -> ModelPredictor:
+def process_predictor(model: ModelSpec) -> ModelPredictor:
+    """This process's predictor of ``model``, made once (wherever the model file is named
+    from) and kept for every job the process runs."""
     path = model.path.resolve()
     try:
         stat = path.stat()
     except OSError:
         stat = None  # reading the model says what is wrong
-    key = (model, stat and stat.st_mtime_ns, stat and stat.st_size)
+    key = (replace(model, path=path), stat and stat.st_mtime_ns, stat and stat.st_size)
     if key not in _PREDICTORS:
         predictor = ModelPredictor(model)
         _PREDICTORS.clear()  # one model per process: a new model file replaces the old one
@@ -233,8 +253,10 @@ def _predictor(model: ModelSpec) -> ModelPredictor:
     return _PREDICTORS[key]
 
 
-def predict_job(job: SceneJob, model: ModelSpec, options: PredictOptions) -> SceneOutcome:
-    """Predict one scene (the task run on a worker); the model is loaded once per process.
+def predict_job(job: SceneJob, model: ModelSpec, options: PredictOptions,
+                progress: Callable[[int, int], None] | None = None) -> SceneOutcome:
+    """Predict one scene (the task run on a worker, or in this process); the model is loaded
+    once per process. ``progress``: as :func:`geoseg.jobs.run_job`'s.
 
     Returns
     -------
@@ -242,13 +264,12 @@ def predict_job(job: SceneJob, model: ModelSpec, options: PredictOptions) -> Sce
         With the :class:`~geoseg.prediction_outputs.PredictionResult`, or the error message if a
         :class:`~geoseg.errors.GeosegError` stopped the scene. Other exceptions propagate.
     """
-    worker = _where()
     try:
-        predictor = _predictor(model)
-        done = run_job(job, predictor, predictor.settings, options, model_file=model.path)
+        predictor = process_predictor(model)
+        return run_job(job, predictor, predictor.settings, options, model_file=model.path,
+                       progress=progress)
     except GeosegError as exc:
-        return SceneOutcome(job, None, str(exc), worker, failure=exc)
-    return SceneOutcome(job, done.prediction, None, worker, done.vector)
+        return SceneOutcome(job, None, this_process(), failure=exc)
 
 
 def predict_band(plan: BandedPrediction, index: int, model: ModelSpec) -> BandOutcome:
@@ -261,9 +282,9 @@ def predict_band(plan: BandedPrediction, index: int, model: ModelSpec) -> BandOu
         :class:`~geoseg.errors.GeosegError` that stopped the band. Other exceptions propagate
         (and Dask retries the task).
     """
-    worker = _where()
+    worker = this_process()
     try:
-        return BandOutcome(plan.predict_band(index, _predictor(model)), None, worker)
+        return BandOutcome(plan.predict_band(index, process_predictor(model)), None, worker)
     except GeosegError as exc:
         return BandOutcome(None, exc, worker)
 
@@ -280,7 +301,6 @@ def assemble_job(job: SceneJob, plan: BandedPrediction, bands: Sequence[BandOutc
         assembly's, vectorising excluded), or the first error of a band or of the assembly.
         The work folder is kept on errors, so that ``resume`` continues the run.
     """
-    worker = _where()
     failed = [band.failure for band in bands if band.failure is not None]
     try:
         if failed:
@@ -288,8 +308,8 @@ def assemble_job(job: SceneJob, plan: BandedPrediction, bands: Sequence[BandOutc
         results = [band.result for band in bands if band.result is not None]
         done = finish_job(job, plan, results)
     except GeosegError as exc:
-        return SceneOutcome(job, None, str(exc), worker, failure=exc, bands=tuple(bands))
-    return SceneOutcome(job, done.prediction, None, worker, done.vector, bands=tuple(bands))
+        done = SceneOutcome(job, None, this_process(), failure=exc)
+    return replace(done, bands=tuple(bands))
 
 
 def band_counts(
@@ -328,22 +348,17 @@ def band_counts(
             for rows, cols in shapes]
 
 
-def _where() -> str:
-    """This process, as ``host:pid``."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def predict_scenes(
     jobs: Sequence[SceneJob],
     model: ModelSpec,
     options: PredictOptions,
+    executor: Executor = Executor(),
     *,
-    workers: int | None = None,
-    scheduler: str | None = None,
     progress: Callable[[SceneOutcome], None] | None = None,
-    band_tile_rows: int | None = None,
+    window_progress: Callable[[int, int], None] | None = None,
 ) -> list[SceneOutcome]:
-    """Predict every job: in this process, or over a Dask distributed cluster.
+    """Predict every job, then vectorise it when asked: in this process, or over a Dask
+    distributed cluster (``executor``). The one way geoseg runs scenes, one or many.
 
     Parameters
     ----------
@@ -353,50 +368,44 @@ def predict_scenes(
         The model, loaded once by each process that runs jobs.
     options : PredictOptions
         How every job is predicted.
-    workers : int, optional
-        Start a local cluster of this many worker processes (one thread each) for the run.
-    scheduler : str, optional
-        Address of a running Dask scheduler (``tcp://host:8786``) to submit the jobs to.
+    executor : Executor, optional
+        Where the jobs run: this process by default, a local cluster of ``workers`` processes
+        (one thread each) started for the run, or the Dask cluster at ``scheduler``. On a
+        cluster a scene larger than its share of the workers is split into bands of rows
+        (``band_tile_rows``, else :func:`band_counts`); in this process never.
     progress : callable, optional
         Called with each :class:`SceneOutcome` as it finishes (in completion order).
-    band_tile_rows : int, optional
-        On a cluster, split every scene taller than this many tile rows into bands of about
-        this many; by default :func:`band_counts` decides from the scenes' sizes and the
-        cluster's worker threads. Without a cluster scenes are never split.
+    window_progress : callable, optional
+        In this process: called as ``progress(windows_just_finished, windows_total)`` while
+        each scene's windows finish (:func:`geoseg.predict.predict_scene`).
 
     Returns
     -------
     list of SceneOutcome
-        In the order of ``jobs``. The ``seconds`` of a banded scene's result are the wall
-        time from its submission to its outputs, its ``assembly_seconds`` the assembly's.
+        In the order of ``jobs``; a job that failed with a :class:`~geoseg.errors.GeosegError`
+        holds it (``failure``), and the other jobs go on. The ``seconds`` of a banded
+        scene's result are the wall time from its submission to its outputs, its
+        ``assembly_seconds`` the assembly's.
 
     Raises
     ------
     InputError
-        Both ``workers`` and ``scheduler``, ``workers`` or ``band_tile_rows`` below 1, or Dask
-        is not installed.
-    GeosegError
-        Cannot reach the scheduler.
+        Dask is not installed, or the scheduler cannot be reached.
     """
-    if workers is not None and scheduler is not None:
-        raise ParameterError(f"give either {param('workers')} or {param('scheduler')}, not both")
-    if workers is not None and workers < 1:
-        raise ParameterError(f"{param('workers')} must be >= 1, got {workers}")
-    if band_tile_rows is not None and band_tile_rows < 1:
-        raise ParameterError(f"{param('band_tile_rows')} must be >= 1, got {band_tile_rows}")
-    model = replace(model, path=model.path.absolute())
-    jobs = [_absolute_job(job) for job in jobs]
-    if workers is None and scheduler is None:
+    if not executor.is_cluster:  # the jobs' paths as given: this process runs them
         outcomes = []
         for job in jobs:
-            outcomes.append(predict_job(job, model, options))
+            outcomes.append(predict_job(job, model, options, window_progress))
             if progress is not None:
                 progress(outcomes[-1])
         return outcomes
-    with _dask_client(workers, scheduler) as client:
+    model = replace(model, path=model.path.absolute())
+    jobs = [_absolute_job(job) for job in jobs]
+    band_tile_rows = executor.band_tile_rows
+    with _dask_client(executor.workers, executor.scheduler) as client:
         from distributed import as_completed
 
-        slots = workers or sum(client.nthreads().values())
+        slots = executor.workers or sum(client.nthreads().values())
         done: list[SceneOutcome | None] = [None] * len(jobs)
         submitted: dict[str, tuple[int, float]] = {}
         futures = []
@@ -454,7 +463,7 @@ def _plan(
             yield index, job, plan_banded_job(job, settings, options, model_file=model.path,
                                               runtime=model.runtime(), row_bands=count)
         except GeosegError as exc:
-            yield index, job, SceneOutcome(job, None, str(exc), _where(), failure=exc)
+            yield index, job, SceneOutcome(job, None, this_process(), failure=exc)
 
 
 def _absolute_job(job: SceneJob) -> SceneJob:

@@ -7,6 +7,7 @@ output before any work, predicts the class mask (and probabilities) with
 run scenes through it, so a scene's outputs are made the same way whoever asks. A scene split
 into bands over several workers goes the same way in two steps: :func:`plan_banded_job`
 checks every output and plans the bands, :func:`finish_job` assembles and vectorises the mask.
+Whichever way it ran, what became of a scene is one :class:`SceneOutcome`.
 
 The polygons are made from the mask before it is moved into place, and every output of the
 job is then moved into place together: a job that fails (a full disk while the polygons are
@@ -19,6 +20,7 @@ This module never imports TensorFlow (the predictor does, when it first runs).
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,9 +37,13 @@ from geoseg.settings import ModelSettings
 from geoseg.styles import check_style_path
 
 if TYPE_CHECKING:
+    from geoseg.errors import GeosegError
     from geoseg.vectorize import VectorizeSummary
 
-__all__ = ["JobResult", "SceneJob", "check_outputs", "finish_job", "plan_banded_job", "run_job"]
+__all__ = [
+    "BandOutcome", "SceneJob", "SceneOutcome", "check_outputs", "finish_job", "plan_banded_job",
+    "run_job", "this_process",
+]
 
 
 @dataclass(frozen=True)
@@ -57,12 +63,46 @@ class SceneJob:
 
 
 @dataclass(frozen=True)
-class JobResult:
-    """What a job wrote."""
+class BandOutcome:
+    """What became of one band of rows of a scene split over workers."""
 
-    prediction: PredictionResult
+    result: BandResult | None
+    failure: GeosegError | None
+    worker: str
+    """Where it ran: ``host:pid``."""
+
+
+@dataclass(frozen=True)
+class SceneOutcome:
+    """What became of one job, however it ran (in this process, one task on a Dask worker, or
+    in bands of rows over several): what it wrote, or the error that stopped it."""
+
+    job: SceneJob
+    result: PredictionResult | None
+    """What the prediction did; None when the job failed."""
+    worker: str
+    """Where it ran (where it was assembled, for a scene split in bands): ``host:pid``."""
     vector: VectorizeSummary | None = None
-    """What was written to the job's vector output, when it was asked for."""
+    """What was written to ``job.vector``, when it was asked for."""
+    failure: GeosegError | None = None
+    """The error that stopped the job; callers word its parameters their own way
+    (:meth:`~geoseg.errors.GeosegError.worded`)."""
+    bands: tuple[BandOutcome, ...] = ()
+    """The bands of rows the scene was split into over the workers; empty when it was one
+    task."""
+    assembly_seconds: float | None = None
+    """For a scene split into bands: how long writing the outputs from the bands' rows (and
+    vectorising) took, the part of the run that one worker does alone."""
+
+    @property
+    def error(self) -> str | None:
+        """The error that stopped the job, as one line; None when it did not fail."""
+        return str(self.failure) if self.failure is not None else None
+
+
+def this_process() -> str:
+    """This process, as ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def run_job(
@@ -73,7 +113,7 @@ def run_job(
     *,
     model_file: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> JobResult:
+) -> SceneOutcome:
     """Predict a scene into its mask (and probabilities), then vectorise it if asked.
 
     Parameters
@@ -101,7 +141,7 @@ def run_job(
     prediction = predict_scene(job.scene, job.mask, predictor, settings, opts,
                                probabilities_path=job.probabilities, model_file=model_file,
                                progress=progress, then=polygons if job.vector else None)
-    return JobResult(prediction, polygons.summary)
+    return SceneOutcome(job, prediction, this_process(), polygons.summary)
 
 
 def plan_banded_job(
@@ -129,7 +169,7 @@ def plan_banded_job(
 
 
 def finish_job(job: SceneJob, plan: BandedPrediction, results: Sequence[BandResult]
-               ) -> JobResult:
+               ) -> SceneOutcome:
     """Assemble a banded job's outputs from its bands' ``results`` and vectorise the mask when
     the job asks for polygons; the outputs are moved into place together.
 
@@ -141,7 +181,7 @@ def finish_job(job: SceneJob, plan: BandedPrediction, results: Sequence[BandResu
     """
     polygons = _Polygons(job, plan.options)
     prediction = plan.assemble(results, then=polygons if job.vector else None)
-    return JobResult(prediction, polygons.summary)
+    return SceneOutcome(job, prediction, this_process(), polygons.summary)
 
 
 class _Polygons:

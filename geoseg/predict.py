@@ -20,8 +20,16 @@ does not grow with the scene either. Outputs are written to temporary files and 
 place only when complete (:func:`geoseg.outputs.atomic_output`).
 
 The model is any callable mapping a float32 batch ``(n, size, size, bands)`` to probabilities
-``(n, size, size, classes)``: :class:`geoseg.inference.KerasPredictor` in practice, a plain numpy
-function in tests. This module never imports TensorFlow.
+``(n, size, size, classes)`` (:class:`geoseg.model_protocol.BatchPredictor`):
+:class:`geoseg.inference.KerasPredictor` in practice, a plain numpy function in tests. This
+module never imports TensorFlow.
+
+:func:`predict_scene` runs the parts, each in a module of its own: the options
+(:mod:`geoseg.predict_options`), the scene opened and checked (:mod:`geoseg.prediction_run`),
+the streaming loop (:mod:`geoseg.row_stream`) and the outputs, written and moved into place
+(:mod:`geoseg.prediction_outputs`); a scene predicted in bands of rows by several processes
+goes through the same parts (:mod:`geoseg.row_bands`). The names users import from here
+(:class:`PredictOptions`, :class:`BandedPrediction`, ...) are re-exported from their modules.
 """
 
 from __future__ import annotations
@@ -50,7 +58,6 @@ from geoseg.prediction_run import (
     nothing_to_predict,
     open_run,
     stream_options,
-    warn_if_run_unfit,
 )
 from geoseg.row_bands import BandedPrediction, BandResult
 from geoseg.row_stream import predict_rows
@@ -151,11 +158,11 @@ def predict_scene(
     with ExitStack() as stack:
         run = open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                         model_file, getattr(predictor, "runtime", None))
-        warn_if_run_unfit(run, settings, model_file, opts)
         journal = run.journal
         finished = checked_rows(run, opts, journal.load()) if opts.resume else []
         if finished:
             log.info("%s: resuming below row %d", run.mask, end_row(finished))
+
         def rows(outputs: Outputs) -> int:
             journal.start(keep=bool(finished))
             outputs.copy(finished)  # written by the interrupted run: not predicted again

@@ -26,8 +26,9 @@ ProbabilityDtype = Literal["uint8", "float32"]
 class PredictOptions:
     """How to predict a scene: everything but the scene, its outputs and the model.
 
-    One description of a prediction run, shared by :func:`~geoseg.predict.predict_scene`, ``geoseg predict``,
-    :mod:`geoseg.evaluate` and the many-scene runner (:mod:`geoseg.distributed`).
+    One description of a prediction run, shared by :func:`~geoseg.predict.predict_scene`,
+    ``geoseg predict``, :mod:`geoseg.evaluate` and the many-scene runner
+    (:mod:`geoseg.distributed`).
 
     Raises :class:`~geoseg.errors.ParameterError` for a threshold outside 0..1, an unknown
     probability dtype or resolution.

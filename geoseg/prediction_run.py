@@ -36,7 +36,6 @@ from geoseg.tiling import TileGrid
 
 __all__ = [
     "OpenRun", "checked_rows", "end_row", "nothing_to_predict", "open_run", "stream_options",
-    "warn_if_run_unfit",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,8 @@ class OpenRun:
     resampled_from: rasterio.io.DatasetReader | None = None
     """The scene, when ``src`` (and ``grid``) is a view of it at another pixel size
     (``resolution``: :func:`geoseg.resample.resampled_view`): the stream writes the view's
-    probabilities, which :func:`geoseg.prediction_outputs.write_outputs` puts back on the scene's grid."""
+    probabilities, which :func:`geoseg.prediction_outputs.write_outputs` puts back on the
+    scene's grid."""
 
     @property
     def scene(self) -> rasterio.io.DatasetReader:
@@ -82,10 +82,12 @@ def open_run(
     probabilities_path: str | os.PathLike[str] | None,
     model_file: str | os.PathLike[str] | None,
     runtime: str | None,
+    warn: bool = True,
 ) -> OpenRun:
     """Open the scene (closed with ``stack``) and check everything a run needs before it starts:
     the threshold, the bands, the grid, the outputs against the inputs; describe the run in its
-    journal's fingerprint."""
+    journal's fingerprint. With ``warn`` (as a run starts, not in each of its bands' tasks),
+    warn when the scene is not the imagery the model was trained on."""
     if opts.threshold is not None and settings.num_classes > 2:
         raise ParameterError(f"{param('threshold')} applies to models with one or two "
                              f"classes; this model has {settings.num_classes}")
@@ -119,13 +121,16 @@ def open_run(
         "extra_nodata": opts.extra_nodata, "tta": opts.tta,
         **({"resampled": scale} if scale is not None else {}),
     })
-    return OpenRun(src, band_list, grid, mask_final, prob_final, inputs, journal,
-                    postprocessed=opts.postprocessing is not None,
-                    resampled_from=scene if scale is not None else None)
+    run = OpenRun(src, band_list, grid, mask_final, prob_final, inputs, journal,
+                  postprocessed=opts.postprocessing is not None,
+                  resampled_from=scene if scale is not None else None)
+    if warn:
+        _warn_if_unfit(run, settings, model_file, opts)
+    return run
 
 
-def warn_if_run_unfit(run: OpenRun, settings: ModelSettings,
-                   model_file: str | os.PathLike[str] | None, opts: PredictOptions) -> None:
+def _warn_if_unfit(run: OpenRun, settings: ModelSettings,
+                  model_file: str | os.PathLike[str] | None, opts: PredictOptions) -> None:
     """Warn when the scene is not the imagery the model was trained on
     (:func:`geoseg.imagery.warn_if_unfit`); not of its pixel size when the run reads it at
     another one."""

@@ -28,7 +28,6 @@ from geoseg.prediction_run import (
     nothing_to_predict,
     open_run,
     stream_options,
-    warn_if_run_unfit,
 )
 from geoseg.row_stream import batch_windows, predict_rows, read_batches
 from geoseg.settings import ModelSettings
@@ -58,11 +57,11 @@ class BandResult:
 class BandedPrediction:
     """One scene predicted in horizontal bands of rows by independent tasks, then assembled.
 
-    :meth:`plan` checks the run like :func:`~geoseg.predict.predict_scene` does and splits the scene's rows
-    into bands at 256-row block boundaries; :meth:`predict_band` predicts one band (any process
-    that sees the scene, the model and the output folder can run it, in any order, again after
-    a failure); :meth:`assemble` writes the outputs from what the bands saved. The outputs are
-    byte-identical to :func:`~geoseg.predict.predict_scene`'s with the same options:
+    :meth:`plan` checks the run like :func:`~geoseg.predict.predict_scene` does and splits the
+    scene's rows into bands at 256-row block boundaries; :meth:`predict_band` predicts one band
+    (any process that sees the scene, the model and the output folder can run it, in any order,
+    again after a failure); :meth:`assemble` writes the outputs from what the bands saved. The
+    outputs are byte-identical to :func:`~geoseg.predict.predict_scene`'s with the same options:
 
     - a band blends the tiles that touch its rows, including the tile row it shares with each
       neighbour, with the whole grid's weights in the grid's order, so its pixels are the
@@ -107,14 +106,14 @@ class BandedPrediction:
     ) -> BandedPrediction:
         """Check the run and split the scene into at most ``row_bands`` bands of rows.
 
-        Parameters are those of :func:`~geoseg.predict.predict_scene`, ``runtime``: what the bands' predictors
-        compute with (:meth:`geoseg.predictor.ModelSpec.runtime`), and ``row_bands``: the bands
-        wanted. An ``"auto"`` window is the model's tile here: to predict the windows
-        :func:`~geoseg.predict.predict_scene` would, resolve the options for the bands' model first
-        (:func:`options_for_model` with their :class:`~geoseg.predictor.ModelSpec`, as
-        :func:`geoseg.distributed.predict_scenes` does). Each band holds about as many tile
-        rows; the boundaries are block boundaries crossed by as few tile rows as possible (each
-        one crossing is blended by both its bands).
+        Parameters are those of :func:`~geoseg.predict.predict_scene`, ``runtime``: what the
+        bands' predictors compute with (:meth:`geoseg.predictor.ModelSpec.runtime`), and
+        ``row_bands``: the bands wanted. An ``"auto"`` window is the model's tile here: to
+        predict the windows :func:`~geoseg.predict.predict_scene` would, resolve the options for
+        the bands' model first (:func:`options_for_model` with their
+        :class:`~geoseg.predictor.ModelSpec`, as :func:`geoseg.distributed.predict_scenes` does).
+        Each band holds about as many tile rows; the boundaries are block boundaries crossed by
+        as few tile rows as possible (each one crossing is blended by both its bands).
 
         Starts the run's journal (kept with ``resume``, whose saved rows are not predicted
         again).
@@ -130,7 +129,6 @@ class BandedPrediction:
         with ExitStack() as stack:
             run = open_run(stack, scene_path, out_path, settings, opts, probabilities_path,
                             model_file, runtime)
-            warn_if_run_unfit(run, settings, model_file, opts)
             if opts.resume:
                 run.journal.load()  # refuses the journal of another run
                 checked_rows(run, opts, run.journal.saved())
@@ -142,7 +140,7 @@ class BandedPrediction:
 
     def _open(self, stack: ExitStack) -> OpenRun:
         return open_run(stack, self.scene, self.mask, self.settings, self.options,
-                         self.probabilities, self.model_file, self.runtime)
+                        self.probabilities, self.model_file, self.runtime, warn=False)
 
     def predict_band(self, index: int, predictor: BatchPredictor) -> BandResult:
         """Predict band ``index`` and save its rows to the run's journal.
@@ -183,8 +181,8 @@ class BandedPrediction:
         results : sequence of BandResult
             What each band's task returned.
         then : callable, optional
-            As :func:`~geoseg.predict.predict_scene`'s: called with the outputs complete, before they are
-            moved into place.
+            As :func:`~geoseg.predict.predict_scene`'s: called with the outputs complete, before
+            they are moved into place.
 
         Raises
         ------

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from conftest import write_raster
 
 from geoseg.cli import cli
-from geoseg.distributed import band_counts, local_cluster, predict_scenes
+from geoseg.distributed import Executor, band_counts, local_cluster, predict_scenes
 from geoseg.errors import InputError
 from geoseg.flexunet import save_model
 from geoseg.jobs import SceneJob
@@ -255,7 +255,7 @@ def test_two_dask_workers_split_a_scene_into_bands_with_the_bytes_of_one_run(
         assert list(quiet.values()) == [False, False]  # no stack sampling on the workers
         client.register_plugin(kill_first_band_worker(marker))
         spread = predict_scenes(jobs(tmp_path / "dask"), spec, options,
-                                scheduler=cluster.scheduler_address, band_tile_rows=2)
+                                Executor(scheduler=cluster.scheduler_address, band_tile_rows=2))
         assert marker.exists()  # a worker was lost in the middle of a band
         result = runner.invoke(cli, [*base, "--out", str(tmp_path / "dask" / "cog.tif"),
                                      "--vector", str(tmp_path / "dask" / "cog_polygons.geojson"),

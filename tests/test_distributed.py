@@ -4,6 +4,8 @@ that must write byte-identical masks to the serial run."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -15,13 +17,15 @@ import geoseg.flexunet
 from geoseg import distributed
 from geoseg.cli import cli
 from geoseg.distributed import (
+    Executor,
     expand_scenes,
     plan_jobs,
     predict_job,
     predict_scenes,
 )
-from geoseg.errors import InputError, OutputExistsError
+from geoseg.errors import InputError, OutputExistsError, ParameterError
 from geoseg.flexunet import build_flexunet, save_model
+from geoseg.jobs import SceneJob
 from geoseg.predict import PredictOptions
 from geoseg.predictor import ModelSpec
 from geoseg.settings import ModelSettings
@@ -101,6 +105,31 @@ def test_a_process_loads_the_model_once_and_a_bad_scene_does_not_stop_the_others
     assert outcomes[0].worker.endswith(f":{os.getpid()}")
     again = predict_job(jobs[0], model, PredictOptions(overwrite=True))
     assert again.error is None and len(loads) == 1  # same process, same model: cached
+
+
+def test_the_model_loaded_early_is_the_one_the_jobs_of_this_process_run(model_path,
+                                                                         monkeypatch):
+    """``geoseg predict`` starts loading the model before the run (process_predictor), named as
+    the user gave it; the run in this process must find that predictor, not load another."""
+    monkeypatch.chdir(model_path.parent)
+    relative = ModelSpec(Path(model_path.name), device="cpu", backend="keras")
+    early = distributed.process_predictor(relative)
+    assert distributed.process_predictor(replace(relative, path=model_path)) is early
+
+
+def test_serial_jobs_keep_their_paths_and_a_failure_is_an_outcome(tmp_path, make_raster,
+                                                                   model_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_raster("four.tif", height=70, width=70, bands=4)
+    model = ModelSpec(model_path, device="cpu", backend="keras")
+    done, = predict_scenes([SceneJob("four.tif", Path("four_mask.tif"))], model,
+                           PredictOptions(), Executor())
+    assert done.result is None and done.job.mask == Path("four_mask.tif")
+    assert done.error is not None and "has 4 bands but the model takes 3" in done.error
+    with pytest.raises(ParameterError, match="either workers or scheduler"):
+        Executor(workers=2, scheduler="tcp://127.0.0.1:1")
+    with pytest.raises(ParameterError, match="band_tile_rows must be >= 1"):
+        Executor(workers=2, band_tile_rows=0)
 
 
 def test_two_dask_workers_write_the_same_bytes_as_one_process(tmp_path, scenes, model_path):

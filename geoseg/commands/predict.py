@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +27,8 @@ from geoseg.commands.options import (
 )
 
 if TYPE_CHECKING:
-    from geoseg.distributed import SceneOutcome
+    from geoseg.distributed import Executor
+    from geoseg.jobs import SceneOutcome
     from geoseg.predict_options import PredictOptions
     from geoseg.prediction_outputs import PredictionResult
     from geoseg.predictor import ModelSpec
@@ -142,7 +143,7 @@ def predict(
       geoseg predict mosaic.vrt --model model.keras --out pred.tif --cog --workers 4
       geoseg predict "area/*.tif" --model model.keras --out-dir preds --workers 2 --also vector
     """
-    from geoseg.distributed import expand_scenes
+    from geoseg.distributed import Executor, expand_scenes
     from geoseg.predict_options import PredictOptions
     from geoseg.predictor import ModelSpec
 
@@ -164,21 +165,21 @@ def predict(
     )
     if band_tile_rows is not None and not (workers or dask_scheduler):
         raise click.UsageError("--band-tile-rows applies with --workers or --dask-scheduler")
-    cluster = Cluster(workers, dask_scheduler, band_tile_rows)
+    executor = Executor(workers, dask_scheduler, band_tile_rows)
     if out_path is not None:
         if len(scene_paths) != 1:
             raise click.UsageError(f"{len(scene_paths)} scenes given: use --out-dir for several")
         if also:
             raise click.UsageError("--also applies with --out-dir")
         _predict_one(scene_paths[0], spec, options, out_path, probabilities_path, vector_path,
-                     preview_path, quiet, cluster)
+                     preview_path, quiet, executor)
         return
     for option, value in (("--probabilities", probabilities_path), ("--vector", vector_path),
                           ("--preview", preview_path)):
         if value:
             raise click.UsageError(f"{option} names one scene's output; with --out-dir use "
                                    "--also probabilities / --also vector")
-    _predict_many(scene_paths, spec, options, Path(out_dir or "."), also, cluster, quiet)
+    _predict_many(scene_paths, spec, options, Path(out_dir or "."), also, executor, quiet)
 
 
 def _say_terms(model_path: str) -> None:
@@ -190,33 +191,16 @@ def _say_terms(model_path: str) -> None:
         click.echo(f"Model {bundled_name(model_path)}: {terms}", err=True)
 
 
-@dataclass(frozen=True)
-class Cluster:
-    """Where the work runs: ``--workers``, ``--dask-scheduler`` (this process if neither)."""
-
-    workers: int | None
-    scheduler: str | None
-    band_tile_rows: int | None
-
-    def __bool__(self) -> bool:
-        return bool(self.workers or self.scheduler)
-
-    def describe(self) -> str:
-        return (f"{self.workers} local workers" if self.workers else
-                f"the Dask cluster at {self.scheduler}" if self.scheduler is not None
-                else "this process")
-
-
 def _predict_one(
     scene: str, spec: ModelSpec, options: PredictOptions, out_path: str,
     probabilities_path: str | None, vector_path: str | None, preview_path: str | None,
-    quiet: bool, cluster: Cluster,
+    quiet: bool, executor: Executor,
 ) -> None:
-    from geoseg.jobs import SceneJob, check_outputs, run_job
+    from geoseg.distributed import predict_scenes, process_predictor
+    from geoseg.jobs import SceneJob, check_outputs
     from geoseg.outputs import check_output_path
-    from geoseg.predictor import ModelPredictor
 
-    predictor = ModelPredictor(spec)
+    predictor = process_predictor(spec)  # the one predict_scenes runs in this process
     job = SceneJob(scene, Path(out_path),
                    Path(probabilities_path) if probabilities_path else None,
                    Path(vector_path) if vector_path else None)
@@ -226,29 +210,21 @@ def _predict_one(
     if not quiet:  # at once, not after the seconds TensorFlow takes to import
         click.echo(f"Loading {spec.path.name} ({predictor.backend} backend)...", err=True)
     predictor.start()  # a converted model loads while the scene is checked
-    if cluster:
-        from geoseg.distributed import predict_scenes
-
-        if not quiet:
-            click.echo(f"{scene} -> {out_path} on {cluster.describe()}", err=True)
-        outcome = predict_scenes([job], spec, options, workers=cluster.workers,
-                                 scheduler=cluster.scheduler,
-                                 band_tile_rows=cluster.band_tile_rows)[0]
-        if outcome.failure is not None:
-            raise outcome.failure  # worded as flags by the command line, like any other
-        assert outcome.result is not None
-        result, vector = outcome.result, outcome.vector
-        click.echo(_describe(result, options.resume) + _where(outcome))
-    else:
-        with ProgressBar("windows", enabled=not quiet) as progress:
-            done = run_job(job, predictor, predictor.settings, options, model_file=spec.path,
-                           progress=progress)
-        result, vector = done.prediction, done.vector
-        click.echo(_describe(result, options.resume))
+    if executor.is_cluster and not quiet:
+        click.echo(f"{scene} -> {out_path} on {executor.describe()}", err=True)
+    with (nullcontext(None) if executor.is_cluster
+          else ProgressBar("windows", enabled=not quiet)) as progress:
+        outcome, = predict_scenes([job], spec, options, executor, window_progress=progress)
+    if outcome.failure is not None:
+        raise outcome.failure  # worded as flags by the command line, like any other
+    result = outcome.result
+    assert result is not None
+    click.echo(_describe(result, options.resume) + (_where(outcome) if executor.is_cluster
+                                                    else ""))
     if result.probabilities_path is not None:
         click.echo(f"{result.probabilities_path}: class probabilities")
-    if vector is not None:
-        click.echo(vector.describe())
+    if outcome.vector is not None:
+        click.echo(outcome.vector.describe())
     if preview_path is not None:
         from geoseg.preview import render_preview
 
@@ -260,7 +236,7 @@ def _predict_one(
 
 def _predict_many(
     scenes: list[str], spec: ModelSpec, options: PredictOptions, out_dir: Path,
-    also: tuple[str, ...], cluster: Cluster, quiet: bool,
+    also: tuple[str, ...], executor: Executor, quiet: bool,
 ) -> None:
     from geoseg.distributed import plan_jobs, predict_scenes
 
@@ -268,20 +244,18 @@ def _predict_many(
                      vector="vector" in also, overwrite=options.overwrite)
     if not quiet:
         noun = "scene" if len(jobs) == 1 else "scenes"
-        click.echo(f"{len(jobs)} {noun} -> {out_dir} on {cluster.describe()}", err=True)
+        click.echo(f"{len(jobs)} {noun} -> {out_dir} on {executor.describe()}", err=True)
 
     def report(outcome: SceneOutcome) -> None:
         if outcome.result is None:
             click.echo(f"{outcome.job.scene}: FAILED: {_reason(outcome)}", err=True)
             return
         click.echo(_describe(outcome.result, options.resume)
-                   + (_where(outcome) if cluster else ""))
+                   + (_where(outcome) if executor.is_cluster else ""))
         if outcome.vector is not None:
             click.echo(outcome.vector.describe())
 
-    outcomes = predict_scenes(jobs, spec, options, workers=cluster.workers,
-                              scheduler=cluster.scheduler, progress=report,
-                              band_tile_rows=cluster.band_tile_rows)
+    outcomes = predict_scenes(jobs, spec, options, executor, progress=report)
     failed = [o for o in outcomes if o.result is None]
     if failed:
         raise click.ClickException(
@@ -294,7 +268,8 @@ def _reason(outcome: SceneOutcome) -> str:
     """Why a scene failed, with the library's parameters worded as this command's flags."""
     from geoseg.cli import flag
 
-    return outcome.failure.worded(flag) if outcome.failure is not None else str(outcome.error)
+    assert outcome.failure is not None
+    return outcome.failure.worded(flag)
 
 
 def _where(outcome: SceneOutcome) -> str:
