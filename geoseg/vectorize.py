@@ -50,8 +50,10 @@ import rasterio
 
 from geoseg.errors import InputError, ParameterError, param
 from geoseg.mask_format import CLASS_NAMES_TAG
+from geoseg.outputs import is_same_file
 from geoseg.polygon_options import PolygonOptions
 from geoseg.scene import open_scene
+from geoseg.scene_paths import scene_stem
 from geoseg.styles import polygon_style
 from geoseg.tiling import block_windows
 from geoseg.vector_blocks import Pieces, merge_cut, to_map, vectorise_blocks
@@ -104,7 +106,7 @@ class VectorizeSummary:
         )
 
 
-def _open(path: Path) -> rasterio.io.DatasetReader:
+def _open(path: str | os.PathLike[str]) -> rasterio.io.DatasetReader:
     # A mask without CRS is reported below, with what it means for areas.
     return open_scene(path, expect_crs=False)
 
@@ -145,7 +147,7 @@ def _check_classes(classes: Sequence[int] | None, names: Sequence[str], mask: st
 
 
 def _check_probabilities(prob: rasterio.io.DatasetReader, src: rasterio.io.DatasetReader) -> None:
-    if Path(prob.name).resolve() == Path(src.name).resolve():
+    if is_same_file(prob.name, src.name):
         raise InputError(f"{prob.name}: is the mask itself; pass the probability raster "
                          "written with it (the prediction's probabilities output)")
     same = (
@@ -241,13 +243,13 @@ def polygons_from_mask(
     opts = options if options is not None else PolygonOptions()
     _check_execution(block_size, workers)
     with ExitStack() as stack:
-        src = stack.enter_context(_open(Path(mask_path)))
+        src = stack.enter_context(_open(mask_path))
         _check_mask(src)
         names = _class_names(src)
         _check_classes(opts.classes, names, src.name)
         prob = None
         if probabilities_path is not None:
-            prob = stack.enter_context(_open(Path(probabilities_path)))
+            prob = stack.enter_context(_open(probabilities_path))
             _check_probabilities(prob, src)
         metric = Measure.for_raster(src)
         # Without later changes to the geometry, small complete polygons can go at once.
@@ -330,7 +332,7 @@ def vectorize_mask(
     final, _ = check_vector_output(out_path, overwrite, inputs, layers=inputs, style=style)
     frame = polygons_from_mask(mask_path, options, probabilities_path=probabilities_path,
                                block_size=block_size, workers=workers, progress=progress)
-    written = write_polygons(frame, final, layer=layer or Path(mask_path).stem,
+    written = write_polygons(frame, final, layer=layer or scene_stem(mask_path),
                              overwrite=overwrite, style=polygon_style() if style else None)
     areas = frame["area_m2"].to_numpy()
     log.info("%s: %d polygons written", written, len(frame))

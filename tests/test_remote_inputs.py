@@ -109,6 +109,26 @@ def test_info_and_tile_read_a_url(served, tmp_path):
     assert chips["remote"] and chips["remote"] == chips["local"]
 
 
+def test_vectorize_reads_a_mask_and_probabilities_by_url(served, tmp_path, model_path):
+    import geopandas as gpd
+
+    folder, url = served
+    write_raster(folder / "scene.tif", scene_data(), nodata=0)
+    predicted = run("predict", str(folder / "scene.tif"), "--out", str(folder / "mask.tif"),
+                    "--probabilities", str(folder / "prob.tif"), "--model", str(model_path),
+                    "--device", "cpu", "-q")
+    assert predicted.exit_code == 0, predicted.output
+    layers = {}
+    for name, where, query in (("local", str(folder), ""), ("remote", url, "?version=1.2")):
+        result = run("vectorize", f"{where}/mask.tif{query}", "--probabilities",
+                     f"{where}/prob.tif{query}",
+                     "--out", str(tmp_path / f"{name}.gpkg"), "--workers", "1", "-q")
+        assert result.exit_code == 0, result.output
+        layers[name] = gpd.read_file(tmp_path / f"{name}.gpkg", layer="mask")  # the file's stem
+    assert len(layers["remote"]) > 0
+    assert layers["remote"].equals(layers["local"])
+
+
 def test_evaluate_reads_a_url(served, tmp_path, model_path):
     folder, url = served
     data = scene_data()

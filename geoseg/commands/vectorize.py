@@ -6,9 +6,9 @@ import click
 
 from geoseg.commands.options import (
     ProgressBar,
-    existing_file,
     overwrite_opt,
     progress_opt,
+    raster_input,
     vectorize_workers_opt,
 )
 from geoseg.polygon_options import PolygonOptions
@@ -27,10 +27,10 @@ def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 
 @click.command(short_help="Vectorise a class mask into polygons.")
-@click.argument("mask", type=existing_file)
+@click.argument("mask", type=raster_input)
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), required=True,
               help="Polygons to write: .gpkg, .shp, .geojson, .fgb or .parquet (GeoParquet).")
-@click.option("--probabilities", "probabilities_path", type=existing_file, default=None,
+@click.option("--probabilities", "probabilities_path", type=raster_input, default=None,
               help="Probabilities written with the mask: adds mean_prob and max_prob.")
 @click.option("--min-area", type=click.FloatRange(min=0), default=DEFAULTS.min_area,
               show_default=True, help="Drop polygons smaller than this, in m².")
@@ -62,7 +62,8 @@ def vectorize(
     quiet: bool,
     overwrite: bool,
 ) -> None:
-    """Vectorise MASK (a class-mask GeoTIFF) into one polygon per connected region.
+    """Vectorise MASK (a class-mask GeoTIFF, a file or a URL) into one polygon per connected
+    region.
 
     Polygons are in the mask's CRS with id, class, class_id, area_m2, perim_m, lon/lat of
     the centroid (WGS84) and, with --probabilities, mean_prob and max_prob.
