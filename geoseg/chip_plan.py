@@ -25,6 +25,7 @@ from pyproj import CRS, Transformer
 from rasterio.io import DatasetReader
 
 from geoseg.labels import LabelSource
+from geoseg.scene_paths import scene_stem
 from geoseg.tiling import Tile, TileGrid
 
 __all__ = ["SPLITS", "Chip", "ChipScene", "assign_splits", "chip_footprints", "separate_splits"]
@@ -39,7 +40,8 @@ SPLITS: Final[tuple[str, str, str]] = ("train", "valid", "test")
 class ChipScene:
     """One open scene, its labels and grid."""
 
-    path: Path
+    path: Path | str
+    """The scene: a file, or a URL's GDAL path (:func:`geoseg.scene_paths.gdal_path`)."""
     dataset: DatasetReader
     labels_path: Path
     labels: LabelSource
@@ -53,7 +55,8 @@ class ChipScene:
 
     def name(self, tile: Tile) -> str:
         """The chip name of a tile: ``<scene stem>_r<row>_c<col>``, zero-padded."""
-        return f"{self.path.stem}_r{tile.row:0{self.digits}d}_c{tile.col:0{self.digits}d}"
+        stem = scene_stem(self.path)
+        return f"{stem}_r{tile.row:0{self.digits}d}_c{tile.col:0{self.digits}d}"
 
 
 @dataclass

@@ -66,6 +66,7 @@ from geoseg.chip_plan import (
 from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError, param
 from geoseg.labels import NO_LABEL, label_fraction, open_labels
 from geoseg.scene import data_bands, open_scene
+from geoseg.scene_paths import gdal_path, is_local, scene_stem
 from geoseg.settings import ModelSettings
 from geoseg.tiling import TileGrid, check_grid_size, grid_size, read_tile
 
@@ -235,16 +236,17 @@ def write_chips(
 # --------------------------------------------------------------------------------------------
 
 
-def _as_list(paths: PathLike | Sequence[PathLike]) -> list[Path]:
-    if isinstance(paths, str | os.PathLike):
-        return [Path(paths)]
-    return [Path(p) for p in paths]
+def _as_list(paths: PathLike | Sequence[PathLike]) -> list[PathLike]:
+    return [paths] if isinstance(paths, str | os.PathLike) else list(paths)
 
 
 def _pairs(
     scene_path: PathLike | Sequence[PathLike], labels_path: PathLike | Sequence[PathLike]
-) -> list[tuple[Path, Path]]:
-    scenes, labels = _as_list(scene_path), _as_list(labels_path)
+) -> list[tuple[Path | str, Path]]:
+    """Scenes (files as paths; URLs and GDAL virtual paths as text, which a ``Path`` would
+    spoil) with their labels, checked to pair up and to give distinct chip names."""
+    scenes = [Path(p) if is_local(p) else gdal_path(p) for p in _as_list(scene_path)]
+    labels = [Path(p) for p in _as_list(labels_path)]
     if not scenes:
         raise InputError("no scene given; name at least one scene and its labels")
     if len(scenes) != len(labels):
@@ -252,7 +254,7 @@ def _pairs(
             f"{len(scenes)} scene(s) but {len(labels)} labels file(s); give one labels file "
             "per scene, in the same order"
         )
-    stems = Counter(path.stem for path in scenes)
+    stems = Counter(scene_stem(path) for path in scenes)
     repeated = [stem for stem, n in stems.items() if n > 1]
     if repeated:
         raise InputError(
@@ -317,7 +319,7 @@ def _check_out_dir(out: Path, overwrite: bool) -> Path:
 
 def _open(
     stack: ExitStack,
-    scene_path: Path,
+    scene_path: Path | str,
     labels_path: Path,
     tile_size: int,
     overlap: int,

@@ -40,6 +40,7 @@ from rasterio.io import DatasetReader
 from geoseg.errors import InputError
 from geoseg.labels import NO_LABEL, LabelSource, open_labels
 from geoseg.scene import open_scene, select_bands
+from geoseg.scene_paths import scene_name
 from geoseg.settings import ModelSettings
 from geoseg.tiling import Tile, TileGrid, grid_size, read_tile
 
@@ -82,7 +83,9 @@ PathLike = str | os.PathLike[str]
 class LabelledScene:
     """An image raster and its labels file (vector layer, label raster or RGB mask)."""
 
-    image: Path
+    image: Path | str
+    """The image: a file, or a URL or GDAL virtual path as text (a ``Path`` would merge the
+    ``//`` of ``/vsicurl/https://``)."""
     labels: Path
     image_nodata: float | None = None
     """No-data value applied on top of the image's own nodata (a pixel equal to it in every
@@ -193,7 +196,7 @@ def resample_reference_split(root: PathLike, split: str, out_root: PathLike, siz
         for cls, colour in colours.items():
             palette[cls] = colour
         mask = np.moveaxis(palette[majority], -1, 0)
-        for array, kind, name in ((image, "images", scene.image.name),
+        for array, kind, name in ((image, "images", scene_name(scene.image)),
                                   (mask, "masks", scene.labels.name)):
             with rasterio.open(out / kind / name, "w", driver="PNG", width=size, height=size,
                                count=3, dtype="uint8") as dst:
@@ -274,7 +277,7 @@ def dataset_split(root: PathLike, split: str, mask_suffix: str = ".png") -> list
     return reference_split(folder, split, mask_suffix)
 
 
-def _open_image(path: Path) -> DatasetReader:
+def _open_image(path: Path | str) -> DatasetReader:
     """Open an image for training; rasters without georeference (PNG tiles) are fine here."""
     return open_scene(path, expect_crs=False)
 
@@ -379,7 +382,7 @@ class TileDataset:
     def describe(self, index: int) -> str:
         """A short name of example ``index``: the image file and, if cut, the tile position."""
         number, tile = self.tiles[index]
-        name = self.scenes[number].image.name
+        name = scene_name(self.scenes[number].image)
         return f"{name} r{tile.row} c{tile.col}" if self._cut[number] else name
 
     def read(self, index: int) -> Example:

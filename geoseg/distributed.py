@@ -39,7 +39,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geoseg.errors import GeosegError, InputError, OutputError, ParameterError, param
@@ -58,6 +58,7 @@ from geoseg.predict_options import PredictOptions, RunPlan, plan_run
 from geoseg.predictor import ModelPredictor, ModelSpec
 from geoseg.row_bands import BandedPrediction
 from geoseg.scene import open_scene
+from geoseg.scene_paths import gdal_path, is_local, scene_stem
 
 if TYPE_CHECKING:
     from distributed import LocalCluster
@@ -137,7 +138,9 @@ class Executor:
 def expand_scenes(items: Iterable[str]) -> list[str]:
     """The scenes named by paths, glob patterns and ``@list.txt`` files, in order.
 
-    GDAL virtual paths (``/vsizip/...``, ``/vsicurl/...``) pass unchecked. A ``@file`` names
+    URLs (``https://``, ``s3://``, ``gs://``) become GDAL's virtual paths for them
+    (:func:`geoseg.scene_paths.gdal_path`); those (``/vsizip/...``, ``/vsicurl/...``) pass
+    unchecked: opening the scene checks them. A ``@file`` names
     a text file with one path or pattern per line (blank lines and lines starting with ``#``
     are skipped; relative entries are relative to the list file's folder). Patterns accept
     ``**``. A scene named twice is kept once.
@@ -158,7 +161,8 @@ def expand_scenes(items: Iterable[str]) -> list[str]:
                     from exc
             entries = [line.strip() for line in lines]
             names = [
-                os.path.join(listing.parent, entry) if not os.path.isabs(entry) else entry
+                os.path.join(listing.parent, entry)
+                if is_local(entry) and not os.path.isabs(entry) else entry
                 for entry in entries if entry and not entry.startswith("#")
             ]
         else:
@@ -170,8 +174,8 @@ def expand_scenes(items: Iterable[str]) -> list[str]:
 
 
 def _expand_one(name: str) -> list[str]:
-    if name.startswith("/vsi"):
-        return [name]
+    if not is_local(name):
+        return [gdal_path(name)]
     if _GLOB_CHARS & set(name):
         matches = sorted(p for p in glob.glob(name, recursive=True) if Path(p).is_file())
         if not matches:
@@ -207,7 +211,7 @@ def plan_jobs(
     seen: dict[str, str] = {}
     jobs = []
     for scene in scenes:
-        stem = PurePosixPath(scene).stem
+        stem = scene_stem(scene)
         if stem in seen:
             raise InputError(f"{seen[stem]} and {scene} would both write {stem}{MASK_SUFFIX}; "
                              f"rename one or run them into different {param('out_dir')} folders")
@@ -462,7 +466,7 @@ def _plan(
 
 def _absolute_job(job: SceneJob) -> SceneJob:
     """The job with absolute paths, as workers may run in other folders."""
-    scene = job.scene if job.scene.startswith("/vsi") else str(Path(job.scene).absolute())
+    scene = str(Path(job.scene).absolute()) if is_local(job.scene) else job.scene
     return replace(
         job, scene=scene, mask=job.mask.absolute(),
         probabilities=job.probabilities.absolute() if job.probabilities else None,

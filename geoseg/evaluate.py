@@ -66,6 +66,7 @@ from geoseg.predict import predict_planned
 from geoseg.predict_options import PredictOptions, RunPlan, plan_run
 from geoseg.prediction_outputs import OUTPUT_BLOCK
 from geoseg.scene import open_scene, select_bands
+from geoseg.scene_paths import gdal_path, scene_name, scene_stem
 from geoseg.settings import ModelSettings
 from geoseg.tiling import block_windows
 from geoseg.vector_features import Measure
@@ -325,7 +326,7 @@ def _evaluate_one(
     run: _Run, scene: LabelledScene, work_root: Path, progress: Progress | None
 ) -> SceneReport:
     """Predict one scene into a work folder, score it, and remove the work folder."""
-    work = Path(tempfile.mkdtemp(prefix=f"{scene.image.stem}-", dir=work_root))
+    work = Path(tempfile.mkdtemp(prefix=f"{scene_stem(scene.image)}-", dir=work_root))
     try:
         image = scene.image
         with ExitStack() as stack:
@@ -341,12 +342,12 @@ def _evaluate_one(
                                      replace(run.plan, request=request),
                                      probabilities_path=work / "probabilities.tif",
                                      progress=progress)
-            log.info("%s: %d windows predicted in %.1f s", scene.image.name,
+            log.info("%s: %d windows predicted in %.1f s", scene_name(image),
                      result.tiles_predicted, result.seconds)
             with _georeference_not_expected(True):
                 report, objects = _score(run, result.mask_path, work / "probabilities.tif", src,
                                          labels, scene.labels, work)
-            return SceneReport(image.name, report, objects)
+            return SceneReport(scene_name(image), report, objects)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # free the disk before the next scene
 
@@ -421,7 +422,7 @@ def evaluate_scenes(
         ``work_dir`` does not exist.
     """
     started = time.perf_counter()
-    pairs = [s if isinstance(s, LabelledScene) else LabelledScene(Path(s[0]), Path(s[1]))
+    pairs = [s if isinstance(s, LabelledScene) else LabelledScene(gdal_path(s[0]), Path(s[1]))
              for s in scenes]
     if not pairs:
         raise InputError("no scene to evaluate")

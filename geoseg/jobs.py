@@ -23,7 +23,7 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from geoseg.model_protocol import BatchPredictor
@@ -32,6 +32,7 @@ from geoseg.predict import predict_scene
 from geoseg.predict_options import PredictOptions, RunPlan
 from geoseg.prediction_outputs import PredictionResult
 from geoseg.row_bands import BandedPrediction, BandResult
+from geoseg.scene_paths import scene_stem
 from geoseg.settings import ModelSettings
 from geoseg.styles import check_style_path
 
@@ -50,7 +51,7 @@ class SceneJob:
     """One scene and where its outputs go."""
 
     scene: str
-    """A file path or a GDAL virtual path (``/vsizip/...``)."""
+    """A file path, a URL or a GDAL virtual path (``/vsizip/...``)."""
     mask: Path
     probabilities: Path | None = None
     vector: Path | None = None
@@ -61,7 +62,7 @@ class SceneJob:
     @property
     def layer(self) -> str:
         """Name of the polygons' layer (GeoPackage): the scene's file stem."""
-        return PurePosixPath(self.scene).stem
+        return scene_stem(self.scene)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from geoseg.scene import (
     scene_fingerprint,
     select_bands,
 )
+from geoseg.scene_paths import gdal_path, is_local
 from geoseg.styles import check_style_path
 from geoseg.tiling import TileGrid
 from geoseg.uncertainty import UncertaintyKind, uncertainty_kind
@@ -189,10 +190,11 @@ def stream_options(run: OpenRun, opts: RunPlan) -> RunPlan:
 
 
 def _absolute(scene_path: str | os.PathLike[str]) -> str:
-    """A scene's path wherever the run starts from (GDAL virtual paths as they are), so that a
-    run continues whether it was given ``scene.tif`` or the path a Dask worker gets."""
-    path = os.fspath(scene_path)
-    return path if path.startswith("/vsi") else os.path.abspath(path)
+    """A scene's path wherever the run starts from (a URL as GDAL's path for it, GDAL virtual
+    paths as they are), so that a run continues whether it was given ``scene.tif`` or the path
+    a Dask worker gets, ``https://...`` or ``/vsicurl/https://...``."""
+    path = gdal_path(scene_path)
+    return os.path.abspath(path) if is_local(path) else path
 
 
 def checked_rows(run: OpenRun, opts: RunPlan, strips: list[FinishedRows]

@@ -44,6 +44,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from geoseg.errors import InputError, param
+from geoseg.scene_paths import gdal_path, is_local, is_remote, server_facts
 
 __all__ = [
     "Validity",
@@ -76,11 +77,13 @@ def open_scene(
 ) -> rasterio.io.DatasetReader:
     """Open a raster for reading, checking it is one GDAL can read and that it has a size.
 
-    GDAL virtual paths (``/vsizip/...``, ``/vsicurl/...``) are passed through unchecked.
+    A URL (``https://``, ``s3://``, ``gs://``) is opened through GDAL's virtual file system
+    for it (:func:`geoseg.scene_paths.gdal_path`); GDAL virtual paths (``/vsizip/...``,
+    ``/vsicurl/...``) are passed as they are.
 
     Parameters
     ----------
-    path : path
+    path : path or URL
         The raster.
     require_crs : bool
         Refuse a raster without a CRS.
@@ -91,11 +94,12 @@ def open_scene(
     Raises
     ------
     InputError
-        Missing file, a folder, not a raster, a mosaic (VRT, nested ones too) with a source
-        missing or not readable as a raster, or no CRS while ``require_crs``.
+        Missing file, a folder, not a raster, a URL that cannot be read, a mosaic (VRT,
+        nested ones too) with a source missing or not readable as a raster, or no CRS while
+        ``require_crs``.
     """
-    text = os.fspath(path)
-    if not text.startswith("/vsi"):
+    text = gdal_path(path)
+    if is_local(text):
         source = Path(text)
         if not source.exists():
             raise InputError(f"{source}: file not found")
@@ -107,8 +111,15 @@ def open_scene(
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             dataset = rasterio.open(text)
     except RasterioIOError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if is_remote(text):
+            raise InputError(
+                f"{os.fspath(path)}: cannot be read as a raster ({reason}); check the address, "
+                "that the server answers and holds a GeoTIFF there (object stores: the GDAL "
+                "settings in docs/remote_inputs.md)"
+            ) from exc
         raise InputError(
-            f"{text}: not a raster GDAL can read ({str(exc).splitlines()[0]}); "
+            f"{text}: not a raster GDAL can read ({reason}); "
             "check the file is a complete GeoTIFF"
         ) from exc
     try:
@@ -124,11 +135,6 @@ def open_scene(
         if expect_crs:
             log.warning("%s has no CRS: outputs will be in pixel coordinates", text)
     return dataset
-
-
-_NETWORK_PATHS = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift",
-                  "/vsihdfs", "/vsiwebhdfs")
-"""GDAL virtual file systems over a network: opening a file there costs a request."""
 
 
 def _check_sources(dataset: rasterio.io.DatasetReader, scene: str,
@@ -151,9 +157,9 @@ def _check_sources(dataset: rasterio.io.DatasetReader, scene: str,
         checked.add(source)
         where = f" (listed in {listed_in})" if listed_in is not None else ""
         advice = "restore it, or rebuild the mosaic without it (gdalbuildvrt)"
-        if not source.startswith("/vsi") and not Path(source).exists():
+        if is_local(source) and not Path(source).exists():
             raise InputError(f"{scene}: its source {source}{where} does not exist; {advice}")
-        if any(network in source for network in _NETWORK_PATHS):
+        if is_remote(source):
             continue
         try:
             with quiet_georeference(), rasterio.open(source) as inner:
@@ -374,7 +380,9 @@ def scene_fingerprint(dataset: rasterio.io.DatasetReader, sample_bytes: int = 1 
     time and up to
     ``sample_bytes`` at its start, middle and end: a replaced or rewritten scene gets another
     fingerprint without reading gigabytes. Virtual paths (``/vsicurl/...``) hash a few pixel
-    windows instead.
+    windows instead, and a scene on a web server what the server says of it
+    (:func:`geoseg.scene_paths.server_facts`: size, ETag, Last-Modified; one request, also for
+    a mosaic of a thousand remote sources, whose changes the journal's window digests catch).
     """
     digest = hashlib.sha256()
     files = [Path(f) for f in dataset.files if Path(f).is_file()]
@@ -382,6 +390,8 @@ def scene_fingerprint(dataset: rasterio.io.DatasetReader, sample_bytes: int = 1 
         digest.update(repr((dataset.shape, dataset.dtypes, dataset.transform)).encode())
         for window in (Window(0, 0, min(256, dataset.width), min(256, dataset.height)),):
             digest.update(dataset.read(window=window).tobytes())
+    if is_remote(dataset.name):
+        digest.update(repr(sorted(server_facts(dataset.name).items())).encode())
     for path in files:
         stat = path.stat()
         size = stat.st_size

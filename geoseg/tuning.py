@@ -40,6 +40,7 @@ from geoseg.predict import predict_scene
 from geoseg.predict_options import PredictOptions
 from geoseg.predictor import load_predictor
 from geoseg.scene import open_scene
+from geoseg.scene_paths import scene_name, scene_stem
 from geoseg.settings import ModelSettings
 
 __all__ = ["MAX_TUNING_PIXELS", "TunedPostProcessing", "candidate_recipes",
@@ -129,8 +130,9 @@ def candidate_recipes(threshold: float, pixel_area_m2: float | None
 def _read_scene(scene: LabelledScene, predictor: BatchPredictor, settings: ModelSettings,
                 options: PredictOptions, rgb_map: RgbMap | None, work: Path) -> _Scene:
     """Predict ``scene`` and read its landslide probabilities and true landslides."""
-    probabilities = work / f"{scene.image.stem}.probabilities.tif"
-    predict_scene(scene.image, work / f"{scene.image.stem}.mask.tif", predictor, settings,
+    stem = scene_stem(scene.image)
+    probabilities = work / f"{stem}.probabilities.tif"
+    predict_scene(scene.image, work / f"{stem}.mask.tif", predictor, settings,
                   replace(options, probability_dtype="float32", style=False, overwrite=True,
                           extra_nodata=scene.image_nodata),
                   probabilities_path=probabilities)
@@ -144,7 +146,7 @@ def _read_scene(scene: LabelledScene, predictor: BatchPredictor, settings: Model
     prob[truth_classes == NO_LABEL] = np.nan
     truth, _ = ndimage.label((truth_classes == LANDSLIDE) & ~np.isnan(prob),
                              structure=EIGHT_CONNECTED)
-    return _Scene(scene.image.name, np.clip(prob, 0.0, 1.0), truth.astype(np.int32), size)
+    return _Scene(scene_name(scene.image), np.clip(prob, 0.0, 1.0), truth.astype(np.int32), size)
 
 
 def _score(scenes: Sequence[_Scene], recipe: PostProcessing) -> Score:
@@ -223,8 +225,8 @@ def tune_postprocessing(
                 size = src.width * src.height
             if pixels + size > MAX_TUNING_PIXELS:
                 if report is not None:
-                    report(f"{scene.image.name}: left out of the post-processing tuning (over "
-                           f"{MAX_TUNING_PIXELS // 2**20} Mpx scored already)")
+                    report(f"{scene_name(scene.image)}: left out of the post-processing tuning "
+                           f"(over {MAX_TUNING_PIXELS // 2**20} Mpx scored already)")
                 continue
             pixels += size
             read.append(_read_scene(scene, predictor, settings, options, rgb_map, Path(tmp)))

@@ -53,8 +53,10 @@ import rasterio
 
 from geoseg.errors import InputError, ParameterError, param
 from geoseg.mask_format import CLASS_NAMES_TAG
+from geoseg.outputs import is_same_file
 from geoseg.polygon_options import PolygonOptions
 from geoseg.scene import open_scene
+from geoseg.scene_paths import scene_stem
 from geoseg.styles import polygon_style
 from geoseg.tiling import block_windows
 from geoseg.uncertainty import UNCERTAINTY_KINDS, UNCERTAINTY_TAG
@@ -108,7 +110,7 @@ class VectorizeSummary:
         )
 
 
-def _open(path: Path) -> rasterio.io.DatasetReader:
+def _open(path: str | os.PathLike[str]) -> rasterio.io.DatasetReader:
     # A mask without CRS is reported below, with what it means for areas.
     return open_scene(path, expect_crs=False)
 
@@ -152,7 +154,7 @@ def _check_probabilities(prob: rasterio.io.DatasetReader, src: rasterio.io.Datas
                          what: str = "probabilities") -> None:
     """``prob`` (the probabilities, or another raster ``what`` written with the mask) is on
     the mask's grid and not the mask itself."""
-    if Path(prob.name).resolve() == Path(src.name).resolve():
+    if is_same_file(prob.name, src.name):
         raise InputError(f"{prob.name}: is the mask itself; pass the {what} raster written "
                          f"with it (the prediction's {what} output)")
     same = (
@@ -263,17 +265,17 @@ def polygons_from_mask(
     opts = options if options is not None else PolygonOptions()
     _check_execution(block_size, workers)
     with ExitStack() as stack:
-        src = stack.enter_context(_open(Path(mask_path)))
+        src = stack.enter_context(_open(mask_path))
         _check_mask(src)
         names = _class_names(src)
         _check_classes(opts.classes, names, src.name)
         prob = None
         if probabilities_path is not None:
-            prob = stack.enter_context(_open(Path(probabilities_path)))
+            prob = stack.enter_context(_open(probabilities_path))
             _check_probabilities(prob, src)
         uncertainty, kind = None, None
         if uncertainty_path is not None:
-            uncertainty = stack.enter_context(_open(Path(uncertainty_path)))
+            uncertainty = stack.enter_context(_open(uncertainty_path))
             _check_probabilities(uncertainty, src, "uncertainty")
             kind = _uncertainty_kind(uncertainty)
         metric = Measure.for_raster(src)
@@ -360,7 +362,7 @@ def vectorize_mask(
     frame = polygons_from_mask(mask_path, options, probabilities_path=probabilities_path,
                                uncertainty_path=uncertainty_path, block_size=block_size,
                                workers=workers, progress=progress)
-    written = write_polygons(frame, final, layer=layer or Path(mask_path).stem,
+    written = write_polygons(frame, final, layer=layer or scene_stem(mask_path),
                              overwrite=overwrite, style=polygon_style() if style else None)
     areas = frame["area_m2"].to_numpy()
     log.info("%s: %d polygons written", written, len(frame))

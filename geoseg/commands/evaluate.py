@@ -17,6 +17,7 @@ from geoseg.commands.options import (
     predict_options,
     prediction_opts,
     progress_opt,
+    raster_input,
 )
 
 
@@ -50,7 +51,7 @@ def _data_source(
 
 
 @click.command(short_help="Measure a model's landslide accuracy on labelled data.")
-@click.argument("scenes", nargs=-1, type=existing_file)
+@click.argument("scenes", nargs=-1, type=raster_input)
 @click.option("-l", "--labels", multiple=True, type=click.Path(exists=True),
               help="Labels of a SCENE, once per scene in the same order: a vector layer "
                    "(every polygon a landslide), a label raster or an RGB mask on its grid.")
@@ -91,7 +92,8 @@ def evaluate(
     overwrite: bool,
     **run: Any,
 ) -> None:
-    """Predict labelled SCENES (or a --dataset) as geoseg predict does and score the result.
+    """Predict labelled SCENES (files or URLs: https://, s3://, gs://), or a --dataset, as
+    geoseg predict does and score the result.
 
     Pixels without scene data or without a label are left out. Landslide IoU, F1, precision
     and recall come first, pooled over all scenes (micro average); then landslide polygons

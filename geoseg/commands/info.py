@@ -18,8 +18,8 @@ from geoseg.commands.options import grid_model_opt, overlap_opt, raster_input, t
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def info(path: str | None, tile_size: int | None, overlap: int | None, model_path: str | None,
          as_json: bool) -> None:
-    """Describe PATH: a raster (CRS, size, bands, validity, tiles; with --model, also the
-    windows geoseg predict would predict it in), or a model: a .keras file
+    """Describe PATH: a raster, a file or a URL (CRS, size, bands, validity, tiles; with
+    --model, also the windows geoseg predict would predict it in), or a model: a .keras file
     or a bundled model's name (settings; for a bundled model its card: training data, terms,
     the imagery it expects). Without PATH, describe the --model.
 

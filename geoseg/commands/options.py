@@ -15,6 +15,7 @@ from geoseg.model_archive import folder_error, read_settings
 from geoseg.postprocess_recipe import PostProcessing, with_overrides
 from geoseg.predictor import ModelSpec
 from geoseg.run_parameters import RunParameter, run_parameter
+from geoseg.scene_paths import gdal_path, is_local
 
 if TYPE_CHECKING:
     from geoseg.predict_options import PredictOptions
@@ -80,22 +81,24 @@ existing_file = click.Path(exists=True, dir_okay=False, readable=True)
 
 
 class RasterInputType(click.ParamType):
-    """An existing raster file, or a GDAL virtual path (``/vsizip/...``, ``/vsicurl/...``).
+    """An existing raster file, a URL (``https://``, ``s3://``, ``gs://``) or a GDAL virtual
+    path (``/vsizip/...``, ``/vsicurl/...``); a URL becomes GDAL's path for it
+    (:func:`geoseg.scene_paths.gdal_path`).
 
-    Virtual paths are passed to GDAL unchecked; it reports them when it opens them.
+    URLs and virtual paths are passed to GDAL unchecked; opening the scene reports them.
     """
 
     name = "RASTER"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         text = str(value)
-        if text.startswith("/vsi"):
-            return text
+        if not is_local(text):
+            return gdal_path(text)
         return existing_file.convert(value, param, ctx)
 
 
 raster_input = RasterInputType()
-"""A scene argument: an existing file or a GDAL virtual file system path."""
+"""A scene argument: an existing file, a URL or a GDAL virtual file system path."""
 
 
 class ModelInputType(click.ParamType):

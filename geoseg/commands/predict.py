@@ -98,8 +98,9 @@ def predict(
     The output has the scene's CRS, transform and size; pixels where the scene has no data
     are nodata (255). Overlapping tiles are blended, so there are no seams.
 
-    SCENES are files, GDAL virtual paths (/vsizip/..., /vsicurl/...), glob patterns
-    ("tiles/*.tif") or @list.txt files (one of those per line). One scene goes to --out;
+    SCENES are files, URLs (https://, s3://, gs://; outputs stay local), GDAL virtual paths
+    (/vsizip/..., /vsicurl/...), glob patterns ("tiles/*.tif") or @list.txt files (one of
+    those per line). One scene goes to --out;
     several go to --out-dir, one after another or spread over Dask workers (--workers,
     --dask-scheduler), each worker loading the model once. On workers, a scene larger than its
     share is split into bands of rows; the outputs are the same bytes as without workers.

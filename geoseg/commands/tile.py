@@ -85,7 +85,8 @@ def tile(
     quiet: bool,
     overwrite: bool,
 ) -> None:
-    """Cut SCENES into training chips: exactly the tiles prediction reads (--window tile).
+    """Cut SCENES (files or URLs: https://, s3://, gs://) into training chips: exactly the
+    tiles prediction reads (--window tile).
 
     Blocks of the scenes go to train, valid and test at random (seeded); chips touching a
     chip of another split are dropped, so no pixel is shared between splits. index.gpkg

@@ -6,10 +6,10 @@ import click
 
 from geoseg.commands.options import (
     ProgressBar,
-    existing_file,
     out_opt,
     overwrite_opt,
     progress_opt,
+    raster_input,
     vectorize_workers_opt,
 )
 from geoseg.polygon_options import PolygonOptions
@@ -28,12 +28,12 @@ def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 
 @click.command(short_help="Vectorise a class mask into polygons.")
-@click.argument("mask", type=existing_file)
+@click.argument("mask", type=raster_input)
 @out_opt("out_path", "Polygons to write: .gpkg, .shp, .geojson, .fgb or .parquet (GeoParquet).",
          required=True)
-@click.option("--probabilities", "probabilities_path", type=existing_file, default=None,
+@click.option("--probabilities", "probabilities_path", type=raster_input, default=None,
               help="Probabilities written with the mask: adds mean_prob and max_prob.")
-@click.option("--uncertainty", "uncertainty_path", type=existing_file, default=None,
+@click.option("--uncertainty", "uncertainty_path", type=raster_input, default=None,
               help="The uncertainty raster written with the mask (geoseg predict "
                    "--uncertainty): adds its mean per polygon, tta_spread (written with --tta) "
                    "or entropy.")
@@ -68,7 +68,8 @@ def vectorize(
     quiet: bool,
     overwrite: bool,
 ) -> None:
-    """Vectorise MASK (a class-mask GeoTIFF) into one polygon per connected region.
+    """Vectorise MASK (a class-mask GeoTIFF, a file or a URL) into one polygon per connected
+    region.
 
     Polygons are in the mask's CRS with id, class, class_id, area_m2, perim_m, compact
     (4 pi area / perim^2: 1 for a disc, lower for elongated shapes), lon/lat of the centroid
