@@ -10,7 +10,7 @@ memory and seams between tiles count like any other error:
   has data there (the mask is not nodata) and the labels have a class (not
   :data:`~geoseg.labels.NO_LABEL`);
 - a :class:`~geoseg.metrics.ThresholdSweep` of the landslide probability over the same pixels;
-- object metrics (:func:`~geoseg.metrics.object_overlaps`, matched one-to-one at the run's IoU
+- object metrics (:func:`~geoseg.object_matching.object_overlaps`, matched one-to-one at the run's IoU
   threshold and at each of :data:`OBJECT_IOU_THRESHOLDS`): predicted landslides are the
   polygons :func:`geoseg.vectorize.polygons_from_mask` makes of the evaluated prediction (what
   ``geoseg predict --vector`` writes); true landslides are the label file's own polygons
@@ -51,13 +51,9 @@ from geoseg.datasets import LabelledScene, dataset_split, reference_scenes
 from geoseg.errors import InputError, OutputError, OutputExistsError, ParameterError, param
 from geoseg.geometry import repair_polygons
 from geoseg.labels import NO_LABEL, LabelSource, VectorLabels, open_labels
-from geoseg.metrics import (
-    ConfusionMatrix,
-    MetricsReport,
-    ObjectMatch,
-    ThresholdSweep,
-    object_overlaps,
-)
+from geoseg.metrics import ConfusionMatrix, ThresholdSweep
+from geoseg.metrics_report import MetricsReport
+from geoseg.object_matching import ObjectMatch, object_overlaps
 from geoseg.object_report import ObjectLayer, object_layer, plot_frequency_area, write_objects
 from geoseg.outputs import atomic_output
 from geoseg.predict import (

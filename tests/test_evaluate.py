@@ -36,7 +36,7 @@ from geoseg.evaluate import (
     evaluate_scenes,
     write_report,
 )
-from geoseg.metrics import MetricsReport
+from geoseg.metrics_report import MetricsReport
 from geoseg.predict import PredictOptions
 from geoseg.predictor import load_predictor
 from geoseg.settings import ModelSettings
