@@ -10,8 +10,8 @@ memory and seams between tiles count like any other error:
   has data there (the mask is not nodata) and the labels have a class (not
   :data:`~geoseg.labels.NO_LABEL`);
 - a :class:`~geoseg.metrics.ThresholdSweep` of the landslide probability over the same pixels;
-- object metrics (:func:`~geoseg.object_matching.object_overlaps`, matched one-to-one at the run's IoU
-  threshold and at each of :data:`OBJECT_IOU_THRESHOLDS`): predicted landslides are the
+- object metrics (:func:`~geoseg.object_matching.object_overlaps`, matched one-to-one at the
+  run's IoU threshold and at each of :data:`OBJECT_IOU_THRESHOLDS`): predicted landslides are the
   polygons :func:`geoseg.vectorize.polygons_from_mask` makes of the evaluated prediction (what
   ``geoseg predict --vector`` writes); true landslides are the label file's own polygons
   (reprojected, repaired, clipped to the evaluated area) for a vector layer, or the polygons of
