@@ -22,7 +22,7 @@ from geoseg.metrics import ConfusionMatrix, ThresholdSweep
 from geoseg.object_matching import ObjectMatch
 from geoseg.outputs import atomic_output
 
-__all__ = ["MetricsReport"]
+__all__ = ["MetricsReport", "write_csv"]
 
 PathLike = str | os.PathLike[str]
 
@@ -133,7 +133,7 @@ class MetricsReport:
         OutputError
             The file exists (without ``overwrite``) or cannot be written.
         """
-        _write_csv(path, self.class_rows(), overwrite)
+        write_csv(path, self.class_rows(), overwrite)
 
     def objects_to_csv(self, path: PathLike, overwrite: bool = False) -> None:
         """Write the object figures as CSV, one row per IoU threshold (n/a when undefined).
@@ -147,7 +147,7 @@ class MetricsReport:
         """
         if not self.object_matches:
             raise ValueError("this report has no object figures")
-        _write_csv(path, self.object_rows(), overwrite)
+        write_csv(path, self.object_rows(), overwrite)
 
     def sweep_to_csv(self, path: PathLike, overwrite: bool = False) -> None:
         """Write the threshold sweep, one row per threshold, as CSV.
@@ -159,7 +159,7 @@ class MetricsReport:
         OutputError
             The file exists (without ``overwrite``) or cannot be written.
         """
-        _write_csv(path, self._require_sweep().rows(), overwrite)
+        write_csv(path, self._require_sweep().rows(), overwrite)
 
     def plot_sweep(self, path: PathLike, overwrite: bool = False) -> None:
         """Save a PR curve and F1-vs-threshold plot (format from the suffix, e.g. ``.png``).
@@ -237,7 +237,8 @@ class MetricsReport:
         return self.sweep
 
 
-def _write_csv(path: PathLike, rows: list[dict[str, Any]], overwrite: bool) -> None:
+def write_csv(path: PathLike, rows: list[dict[str, Any]], overwrite: bool) -> None:
+    """Write ``rows`` (the first one's keys as the header) as CSV, NaN as ``n/a``, atomically."""
     with atomic_output(path, overwrite) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
