@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import pickle
+import multiprocessing
 import signal
-import subprocess
 import sys
-import threading
-from collections import deque
-from collections.abc import Callable, Generator, Sequence
-from contextlib import ExitStack, suppress
+from collections.abc import Generator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
 from dataclasses import dataclass
 from itertools import chain
-from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -40,7 +37,7 @@ from geoseg.errors import InputError
 from geoseg.geometry import repair_polygons
 
 __all__ = [
-    "Pieces", "merge_cut", "probability_band", "read_probability", "serve_blocks", "to_map",
+    "Pieces", "merge_cut", "probability_band", "read_probability", "to_map",
     "vectorise_block", "vectorise_blocks",
 ]
 
@@ -374,46 +371,47 @@ def vectorise_block(
     return pieces, cut
 
 
-_WORKER = "from geoseg.vector_blocks import serve_blocks; serve_blocks()"
-"""What a worker process runs (``python -c``): it imports this module and nothing of the
-caller's, so unlike :mod:`multiprocessing` it never re-runs the caller's ``__main__`` script
-(no ``if __name__ == "__main__"`` guard is needed), and nothing is forked from a process
-that may run TensorFlow's or GDAL's threads."""
+_WORKER_JOB: tuple[rasterio.io.DatasetReader, rasterio.io.DatasetReader | None,
+                  Sequence[int] | None, int] | None = None
+"""A worker process's rasters and settings, opened once by :func:`_open_job`."""
 
 
-def serve_blocks() -> None:
-    """A worker process's loop: :func:`vectorise_block` for each window sent on stdin.
+def _open_job(mask: str, probabilities: str | None, classes: Sequence[int] | None,
+              connectivity: int, gdal_options: dict[str, int]) -> None:
+    """A worker process's start: open the rasters (by name) for all the blocks it is given.
 
-    Reads the pickled job ``(mask, probabilities, classes, connectivity, gdal_options)``,
-    then windows until stdin closes, answering each with a pickled ``("ok", result)`` or
-    ``("error", exception)`` on stdout. Ctrl-C is left to the parent, which ends its workers.
+    They stay open, in GDAL settings of ``gdal_options``, as long as the process lives. Ctrl-C
+    is left to the parent, which ends its workers.
     """
+    global _WORKER_JOB
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not mix in
-    requests = sys.stdin.buffer
-    mask, probabilities, classes, connectivity, gdal_options = pickle.load(requests)
-    with ExitStack() as stack:
-        stack.enter_context(rasterio.Env(**gdal_options))
-        src = stack.enter_context(rasterio.open(mask))
-        prob = stack.enter_context(rasterio.open(probabilities)) if probabilities else None
-        while True:
-            try:
-                window = pickle.load(requests)
-            except EOFError:
-                return
-            try:
-                answer: tuple[str, object] = (
-                    "ok", vectorise_block(src, prob, window, classes, connectivity))
-            except Exception as exc:  # reported by the parent, which raises it
-                answer = ("error", exc)
-            pickle.dump(answer, answers)
-            answers.flush()
+    stack = ExitStack()  # never closed: the process ends with them open
+    stack.enter_context(rasterio.Env(**gdal_options))
+    src = stack.enter_context(rasterio.open(mask))
+    prob = stack.enter_context(rasterio.open(probabilities)) if probabilities else None
+    _WORKER_JOB = (src, prob, classes, connectivity)
+
+
+def _vectorise_in_worker(window: Window) -> tuple[Pieces, np.ndarray]:
+    """:func:`vectorise_block` in a worker process, on the rasters of :func:`_open_job`."""
+    assert _WORKER_JOB is not None, "_open_job runs first in every worker process"
+    src, prob, classes, connectivity = _WORKER_JOB
+    return vectorise_block(src, prob, window, classes, connectivity)
 
 
 _AHEAD = 2
-"""Windows a worker process holds at once: the next one is there when it answers, even
-while this process holds the GIL in a long :func:`~rasterio.features.shapes` call."""
+"""Windows per process handed out beyond the next result to yield: a worker's next one is
+there when it answers, even while this process holds the GIL in a long
+:func:`~rasterio.features.shapes` call, and no more results than these wait to be yielded."""
+
+
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop ``pool`` at once: its pending blocks are dropped and its processes killed."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()
+    pool.shutdown(wait=True)
 
 
 def _in_workers(
@@ -427,89 +425,43 @@ def _in_workers(
 ) -> Generator[tuple[Pieces, np.ndarray], None, None]:
     """:func:`vectorise_block` for each window, in order, here and in ``children`` processes.
 
-    A thread per worker process (:func:`serve_blocks`) keeps it supplied with windows; this
-    process polygonises a window itself whenever the next result it must yield is not ready.
+    The processes are spawned, not forked (nothing is forked from a process that may run
+    TensorFlow's or GDAL's threads), so, as with any :mod:`multiprocessing` program, a script
+    calling this runs it under ``if __name__ == "__main__":``; each opens the rasters once
+    (:func:`_open_job`). At
+    most ``children * _AHEAD`` windows are handed to them beyond the next result to yield, and
+    this process polygonises the next window itself, up to ``_AHEAD`` more, whenever that
+    result is not ready: memory holds at most ``(children + 1) * _AHEAD`` blocks' polygons.
     """
     job = (src.name, prob.name if prob is not None else None, classes, connectivity,
            gdal_options)
-    here = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        filter(None, [here, os.environ.get("PYTHONPATH")]))}
-    answers: dict[int, tuple[str, object]] = {}
-    done = threading.Condition()
-    queue = iter(enumerate(windows))
-    taking = threading.Lock()
-
-    stopping = threading.Event()
-
-    def ready(index: int) -> Callable[[], bool]:
-        return lambda: index in answers or -1 in answers
-
-    def take() -> tuple[int, Window | None]:
-        with taking:
-            return (-1, None) if stopping.is_set() else next(queue, (-1, None))
-
-    def feed(proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdin is not None and proc.stdout is not None
-        sent: deque[int] = deque()
-        try:
-            pickle.dump(job, proc.stdin)
-            while True:
-                while len(sent) < _AHEAD and (task := take())[1] is not None:
-                    pickle.dump(task[1], proc.stdin)
-                    sent.append(task[0])
-                proc.stdin.flush()
-                if not sent:
-                    return
-                answer = pickle.load(proc.stdout)
-                with done:
-                    answers[sent.popleft()] = answer
-                    done.notify_all()
-        except (EOFError, OSError, ValueError, pickle.UnpicklingError):
-            if stopping.is_set():
-                return  # ended by the finally clause below
-            with done:  # the worker ended: said in place of the next result
-                answers[-1] = ("died", proc.wait())
-                done.notify_all()
-
-    procs: list[subprocess.Popen[bytes]] = []
-    threads: list[threading.Thread] = []
+    results: dict[int, Future[tuple[Pieces, np.ndarray]] | tuple[Pieces, np.ndarray]] = {}
+    taken = 0  # windows handed out so far, to a worker process or to this one
+    pool = ProcessPoolExecutor(children, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_open_job, initargs=job)
     try:
-        for _ in range(children):
-            procs.append(subprocess.Popen([sys.executable, "-c", _WORKER], env=env,
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE))
-            threads.append(threading.Thread(target=feed, args=(procs[-1],), daemon=True))
-            threads[-1].start()
         for index in range(len(windows)):
-            while True:
-                with done:
-                    if index in answers or -1 in answers:
-                        break
-                mine, window = take()
-                if window is None:
-                    with done:
-                        done.wait_for(ready(index))
-                    break
-                pieces = vectorise_block(src, prob, window, classes, connectivity)
-                with done:
-                    answers[mine] = ("ok", pieces)
-            with done:
-                status, value = answers.pop(index) if index in answers else answers[-1]
-            if status == "error":
-                raise value  # type: ignore[misc]
-            if status == "died":
-                raise RuntimeError(f"a vectorising worker process ended with exit code {value}")
-            yield value  # type: ignore[misc]
+            while taken < min(len(windows), index + children * _AHEAD):
+                results[taken] = pool.submit(_vectorise_in_worker, windows[taken])
+                taken += 1
+            head = results.pop(index)
+            while (isinstance(head, Future) and not head.done()
+                   and taken < min(len(windows), index + (children + 1) * _AHEAD)):
+                results[taken] = vectorise_block(src, prob, windows[taken], classes, connectivity)
+                taken += 1
+            if isinstance(head, Future):
+                try:
+                    head = head.result()
+                except BrokenProcessPool:
+                    raise RuntimeError(
+                        "a vectorising worker process ended without answering: killed, out of "
+                        "memory, or started by a script that calls geoseg outside "
+                        "'if __name__ == \"__main__\":' (workers re-import the script)"
+                    ) from None
+            yield head
     finally:
         # Done, or given up (an error, Ctrl-C): either way no worker's work is needed now.
-        stopping.set()
-        for proc in procs:
-            with suppress(OSError, ValueError):
-                proc.stdin.close()  # type: ignore[union-attr]  # an idle worker ends
-            proc.kill()
-            proc.wait()
-        for thread in threads:
-            thread.join()
+        _end_workers(pool)
 
 
 def vectorise_blocks(
@@ -524,10 +476,10 @@ def vectorise_blocks(
     """:func:`vectorise_block` for each window, in order, on up to ``workers`` processes.
 
     :func:`rasterio.features.shapes` holds the GIL, so threads would take turns: this process
-    and ``workers - 1`` worker processes (:func:`serve_blocks`, each opening the rasters by
-    name) polygonise blocks at the same time. With one worker, one window, or no Python
-    executable to start (an embedded interpreter), the blocks are polygonised here, one after
-    another. Either way the results are the same.
+    and ``workers - 1`` worker processes (a :class:`~concurrent.futures.ProcessPoolExecutor`,
+    each opening the rasters by name) polygonise blocks at the same time. With one worker, one
+    window, or no Python executable to start (an embedded interpreter), the blocks are
+    polygonised here, one after another. Either way the results are the same.
 
     Parameters
     ----------
@@ -553,7 +505,8 @@ def vectorise_blocks(
     InputError
         As :func:`vectorise_block`, from whichever process read the block.
     RuntimeError
-        A worker process ended without answering (killed, out of memory).
+        A worker process ended without answering (killed, out of memory, or started by a
+        script that calls this outside ``if __name__ == "__main__":``).
     """
     workers = min(workers, len(windows))
     if workers <= 1 or not sys.executable:  # an embedded interpreter cannot start a worker
