@@ -59,6 +59,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class Config:
     """A complete, checked configuration: one attribute per section, plus its source."""
