@@ -41,7 +41,7 @@ from geoseg.bundled import resolve_model
 from geoseg.components import STRUCTURES
 from geoseg.datasets import reference_scenes
 from geoseg.labels import NO_LABEL, open_labels
-from geoseg.metrics import label_overlaps
+from geoseg.object_matching import label_overlaps
 from geoseg.postprocess import postprocess_array
 from geoseg.postprocess_recipe import PostProcessing
 from geoseg.predict import PredictOptions, predict_scene

@@ -65,7 +65,7 @@ def read_png(path: Path) -> np.ndarray:
 
 def object_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
     """Object F1 of one tile: 8-connected regions matched one to one at IoU >= 0.5."""
-    from geoseg.metrics import label_overlaps
+    from geoseg.object_matching import label_overlaps
 
     eight = np.ones((3, 3), dtype=bool)
     true_labels, predicted_labels = (ndimage.label(m, structure=eight)[0]

@@ -10,8 +10,8 @@ memory and seams between tiles count like any other error:
   has data there (the mask is not nodata) and the labels have a class (not
   :data:`~geoseg.labels.NO_LABEL`);
 - a :class:`~geoseg.metrics.ThresholdSweep` of the landslide probability over the same pixels;
-- object metrics (:func:`~geoseg.metrics.object_overlaps`, matched one-to-one at the run's IoU
-  threshold and at each of :data:`OBJECT_IOU_THRESHOLDS`): predicted landslides are the
+- object metrics (:func:`~geoseg.object_matching.object_overlaps`, matched one-to-one at the
+  run's IoU threshold and at each of :data:`OBJECT_IOU_THRESHOLDS`): predicted landslides are the
   polygons :func:`geoseg.vectorize.polygons_from_mask` makes of the evaluated prediction (what
   ``geoseg predict --vector`` writes); true landslides are the label file's own polygons
   (reprojected, repaired, clipped to the evaluated area) for a vector layer, or the polygons of
@@ -28,9 +28,7 @@ This module never imports TensorFlow or click.
 
 from __future__ import annotations
 
-import csv
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -48,20 +46,16 @@ import shapely
 from rasterio.errors import NotGeoreferencedWarning
 
 from geoseg.datasets import LabelledScene, dataset_split, reference_scenes
-from geoseg.errors import InputError, OutputError, OutputExistsError, ParameterError, param
+from geoseg.errors import InputError, OutputError, ParameterError, param
+from geoseg.evaluation_report import Evaluation, SceneReport
 from geoseg.geometry import repair_polygons
 from geoseg.labels import NO_LABEL, LabelSource, VectorLabels, open_labels
 from geoseg.mask_format import MASK_NODATA
-from geoseg.metrics import (
-    ConfusionMatrix,
-    MetricsReport,
-    ObjectMatch,
-    ThresholdSweep,
-    object_overlaps,
-)
+from geoseg.metrics import ConfusionMatrix, ThresholdSweep
+from geoseg.metrics_report import MetricsReport
 from geoseg.model_protocol import BatchPredictor
-from geoseg.object_report import ObjectLayer, object_layer, plot_frequency_area, write_objects
-from geoseg.outputs import atomic_output
+from geoseg.object_matching import ObjectMatch, object_overlaps
+from geoseg.object_report import ObjectLayer, object_layer
 from geoseg.predict import predict_planned
 from geoseg.predict_options import PredictOptions, RunPlan, plan_run
 from geoseg.prediction_outputs import OUTPUT_BLOCK
@@ -73,18 +67,12 @@ from geoseg.vector_features import Measure
 from geoseg.vectorize import PolygonOptions, polygons_from_mask
 
 __all__ = [
-    "DICE_NOTE",
-    "OBJECT_FILES",
     "OBJECT_IOU_THRESHOLDS",
-    "REPORT_FILES",
-    "SCENES_FILE",
     "Evaluation",
     "SceneReport",
-    "check_report_dir",
     "evaluate_dataset",
     "evaluate_scenes",
     "merge_reports",
-    "write_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -97,48 +85,8 @@ SCORING_BLOCK = 4 * OUTPUT_BLOCK
 """Side of the blocks the predictions and labels are read back in (1024 pixels): whole
 blocks of the prediction GeoTIFFs."""
 
-REPORT_FILES = ("evaluation.json", "evaluation.csv", "threshold_sweep.csv", "threshold_sweep.png")
-"""Files :func:`write_report` writes into the report folder."""
-SCENES_FILE = "scenes.csv"
-"""Per-scene figures, written by :func:`write_report` for an :class:`Evaluation`."""
-OBJECT_FILES = ("objects.csv", "objects.gpkg", "objects.qml", "objects_frequency_area.png")
-"""Object files :func:`write_report` writes when there are object figures: the figures per IoU
-threshold; for an :class:`Evaluation`, the matched, missed and false polygons, their QGIS
-style and the frequency-area plot of true and predicted landslides."""
 OBJECT_IOU_THRESHOLDS = (0.5, 0.25)
 """IoU thresholds objects are always matched at too, besides the run's own."""
-
-DICE_NOTE = (
-    "dice_coef_multiclass (the reference FlexUNet metric) pools every class, background "
-    "included: each pixel adds one 1 to truth and prediction, so it equals overall accuracy "
-    "and stays high even when every landslide is missed. Judge the model by the landslide "
-    "IoU/F1 above."
-)
-"""Why the reference metric overstates landslide accuracy (after ConfusionMatrix's docs)."""
-
-
-@dataclass(frozen=True)
-class SceneReport:
-    """The figures of one scene."""
-
-    name: str
-    """The scene's file name."""
-    report: MetricsReport
-    objects: ObjectLayer | None = None
-    """Its matched, missed and false polygons (when objects were matched)."""
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Pooled and per-scene figures of an evaluation run."""
-
-    report: MetricsReport
-    """All scenes pooled (micro average)."""
-    scenes: list[SceneReport]
-    """One report per scene, in input order."""
-    seconds: float
-    """Wall time of the run (prediction included)."""
-
 
 # ------------------------------------------------------------------------------ quiet PNGs
 class _NoCrsFilter(logging.Filter):
@@ -526,118 +474,3 @@ def evaluate_dataset(
         options=options, iou_threshold=iou_threshold,
         rgb_map=rgb_map, objects=objects, expect_georeference=False, progress=progress,
     )
-
-
-# ------------------------------------------------------------------------------ outputs
-def check_report_dir(out_dir: PathLike, overwrite: bool = False) -> list[Path]:
-    """Check, before any work, that a report can be written into ``out_dir``.
-
-    Returns
-    -------
-    list of Path
-        The files :func:`write_report` may write: :data:`REPORT_FILES`, ``scenes.csv`` and
-        :data:`OBJECT_FILES`.
-
-    Raises
-    ------
-    OutputError
-        ``out_dir`` is a file.
-    OutputExistsError
-        One of the report files exists and ``overwrite`` is False.
-    """
-    folder = Path(out_dir)
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"{folder}: is a file; give a folder for the evaluation report")
-    paths = [folder / name for name in (*REPORT_FILES, SCENES_FILE, *OBJECT_FILES)]
-    existing = [p.name for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise OutputExistsError(
-            f"{folder}: holds a report already ({', '.join(existing)}); pass "
-            f"{param('overwrite')} to replace it or choose another folder"
-        )
-    return paths
-
-
-def _scene_rows(scenes: Sequence[SceneReport]) -> list[dict[str, object]]:
-    rows = []
-    for scene in scenes:
-        landslide = scene.report.class_rows()[scene.report.foreground]
-        row: dict[str, object] = {
-            "scene": scene.name, "pixels": scene.report.confusion.total,
-            "support": landslide["support"], "predicted": landslide["predicted"],
-            "iou": landslide["iou"], "f1": landslide["f1"],
-            "precision": landslide["precision"], "recall": landslide["recall"],
-        }  # fmt: skip
-        objects = scene.report.objects
-        if objects is not None:
-            row |= {"truth_objects": objects.n_truth, "predicted_objects": objects.n_pred,
-                    "matched_objects": objects.true_positives}  # fmt: skip
-        for match in scene.report.more_objects:
-            row[f"matched_objects_iou{match.iou_threshold:g}"] = match.true_positives
-        rows.append(row)
-    return rows
-
-
-def _write_objects(scenes: Sequence[SceneReport], folder: Path, overwrite: bool) -> list[Path]:
-    """The scenes' objects as a styled GeoPackage and a frequency-area plot, if any."""
-    layers = [scene.objects for scene in scenes if scene.objects is not None]
-    if not layers:
-        return []
-    gpkg, style, plot = (folder / name for name in OBJECT_FILES[1:])
-    write_objects(layers, gpkg, overwrite)
-    georeferenced = all(layer.frame.crs is not None for layer in layers)
-    plot_frequency_area(layers, plot, "m²" if georeferenced else "units²", overwrite)
-    return [gpkg, style, plot]
-
-
-def write_report(
-    report: MetricsReport | Evaluation, out_dir: PathLike, *, overwrite: bool = False
-) -> list[Path]:
-    """Write an evaluation report into ``out_dir`` (created if missing).
-
-    Files: ``evaluation.json`` (all figures, landslide first, n/a as null),
-    ``evaluation.csv`` (per-class table), ``threshold_sweep.csv`` and
-    ``threshold_sweep.png`` (landslide precision/recall/F1/IoU per threshold); for an
-    :class:`Evaluation` ``scenes.csv`` (landslide figures per scene); with object figures
-    ``objects.csv`` (precision, recall, F1 per IoU threshold) and, for an
-    :class:`Evaluation`, ``objects.gpkg`` (matched, missed and false polygons, styled by
-    ``objects.qml``) and ``objects_frequency_area.png``. Each file is written atomically.
-
-    Returns
-    -------
-    list of Path
-        The files written.
-
-    Raises
-    ------
-    OutputError
-        ``out_dir`` cannot be created or written.
-    OutputExistsError
-        A report file exists and ``overwrite`` is False.
-    """
-    folder = Path(out_dir)
-    check_report_dir(folder, overwrite)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{folder}: cannot create the report folder ({exc.strerror})") from exc
-    scenes = report.scenes if isinstance(report, Evaluation) else None
-    metrics = report.report if isinstance(report, Evaluation) else report
-    paths = [folder / name for name in REPORT_FILES]
-    metrics.to_json(paths[0], overwrite)
-    metrics.to_csv(paths[1], overwrite)
-    metrics.sweep_to_csv(paths[2], overwrite)
-    metrics.plot_sweep(paths[3], overwrite)
-    if scenes is not None:
-        rows = _scene_rows(scenes)
-        paths.append(folder / SCENES_FILE)
-        with atomic_output(paths[-1], overwrite) as tmp, tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: "n/a" if isinstance(v, float) and math.isnan(v) else v
-                                 for k, v in row.items()})  # fmt: skip
-    if metrics.object_matches:
-        paths.append(folder / OBJECT_FILES[0])
-        metrics.objects_to_csv(paths[-1], overwrite)
-    return paths + _write_objects(scenes or [], folder, overwrite)

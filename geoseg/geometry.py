@@ -80,7 +80,7 @@ def repair_polygons(
         simplification) and label layers, whose burnt pixels tests pin. ``"structure"`` reads
         rings as shells and holes, the area being shells minus holes, and drops what collapses
         (``keep_collapsed=False``): the intent of a hand-digitised outline, which
-        :func:`geoseg.metrics.match_objects` compares by area. It rebuilds valid geometries
+        :func:`geoseg.object_matching.match_objects` compares by area. It rebuilds valid geometries
         too (same area, but the rings may start at another vertex); match_objects has always
         scored the rebuilt ones, so every geometry is passed and its IoUs stay the same to the
         last bit.

@@ -37,7 +37,7 @@ import geoseg._quiet_tf  # noqa: F401  (first: silences TensorFlow's native star
 import tensorflow as tf
 # isort: on
 
-from geoseg.config import LOSSES
+from geoseg.config_schema import LOSSES
 from geoseg.errors import ConfigError
 from geoseg.labels import NO_LABEL
 
@@ -237,7 +237,7 @@ def make_loss(
     Parameters
     ----------
     name : str
-        One of :data:`geoseg.config.LOSSES`.
+        One of :data:`geoseg.config_schema.LOSSES`.
     num_classes : int
         Output channels of the model (1 for a sigmoid model).
     class_weights : sequence of float, optional

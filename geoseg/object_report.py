@@ -26,7 +26,7 @@ import pandas as pd
 import shapely
 from numpy.typing import NDArray
 
-from geoseg.metrics import ObjectMatch, ObjectOverlaps
+from geoseg.object_matching import ObjectMatch, ObjectOverlaps
 from geoseg.outputs import atomic_output
 from geoseg.scene import quiet_georeference
 from geoseg.vector_features import Measure

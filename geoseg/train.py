@@ -27,7 +27,8 @@ An output folder is never emptied silently: a non-empty folder is refused unless
 above, and only those, first). With more than one GPU visible the model is replicated with
 ``tf.distribute.MirroredStrategy``; with ``TF_CONFIG`` set, several machines train it together
 with ``MultiWorkerMirroredStrategy``, worker 0 writing the outputs
-(:mod:`geoseg.training_strategy`).
+(:mod:`geoseg.training_strategy`). The output folder and its files are those of
+:mod:`geoseg.training_outputs`.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,6 @@ from geoseg.errors import (
     ConfigError,
     InputError,
     ModelError,
-    OutputError,
-    OutputExistsError,
     param,
 )
 from geoseg.flexunet import build_flexunet, encoder_layers, load_model, read_settings
@@ -86,10 +84,19 @@ from geoseg.model_archive import replace_settings
 from geoseg.predictor import file_digest
 from geoseg.settings import ModelParent, ModelSettings
 from geoseg.tf_dataset import training_dataset, validation_dataset, validation_steps
+from geoseg.training_outputs import (
+    CURVES_NAME,
+    LAST_NAME,
+    LOG_NAME,
+    MODEL_NAME,
+    PREVIEWS_DIR,
+    TrainResult,
+    prepare_out_dir,
+)
 from geoseg.training_strategy import training_placement, weights_digest
 from geoseg.trainplots import panel_colours, plot_history
 
-__all__ = [
+__all__ = [  # the output folder's names are re-exported from geoseg.training_outputs
     "CURVES_NAME",
     "LAST_NAME",
     "LOG_NAME",
@@ -103,102 +110,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "model.keras"
-LAST_NAME = "last.keras"
-LOG_NAME = "training_log.csv"
-CURVES_NAME = "training_curves.png"
-PREVIEWS_DIR = "epoch_previews"
-
 PathLike = str | os.PathLike[str]
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What a training run did and wrote."""
-
-    out_dir: Path
-    model_path: Path
-    """The best model (``model.keras``)."""
-    last_path: Path
-    log_path: Path
-    curves_path: Path
-    previews_dir: Path | None
-    """None when previews were off."""
-    first_epoch: int
-    """First epoch run by this call (1-based; > 1 when resumed)."""
-    last_epoch: int
-    """Epochs done in total."""
-    monitor: str
-    best_epoch: int | None
-    """Epoch of ``model.keras``; None if ``monitor`` was never a number."""
-    best: dict[str, float]
-    """Logged values of the best epoch."""
-    stopped_early: bool
-    threshold: float | None
-    """The landslide threshold stored in ``model.keras`` (``[train] tune_threshold``)."""
-    train_tiles: int
-    valid_tiles: int
-    seconds: float
-    valid_scenes: tuple[LabelledScene, ...] = ()
-    """The validation scenes (none without validation), for
-    :func:`geoseg.tuning.tune_model_postprocessing`."""
-    chief: bool = True
-    """False on a worker other than the chief of a run on several machines: it wrote nothing,
-    and the paths above are where the chief wrote."""
-
-
-def prepare_out_dir(out_dir: PathLike, *, resume: bool = False, overwrite: bool = False,
-                    check_only: bool = False) -> Path:
-    """Check (and create) the output folder of a training run.
-
-    ``check_only``: check, but neither create the folder nor delete anything (on the workers
-    other than the chief, which prepares it).
-
-    Returns
-    -------
-    Path
-
-    Raises
-    ------
-    InputError
-        ``resume`` and ``overwrite`` together, or ``resume`` without ``last.keras``/log.
-    OutputExistsError
-        The folder is not empty and neither ``resume`` nor ``overwrite`` is set.
-    OutputError
-        The path is a file, or the folder cannot be created.
-    """
-    out = Path(out_dir)
-    if resume and overwrite:
-        raise InputError("resume continues the run in the output folder and overwrite replaces "
-                         "it; give only one of them")
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: is a file; give a folder for the training outputs")
-    if resume:
-        for name in (LAST_NAME, LOG_NAME):
-            if not (out / name).is_file():
-                raise InputError(f"{out}: no {name} to resume from; train without "
-                                 f"{param('resume')} first")
-        return out
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(f"{out}: is not empty; pass {param('resume')} to continue "
-                                    f"its training, {param('overwrite')} to replace its "
-                                    "outputs, or choose "
-                                    "another folder")
-        if check_only:
-            return out
-        for name in (MODEL_NAME, LAST_NAME, LOG_NAME, CURVES_NAME):
-            (out / name).unlink(missing_ok=True)
-        for preview in (out / PREVIEWS_DIR).glob("epoch_*.png"):
-            preview.unlink()
-        return out
-    if check_only:
-        return out
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot be created ({exc.strerror or exc})") from None
-    return out
 
 
 def _mode(monitor: str) -> str:

@@ -31,9 +31,9 @@ from scipy import ndimage
 from geoseg.datasets import LabelledScene
 from geoseg.errors import InputError, ParameterError
 from geoseg.labels import NO_LABEL, RgbMap, open_labels
-from geoseg.metrics import label_overlaps
 from geoseg.model_archive import read_settings, replace_settings
 from geoseg.model_protocol import BatchPredictor
+from geoseg.object_matching import label_overlaps
 from geoseg.postprocess import postprocess_array, region_pixel_size
 from geoseg.postprocess_recipe import DEFAULT_THRESHOLD, PostProcessing
 from geoseg.predict import predict_scene

@@ -28,15 +28,9 @@ from shapely.geometry import box
 from geoseg import cli as cli_module
 from geoseg import evaluate as evaluate_module
 from geoseg.errors import InputError, OutputExistsError
-from geoseg.evaluate import (
-    OBJECT_FILES,
-    REPORT_FILES,
-    SCENES_FILE,
-    evaluate_dataset,
-    evaluate_scenes,
-    write_report,
-)
-from geoseg.metrics import MetricsReport
+from geoseg.evaluate import evaluate_dataset, evaluate_scenes
+from geoseg.evaluation_report import OBJECT_FILES, REPORT_FILES, SCENES_FILE, write_report
+from geoseg.metrics_report import MetricsReport
 from geoseg.predict import PredictOptions
 from geoseg.predictor import load_predictor
 from geoseg.settings import ModelSettings

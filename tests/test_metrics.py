@@ -15,14 +15,9 @@ from hypothesis.extra import numpy as hnp
 from shapely.geometry import Point, Polygon, box
 
 from geoseg.errors import ConfigError, InputError, OutputExistsError
-from geoseg.metrics import (
-    ConfusionMatrix,
-    MetricsReport,
-    ThresholdSweep,
-    label_overlaps,
-    match_objects,
-    object_overlaps,
-)
+from geoseg.metrics import ConfusionMatrix, ThresholdSweep
+from geoseg.metrics_report import MetricsReport
+from geoseg.object_matching import label_overlaps, match_objects, object_overlaps
 
 
 def arrays_from_matrix(matrix: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

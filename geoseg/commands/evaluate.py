@@ -106,7 +106,7 @@ def evaluate(
       geoseg evaluate --dataset hokkaido-iburi/valid --model model.keras
     """
     from geoseg.config import default_config, load_config
-    from geoseg.evaluate import DICE_NOTE, check_report_dir, write_report
+    from geoseg.evaluation_report import DICE_NOTE, check_report_dir, write_report
 
     config = load_config(config_path) if config_path else default_config()
     source = _data_source(scenes, labels, dataset, split,
