@@ -60,7 +60,7 @@ from geoseg.scene_paths import scene_stem
 from geoseg.styles import polygon_style
 from geoseg.tiling import block_windows
 from geoseg.uncertainty import UNCERTAINTY_KINDS, UNCERTAINTY_TAG
-from geoseg.vector_blocks import Pieces, merge_cut, to_map, vectorise_blocks
+from geoseg.vector_blocks import Pieces, merge_cut, to_map
 from geoseg.vector_features import (
     Measure,
     absorb_islands,
@@ -69,6 +69,7 @@ from geoseg.vector_features import (
     simplified,
 )
 from geoseg.vector_formats import VECTOR_FORMATS, check_vector_output, write_polygons
+from geoseg.vector_workers import vectorise_blocks
 
 __all__ = [
     "VECTOR_FORMATS",

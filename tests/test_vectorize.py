@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import multiprocessing
 import subprocess
 import sys
 from pathlib import Path
@@ -218,7 +217,6 @@ def test_worker_processes_give_the_whole_array_polygons(tmp_path: Path, connecti
     pd.testing.assert_frame_equal(runs[2].drop(columns="geometry"),
                                   runs[1].drop(columns="geometry"))
     assert shapely.equals_exact(runs[2].geometry.values, runs[1].geometry.values, 0).all()
-    assert not multiprocessing.active_children()  # the workers ended with the call
     reference = whole_array_polygons(path, connectivity)
     if connectivity == 8:  # shapes' 8-connected outlines touch themselves: compare the areas
         reference = list(repair_polygons(reference))
@@ -231,7 +229,6 @@ def test_error_in_a_worker_process_is_raised(tmp_path: Path) -> None:
     path = write_mask(tmp_path / "m.tif", mask, nodata=None)
     with pytest.raises(InputError, match="non-integer values such as 1.5"):
         polygons_from_mask(path, block_size=32, workers=2)
-    assert not multiprocessing.active_children()  # no worker process outlives the call
 
 
 @settings(max_examples=100, deadline=None)
