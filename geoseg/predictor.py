@@ -29,7 +29,7 @@ import numpy as np
 from geoseg.bundled import resolve_model
 from geoseg.errors import ModelError, ParameterError, param
 from geoseg.model_archive import file_digest, read_settings
-from geoseg.runtimes import INT8, cached_conversion
+from geoseg.runtimes import INT8, cached_conversion, cpu_has_int8
 from geoseg.settings import ModelSettings
 
 if TYPE_CHECKING:
@@ -38,19 +38,20 @@ if TYPE_CHECKING:
 __all__ = [
     "AUTO_BACKEND", "BACKENDS", "DEVICES", "PRECISIONS", "WINDOW_BACKENDS", "Backend", "Device",
     "ModelPredictor", "ModelSpec", "Precision", "check_run_settings", "file_digest",
-    "gpu_likely", "load_predictor", "resolve_backend",
+    "gpu_likely", "load_predictor", "resolve_backend", "resolve_precision",
 ]
 
 log = logging.getLogger(__name__)
 
 Device = Literal["auto", "cpu", "gpu"]
-Precision = Literal["float32", "bfloat16", "int8"]
+Precision = Literal["auto", "float32", "bfloat16", "int8"]
 Backend = Literal["auto", "keras", "onnx", "openvino", "tflite"]
 DEVICES = ("auto", "cpu", "gpu")
 """Where a model may run: ``auto`` uses a GPU when TensorFlow sees one."""
-PRECISIONS = ("float32", "bfloat16", "int8")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 """Arithmetic a model may run in: int8 is the model's int8 version for OpenVINO, made by
-:func:`geoseg.quantize.quantize_model` (``geoseg quantize``)."""
+:func:`geoseg.quantize.quantize_model` (``geoseg quantize``); ``auto`` is int8 where it is
+faster and the model has one, else float32 (:func:`resolve_precision`)."""
 BACKENDS = ("auto", "keras", "onnx", "openvino", "tflite")
 """What runs a model: ``keras`` (TensorFlow), ``onnx`` (ONNX Runtime), ``openvino``,
 ``tflite`` (LiteRT); ``auto`` is :data:`AUTO_BACKEND` when it can run, else ``keras``."""
@@ -143,11 +144,31 @@ def resolve_backend(backend: str, device: str = "auto", precision: str = "float3
     return choice
 
 
+def resolve_precision(precision: str, device: str = "auto", backend: str = "auto",
+                      model_path: Path | None = None) -> str:
+    """The precision that runs: ``auto`` is int8 when the model has an int8 version (bundled
+    models ship theirs; ``geoseg quantize`` and ``geoseg train`` make one), the CPU has int8
+    instructions (:func:`geoseg.runtimes.cpu_has_int8`, without them int8 is no faster) and
+    the run is OpenVINO's on the CPU (a backend ``auto`` or ``openvino``, no GPU asked for
+    nor, with ``auto`` for both, likely here); float32 otherwise."""
+    if precision != "auto":
+        return precision
+    on_cpu = device == "cpu" or (device == "auto" and (backend == "openvino" or not gpu_likely()))
+    if (model_path is None or not model_path.is_file() or backend not in ("auto", "openvino")
+            or not on_cpu or importlib.util.find_spec(_PACKAGES["openvino"]) is None
+            or not cpu_has_int8()):
+        return "float32"
+    found = cached_conversion(model_path, file_digest(model_path), INT8)
+    return INT8 if found is not None else "float32"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Which model to run, and how: a model file, tiles per call, device, precision, backend.
 
-    ``path`` may also name a bundled model (:func:`geoseg.bundled.resolve_model`).
+    ``path`` may also name a bundled model (:func:`geoseg.bundled.resolve_model`). Precision
+    ``auto`` is resolved here, once (:func:`resolve_precision`): the spec holds the precision
+    that runs, and Dask workers run the same.
 
     Small and picklable, so it travels to Dask workers, which load the model themselves.
 
@@ -161,12 +182,14 @@ class ModelSpec:
     path: Path
     batch_size: int = 4
     device: Device = "auto"
-    precision: Precision = "float32"
+    precision: Precision = "auto"
     backend: Backend = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", resolve_model(self.path))
         check_run_settings(self.batch_size, self.device, self.precision, self.backend)
+        object.__setattr__(self, "precision", resolve_precision(
+            self.precision, self.device, self.backend, self.path))
 
     @property
     def takes_windows(self) -> bool:
@@ -301,7 +324,7 @@ class ModelPredictor:
 
 
 def load_predictor(path: str | os.PathLike[str], batch_size: int = 4, device: Device = "auto",
-                   precision: Precision = "float32", backend: Backend = "auto") -> ModelPredictor:
+                   precision: Precision = "auto", backend: Backend = "auto") -> ModelPredictor:
     """The one way geoseg turns a model file into a batch predictor (see :class:`ModelPredictor`).
 
     >>> load_predictor("missing.keras")

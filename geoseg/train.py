@@ -142,6 +142,9 @@ class TrainResult:
     valid_scenes: tuple[LabelledScene, ...] = ()
     """The validation scenes (none without validation), for
     :func:`geoseg.tuning.tune_model_postprocessing`."""
+    train_scenes: tuple[LabelledScene, ...] = ()
+    """The training scenes, for the int8 version's calibration
+    (:func:`geoseg.quantize.quantize_if_installed`)."""
     chief: bool = True
     """False on a worker other than the chief of a run on several machines: it wrote nothing,
     and the paths above are where the chief wrote."""
@@ -633,7 +636,8 @@ def train(
         threshold=threshold,
         train_tiles=counts[0], valid_tiles=counts[1],
         seconds=time.perf_counter() - started, chief=placement.chief,
-        valid_scenes=tuple(valid_scenes) if validation and valid_scenes else ())
+        valid_scenes=tuple(valid_scenes) if validation and valid_scenes else (),
+        train_scenes=tuple(train_scenes))
     say(f"best epoch {result.best_epoch} by {monitor}: "
         + ", ".join(f"{k} {v:.4f}" for k, v in result.best.items()
                     if k.startswith("val_") or (not validation and k != "epoch")))

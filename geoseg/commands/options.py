@@ -58,11 +58,13 @@ device_opt = click.option(
 )
 
 precision_opt = click.option(
-    "--precision", type=click.Choice(PRECISIONS), default="float32",
+    "--precision", type=click.Choice(PRECISIONS), default="auto",
     show_default=True,
     help="bfloat16: faster on CPUs with bfloat16 instructions and recent GPUs; int8: the "
-    "model's int8 version made by geoseg quantize (openvino, CPU; ~3x as fast on CPUs with "
-    "VNNI); both give probabilities slightly different from float32's.",
+    "model's int8 version (bundled models ship theirs; geoseg quantize and geoseg train make "
+    "one) on openvino and the CPU, ~3x as fast on CPUs with VNNI or AMX; both give "
+    "probabilities slightly different from float32's. auto: int8 when the CPU has VNNI or "
+    "AMX int8 instructions and the model an int8 version, else float32.",
 )
 
 backend_opt = click.option(
