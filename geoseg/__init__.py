@@ -35,7 +35,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC: dict[str, tuple[str, str]] = {  # public name -> (module, name there)
-    "PredictOptions": ("geoseg.predict", "PredictOptions"),
+    "PredictOptions": ("geoseg.predict_options", "PredictOptions"),
     "predict_scene": ("geoseg.predict", "predict_scene"),
     "SceneJob": ("geoseg.jobs", "SceneJob"),
     "run_job": ("geoseg.jobs", "run_job"),

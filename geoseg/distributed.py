@@ -2,7 +2,8 @@
 
 A run is a list of :class:`~geoseg.jobs.SceneJob` (a scene and the paths of its outputs), one
 :class:`~geoseg.predictor.ModelSpec` (the model) and one
-:class:`~geoseg.predict.PredictOptions` (how to predict). :func:`predict_scenes` runs the jobs
+:class:`~geoseg.predict_options.PredictOptions` (how to predict). :func:`predict_scenes` runs the
+jobs
 
 - serially in this process when no cluster is asked for;
 - on a new local cluster of ``workers`` processes (``dask.distributed.LocalCluster`` with one
@@ -12,7 +13,7 @@ A run is a list of :class:`~geoseg.jobs.SceneJob` (a scene and the paths of its 
 
 On a cluster, a scene is one task, :func:`predict_job`, which runs :func:`geoseg.jobs.run_job`
 exactly as a single-process run does; a scene bigger than its share of the cluster's workers
-is split into horizontal bands of rows instead (:class:`~geoseg.predict.BandedPrediction`):
+is split into horizontal bands of rows instead (:class:`~geoseg.row_bands.BandedPrediction`):
 one task per band (:func:`predict_band`) saves its rows to a work folder next to the output,
 and one task (:func:`assemble_job`) writes the outputs from them and vectorises the mask. The
 outputs are byte-identical whichever way they are made. Band and assembly tasks are retried
@@ -45,14 +46,15 @@ from typing import TYPE_CHECKING, Any
 from geoseg.errors import GeosegError, InputError, OutputError, ParameterError, param
 from geoseg.jobs import SceneJob, check_outputs, finish_job, plan_banded_job, run_job
 from geoseg.model_archive import read_settings
-from geoseg.predict import BandedPrediction, BandResult, PredictOptions, options_for_model
+from geoseg.predict_options import PredictOptions, options_for_model
 from geoseg.predictor import ModelPredictor, ModelSpec
+from geoseg.row_bands import BandedPrediction, BandResult
 from geoseg.scene import open_scene
 
 if TYPE_CHECKING:
     from distributed import LocalCluster
 
-    from geoseg.predict import PredictionResult
+    from geoseg.prediction_outputs import PredictionResult
     from geoseg.settings import ModelSettings
     from geoseg.vectorize import VectorizeSummary
 
@@ -233,7 +235,7 @@ def predict_job(job: SceneJob, model: ModelSpec, options: PredictOptions) -> Sce
     Returns
     -------
     SceneOutcome
-        With the :class:`~geoseg.predict.PredictionResult`, or the error message if a
+        With the :class:`~geoseg.prediction_outputs.PredictionResult`, or the error message if a
         :class:`~geoseg.errors.GeosegError` stopped the scene. Other exceptions propagate.
     """
     worker = _where()
@@ -251,7 +253,7 @@ def predict_band(plan: BandedPrediction, index: int, model: ModelSpec) -> BandOu
     Returns
     -------
     BandOutcome
-        With the :class:`~geoseg.predict.BandResult`, or the
+        With the :class:`~geoseg.row_bands.BandResult`, or the
         :class:`~geoseg.errors.GeosegError` that stopped the band. Other exceptions propagate
         (and Dask retries the task).
     """
@@ -270,7 +272,7 @@ def assemble_job(job: SceneJob, plan: BandedPrediction, bands: Sequence[BandOutc
     Returns
     -------
     SceneOutcome
-        With the :class:`~geoseg.predict.PredictionResult` (its ``seconds`` are the
+        With the :class:`~geoseg.prediction_outputs.PredictionResult` (its ``seconds`` are the
         assembly's, vectorising excluded), or the first error of a band or of the assembly.
         The work folder is kept on errors, so that ``resume`` continues the run.
     """
@@ -405,7 +407,7 @@ def predict_scenes(
             else:  # the bands first: they are the long pole of the run
                 bands = [client.submit(predict_band, plan, band, model, pure=False,
                                        retries=RETRIES, priority=1)
-                         for band in range(len(plan.bands))]
+                         for band in range(len(plan.row_bands))]
                 future = client.submit(assemble_job, job, plan, bands, pure=False,
                                        retries=RETRIES, priority=1)
             submitted[future.key] = (index, time.perf_counter())
@@ -446,7 +448,7 @@ def _plan(
             continue
         try:
             yield index, job, plan_banded_job(job, settings, options, model_file=model.path,
-                                              runtime=model.runtime(), bands=count)
+                                              runtime=model.runtime(), row_bands=count)
         except GeosegError as exc:
             yield index, job, SceneOutcome(job, None, str(exc), _where(), failure=exc)
 

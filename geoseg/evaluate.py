@@ -51,6 +51,7 @@ from geoseg.datasets import LabelledScene, dataset_split, reference_scenes
 from geoseg.errors import InputError, OutputError, OutputExistsError, ParameterError, param
 from geoseg.geometry import repair_polygons
 from geoseg.labels import NO_LABEL, LabelSource, VectorLabels, open_labels
+from geoseg.mask_format import MASK_NODATA
 from geoseg.metrics import (
     ConfusionMatrix,
     MetricsReport,
@@ -58,16 +59,12 @@ from geoseg.metrics import (
     ThresholdSweep,
     object_overlaps,
 )
+from geoseg.model_protocol import BatchPredictor
 from geoseg.object_report import ObjectLayer, object_layer, plot_frequency_area, write_objects
 from geoseg.outputs import atomic_output
-from geoseg.predict import (
-    MASK_NODATA,
-    OUTPUT_BLOCK,
-    BatchPredictor,
-    PredictOptions,
-    options_for_model,
-    predict_scene,
-)
+from geoseg.predict import predict_scene
+from geoseg.predict_options import PredictOptions, options_for_model
+from geoseg.prediction_outputs import OUTPUT_BLOCK
 from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
 from geoseg.tiling import block_windows

@@ -1,8 +1,8 @@
 """Running a Keras model on batches of tiles, on the GPU when there is one.
 
-:class:`KerasPredictor` is the :class:`geoseg.predict.BatchPredictor` used in practice: it pads
-every batch to the same size so the compiled graph is traced once, and places the work on the
-device asked for (``auto`` lets TensorFlow use a visible GPU, else the CPU).
+:class:`KerasPredictor` is the :class:`geoseg.model_protocol.BatchPredictor` used in practice:
+it pads every batch to the same size so the compiled graph is traced once, and places the work
+on the device asked for (``auto`` lets TensorFlow use a visible GPU, else the CPU).
 
 Defaults come from ``bench/inference_speed.py`` (figures in ``bench/RESULTS.md``): on CPU, XLA
 (``jit_compile``) was 1.8x slower than TensorFlow's own oneDNN kernels, and ONNX Runtime a
@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from geoseg.batching import in_batches, windows_per_batch
 from geoseg.errors import InputError, ModelError, param
-from geoseg.predictor import Device, Precision, check_run_settings
+from geoseg.model_protocol import Device, Precision, check_run_settings
 
 __all__ = ["Device", "KerasPredictor", "Precision", "bfloat16_model", "resolve_device"]
 

@@ -17,7 +17,7 @@ from rasterio.windows import Window
 
 from geoseg.bundled import bundled_name, card_facts, model_card, resolve_model
 from geoseg.model_archive import is_model_file, read_settings
-from geoseg.predict import PredictOptions, options_for_model
+from geoseg.predict_options import PredictOptions, options_for_model
 from geoseg.predictor import ModelSpec, file_digest
 from geoseg.runtimes import INT8, cached_conversion
 from geoseg.scene import data_bands, describe_validity, open_scene, read_window
@@ -34,7 +34,8 @@ def describe_scene(
     """Size, CRS, bands (with their colour interpretation), where validity comes from, how much
     of the scene holds data, and the tile grid of a raster at the given settings; with
     ``settings`` and the options of a run resolved for its model
-    (:func:`geoseg.predict.options_for_model`), the windows that run would predict it in too.
+    (:func:`geoseg.predict_options.options_for_model`), the windows that run would predict it
+    in too.
 
     Raises
     ------

@@ -24,15 +24,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from geoseg.model_protocol import BatchPredictor
 from geoseg.outputs import atomic_output, check_output_path
-from geoseg.predict import (
-    BandedPrediction,
-    BandResult,
-    BatchPredictor,
-    PredictionResult,
-    PredictOptions,
-    predict_scene,
-)
+from geoseg.predict import predict_scene
+from geoseg.predict_options import PredictOptions
+from geoseg.prediction_outputs import PredictionResult
+from geoseg.row_bands import BandedPrediction, BandResult
 from geoseg.settings import ModelSettings
 from geoseg.styles import check_style_path
 
@@ -113,21 +110,21 @@ def plan_banded_job(
     *,
     model_file: str | os.PathLike[str] | None = None,
     runtime: str | None = None,
-    bands: int,
+    row_bands: int,
 ) -> BandedPrediction:
-    """Check every output of a job and plan its scene in ``bands`` bands of rows (``runtime``:
-    see :meth:`geoseg.predict.BandedPrediction.plan`).
+    """Check every output of a job and plan its scene in ``row_bands`` bands of rows (``runtime``:
+    see :meth:`geoseg.row_bands.BandedPrediction.plan`).
 
     Raises
     ------
     GeosegError
-        As :meth:`geoseg.predict.BandedPrediction.plan`, and a vector output that cannot be
+        As :meth:`geoseg.row_bands.BandedPrediction.plan`, and a vector output that cannot be
         written.
     """
     check_outputs(job, options.overwrite, model_file, options.style)
     return BandedPrediction.plan(job.scene, job.mask, settings, options,
                                  probabilities_path=job.probabilities, model_file=model_file,
-                                 runtime=runtime, bands=bands)
+                                 runtime=runtime, row_bands=row_bands)
 
 
 def finish_job(job: SceneJob, plan: BandedPrediction, results: Sequence[BandResult]
@@ -138,7 +135,7 @@ def finish_job(job: SceneJob, plan: BandedPrediction, results: Sequence[BandResu
     Raises
     ------
     GeosegError
-        As :meth:`geoseg.predict.BandedPrediction.assemble` and
+        As :meth:`geoseg.row_bands.BandedPrediction.assemble` and
         :func:`geoseg.vectorize.vectorize_mask`.
     """
     polygons = _Polygons(job, plan.options)

@@ -22,18 +22,26 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from geoseg.bundled import resolve_model
-from geoseg.errors import ModelError, ParameterError, param
+from geoseg.errors import ModelError
 from geoseg.model_archive import file_digest, read_settings
-from geoseg.runtimes import INT8, cached_conversion, cpu_has_int8
+from geoseg.model_protocol import (
+    BACKENDS,
+    BFLOAT16_BACKENDS,
+    DEVICES,
+    INT8,
+    PRECISIONS,
+    Backend,
+    BatchPredictor,
+    Device,
+    Precision,
+    check_run_settings,
+)
+from geoseg.runtimes import cached_conversion, cpu_has_int8
 from geoseg.settings import ModelSettings
-
-if TYPE_CHECKING:
-    from geoseg.predict import BatchPredictor
 
 __all__ = [
     "AUTO_BACKEND", "BACKENDS", "DEVICES", "PRECISIONS", "WINDOW_BACKENDS", "Backend", "Device",
@@ -43,24 +51,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Device = Literal["auto", "cpu", "gpu"]
-Precision = Literal["auto", "float32", "bfloat16", "int8"]
-Backend = Literal["auto", "keras", "onnx", "openvino", "tflite"]
-DEVICES = ("auto", "cpu", "gpu")
-"""Where a model may run: ``auto`` uses a GPU when TensorFlow sees one."""
-PRECISIONS = ("auto", "float32", "bfloat16", "int8")
-"""Arithmetic a model may run in: int8 is the model's int8 version for OpenVINO, made by
-:func:`geoseg.quantize.quantize_model` (``geoseg quantize``); ``auto`` is int8 where it is
-faster and the model has one, else float32 (:func:`resolve_precision`)."""
-BACKENDS = ("auto", "keras", "onnx", "openvino", "tflite")
-"""What runs a model: ``keras`` (TensorFlow), ``onnx`` (ONNX Runtime), ``openvino``,
-``tflite`` (LiteRT); ``auto`` is :data:`AUTO_BACKEND` when it can run, else ``keras``."""
 AUTO_BACKEND = "openvino"
 """The backend ``auto`` prefers: the fastest within 0.005 landslide IoU of float32 Keras on
 every model measured (``bench/inference_speed.py``, figures in ``bench/RESULTS.md``: OpenVINO
 in float32 was 1.11x and 1.17x as fast, with the same masks, and starts without TensorFlow
 once the model is converted)."""
-_BFLOAT16_BACKENDS = ("auto", "keras", "openvino")
 WINDOW_BACKENDS = ("keras", "openvino")
 """Backends that run windows larger than the model's tile (the others run fixed-size
 conversions)."""
@@ -71,38 +66,6 @@ def _no_int8(model_path: Path) -> ModelError:
     return ModelError(f"{model_path}: no int8 version of this model yet; quantise it on imagery "
                       "like yours first (geoseg quantize MODEL SCENES, or "
                       "geoseg.quantize.quantize_model)")
-
-
-def check_run_settings(batch_size: int, device: str, precision: str,
-                       backend: str = "keras") -> None:
-    """Refuse a batch size below 1, an unknown device, precision or backend, and the
-    combinations a backend cannot run (a GPU without Keras, bfloat16 on ONNX or LiteRT, int8
-    without OpenVINO).
-
-    Raises
-    ------
-    ParameterError
-    """
-    if batch_size < 1:
-        raise ParameterError(f"{param('batch_size')} must be at least 1, got {batch_size}")
-    if device not in DEVICES:
-        raise ParameterError(f"{param('device')} must be one of {', '.join(DEVICES)}, got "
-                             f"{device!r}")
-    if precision not in PRECISIONS:
-        raise ParameterError(f"{param('precision')} must be one of {', '.join(PRECISIONS)}, "
-                             f"got {precision!r}")
-    if backend not in BACKENDS:
-        raise ParameterError(f"{param('backend')} must be one of {', '.join(BACKENDS)}, got "
-                             f"{backend!r}")
-    if device == "gpu" and backend not in ("auto", "keras"):
-        raise ParameterError(f"{param('device')} gpu runs with {param('backend')} keras only; "
-                             f"the {backend} backend runs on the CPU")
-    if precision == "bfloat16" and backend not in _BFLOAT16_BACKENDS:
-        raise ParameterError(f"{param('precision')} bfloat16 runs with {param('backend')} "
-                             f"keras or openvino, not {backend}")
-    if precision == INT8 and (backend not in ("auto", "openvino") or device == "gpu"):
-        raise ParameterError(f"{param('precision')} int8 runs with {param('backend')} "
-                             f"openvino on the CPU, not {backend} on {device}")
 
 
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
@@ -133,7 +96,7 @@ def resolve_backend(backend: str, device: str = "auto", precision: str = "float3
         return "openvino"  # the only one with an int8 version
     choice = AUTO_BACKEND
     if choice == "keras" or device == "gpu" or (device == "auto" and gpu_likely()) or (
-            precision == "bfloat16" and choice not in _BFLOAT16_BACKENDS):
+            precision == "bfloat16" and choice not in BFLOAT16_BACKENDS):
         return "keras"
     if importlib.util.find_spec(_PACKAGES[choice]) is None:
         return "keras"
@@ -214,7 +177,7 @@ class ModelSpec:
 
 
 class ModelPredictor:
-    """A :class:`geoseg.predict.BatchPredictor` over a model file, loaded on first use.
+    """A :class:`geoseg.model_protocol.BatchPredictor` over a model file, loaded on first use.
 
     Parameters
     ----------

@@ -33,6 +33,7 @@ import numpy as np
 from geoseg.batching import in_batches, windows_per_batch
 from geoseg.errors import ModelError
 from geoseg.model_archive import file_digest
+from geoseg.model_protocol import INT8
 from geoseg.outputs import atomic_output
 
 __all__ = [
@@ -44,9 +45,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-INT8 = "int8"
-"""The precision, and the kind of conversion, of a model quantised to int8 for OpenVINO
-(:mod:`geoseg.quantize`)."""
 CONVERTED_SUFFIX = {"onnx": ".onnx", "openvino": ".onnx", "tflite": ".tflite",
                     INT8: "-int8.xml"}
 """The file each backend runs (OpenVINO reads the ONNX conversion itself), and the int8
@@ -204,7 +202,7 @@ def _check_side(chunk: np.ndarray, side: object, backend: str) -> None:
 
 
 class OnnxPredictor:
-    """A :class:`geoseg.predict.BatchPredictor` over an ONNX model, with ONNX Runtime (CPU).
+    """A :class:`geoseg.model_protocol.BatchPredictor` over an ONNX model, with ONNX Runtime (CPU).
 
     Parameters
     ----------
@@ -244,7 +242,7 @@ class OnnxPredictor:
 
 
 class OpenVinoPredictor:
-    """A :class:`geoseg.predict.BatchPredictor` over an ONNX model, with OpenVINO (CPU).
+    """A :class:`geoseg.model_protocol.BatchPredictor` over an ONNX model, with OpenVINO (CPU).
 
     Parameters
     ----------
@@ -324,7 +322,7 @@ class OpenVinoPredictor:
 
 
 class TfLitePredictor:
-    """A :class:`geoseg.predict.BatchPredictor` over a ``.tflite`` model, with LiteRT
+    """A :class:`geoseg.model_protocol.BatchPredictor` over a ``.tflite`` model, with LiteRT
     (XNNPACK on the CPU).
 
     Parameters

@@ -1,7 +1,7 @@
 """Test-time augmentation: average a model's probabilities over flipped and rotated tiles.
 
 :class:`TTAPredictor` wraps any batch predictor (the
-:class:`~geoseg.predict.BatchPredictor` protocol: ``(n, size, size, bands)`` float32 ->
+:class:`~geoseg.model_protocol.BatchPredictor` protocol: ``(n, size, size, bands)`` float32 ->
 ``(n, size, size, classes)``, with ``batch_size``) and is one itself, so tiling, blending
 and writing do not change. Each batch is predicted once per transform of the dihedral group
 D4 that the mode names, every result is turned back onto the tile's own pixel grid, and the

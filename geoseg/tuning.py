@@ -33,9 +33,11 @@ from geoseg.errors import InputError, ParameterError
 from geoseg.labels import NO_LABEL, RgbMap, open_labels
 from geoseg.metrics import label_overlaps
 from geoseg.model_archive import read_settings, replace_settings
+from geoseg.model_protocol import BatchPredictor
 from geoseg.postprocess import postprocess_array, region_pixel_size
 from geoseg.postprocess_recipe import DEFAULT_THRESHOLD, PostProcessing
-from geoseg.predict import BatchPredictor, PredictOptions, predict_scene
+from geoseg.predict import predict_scene
+from geoseg.predict_options import PredictOptions
 from geoseg.predictor import load_predictor
 from geoseg.scene import open_scene
 from geoseg.settings import ModelSettings

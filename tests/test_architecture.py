@@ -119,3 +119,84 @@ def test_the_public_api_resolves_and_stays_light():
     import geoseg
 
     assert callable(geoseg.train_model) and callable(geoseg.load_model)
+
+
+def every_import(path: Path) -> set[str]:
+    """The geoseg modules a file names in any import statement: at module level, inside
+    functions, under ``if TYPE_CHECKING:``, relative or absolute (``from geoseg import x``
+    names the module ``x``)."""
+    package = module_name(path).rsplit(".", 1)[0] if "." in module_name(path) else ""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from the file's package, up level - 1 packages
+                parts = ["geoseg", *package.split(".")] if package else ["geoseg"]
+                base = ".".join(parts[:len(parts) - node.level + 1])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            names = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found.update(known for name in names if (known := package_module(name)) is not None)
+    return found
+
+
+def package_module(name: str) -> str | None:
+    """The geoseg module (without ``geoseg.``) that an imported name is, or is in."""
+    if not name.startswith("geoseg."):
+        return None
+    parts = name.removeprefix("geoseg.").split(".")
+    while parts:
+        candidate = ".".join(parts)
+        if (PACKAGE / f"{candidate.replace('.', '/')}.py").exists():
+            return candidate
+        parts.pop()
+    return None
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), or of one module
+    importing itself."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in sorted(graph.get(module, ())):
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1 or module in graph.get(module, ()):
+                cycles.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_no_import_cycle_counting_every_import_statement():
+    """No module reaches itself through imports, counting those in functions and under
+    ``TYPE_CHECKING`` too: a cycle hidden that way is still a dependency both ways."""
+    graph = {module_name(path): every_import(path) - {module_name(path)} for path in SOURCES}
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle_hidden_in_a_function():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert import_cycles(graph) == [["a", "b", "c"]]

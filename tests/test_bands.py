@@ -81,8 +81,8 @@ def test_bands_in_any_order_give_the_bytes_of_one_run(tall_scene, tmp_path, mode
                               model_file=model_path)
     plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, options,
                                  probabilities_path=tmp_path / "bands_prob.tif",
-                                 model_file=model_path, bands=4)
-    assert plan.bands == ((0, 256), (256, 512), (512, 768), (768, 900))
+                                 model_file=model_path, row_bands=4)
+    assert plan.row_bands == ((0, 256), (256, 512), (512, 768), (768, 900))
     results = sorted((plan.predict_band(i, predictor) for i in (2, 0, 3, 1)),
                      key=lambda r: r.index)
     # the tile rows across the boundaries were handed over, in whole tiles, not predicted twice
@@ -107,7 +107,7 @@ def test_bands_hand_over_the_shared_rows_after_test_time_augmentation(tall_scene
     reference = predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS, options,
                               probabilities_path=tmp_path / "one_prob.tif")
     plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, options,
-                                 probabilities_path=tmp_path / "bands_prob.tif", bands=2)
+                                 probabilities_path=tmp_path / "bands_prob.tif", row_bands=2)
     results = [plan.predict_band(i, predictor) for i in (0, 1)]  # 0 predicts half ahead
     assert sum(r.tiles_predicted for r in results) == reference.tiles_predicted
     plan.assemble(results)
@@ -132,14 +132,14 @@ def test_a_band_lost_half_way_continues_below_its_saved_rows(tall_scene, tmp_pat
                                                              model_path):
     predictor = ModelPredictor(ModelSpec(model_path, batch_size=3, device="cpu"))
     predict_scene(tall_scene, tmp_path / "one.tif", predictor, SETTINGS, TILES)
-    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, TILES, bands=2)
-    assert plan.bands == ((0, 512), (512, 900))
+    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, TILES, row_bands=2)
+    assert plan.row_bands == ((0, 512), (512, 900))
     first = plan.predict_band(0, predictor)
     with pytest.raises(KeyboardInterrupt):
         plan.predict_band(1, LostAfter(predictor, 13))  # after 36 tiles: one block row saved
     # the run goes on elsewhere, and so does the band: from the first row not saved
     resumed = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS,
-                                    replace(TILES, resume=True), bands=2)
+                                    replace(TILES, resume=True), row_bands=2)
     second = resumed.predict_band(1, predictor)
     assert second.rows_resumed == 256
     assert resumed.predict_band(0, predictor).rows_resumed == 512  # nothing left to predict
@@ -155,7 +155,7 @@ def test_a_single_process_run_continues_in_bands(tall_scene, tmp_path, model_pat
     with pytest.raises(KeyboardInterrupt):  # interrupted below row 512
         predict_scene(tall_scene.name, "bands.tif", LostAfter(predictor, 20), SETTINGS, TILES)
     plan = BandedPrediction.plan(str(tall_scene), tmp_path / "bands.tif", SETTINGS,
-                                 replace(TILES, resume=True), bands=2)
+                                 replace(TILES, resume=True), row_bands=2)
     results = [plan.predict_band(i, predictor) for i in range(2)]
     assert [r.rows_resumed for r in results] == [512, 0]
     plan.assemble(results)
@@ -164,17 +164,17 @@ def test_a_single_process_run_continues_in_bands(tall_scene, tmp_path, model_pat
 
 def test_bands_refuse_another_runs_work_folder_and_an_empty_scene(tall_scene, tmp_path,
                                                                   model_path, make_raster):
-    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, bands=2)
+    plan = BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, row_bands=2)
     with pytest.raises(InputError, match="another scene, model or options"):
         BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS,
-                              PredictOptions(threshold=0.3, resume=True), bands=2)
-    BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, bands=3)  # starts over
+                              PredictOptions(threshold=0.3, resume=True), row_bands=2)
+    BandedPrediction.plan(tall_scene, tmp_path / "bands.tif", SETTINGS, row_bands=3)  # starts over
     with pytest.raises(InputError, match="rows from 0 on were not predicted"):
         plan.assemble([])
     empty = make_raster("empty.tif", data=np.zeros((3, 600, 100), dtype=np.uint8), nodata=0)
-    plan = BandedPrediction.plan(empty, tmp_path / "empty_mask.tif", SETTINGS, bands=2)
+    plan = BandedPrediction.plan(empty, tmp_path / "empty_mask.tif", SETTINGS, row_bands=2)
     predictor = ModelPredictor(ModelSpec(model_path, device="cpu"))
-    results = [plan.predict_band(i, predictor) for i in range(len(plan.bands))]
+    results = [plan.predict_band(i, predictor) for i in range(len(plan.row_bands))]
     with pytest.raises(InputError, match="every pixel is nodata"):
         plan.assemble(results)
     assert not (tmp_path / ".empty_mask.tif.resume").exists()

@@ -83,18 +83,18 @@ def test_predict_progress_on_a_sparse_scene_follows_the_rows_written(make_raster
                                                                      monkeypatch):
     """Windows without data count once the rows they cover are written, not when read; 1.0
     comes after the last row is written."""
-    from geoseg import predict
+    from geoseg import prediction_outputs
 
     data = np.zeros((3, 1200, 200), np.uint8)
     data[:, 10:40, 10:40] = 200  # one patch of data, at the top; nodata below
     scene = make_raster("sparse.tif", data=data, nodata=0)
-    write = predict._Outputs.write
+    write = prediction_outputs.Outputs.write
 
     def write_and_say(self, row_off, mask, band):  # type: ignore[no-untyped-def]
         write(self, row_off, mask, band)
         print(f"rows {row_off}+{mask.shape[0]} written", file=sys.stderr, flush=True)
 
-    monkeypatch.setattr(predict._Outputs, "write", write_and_say)
+    monkeypatch.setattr(prediction_outputs.Outputs, "write", write_and_say)
     result, _ = predict_quietly(tmp_path, scene, batch_size=1)
     events = [line for line in result.stderr.splitlines() if line.startswith(("{", "rows"))]
     writes = [i for i, line in enumerate(events) if line.startswith("rows")]

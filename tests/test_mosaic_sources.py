@@ -83,12 +83,12 @@ def test_bands_of_rows_refuse_a_mosaic_missing_a_source(tmp_path):
     """The path of Dask workers: the plan, and each band's task when a source went since."""
     vrt = striped_mosaic(tmp_path, side=256)
     out = tmp_path / "mask.tif"
-    plan = BandedPrediction.plan(vrt, out, SETTINGS, PredictOptions(), bands=2)
-    assert len(plan.bands) == 2
+    plan = BandedPrediction.plan(vrt, out, SETTINGS, PredictOptions(), row_bands=2)
+    assert len(plan.row_bands) == 2
     (tmp_path / "tile_00.tif").unlink()
     for band in range(2):
         with pytest.raises(InputError, match="tile_00.tif does not exist"):
             plan.predict_band(band, PixelwisePredictor())
     with pytest.raises(InputError, match="tile_00.tif does not exist"):
-        BandedPrediction.plan(vrt, out, SETTINGS, PredictOptions(overwrite=True), bands=2)
+        BandedPrediction.plan(vrt, out, SETTINGS, PredictOptions(overwrite=True), row_bands=2)
     assert not out.exists()

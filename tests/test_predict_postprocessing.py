@@ -117,10 +117,10 @@ def test_hidden_probabilities_leave_nothing_behind(scene, tmp_path):
 def test_bands_give_the_bytes_of_one_run(scene, tmp_path):
     options = PredictOptions(window="tile")
     predict_scene(scene, tmp_path / "one.tif", PixelwisePredictor(), STORED, options)
-    plan = BandedPrediction.plan(scene, tmp_path / "bands.tif", STORED, options, bands=2)
-    results = [plan.predict_band(i, PixelwisePredictor()) for i in range(len(plan.bands))]
+    plan = BandedPrediction.plan(scene, tmp_path / "bands.tif", STORED, options, row_bands=2)
+    results = [plan.predict_band(i, PixelwisePredictor()) for i in range(len(plan.row_bands))]
     plan.assemble(results)
-    assert len(plan.bands) == 2
+    assert len(plan.row_bands) == 2
     assert digest(tmp_path / "bands.tif") == digest(tmp_path / "one.tif")
 
 

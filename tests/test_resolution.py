@@ -211,8 +211,8 @@ def test_bands_of_rows_write_the_bytes_of_one_resampled_run(tmp_path):
     scene = write_raster(tmp_path / "tall.tif", data, transform=ONE_METRE, nodata=0)
     options = PredictOptions(resolution="auto")
     plan = BandedPrediction.plan(scene, tmp_path / "bands.tif", TWO_METRE_MODEL, options,
-                                 bands=2)
-    assert len(plan.bands) == 2 and plan.bands[-1][1] == math.ceil(data.shape[1] / 2)
+                                 row_bands=2)
+    assert len(plan.row_bands) == 2 and plan.row_bands[-1][1] == math.ceil(data.shape[1] / 2)
     plan.assemble([plan.predict_band(i, PixelwisePredictor()) for i in range(2)])
     predict_scene(scene, tmp_path / "one.tif", PixelwisePredictor(), TWO_METRE_MODEL, options)
     assert digest(tmp_path / "bands.tif") == digest(tmp_path / "one.tif")

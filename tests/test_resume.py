@@ -116,20 +116,20 @@ def test_killed_cli_run_resumes_to_identical_bytes(make_raster, tmp_path):
 
 def test_resume_after_every_row_was_saved_predicts_nothing(make_raster, tmp_path, monkeypatch):
     """Interrupted as the outputs were moved into place: the journal holds every row."""
-    from geoseg import predict as predict_module
+    from geoseg import prediction_outputs
 
     scene = make_raster(height=300, width=150, nodata=0)
     reference = predict_scene(scene, tmp_path / "ref.tif", PixelwisePredictor(4), SETTINGS)
-    finish = predict_module._finish_outputs
+    finish = prediction_outputs._finish_outputs
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(predict_module, "_finish_outputs", interrupted)
+    monkeypatch.setattr(prediction_outputs, "_finish_outputs", interrupted)
     out = tmp_path / "mask.tif"
     with pytest.raises(KeyboardInterrupt):
         predict_scene(scene, out, PixelwisePredictor(4), SETTINGS)
-    monkeypatch.setattr(predict_module, "_finish_outputs", finish)
+    monkeypatch.setattr(prediction_outputs, "_finish_outputs", finish)
     resumed = predict_scene(scene, out, PixelwisePredictor(4), SETTINGS,
                             PredictOptions(resume=True))
     assert resumed.tiles_predicted == 0
@@ -196,16 +196,16 @@ def test_bands_resumed_after_an_edit_predict_the_changed_rows_again(make_raster,
                                                                       monkeypatch):
     """Bands check the saved rows when a run continues (plan with resume), the models' outputs
     saved for shared tiles are not reused."""
-    from geoseg import predict as predict_module
+    from geoseg import prediction_run
 
-    monkeypatch.setattr(predict_module, "scene_fingerprint", lambda src: "unchanged")
+    monkeypatch.setattr(prediction_run, "scene_fingerprint", lambda src: "unchanged")
     scene = make_raster(height=900, width=150, nodata=0)
-    plan = BandedPrediction.plan(scene, tmp_path / "bands.tif", SETTINGS, bands=2)
+    plan = BandedPrediction.plan(scene, tmp_path / "bands.tif", SETTINGS, row_bands=2)
     done = [plan.predict_band(i, PixelwisePredictor(4)) for i in range(2)]
     assert list((tmp_path / ".bands.tif.resume").glob("tile_*"))
     edit_rows_in_place(scene, slice(600, 640))  # in the second band
     resumed = BandedPrediction.plan(scene, tmp_path / "bands.tif", SETTINGS,
-                                    PredictOptions(resume=True), bands=2)
+                                    PredictOptions(resume=True), row_bands=2)
     assert not list((tmp_path / ".bands.tif.resume").glob("tile_*"))
     again = [resumed.predict_band(i, PixelwisePredictor(4)) for i in range(2)]
     assert again[0].rows_resumed == done[0].rows[1] - done[0].rows[0]  # all kept

@@ -145,7 +145,7 @@ def evaluate(
         check_report_dir(report_dir, overwrite)
 
     from geoseg.evaluate import evaluate_dataset, evaluate_scenes
-    from geoseg.predict import PredictOptions
+    from geoseg.predict_options import PredictOptions
     from geoseg.predictor import load_predictor
 
     predictor = load_predictor(model_path, batch_size, device,  # type: ignore[arg-type]

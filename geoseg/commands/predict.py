@@ -28,7 +28,8 @@ from geoseg.commands.options import (
 
 if TYPE_CHECKING:
     from geoseg.distributed import SceneOutcome
-    from geoseg.predict import PredictionResult, PredictOptions
+    from geoseg.predict_options import PredictOptions
+    from geoseg.prediction_outputs import PredictionResult
     from geoseg.predictor import ModelSpec
 
 
@@ -141,7 +142,7 @@ def predict(
       geoseg predict "area/*.tif" --model model.keras --out-dir preds --workers 2 --also vector
     """
     from geoseg.distributed import expand_scenes
-    from geoseg.predict import PredictOptions
+    from geoseg.predict_options import PredictOptions
     from geoseg.predictor import ModelSpec
 
     if (out_path is None) == (out_dir is None):
