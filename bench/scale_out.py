@@ -121,10 +121,10 @@ def main() -> None:
                 before, started = load(), time.perf_counter()
                 predict_scene(scene, folder / "mask_plain.tif", plain, plain.settings,
                               PredictOptions(overwrite=True, window=window))
-                best_plain = min(best_plain, time.perf_counter() - started)
-                print(f"run {run}, plain run (no Dask, {os.cpu_count()} cores): "
-                      f"{time.perf_counter() - started:.1f} s [{before} -> {load()}]",
-                      flush=True)
+                seconds = time.perf_counter() - started
+                best_plain = min(best_plain, seconds)
+                print(f"run {run}, plain run (no Dask, {os.cpu_count()} cores): {seconds:.1f} s "
+                      f"[{before} -> {load()}]", flush=True)
                 for workers, cluster in clusters.items():
                     mask = folder / f"mask_{workers}.tif"
                     probabilities = (folder / f"prob_{workers}.tif" if args.probabilities
@@ -160,15 +160,18 @@ def main() -> None:
                 cluster.close()
         if digests[1] != digests[2]:
             raise SystemExit("the 1- and 2-worker masks differ")
+        plain_same = hashlib.sha256((folder / "mask_plain.tif").read_bytes()).hexdigest() \
+            == digests[1]
         tiles = predicted[1]  # one worker predicts every window of the scene once
         megapixels = args.size**2 / 1e6
         per_megapixel = best[1] / megapixels  # windows of any size: per pixel of the scene
         twice = predicted[2] - tiles  # a shared window one band needed before the other saved it
         print(f"scene {args.size}x{args.size}, {tiles} windows (--window {args.window}); the 2 "
               f"workers' last run predicted {twice} of them in both bands; masks of 1 and 2 "
-              f"workers identical: yes")
+              f"workers identical: yes; the plain run's: {'yes' if plain_same else 'no'} (its "
+              f"runtime computes on all cores, a worker's on one thread)")
         cpu_per_megapixel = best_cpu[1] / megapixels
-        megapixels_per_s = megapixels / min(assembly)
+        megapixels_per_s = megapixels / min(assembly) if assembly else np.nan  # 1 band: none
         print(f"one worker, one TensorFlow thread: {per_megapixel:.3f} s and "
               f"{cpu_per_megapixel:.3f} CPU s per scene megapixel; assembly "
               f"{megapixels_per_s:.0f} megapixels/s")
