@@ -20,8 +20,10 @@ the ``valid/`` tiles of a reference-layout dataset (``images/*.png`` and RGB ``m
 red = landslide), cut into tiles of the model's size, and calibration tiles from ``train/``.
 Use a trained model: with an untrained one most pixels are coin tosses.
 
-The machine's load and CPU flags are printed first; the last line names the fastest backend
-whose landslide IoU stays within 0.005 of float32 Keras.
+The machine's load and CPU flags are printed first; then the int8 version geoseg makes against
+OpenVINO float32 (the default backend's float32, what int8 replaces by default on a CPU with
+VNNI or AMX); the last line names the fastest backend whose landslide IoU stays within 0.005 of
+float32 Keras.
 
     python bench/inference_speed.py                              # the bundled demo model
     python bench/inference_speed.py --model m.keras --dataset ../shared/data/hokkaido-iburi
@@ -230,6 +232,11 @@ def main() -> None:
               f"{1000 * float(np.median(cpus[name])) / len(tiles):5.0f} CPU ms/tile  "
               f"1-IoU {gap:.4f}  max |dp| {np.abs(probs - reference).max():.4f}{scored}",
               flush=True)
+    float32, int8 = "openvino float32", "openvino int8, conv 1 f32"
+    if float32 in walls and int8 in walls:  # geoseg's default float32 against its int8
+        ratio = float(np.median(np.array(walls[float32]) / np.array(walls[int8])))
+        print(f"{int8} (geoseg's int8 version) vs {float32} (the default backend): "
+              f"{ratio:.2f}x (median of rounds)")
     name, ratio, gap = max((r for r in results if r[2] <= IOU_TOLERANCE), key=lambda r: r[1])
     print(f"load {os.getloadavg()[0]:.1f}; fastest within IoU {IOU_TOLERANCE} of float32: "
           f"{name}, {ratio:.2f}x keras float32 (1-IoU {gap:.4f})")

@@ -2,7 +2,8 @@
 
 Writes synthetic scenes in a temporary folder: one tile (512 pixels square: the process's own
 baseline, the runtime and the model loaded), one ``--size`` pixels square, one with twice the
-side (four times the area), and one four times as tall at the same width; and a small FlexUNet
+side (four times the area), and with ``--tall`` one four times as tall at the same width; and a
+small FlexUNet
 saved with :func:`geoseg.flexunet.save_model`. Then runs ``geoseg predict`` on each in its own
 subprocess, so nothing is shared, after one run that converts the model for the default
 backend (later runs find the conversion in the cache and do not load TensorFlow). Each child
@@ -13,16 +14,27 @@ across ``exec``.
 It prints each scene's peak and its growth over the one-tile baseline, the ratio of the
 growths of the 4x scenes to the ``--size`` scene's (streaming by rows bounds memory by the
 scene's width, not its height), and last the ratio of the twice-as-wide-and-tall scene's
-peak RSS to the ``--size`` scene's (target <= 1.05).
+peak RSS to the ``--size`` scene's: 16384² over 8192² by default (target <= 1.05: memory
+bounded by the window, not the scene's width).
 
-    python bench/memory_scaling.py               # 4096 and 8192 pixels square
-    python bench/memory_scaling.py --size 2048
+The window each scene is predicted in is printed beside it: ``auto`` asks for 2048 pixels, but
+the windows are fitted to the scene (:func:`geoseg.tiling.inference_window`: as few as 2048
+pixels need, made as small as still covers the scene), so 8192² runs in 1696-pixel windows
+and 16384² in 1880-pixel ones, and the model's own memory grows with the window's area
+(1.23x). ``--exact`` takes sides that 2048-pixel windows cover exactly (8000 and 15936 pixels:
+4 and 8 windows of 2048 sharing 64 pixels), so both run in the same windows and the ratio
+shows what grows with the scene's width alone.
+
+    python bench/memory_scaling.py               # 8192 and 16384 pixels square
+    python bench/memory_scaling.py --exact       # 8000 and 15936: both in 2048-pixel windows
+    python bench/memory_scaling.py --size 4096 --tall
     python bench/memory_scaling.py --window tile  # the model's tile instead of larger windows
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -60,7 +72,11 @@ def peak_rss_mib(arguments: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=4096, help="side of the small scene")
+    parser.add_argument("--size", type=int, default=8192, help="side of the small scene")
+    parser.add_argument("--tall", action="store_true",
+                        help="also a scene four times as tall as --size, as wide")
+    parser.add_argument("--exact", action="store_true",
+                        help="sides that 2048-pixel windows cover exactly (8000 and 15936)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--window", default="auto", help="geoseg predict --window (auto, the "
                         "default, fitted to each scene; tile: the model's tile; or pixels)")
@@ -70,6 +86,7 @@ def main() -> None:
 
     from geoseg.flexunet import build_flexunet, save_model
     from geoseg.settings import ModelSettings
+    from geoseg.tiling import AUTO_WINDOW, inference_window
 
     keras.utils.set_random_seed(0)
     settings = ModelSettings(image_size=512, base_filters=4, num_layers=4, base_kernels=3)
@@ -77,8 +94,12 @@ def main() -> None:
         folder = Path(tmp)
         model = save_model(build_flexunet(settings), settings, folder / "model.keras")
         size = args.size
+        if args.exact:  # 4 windows of 2048 sharing the overlap, and 8 for twice the side
+            size = 4 * (AUTO_WINDOW - settings.overlap) + settings.overlap
         shapes = {"one tile": (512, 512), "scene": (size, size),
-                  "4x area, 2x wide": (2 * size, 2 * size), "4x area, same width": (4 * size, size)}
+                  "4x area, 2x wide": (2 * size - args.exact * settings.overlap,) * 2}
+        if args.tall:
+            shapes["4x area, same width"] = (4 * size, size)
         peaks: dict[str, float] = {}
         warm_up = True  # the first run converts the model for the default backend, once
         for name, (height, width) in [("conversion", (512, 512)), *shapes.items()]:
@@ -95,14 +116,21 @@ def main() -> None:
                 warm_up = False
                 continue
             growth = peaks[name] - peaks["one tile"]
-            print(f"{name}, {width}x{height}: peak RSS {peaks[name]:.0f} MiB, {growth:+.0f} MiB "
-                  f"over one tile, {seconds:.1f} s", flush=True)
+            window = (inference_window(int(args.window), settings, height, width,
+                                       settings.overlap) if args.window.isdecimal() else
+                      inference_window(AUTO_WINDOW, settings, height, width, settings.overlap)
+                      if args.window == "auto" else settings.image_size)
+            print(f"{name}, {width}x{height} in {window}-pixel windows: peak RSS "
+                  f"{peaks[name]:.0f} MiB, {growth:+.0f} MiB over one tile, {seconds:.1f} s",
+                  flush=True)
         base = peaks["scene"] - peaks["one tile"]
-        for name in ("4x area, 2x wide", "4x area, same width"):
+        for name in [name for name in shapes if name.startswith("4x")]:
             print(f"growth over one tile, {name} / scene: "
                   f"{(peaks[name] - peaks['one tile']) / base:.2f}")
-        print(f"peak RSS ratio, {2 * size}^2 / {size}^2 scene (4x area): "
-              f"{peaks['4x area, 2x wide'] / peaks['scene']:.3f}")
+        wide = shapes["4x area, 2x wide"][0]
+        print(f"peak RSS ratio, {wide}^2 / {size}^2 scene (4x area, --window "
+              f"{args.window}): {peaks['4x area, 2x wide'] / peaks['scene']:.3f} (target <= 1.05) "
+              f"[load {os.getloadavg()[0]:.1f}]")
 
 
 if __name__ == "__main__":

@@ -35,13 +35,14 @@ class BatchPredictor(Protocol):
 
 
 Device = Literal["auto", "cpu", "gpu"]
-Precision = Literal["float32", "bfloat16", "int8"]
+Precision = Literal["auto", "float32", "bfloat16", "int8"]
 Backend = Literal["auto", "keras", "onnx", "openvino", "tflite"]
 DEVICES = ("auto", "cpu", "gpu")
 """Where a model may run: ``auto`` uses a GPU when TensorFlow sees one."""
-PRECISIONS = ("float32", "bfloat16", "int8")
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 """Arithmetic a model may run in: int8 is the model's int8 version for OpenVINO, made by
-:func:`geoseg.quantize.quantize_model` (``geoseg quantize``)."""
+:func:`geoseg.quantize.quantize_model` (``geoseg quantize``); ``auto`` is int8 where it is
+faster and the model has one, else float32 (:func:`geoseg.predictor.resolve_precision`)."""
 BACKENDS = ("auto", "keras", "onnx", "openvino", "tflite")
 """What runs a model: ``keras`` (TensorFlow), ``onnx`` (ONNX Runtime), ``openvino``,
 ``tflite`` (LiteRT); ``auto`` is :data:`geoseg.predictor.AUTO_BACKEND` when it can run, else

@@ -40,13 +40,13 @@ from geoseg.model_protocol import (
     Precision,
     check_run_settings,
 )
-from geoseg.runtimes import cached_conversion
+from geoseg.runtimes import cached_conversion, cpu_has_int8
 from geoseg.settings import ModelSettings
 
 __all__ = [
     "AUTO_BACKEND", "BACKENDS", "DEVICES", "PRECISIONS", "WINDOW_BACKENDS", "Backend", "Device",
     "ModelPredictor", "ModelSpec", "Precision", "check_run_settings", "file_digest",
-    "gpu_likely", "load_predictor", "resolve_backend",
+    "gpu_likely", "load_predictor", "resolve_backend", "resolve_precision",
 ]
 
 log = logging.getLogger(__name__)
@@ -107,11 +107,31 @@ def resolve_backend(backend: str, device: str = "auto", precision: str = "float3
     return choice
 
 
+def resolve_precision(precision: str, device: str = "auto", backend: str = "auto",
+                      model_path: Path | None = None) -> str:
+    """The precision that runs: ``auto`` is int8 when the model has an int8 version (bundled
+    models ship theirs; ``geoseg quantize`` and ``geoseg train`` make one), the CPU has int8
+    instructions (:func:`geoseg.runtimes.cpu_has_int8`, without them int8 is no faster) and
+    the run is OpenVINO's on the CPU (a backend ``auto`` or ``openvino``, no GPU asked for
+    nor, with ``auto`` for both, likely here); float32 otherwise."""
+    if precision != "auto":
+        return precision
+    on_cpu = device == "cpu" or (device == "auto" and (backend == "openvino" or not gpu_likely()))
+    if (model_path is None or not model_path.is_file() or backend not in ("auto", "openvino")
+            or not on_cpu or importlib.util.find_spec(_PACKAGES["openvino"]) is None
+            or not cpu_has_int8()):
+        return "float32"
+    found = cached_conversion(model_path, file_digest(model_path), INT8)
+    return INT8 if found is not None else "float32"
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Which model to run, and how: a model file, tiles per call, device, precision, backend.
 
-    ``path`` may also name a bundled model (:func:`geoseg.bundled.resolve_model`).
+    ``path`` may also name a bundled model (:func:`geoseg.bundled.resolve_model`). Precision
+    ``auto`` is resolved here, once (:func:`resolve_precision`): the spec holds the precision
+    that runs, and Dask workers run the same.
 
     Small and picklable, so it travels to Dask workers, which load the model themselves.
 
@@ -125,12 +145,14 @@ class ModelSpec:
     path: Path
     batch_size: int = 4
     device: Device = "auto"
-    precision: Precision = "float32"
+    precision: Precision = "auto"
     backend: Backend = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", resolve_model(self.path))
         check_run_settings(self.batch_size, self.device, self.precision, self.backend)
+        object.__setattr__(self, "precision", resolve_precision(
+            self.precision, self.device, self.backend, self.path))
 
     @property
     def takes_windows(self) -> bool:

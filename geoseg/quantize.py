@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import logging
 import os
@@ -43,7 +44,8 @@ from geoseg.scene import open_scene, select_bands
 from geoseg.settings import ModelSettings
 from geoseg.tiling import TileGrid, read_tile
 
-__all__ = ["Quantized", "calibration_tiles", "int8_model", "quantize_model"]
+__all__ = ["Quantized", "calibration_tiles", "int8_model", "quantize_if_installed",
+           "quantize_model"]
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +153,22 @@ def quantize_model(model_path: str | os.PathLike[str],
     agreement, differing = _agreement(source, target, check if len(check) else calibration,
                                       settings)
     return Quantized(target, len(calibration), len(check), agreement, differing)
+
+
+def quantize_if_installed(model_path: str | os.PathLike[str],
+                          scenes: Sequence[str | os.PathLike[str]]) -> Quantized | None:
+    """:func:`quantize_model` with its default tiles when NNCF and OpenVINO are installed
+    (``geoseg train`` makes a trained model's int8 version so, on its training scenes);
+    None when they are not.
+
+    Raises
+    ------
+    ModelError, InputError
+        As :func:`quantize_model`.
+    """
+    if any(importlib.util.find_spec(name) is None for name in ("nncf", "openvino")):
+        return None
+    return quantize_model(model_path, scenes)
 
 
 def int8_model(source: Path, calibration: np.ndarray, float_convolutions: int = 1) -> Any:

@@ -92,9 +92,11 @@ _PARAMETERS = [
         "when one is visible.", "geoseg.model_protocol.check_run_settings", choices=DEVICES),
     RunParameter(
         "precision", "choice", _spec_default("precision"), "bfloat16: faster on CPUs with "
-        "bfloat16 instructions and recent GPUs; int8: the model's int8 version made by geoseg "
-        "quantize (openvino, CPU; ~3x as fast on CPUs with VNNI); both give probabilities "
-        "slightly different from float32's.", "geoseg.model_protocol.check_run_settings",
+        "bfloat16 instructions and recent GPUs; int8: the model's int8 version (bundled models "
+        "ship theirs; geoseg quantize and geoseg train make one) on openvino and the CPU, ~3x "
+        "as fast on CPUs with VNNI or AMX; both give probabilities slightly different from "
+        "float32's. auto: int8 when the CPU has VNNI or AMX int8 instructions and the model an "
+        "int8 version, else float32.", "geoseg.model_protocol.check_run_settings",
         choices=PRECISIONS),
     RunParameter(
         "backend", "choice", _spec_default("backend"), "What runs the model: keras "

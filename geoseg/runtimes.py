@@ -37,9 +37,10 @@ from geoseg.model_protocol import INT8
 from geoseg.outputs import atomic_output
 
 __all__ = [
-    "CONVERTED_SUFFIX", "INT8", "OnnxPredictor", "OpenVinoPredictor", "TfLitePredictor",
-    "cache_folders", "cached_conversion", "conversion_name", "open_runtime", "record_conversion",
-    "thread_budget", "writable_cache_folder",
+    "CONVERTED_SUFFIX", "INT8", "INT8_INSTRUCTIONS", "OnnxPredictor", "OpenVinoPredictor",
+    "TfLitePredictor",
+    "cache_folders", "cached_conversion", "conversion_name", "cpu_has_int8", "open_runtime",
+    "record_conversion", "thread_budget", "writable_cache_folder",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,13 @@ CONVERTED_SUFFIX = {"onnx": ".onnx", "openvino": ".onnx", "tflite": ".tflite",
                     INT8: "-int8.xml"}
 """The file each backend runs (OpenVINO reads the ONNX conversion itself), and the int8
 OpenVINO model (its weights in the ``.bin`` beside it)."""
+
+INT8_INSTRUCTIONS = ("avx512_vnni", "avx_vnni", "amx_int8")
+"""The CPU flags (as Linux names them) of the int8 dot-product instructions that make an int8
+model faster than float32 (AVX512-VNNI, AVX-VNNI, AMX-INT8): without them OpenVINO emulates
+int8, no faster."""
+CPUINFO = Path("/proc/cpuinfo")
+"""Where Linux lists the CPU's flags."""
 
 CACHE_FOLDER = ".geoseg-cache"
 """Name of the cache folder next to a model."""
@@ -67,6 +75,21 @@ def thread_budget() -> int:
     """
     value = os.environ.get("OMP_NUM_THREADS", "")
     return int(value) if value.isdecimal() and int(value) > 0 else (os.cpu_count() or 1)
+
+
+def cpu_has_int8() -> bool:
+    """Whether this CPU has int8 dot-product instructions (:data:`INT8_INSTRUCTIONS` among
+    the flags of :data:`CPUINFO`). False where the flags cannot be read (systems other than
+    Linux): float32 then stays the default."""
+    try:
+        text = CPUINFO.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "flags":  # every core lists the same
+            return not set(INT8_INSTRUCTIONS).isdisjoint(value.split())
+    return False
 
 
 def user_cache_folder() -> Path:

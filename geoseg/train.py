@@ -545,7 +545,8 @@ def train(
         threshold=threshold,
         train_tiles=counts[0], valid_tiles=counts[1],
         seconds=time.perf_counter() - started, chief=placement.chief,
-        valid_scenes=tuple(valid_scenes) if validation and valid_scenes else ())
+        valid_scenes=tuple(valid_scenes) if validation and valid_scenes else (),
+        train_scenes=tuple(train_scenes))
     say(f"best epoch {result.best_epoch} by {monitor}: "
         + ", ".join(f"{k} {v:.4f}" for k, v in result.best.items()
                     if k.startswith("val_") or (not validation and k != "epoch")))

@@ -60,6 +60,9 @@ class TrainResult:
     valid_scenes: tuple[LabelledScene, ...] = ()
     """The validation scenes (none without validation), for
     :func:`geoseg.tuning.tune_model_postprocessing`."""
+    train_scenes: tuple[LabelledScene, ...] = ()
+    """The training scenes, for the int8 version's calibration
+    (:func:`geoseg.quantize.quantize_if_installed`)."""
     chief: bool = True
     """False on a worker other than the chief of a run on several machines: it wrote nothing,
     and the paths above are where the chief wrote."""

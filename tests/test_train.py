@@ -688,3 +688,22 @@ def test_cli_usage_errors(run, tmp_path, scenes):
     assert result.exit_code == 2 and "1 --scene but 0 --labels" in result.output
     result = run(str(config), "--out", str(tmp_path / "o"))
     assert result.exit_code == 1 and "no training data" in result.output
+
+
+def test_cli_writes_the_int8_version_calibrated_on_the_training_tiles(run, tmp_path):
+    pytest.importorskip("nncf")
+    pytest.importorskip("openvino")
+    from geoseg.model_archive import file_digest
+    from geoseg.runtimes import INT8, cached_conversion
+
+    data = write_reference_layout(tmp_path / "data", {"train": 2})
+    config = tmp_path / "small.config"
+    config.write_text(config_text(epochs=1, steps_per_epoch=1, batch_size=2,
+                                  epoch_change_infer=False))
+    result = run(str(config), "--dataset", str(data), "--out", str(tmp_path / "out"), "-q")
+    assert result.exit_code == 0, result.output
+    model = tmp_path / "out" / MODEL_NAME
+    found = cached_conversion(model, file_digest(model), INT8)  # of the model as written last
+    assert found is not None and "FakeQuantize" in found.read_text()
+    assert "int8 version (used by geoseg predict on CPUs with VNNI or AMX)" in result.output
+    assert "training tiles" in result.output

@@ -7,7 +7,7 @@ import click
 from geoseg.commands.options import model_input, run_option
 
 
-@click.command(short_help="Make a model's int8 version for --precision int8.")
+@click.command(short_help="Make a model's int8 version (the default on VNNI/AMX CPUs).")
 @click.argument("model_path", type=model_input)
 @click.argument("scenes", nargs=-1, required=True)
 @click.option("--tiles", type=click.IntRange(min=1), default=64, show_default=True,
@@ -20,9 +20,10 @@ def quantize(model_path: str, scenes: tuple[str, ...], tiles: int,
     patterns or @list.txt files).
 
     The int8 version is kept in the model's conversion cache (next to the model, else in
-    ~/.cache/geoseg) and used by geoseg predict --precision int8: 2.9-3.5x as fast as float32
-    Keras on the CPU measured (with the AVX512-VNNI int8 instructions), with masks a little
-    different from float32's. How different is measured on other tiles of SCENES and
+    ~/.cache/geoseg) and used by geoseg predict by default on CPUs with VNNI or AMX int8
+    instructions (--precision auto), or with --precision int8: 3.7x as fast as OpenVINO
+    float32 on the CPU measured (AMX), with masks a little different from float32's
+    (--precision float32 keeps float32). How different is measured on other tiles of SCENES and
     printed. Quantising again replaces it. Needs pip install 'geoseg[int8]' (NNCF and
     OpenVINO).
 
@@ -42,4 +43,5 @@ def quantize(model_path: str, scenes: tuple[str, ...], tiles: int,
                else "on the same tiles (the scenes hold no other)")
     click.echo(f"{checked} its landslide pixels agree with float32's at IoU "
                f"{result.agreement_iou:.4f} ({result.differing_pixels:.3%} of pixels differ); "
-               "predict with --precision int8")
+               "geoseg predict runs it by default on CPUs with VNNI or AMX (--precision int8 "
+               "elsewhere)")
