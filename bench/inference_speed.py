@@ -1,13 +1,13 @@
 """Benchmark: FlexUNet throughput and agreement on every inference backend geoseg offers.
 
-Runs one model on the same tiles through :class:`geoseg.inference.KerasPredictor` in float32
-(the reference) and bfloat16, and through the converted backends of :mod:`geoseg.runtimes`
-(conversions made by :func:`geoseg.convert.converted_model`, cached next to the model): ONNX
+Runs one model on the same tiles through :class:`geoseg.model.inference.KerasPredictor` in float32
+(the reference) and bfloat16, and through the converted backends of :mod:`geoseg.model.runtimes`
+(conversions made by :func:`geoseg.model.convert.converted_model`, cached next to the model): ONNX
 Runtime float32 and int8 (static QDQ quantisation, calibrated on ``--calibration`` tiles that
 are not timed nor scored), OpenVINO float32 and bfloat16 (OpenVINO's own default on a CPU with
-AVX512-BF16), OpenVINO int8 quantised by NNCF (:func:`geoseg.quantize.int8_model`; ``pip install
-'geoseg[int8]'``, skipped without it) on the same calibration tiles, with every convolution in
-int8 and with the first left in float32 (what ``geoseg quantize`` makes), LiteRT float32
+AVX512-BF16), OpenVINO int8 quantised by NNCF (:func:`geoseg.model.quantize.int8_model`; ``pip
+install 'geoseg[int8]'``, skipped without it) on the same calibration tiles, with every convolution
+in int8 and with the first left in float32 (what ``geoseg quantize`` makes), LiteRT float32
 (XNNPACK); ``--xla`` adds Keras with XLA. For each it
 prints tiles/s (best of ``--repeats`` passes, wall clock, the model already loaded: library
 calls, not whole CLI runs), its speed relative to float32 Keras (the median, over rounds in
@@ -15,7 +15,7 @@ which every backend runs once in turn, of the ratio of their times: the load of 
 machine weighs on both alike), CPU time per tile, how far its landslide masks (argmax) are from
 float32 Keras': ``1 - IoU``, and with ``--dataset`` the landslide IoU against the truth.
 
-Tiles: a synthetic scene (:func:`geoseg.synthetic.make_scene`) by default; with ``--dataset``
+Tiles: a synthetic scene (:func:`geoseg.labels.synthetic.make_scene`) by default; with ``--dataset``
 the ``valid/`` tiles of a reference-layout dataset (``images/*.png`` and RGB ``masks/*.png``,
 red = landslide), cut into tiles of the model's size, and calibration tiles from ``train/``.
 Use a trained model: with an untrained one most pixels are coin tosses.
@@ -55,7 +55,7 @@ def cpu_flags() -> set[str]:
 
 def scene_tiles(count: int, tile: int, seed: int) -> np.ndarray:
     """``count`` tiles (n, tile, tile, 3) float32 of a synthetic scene, row by row."""
-    from geoseg.synthetic import make_scene
+    from geoseg.labels.synthetic import make_scene
 
     side = tile * int(np.ceil(np.sqrt(count)))
     image = make_scene(side, side, seed=seed).image
@@ -112,11 +112,11 @@ def int8_onnx(onnx_path: Path, calibration: np.ndarray, out: Path) -> Path:
 
 
 def nncf_int8(onnx_path: Path, calibration: np.ndarray, out: Path, float_convs: int) -> Path:
-    """An OpenVINO model quantised to int8 by NNCF (:func:`geoseg.quantize.int8_model`, what
+    """An OpenVINO model quantised to int8 by NNCF (:func:`geoseg.model.quantize.int8_model`, what
     ``geoseg quantize`` runs with ``float_convs=1``), saved as ``out``."""
     import openvino
 
-    from geoseg.quantize import int8_model
+    from geoseg.model.quantize import int8_model
 
     openvino.save_model(int8_model(onnx_path, calibration, float_convs), str(out),
                         compress_to_fp16=False)
@@ -133,7 +133,7 @@ def main() -> None:
     import os
     import tempfile
 
-    from geoseg.bundled import resolve_model
+    from geoseg.model.bundled import resolve_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=resolve_model(),
@@ -149,10 +149,10 @@ def main() -> None:
     parser.add_argument("--xla", action="store_true", help="also Keras with XLA (slow on CPU)")
     args = parser.parse_args()
 
-    from geoseg.convert import converted_model
-    from geoseg.flexunet import load_model
-    from geoseg.inference import KerasPredictor
-    from geoseg.runtimes import OnnxPredictor, open_runtime
+    from geoseg.model.convert import converted_model
+    from geoseg.model.flexunet import load_model
+    from geoseg.model.inference import KerasPredictor
+    from geoseg.model.runtimes import OnnxPredictor, open_runtime
 
     model, settings = load_model(args.model)
     size = settings.image_size

@@ -4,7 +4,7 @@ Writes synthetic scenes in a temporary folder: one tile (512 pixels square: the 
 baseline, the runtime and the model loaded), one ``--size`` pixels square, one with twice the
 side (four times the area), and with ``--tall`` one four times as tall at the same width; and a
 small FlexUNet
-saved with :func:`geoseg.flexunet.save_model`. Then runs ``geoseg predict`` on each in its own
+saved with :func:`geoseg.model.flexunet.save_model`. Then runs ``geoseg predict`` on each in its own
 subprocess, so nothing is shared, after one run that converts the model for the default
 backend (later runs find the conversion in the cache and do not load TensorFlow). Each child
 reports its own peak resident set size (``VmHWM`` of ``/proc/self/status``) as it exits;
@@ -18,7 +18,7 @@ peak RSS to the ``--size`` scene's: 16384² over 8192² by default (target <= 1.
 bounded by the window, not the scene's width).
 
 The window each scene is predicted in is printed beside it: ``auto`` asks for 2048 pixels, but
-the windows are fitted to the scene (:func:`geoseg.tiling.inference_window`: as few as 2048
+the windows are fitted to the scene (:func:`geoseg.raster.tiling.inference_window`: as few as 2048
 pixels need, made as small as still covers the scene), so 8192² runs in 1696-pixel windows
 and 16384² in 1880-pixel ones, and the model's own memory grows with the window's area
 (1.23x). ``--exact`` takes sides that 2048-pixel windows cover exactly (8000 and 15936 pixels:
@@ -84,9 +84,9 @@ def main() -> None:
 
     import keras
 
-    from geoseg.flexunet import build_flexunet, save_model
+    from geoseg.model.flexunet import build_flexunet, save_model
+    from geoseg.raster.tiling import AUTO_WINDOW, inference_window
     from geoseg.settings import ModelSettings
-    from geoseg.tiling import AUTO_WINDOW, inference_window
 
     keras.utils.set_random_seed(0)
     settings = ModelSettings(image_size=512, base_filters=4, num_layers=4, base_kernels=3)

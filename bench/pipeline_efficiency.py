@@ -1,13 +1,15 @@
 """Benchmark: how much the tiled pipeline costs beyond the model itself.
 
-Builds a synthetic georeferenced scene (:func:`geoseg.synthetic.make_scene`, mirrored up to
-``--size`` pixels, written like :func:`geoseg.synthetic.write_scene`: RGB JPEG GeoTIFF,
+Builds a synthetic georeferenced scene (:func:`geoseg.labels.synthetic.make_scene`, mirrored up to
+``--size`` pixels, written like :func:`geoseg.labels.synthetic.write_scene`: RGB JPEG GeoTIFF,
 256-pixel blocks) in a temporary folder, and a FlexUNet with a smallish configuration. Then,
 alternating ``--repeats`` times:
 
-- bare: the same :class:`~geoseg.inference.KerasPredictor` on the scene's tiles already in memory
+- bare: the same :class:`~geoseg.model.inference.KerasPredictor` on the scene's tiles already in
+memory
   (the same tiles, the same batch size), nothing else;
-- pipeline: :func:`geoseg.predict.predict_scene` end to end (read, tile, infer, blend, classify,
+- pipeline: :func:`geoseg.prediction.predict.predict_scene` end to end (read, tile, infer, blend,
+classify,
   write the mask GeoTIFF).
 
 Each side keeps its fastest run (the machine is shared; alternating and taking the best of each
@@ -31,7 +33,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp
 
-from geoseg.synthetic import UTM54N, default_transform, make_scene
+from geoseg.labels.synthetic import UTM54N, default_transform, make_scene
 
 
 @functools.lru_cache(maxsize=1)
@@ -71,11 +73,11 @@ def main() -> None:
 
     import keras
 
-    from geoseg.flexunet import build_flexunet
-    from geoseg.inference import KerasPredictor
-    from geoseg.predict import predict_scene
+    from geoseg.model.flexunet import build_flexunet
+    from geoseg.model.inference import KerasPredictor
+    from geoseg.prediction.predict import predict_scene
+    from geoseg.raster.tiling import TileGrid, read_tile
     from geoseg.settings import ModelSettings
-    from geoseg.tiling import TileGrid, read_tile
 
     keras.utils.set_random_seed(0)
     settings = ModelSettings(image_size=512, base_filters=args.base_filters,

@@ -2,9 +2,10 @@
 
 Each tile is predicted once, the way ``geoseg predict`` predicts (``predict_scene``: the
 model's overlap and blending, float32 probabilities; white pixels are no data), then every
-recipe (:class:`geoseg.postprocess_recipe.PostProcessing`: each step alone, then combined) turns
-the probabilities into landslide regions (:func:`geoseg.postprocess.postprocess_array`) and is
-scored on the pixels with data and a label:
+recipe (:class:`geoseg.postprocessing.postprocess_recipe.PostProcessing`: each step alone, then
+combined) turns the probabilities into landslide regions
+(:func:`geoseg.postprocessing.postprocess.postprocess_array`) and is scored on the pixels with data
+and a label:
 
 - objects: true landslides are the 8-connected regions of the landslide pixels of each tile,
   predicted ones the recipe's regions (split regions stay apart); a true landslide is found
@@ -37,17 +38,17 @@ import rasterio
 from rasterio.windows import Window
 from scipy import ndimage
 
-from geoseg.bundled import resolve_model
-from geoseg.components import STRUCTURES
-from geoseg.datasets import reference_scenes
-from geoseg.labels import NO_LABEL, open_labels
-from geoseg.object_matching import label_overlaps
-from geoseg.postprocess import postprocess_array
-from geoseg.postprocess_recipe import PostProcessing
-from geoseg.predict import PredictOptions, predict_scene
-from geoseg.predictor import load_predictor
-from geoseg.scene import open_scene, quiet_georeference
-from geoseg.vector_blocks import probability_band, read_probability
+from geoseg.evaluation.object_matching import label_overlaps
+from geoseg.labels.reader import NO_LABEL, open_labels
+from geoseg.model.bundled import resolve_model
+from geoseg.model.predictor import load_predictor
+from geoseg.postprocessing.components import STRUCTURES
+from geoseg.postprocessing.postprocess import postprocess_array
+from geoseg.postprocessing.postprocess_recipe import PostProcessing
+from geoseg.prediction.predict import PredictOptions, predict_scene
+from geoseg.raster.scene import open_scene, quiet_georeference
+from geoseg.training.datasets import reference_scenes
+from geoseg.vectors.vector_blocks import probability_band, read_probability
 
 RGB_MAP = {(0, 0, 0): 0, (255, 0, 0): 1}
 """The reference masks: red is landslide."""

@@ -6,14 +6,15 @@ Landslide Dataset (Xu, Y., Ouyang, C., Xu, Q., Wang, D., Zhao, B., & Luo, Y. (20
 https://doi.org/10.5281/zenodo.10294997), CC BY-NC 4.0.
 
 1. Train each recipe (a ``.config`` file, or the ``flexunet512`` preset set by the options)
-   once per seed with :func:`geoseg.train.train` on ``train/`` only. ``valid/`` is held out:
-   a config's ``[valid]`` folders are ignored, so it is used neither for early stopping nor
+   once per seed with :func:`geoseg.training.train.train` on ``train/`` only. ``valid/`` is held
+   out: a config's ``[valid]`` folders are ignored, so it is used neither for early stopping nor
    to pick the saved model (the monitor is the training loss), and the figures below are
    not tuned on it. Training wall time, CPU-seconds (user + system, all threads), training
    samples per second and the load average are recorded.
-2. Evaluate it on ``valid/`` in the reference layout (:func:`geoseg.evaluate.evaluate_dataset`:
+2. Evaluate it on ``valid/`` in the reference layout
+(:func:`geoseg.evaluation.evaluate.evaluate_dataset`:
    each PNG a small scene, white pixels no data).
-3. Evaluate it in scene mode (:func:`geoseg.evaluate.evaluate_scenes`): the 6 valid tiles
+3. Evaluate it in scene mode (:func:`geoseg.evaluation.evaluate.evaluate_scenes`): the 6 valid tiles
    mosaicked 2 x 3 into one 1024 x 1536 GeoTIFF, with a georeference *assigned* for the test
    (EPSG:32654, 3 m pixels, upper-left corner near 42.75 N 141.98 E; the tiles are not really
    neighbours), nodata 255 (the white wedges), the masks mosaicked the same way. It is
@@ -164,8 +165,8 @@ def recipe_config(recipe: str, args: argparse.Namespace, seed: int) -> Config:
 
 def train_model(config: Config, data: Path, out: Path) -> Run:
     """Train on train/ only (no validation, so valid/ picks nothing) and measure it."""
-    from geoseg.datasets import reference_split
-    from geoseg.train import train
+    from geoseg.training.datasets import reference_split
+    from geoseg.training.train import train
 
     load = os.getloadavg()[0]
     before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -222,8 +223,8 @@ def figures(report) -> str:
 
 def train_threshold(model, settings, data: Path) -> float | None:
     """The threshold ``[train] tune_threshold`` would store: best IoU on the train/ tiles."""
-    from geoseg.datasets import MemoryTiles, TileDataset, reference_split
-    from geoseg.train import choose_threshold
+    from geoseg.training.datasets import MemoryTiles, TileDataset, reference_split
+    from geoseg.training.train import choose_threshold
 
     with TileDataset(reference_split(data, "train"), settings, rgb_map=RGB_MAP) as tiles:
         return choose_threshold(model, MemoryTiles(tiles), 4)
@@ -253,11 +254,11 @@ def evaluate_model(path: Path, data: Path, work: Path, overlap: int, tta: list[s
     without it). Variants are named ``<tta>/<threshold>``; scene figures are NaN without
     ``scene_mode``.
     """
-    from geoseg.evaluate import evaluate_dataset, evaluate_scenes
-    from geoseg.flexunet import load_model
-    from geoseg.inference import KerasPredictor
-    from geoseg.predict import PredictOptions
-    from geoseg.tta import with_tta
+    from geoseg.evaluation.evaluate import evaluate_dataset, evaluate_scenes
+    from geoseg.model.flexunet import load_model
+    from geoseg.model.inference import KerasPredictor
+    from geoseg.prediction.predict import PredictOptions
+    from geoseg.prediction.tta import with_tta
 
     model, settings = load_model(path)
     plain = KerasPredictor(model, batch_size=2, device="cpu")

@@ -5,9 +5,9 @@ Trains a recipe (a ``.config``) on the ``train/`` tiles of one or more regions o
 ~0.5 m, resampled to ``--sichuan-size`` pixels first, as ``configs/sichuan_cpu.config``
 expects), optionally from a trained model's weights (``--init``, fine-tuning), then scores the
 model on each region's 6 held-out ``valid/`` tiles (pooled landslide IoU and F1, object F1 at
-IoU >= 0.5) through the predict path (:func:`geoseg.evaluate.evaluate_dataset`). ``--model``
-scores existing models instead (the bundled ones as they are). Each run prints a ``RESULT``
-line (JSON) with the training's wall minutes, CPU-seconds and the load average.
+IoU >= 0.5) through the predict path (:func:`geoseg.evaluation.evaluate.evaluate_dataset`).
+``--model`` scores existing models instead (the bundled ones as they are). Each run prints a
+``RESULT`` line (JSON) with the training's wall minutes, CPU-seconds and the load average.
 
     python bench/regions.py configs/sichuan_cpu.config --train sichuan-aerial --seeds 42 43 44
     python bench/regions.py configs/sichuan_cpu.config --train sichuan-aerial --init hokkaido-iburi
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from geoseg.config import load_config
-from geoseg.datasets import LabelledScene, reference_split, resample_reference_split
+from geoseg.training.datasets import LabelledScene, reference_split, resample_reference_split
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RGB_MAP = {(0, 0, 0): 0, (255, 0, 0): 1, (255, 0, 255): 1}
@@ -47,10 +47,10 @@ def region_split(region: str, split: str, work: Path, sichuan_size: int) -> list
 
 def score(model: str, regions: list[str], work: Path, sichuan_size: int) -> dict[str, dict]:
     """Landslide IoU/F1 and object F1 of ``model`` on each region's ``valid/`` tiles."""
-    from geoseg.bundled import resolve_model
-    from geoseg.evaluate import evaluate_dataset
-    from geoseg.model_archive import read_settings
-    from geoseg.predictor import load_predictor
+    from geoseg.evaluation.evaluate import evaluate_dataset
+    from geoseg.model.bundled import resolve_model
+    from geoseg.model.model_archive import read_settings
+    from geoseg.model.predictor import load_predictor
 
     path = resolve_model(model)
     settings, predictor = read_settings(path), load_predictor(path, batch_size=2)
@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="score this model instead of training")
     parser.add_argument("--sichuan-size", type=int, default=256)
     args = parser.parse_args()
-    from geoseg.train import train
+    from geoseg.training.train import train
 
     with tempfile.TemporaryDirectory(prefix="geoseg-regions-") as tmp:
         work = Path(tmp)

@@ -3,13 +3,13 @@
 Builds the synthetic scene of ``pipeline_efficiency.py`` (``--size`` pixels square, RGB JPEG
 GeoTIFF) and a FlexUNet of the same configuration (8 filters, 5 levels, 7x7 kernels; 512-pixel
 tiles, 64-pixel overlap), saved as a model file. Then, for 1 and for 2 workers, it starts a
-``LocalCluster`` as geoseg starts one (:func:`geoseg.distributed.local_cluster`: one task thread
-and one TensorFlow thread per worker, Dask's profiler off), loads the model on
+``LocalCluster`` as geoseg starts one (:func:`geoseg.prediction.distributed.local_cluster`: one task
+thread and one TensorFlow thread per worker, Dask's profiler off), loads the model on
 every worker and runs one batch through it (outside the timing, as a long run pays that once
-per worker), and times :func:`geoseg.distributed.predict_scenes` on the scene, alternately,
-``--repeats`` times, keeping each side's best. One worker predicts the scene as one task; two
-workers split it into two bands of rows (the window row they share is predicted once, half by
-each band, and handed over through the work folder) and
+per worker), and times :func:`geoseg.prediction.distributed.predict_scenes` on the scene,
+alternately, ``--repeats`` times, keeping each side's best. One worker predicts the scene as one
+task; two workers split it into two bands of rows (the window row they share is predicted once, half
+by each band, and handed over through the work folder) and
 one of them writes the outputs from the bands' rows. The two runs' masks must be the same
 bytes. ``--probabilities`` also writes uint8 probabilities (so the assembly writes them too).
 
@@ -62,7 +62,7 @@ def cpu_seconds() -> float:
 
 def warm_up(spec: object) -> int:
     """On a worker: load the model and run one batch (TensorFlow traces it); the worker's pid."""
-    from geoseg.distributed import _predictor
+    from geoseg.prediction.distributed import _predictor
 
     predictor = _predictor(spec)  # type: ignore[arg-type]
     size = predictor.settings.image_size
@@ -85,11 +85,11 @@ def main() -> None:
     import keras
     from distributed import Client
 
-    from geoseg.distributed import Executor, local_cluster, predict_scenes
-    from geoseg.flexunet import build_flexunet, save_model
-    from geoseg.jobs import SceneJob
-    from geoseg.predict import PredictOptions, predict_scene
-    from geoseg.predictor import ModelPredictor, ModelSpec
+    from geoseg.model.flexunet import build_flexunet, save_model
+    from geoseg.model.predictor import ModelPredictor, ModelSpec
+    from geoseg.prediction.distributed import Executor, local_cluster, predict_scenes
+    from geoseg.prediction.jobs import SceneJob
+    from geoseg.prediction.predict import PredictOptions, predict_scene
     from geoseg.settings import ModelSettings
 
     keras.utils.set_random_seed(0)

@@ -48,9 +48,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    from geoseg.predict import PredictOptions, plan_run, predict_scene
-    from geoseg.predictor import load_predictor
-    from geoseg.tiling import TileGrid, read_tile
+    from geoseg.model.predictor import load_predictor
+    from geoseg.prediction.predict import PredictOptions, plan_run, predict_scene
+    from geoseg.raster.tiling import TileGrid, read_tile
 
     predictor = load_predictor(args.model, batch_size=args.batch_size)
     settings = predictor.settings

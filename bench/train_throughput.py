@@ -36,7 +36,7 @@ def child(config_path: Path, epochs: int, overrides: dict[str, object], out: Pat
     import dataclasses
 
     from geoseg.config import load_config
-    from geoseg.train import train
+    from geoseg.training.train import train
 
     config = load_config(config_path)
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, **overrides))

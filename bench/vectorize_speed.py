@@ -3,7 +3,7 @@
 Builds a large class mask with random blob "landslides" (deterministic seed), then vectorises
 it with each method in its own subprocess, so that time and memory are measured separately:
 
-- geoseg: :func:`geoseg.vectorize.vectorize_mask` (blocks of ``--block-size`` pixels) on
+- geoseg: :func:`geoseg.vectors.vectorize.vectorize_mask` (blocks of ``--block-size`` pixels) on
   ``--workers`` processes (default: all cores);
 - geoseg serial: the same with ``workers=1`` (the blocks one after another, in one process);
 - reference: the whole mask read at once, one :func:`rasterio.features.shapes` call, a
@@ -80,7 +80,7 @@ def build_mask(path: Path, size: int, blobs: int, seed: int) -> None:
 
 def run_geoseg(mask: Path, out: Path, block_size: int, workers: int | None) -> tuple[int, float]:
     """The block-wise vectoriser: polygon count and total area."""
-    from geoseg.vectorize import vectorize_mask
+    from geoseg.vectors.vectorize import vectorize_mask
 
     summary = vectorize_mask(mask, out, block_size=block_size, workers=workers, overwrite=True)
     return summary.count, summary.total_area_m2
@@ -188,7 +188,7 @@ def child(args: argparse.Namespace) -> None:
     import geopandas  # noqa: F401
     import shapely  # noqa: F401
 
-    import geoseg.vectorize  # noqa: F401
+    import geoseg.vectors.vectorize  # noqa: F401
 
     with TreeMemory() as baseline:
         time.sleep(0.05)

@@ -34,10 +34,10 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_origin
 from scipy import ndimage
 
-from geoseg.postprocess_recipe import PostProcessing
-from geoseg.predict import PredictOptions, predict_scene
-from geoseg.predictor import load_predictor
-from geoseg.preview import render_preview
+from geoseg.model.predictor import load_predictor
+from geoseg.postprocessing.postprocess_recipe import PostProcessing
+from geoseg.prediction.predict import PredictOptions, predict_scene
+from geoseg.prediction.preview import render_preview
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "hokkaido-iburi" / "valid"
@@ -65,7 +65,7 @@ def read_png(path: Path) -> np.ndarray:
 
 def object_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
     """Object F1 of one tile: 8-connected regions matched one to one at IoU >= 0.5."""
-    from geoseg.object_matching import label_overlaps
+    from geoseg.evaluation.object_matching import label_overlaps
 
     eight = np.ones((3, 3), dtype=bool)
     true_labels, predicted_labels = (ndimage.label(m, structure=eight)[0]

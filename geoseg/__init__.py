@@ -4,7 +4,8 @@ The public API, for notebooks and other tools (the ``geoseg`` command is a thin 
 
 - :func:`predict_scene` with :class:`PredictOptions`: a scene to a class mask (and
   probabilities) GeoTIFF aligned with it; :func:`run_job` with a :class:`SceneJob` also
-  vectorises it;
+  vectorises it; :func:`predict_scenes` runs one or many (:func:`expand_scenes`,
+  :func:`plan_jobs`) in this process or on Dask workers (:class:`Executor`);
 - :func:`load_predictor`: a geoseg ``.keras`` model file, or a bundled model's name
   (``"demo"``, ``"hokkaido-iburi"``: :data:`BUNDLED_MODELS`), to a batch predictor
   (TensorFlow loads on its first batch); :func:`load_model` for the Keras model itself;
@@ -14,7 +15,7 @@ The public API, for notebooks and other tools (the ``geoseg`` command is a thin 
   streamed over rasters too big for memory;
 - :func:`evaluate_scenes` and :func:`evaluate_dataset`: scores through the predict path;
 - :func:`train_model`: a FlexUNet from a config and labelled rasters
-  (:func:`geoseg.train.train`);
+  (:func:`geoseg.training.train.train`);
 - :func:`open_scene`, :class:`TileGrid`: the mask-aware scene reader and the one tiler;
 - :class:`GeosegError`: everything geoseg refuses, with subclasses in :mod:`geoseg.errors`.
 
@@ -35,23 +36,28 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC: dict[str, tuple[str, str]] = {  # public name -> (module, name there)
-    "PredictOptions": ("geoseg.predict_options", "PredictOptions"),
-    "predict_scene": ("geoseg.predict", "predict_scene"),
-    "SceneJob": ("geoseg.jobs", "SceneJob"),
-    "run_job": ("geoseg.jobs", "run_job"),
-    "ModelSpec": ("geoseg.predictor", "ModelSpec"),
-    "load_predictor": ("geoseg.predictor", "load_predictor"),
-    "load_model": ("geoseg.flexunet", "load_model"),
-    "BUNDLED_MODELS": ("geoseg.bundled", "BUNDLED_MODELS"),
-    "vectorize_mask": ("geoseg.vectorize", "vectorize_mask"),
-    "PostProcessing": ("geoseg.postprocess_recipe", "PostProcessing"),
-    "postprocess_array": ("geoseg.postprocess", "postprocess_array"),
-    "postprocess_raster": ("geoseg.postprocess", "postprocess_raster"),
-    "evaluate_scenes": ("geoseg.evaluate", "evaluate_scenes"),
-    "evaluate_dataset": ("geoseg.evaluate", "evaluate_dataset"),
-    "train_model": ("geoseg.train", "train"),  # geoseg.train is the module's own name
-    "open_scene": ("geoseg.scene", "open_scene"),
-    "TileGrid": ("geoseg.tiling", "TileGrid"),
+    "PredictOptions": ("geoseg.prediction.predict_options", "PredictOptions"),
+    "predict_scene": ("geoseg.prediction.predict", "predict_scene"),
+    "SceneJob": ("geoseg.prediction.jobs", "SceneJob"),
+    "run_job": ("geoseg.prediction.jobs", "run_job"),
+    "predict_scenes": ("geoseg.prediction.distributed", "predict_scenes"),
+    "Executor": ("geoseg.prediction.distributed", "Executor"),
+    "plan_jobs": ("geoseg.prediction.distributed", "plan_jobs"),
+    "expand_scenes": ("geoseg.prediction.distributed", "expand_scenes"),
+    "ModelSpec": ("geoseg.model.predictor", "ModelSpec"),
+    "load_predictor": ("geoseg.model.predictor", "load_predictor"),
+    "load_model": ("geoseg.model.flexunet", "load_model"),
+    "BUNDLED_MODELS": ("geoseg.model.bundled", "BUNDLED_MODELS"),
+    "vectorize_mask": ("geoseg.vectors.vectorize", "vectorize_mask"),
+    "PostProcessing": ("geoseg.postprocessing.postprocess_recipe", "PostProcessing"),
+    "postprocess_array": ("geoseg.postprocessing.postprocess", "postprocess_array"),
+    "postprocess_raster": ("geoseg.postprocessing.postprocess", "postprocess_raster"),
+    "evaluate_scenes": ("geoseg.evaluation.evaluate", "evaluate_scenes"),
+    "evaluate_dataset": ("geoseg.evaluation.evaluate", "evaluate_dataset"),
+    # geoseg.training.train is the module's own name
+    "train_model": ("geoseg.training.train", "train"),
+    "open_scene": ("geoseg.raster.scene", "open_scene"),
+    "TileGrid": ("geoseg.raster.tiling", "TileGrid"),
     "ModelSettings": ("geoseg.settings", "ModelSettings"),
     "GeosegError": ("geoseg.errors", "GeosegError"),
 }

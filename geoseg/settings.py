@@ -1,8 +1,9 @@
 """A model's own settings: what it was built with and what prediction needs to run it.
 
-:class:`ModelSettings` travels inside every saved ``.keras`` file (see :mod:`geoseg.flexunet`), so
-``geoseg predict`` needs nothing but the model: tile size, bands, normalisation, class names and
-the recommended overlap all come with it. This module does not import TensorFlow.
+:class:`ModelSettings` travels inside every saved ``.keras`` file (see
+:mod:`geoseg.model.flexunet`), so ``geoseg predict`` needs nothing but the model: tile size, bands,
+normalisation, class names and the recommended overlap all come with it. This module does not import
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from geoseg.errors import ConfigError, GeosegError
-from geoseg.postprocess_recipe import PostProcessing
+from geoseg.postprocessing.postprocess_recipe import PostProcessing
 
 __all__ = ["ARCHITECTURE", "AUTO_WINDOW", "AUTO_WINDOW_FILTERS", "DEFAULT_TILE_SIZE", "BandStats",
            "ModelParent", "ModelSettings", "default_class_names", "default_overlap"]
@@ -49,7 +50,7 @@ DEFAULT_TILE_SIZE = 512
 """Tile side when neither a model nor the user says otherwise."""
 
 AUTO_WINDOW = 2048
-"""The automatic window's side (:func:`geoseg.tiling.resolve_window`), for models of up to
+"""The automatic window's side (:func:`geoseg.raster.tiling.resolve_window`), for models of up to
 :data:`AUTO_WINDOW_FILTERS` base filters."""
 AUTO_WINDOW_FILTERS = 8
 """Wider models get automatic windows of as many pixels times base filters, which their
@@ -153,14 +154,14 @@ class ModelSettings:
         saved before it existed, too) = the most probable class.
     postprocessing : dict or None
         How the model's probabilities become landslide regions: a
-        :class:`~geoseg.postprocess_recipe.PostProcessing` as a dict (every field, once
-        checked). None (models saved before it existed, too) = the threshold alone.
+        :class:`~geoseg.postprocessing.postprocess_recipe.PostProcessing` as a dict (every field,
+        once checked). None (models saved before it existed, too) = the threshold alone.
     pixel_size_m : float or None
         Ground size of the training pixels in metres (the side of a square pixel of the same
         area); None when unknown (models saved before geoseg recorded it, too).
     band_stats : list of BandStats or None
         Per model band, what its valid training pixels looked like (sampled); None when
-        unknown. With ``pixel_size_m``, what :mod:`geoseg.imagery` checks a scene against.
+        unknown. With ``pixel_size_m``, what :mod:`geoseg.raster.imagery` checks a scene against.
     parent : ModelParent or None
         The model this one was fine-tuned from (``geoseg train --init``); None when trained
         from scratch.

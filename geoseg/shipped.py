@@ -19,7 +19,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from geoseg.outputs import atomic_output, check_output_path
+from geoseg.raster.outputs import atomic_output, check_output_path
 
 __all__ = ["PLUGIN_NAME", "SHIPPED", "build_plugin_zip", "copy_configs", "plugin_files",
            "shipped_folder"]

@@ -8,7 +8,7 @@ Writes, into this script's folder unless ``--output-dir`` says otherwise:
 - ``iburi_synthetic_landslides.gpkg``: the landslide polygons (``class`` = ``landslide``);
 - ``iburi_synthetic_preview.png``: a 512 px quicklook with the landslide outlines.
 
-The scene and its truth are :func:`geoseg.synthetic.write_sample`'s (seed 2018, as ``geoseg
+The scene and its truth are :func:`geoseg.labels.synthetic.write_sample`'s (seed 2018, as ``geoseg
 sample DIR`` writes them); the demo model is trained on other seeds. Existing files are
 refused unless ``--overwrite`` is given.
 
@@ -32,14 +32,14 @@ import numpy as np  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
 
 from geoseg.errors import GeosegError  # noqa: E402
-from geoseg.outputs import atomic_output, check_output_path  # noqa: E402
-from geoseg.synthetic import (  # noqa: E402
+from geoseg.labels.synthetic import (  # noqa: E402
     SAMPLE_NAME,
     SAMPLE_SEED,
     SAMPLE_SIZE,
     SyntheticScene,
     write_sample,
 )
+from geoseg.raster.outputs import atomic_output, check_output_path  # noqa: E402
 
 SIZE = SAMPLE_SIZE
 PREVIEW_WIDTH = 512

@@ -1,10 +1,11 @@
 """Write the facts of their training imagery into the bundled models, weights untouched.
 
 ``geoseg train`` stores in every model it saves the ground size of its training pixels and
-the statistics of their values, band by band (:func:`geoseg.imagery.training_facts`), so
+the statistics of their values, band by band (:func:`geoseg.raster.imagery.training_facts`), so
 that ``geoseg predict`` can warn about scenes unlike them. The bundled models were trained
 before it did; this script gives them the same facts, computed the same way, and rewrites
-only the settings member of their ``.keras`` files (:func:`geoseg.model_archive.replace_settings`):
+only the settings member of their ``.keras`` files
+(:func:`geoseg.model.model_archive.replace_settings`):
 
 - ``hokkaido-iburi``: the band statistics of its 24 training tiles (``train/`` and ``valid/``
   of ``../shared/data/hokkaido-iburi``, read through the tiler with the model's own tile size
@@ -34,13 +35,13 @@ from pathlib import Path
 from train_bundled_model import SHARED
 from train_demo_model import TRAIN_SEEDS, synthetic_scenes
 
-from geoseg.bundled import resolve_model
 from geoseg.config import load_config
-from geoseg.datasets import LabelledScene, TileDataset, reference_split
-from geoseg.imagery import pixel_size_m, training_facts
-from geoseg.model_archive import read_settings, replace_settings
-from geoseg.scene import open_scene
+from geoseg.model.bundled import resolve_model
+from geoseg.model.model_archive import read_settings, replace_settings
+from geoseg.raster.imagery import pixel_size_m, training_facts
+from geoseg.raster.scene import open_scene
 from geoseg.settings import ModelSettings
+from geoseg.training.datasets import LabelledScene, TileDataset, reference_split
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_SCENE = REPO / "sample_data" / "iburi_synthetic.tif"

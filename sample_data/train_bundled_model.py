@@ -31,10 +31,10 @@ import time
 from pathlib import Path
 
 from geoseg.config import load_config
-from geoseg.datasets import reference_split, resample_reference_split
-from geoseg.postprocess_recipe import PostProcessing
-from geoseg.train import train
-from geoseg.tuning import store_postprocessing
+from geoseg.postprocessing.postprocess_recipe import PostProcessing
+from geoseg.training.datasets import reference_split, resample_reference_split
+from geoseg.training.train import train
+from geoseg.training.tuning import store_postprocessing
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

@@ -1,6 +1,6 @@
 """Train the bundled demo model on synthetic Iburi-like scenes (not the sample scene's seed).
 
-Deterministic inputs: the scenes come from :mod:`geoseg.synthetic` with fixed seeds (training
+Deterministic inputs: the scenes come from :mod:`geoseg.labels.synthetic` with fixed seeds (training
 seeds 1-4, validation seed 5; the sample scene is seed 2018), the training uses the same
 ``geoseg train`` path as users (the one tiler, the same augmentation and losses). The model is
 small (a few hundred kB) so that it can ship inside the package:
@@ -21,9 +21,9 @@ import tempfile
 from pathlib import Path
 
 from geoseg.config import parse_config
-from geoseg.datasets import LabelledScene
-from geoseg.synthetic import make_scene, write_scene
-from geoseg.train import train
+from geoseg.labels.synthetic import make_scene, write_scene
+from geoseg.training.datasets import LabelledScene
+from geoseg.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "geoseg" / "data" / "demo_model.keras"

@@ -13,20 +13,20 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import geoseg.convert
-from geoseg import predictor as predictor_module
+import geoseg.model.convert
 from geoseg.cli import cli
-from geoseg.convert import converted_model
 from geoseg.errors import ModelError, ParameterError
-from geoseg.flexunet import build_flexunet, load_model, save_model
-from geoseg.predictor import (
+from geoseg.model import predictor as predictor_module
+from geoseg.model.convert import converted_model
+from geoseg.model.flexunet import build_flexunet, load_model, save_model
+from geoseg.model.predictor import (
     ModelPredictor,
     ModelSpec,
     file_digest,
     gpu_likely,
     resolve_backend,
 )
-from geoseg.runtimes import (
+from geoseg.model.runtimes import (
     CACHE_FOLDER,
     cached_conversion,
     conversion_name,
@@ -79,7 +79,7 @@ def test_conversion_is_cached_by_digest(
     def no_conversion(*args: object) -> None:
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(geoseg.convert, "_convert", no_conversion)
+    monkeypatch.setattr(geoseg.model.convert, "_convert", no_conversion)
     assert converted_model(copy, "onnx") == first
     # A conversion changed since it was made is made again, not trusted by its name.
     original = first.read_bytes()
@@ -119,7 +119,7 @@ def test_a_converted_model_runs_without_tensorflow(
     np.save(tmp_path / "tiles.npy", tiles)
     code = textwrap.dedent(f"""
         import sys, numpy as np
-        from geoseg.predictor import ModelPredictor, ModelSpec
+        from geoseg.model.predictor import ModelPredictor, ModelSpec
         run = ModelPredictor(ModelSpec({str(model_file)!r}, backend="onnx"))
         run.start()
         probs = run(np.load({str(tmp_path / "tiles.npy")!r}))
@@ -249,7 +249,7 @@ def test_predict_names_the_model_it_loads_first(make_raster, model_file: Path,
 
 
 def test_user_cache_folder_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from geoseg.runtimes import user_cache_folder
+    from geoseg.model.runtimes import user_cache_folder
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     if sys.platform != "win32":

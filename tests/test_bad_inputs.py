@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from conftest import pixelwise_keras_model
 
 from geoseg.cli import cli
-from geoseg.flexunet import build_flexunet, save_model
+from geoseg.model.flexunet import build_flexunet, save_model
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)

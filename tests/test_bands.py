@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from conftest import write_raster
 
 from geoseg.cli import cli
-from geoseg.distributed import Executor, band_counts, local_cluster, predict_scenes
 from geoseg.errors import InputError
-from geoseg.flexunet import save_model
-from geoseg.jobs import SceneJob
-from geoseg.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
-from geoseg.predictor import ModelPredictor, ModelSpec
+from geoseg.model.flexunet import save_model
+from geoseg.model.predictor import ModelPredictor, ModelSpec
+from geoseg.prediction.distributed import Executor, band_counts, local_cluster, predict_scenes
+from geoseg.prediction.jobs import SceneJob
+from geoseg.prediction.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)
@@ -213,7 +213,7 @@ def kill_first_band_worker(marker: Path):  # type: ignore[no-untyped-def]
         name = "kill-first-band-worker"
 
         def setup(self, worker: object) -> None:
-            from geoseg.journal import PredictionJournal
+            from geoseg.raster.journal import PredictionJournal
 
             original = PredictionJournal.save
             saved: list[int] = []

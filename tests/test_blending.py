@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geoseg.blending import ChunkedAccumulator, weight_window
-from geoseg.tiling import TileGrid
+from geoseg.raster.blending import ChunkedAccumulator, weight_window
+from geoseg.raster.tiling import TileGrid
 
 
 def dense_blend(grid: TileGrid, probs: dict, valid: dict, classes: int):

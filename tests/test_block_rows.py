@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geoseg.block_rows import BlockRows
+from geoseg.raster.block_rows import BlockRows
 
 
 @given(row_cuts=st.lists(st.integers(1, 300), max_size=6),

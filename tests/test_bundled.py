@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from conftest import SHARED_DATA, TEST_CRS, TEST_TRANSFORM, write_raster
 from rasterio.errors import NotGeoreferencedWarning
 
-from geoseg.bundled import (
+from geoseg.cli import cli
+from geoseg.model.bundled import (
     BUNDLED_MODELS,
     CARD_KEYS,
     DEFAULT_MODEL,
@@ -27,9 +28,8 @@ from geoseg.bundled import (
     model_card,
     resolve_model,
 )
-from geoseg.cli import cli
-from geoseg.info import describe_model
-from geoseg.model_archive import read_settings
+from geoseg.model.model_archive import read_settings
+from geoseg.prediction.info import describe_model
 
 # The pooled landslide IoU the committed hokkaido-iburi model reaches on the six valid/ tiles
 # through `geoseg predict` (0.638 measured on 2026-11-30; it trained on them too, so this checks

@@ -19,13 +19,13 @@ from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 from shapely.geometry import box
 
-from geoseg import chip_files
 from geoseg import cli as cli_module
-from geoseg.chips import PNG_RGB_MAP, SPLITS, write_chips
 from geoseg.commands.tile import tile as tile_command
 from geoseg.errors import ConfigError, InputError, OutputError, OutputExistsError, ParameterError
-from geoseg.labels import open_labels, read_mask_png
-from geoseg.tiling import TileGrid, read_tile
+from geoseg.labels.reader import open_labels, read_mask_png
+from geoseg.raster.tiling import TileGrid, read_tile
+from geoseg.training import chip_files
+from geoseg.training.chips import PNG_RGB_MAP, SPLITS, write_chips
 
 # Landslide rectangles in pixel coordinates of TEST_TRANSFORM: (row0, row1, col0, col1).
 RECTANGLES = [(10, 30, 20, 50), (90, 130, 100, 118), (150, 160, 200, 255)]

@@ -9,12 +9,12 @@ from click.testing import CliRunner
 from conftest import look_right_keras_model, pixelwise_keras_model
 
 from geoseg.cli import cli
-from geoseg.flexunet import save_model
-from geoseg.model_archive import read_settings, replace_settings
-from geoseg.predict import PredictOptions, predict_scene
-from geoseg.predictor import load_predictor
+from geoseg.model.flexunet import save_model
+from geoseg.model.model_archive import read_settings, replace_settings
+from geoseg.model.predictor import load_predictor
+from geoseg.prediction.predict import PredictOptions, predict_scene
+from geoseg.prediction.tta import TTAPredictor
 from geoseg.settings import ModelSettings
-from geoseg.tta import TTAPredictor
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16, base_filters=4)
 

@@ -16,7 +16,7 @@ from conftest import pixelwise_keras_model
 from test_train import config_text, write_reference_layout
 
 from geoseg.cli import cli
-from geoseg.flexunet import build_flexunet, save_model
+from geoseg.model.flexunet import build_flexunet, save_model
 from geoseg.settings import ModelSettings
 
 
@@ -83,7 +83,7 @@ def test_predict_progress_on_a_sparse_scene_follows_the_rows_written(make_raster
                                                                      monkeypatch):
     """Windows without data count once the rows they cover are written, not when read; 1.0
     comes after the last row is written."""
-    from geoseg import prediction_outputs
+    from geoseg.prediction import prediction_outputs
 
     data = np.zeros((3, 1200, 200), np.uint8)
     data[:, 10:40, 10:40] = 200  # one patch of data, at the top; nodata below

@@ -12,9 +12,9 @@ import rasterio
 import shapely
 from rasterio.transform import from_origin
 
-from geoseg.vector_blocks import Pieces
-from geoseg.vector_features import Measure, feature_table
-from geoseg.vectorize import vectorize_mask
+from geoseg.vectors.vector_blocks import Pieces
+from geoseg.vectors.vector_features import Measure, feature_table
+from geoseg.vectors.vectorize import vectorize_mask
 
 
 def _table(geoms: list[shapely.Geometry], metres_per_unit: float = 1.0) -> gpd.GeoDataFrame:

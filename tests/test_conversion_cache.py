@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from geoseg.model_archive import file_digest
-from geoseg.runtimes import (
+from geoseg.model.model_archive import file_digest
+from geoseg.model.runtimes import (
     CACHE_FOLDER,
     INT8,
     cached_conversion,
@@ -54,7 +54,7 @@ def test_a_recorded_conversion_is_found(model):
 def test_a_file_merely_named_like_the_conversion_is_not_used(model, caplog):
     path, digest = model
     converted(path, digest)  # no record: an older geoseg's, or put there by anyone
-    with caplog.at_level(logging.WARNING, logger="geoseg.runtimes"):
+    with caplog.at_level(logging.WARNING, logger="geoseg.model.runtimes"):
         assert cached_conversion(path, digest, "onnx") is None
     assert "not used" in caplog.text
 

@@ -8,9 +8,9 @@ import numpy as np
 import rasterio
 from click.testing import CliRunner
 
-from geoseg.bundled import resolve_model
 from geoseg.cli import cli
-from geoseg.model_archive import read_settings
+from geoseg.model.bundled import resolve_model
+from geoseg.model.model_archive import read_settings
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 

@@ -7,7 +7,7 @@ import hashlib
 from click.testing import CliRunner
 
 from geoseg.cli import cli
-from geoseg.flexunet import build_flexunet, save_model
+from geoseg.model.flexunet import build_flexunet, save_model
 from geoseg.settings import ModelSettings
 
 

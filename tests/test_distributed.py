@@ -13,21 +13,21 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 
-import geoseg.flexunet
-from geoseg import distributed
+import geoseg.model.flexunet
 from geoseg.cli import cli
-from geoseg.distributed import (
+from geoseg.errors import InputError, OutputExistsError, ParameterError
+from geoseg.model.flexunet import build_flexunet, save_model
+from geoseg.model.predictor import ModelSpec
+from geoseg.prediction import distributed
+from geoseg.prediction.distributed import (
     Executor,
     expand_scenes,
     plan_jobs,
     predict_job,
     predict_scenes,
 )
-from geoseg.errors import InputError, OutputExistsError, ParameterError
-from geoseg.flexunet import build_flexunet, save_model
-from geoseg.jobs import SceneJob
-from geoseg.predict import PredictOptions
-from geoseg.predictor import ModelSpec
+from geoseg.prediction.jobs import SceneJob
+from geoseg.prediction.predict import PredictOptions
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16, base_filters=4,
@@ -91,8 +91,9 @@ def test_a_process_loads_the_model_once_and_a_bad_scene_does_not_stop_the_others
 ):
     loads = []
     distributed._PREDICTORS.clear()
-    original = geoseg.flexunet.load_model
-    monkeypatch.setattr(geoseg.flexunet, "load_model", lambda p: loads.append(p) or original(p))
+    original = geoseg.model.flexunet.load_model
+    monkeypatch.setattr(geoseg.model.flexunet, "load_model",
+                        lambda p: loads.append(p) or original(p))
     bad = make_raster("four.tif", height=70, width=70, bands=4)
     jobs = plan_jobs([str(scenes[0]), str(bad), str(scenes[1])], tmp_path)
     model = ModelSpec(model_path, batch_size=3, device="cpu", backend="keras")

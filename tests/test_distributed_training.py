@@ -34,15 +34,15 @@ from test_train import SEED, config_text, write_scene
 
 from geoseg.cli import cli
 from geoseg.config import load_config
-from geoseg.datasets import TileDataset
 from geoseg.errors import ConfigError, InputError
-from geoseg.flexunet import load_model
-from geoseg.losses import IGNORE, make_loss
-from geoseg.metrics import ConfusionMatrix
+from geoseg.evaluation.metrics import ConfusionMatrix
+from geoseg.model.flexunet import load_model
 from geoseg.settings import ModelSettings
-from geoseg.tf_dataset import replica_shares, training_dataset, validation_steps
-from geoseg.train import CURVES_NAME, LAST_NAME, LOG_NAME, MODEL_NAME, PREVIEWS_DIR, train
-from geoseg.training_strategy import Placement, weights_digest
+from geoseg.training.datasets import TileDataset
+from geoseg.training.losses import IGNORE, make_loss
+from geoseg.training.tf_dataset import replica_shares, training_dataset, validation_steps
+from geoseg.training.train import CURVES_NAME, LAST_NAME, LOG_NAME, MODEL_NAME, PREVIEWS_DIR, train
+from geoseg.training.training_strategy import Placement, weights_digest
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
@@ -63,11 +63,11 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import numpy as np
 
 from geoseg.config import load_config
-from geoseg.datasets import LabelledScene, TileDataset
+from geoseg.training.datasets import LabelledScene, TileDataset
 from geoseg.settings import ModelSettings
-from geoseg.tf_dataset import training_dataset
-from geoseg.train import train
-from geoseg.training_strategy import training_placement
+from geoseg.training.tf_dataset import training_dataset
+from geoseg.training.train import train
+from geoseg.training.training_strategy import training_placement
 
 config_path, out, split_path, *paths = sys.argv[1:]
 config = load_config(config_path)

@@ -1,5 +1,5 @@
-"""geoseg.evaluate and `geoseg evaluate`: hand-computed scene figures, perfect and empty models,
-excluded pixels, the reference PNG layout, report files and the command's exit codes."""
+"""geoseg.evaluation.evaluate and `geoseg evaluate`: hand-computed scene figures, perfect and empty
+models, excluded pixels, the reference PNG layout, report files and the command's exit codes."""
 
 from __future__ import annotations
 
@@ -26,15 +26,20 @@ from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry import box
 
 from geoseg import cli as cli_module
-from geoseg import evaluate as evaluate_module
 from geoseg.errors import InputError, OutputExistsError
-from geoseg.evaluate import evaluate_dataset, evaluate_scenes
-from geoseg.evaluation_report import OBJECT_FILES, REPORT_FILES, SCENES_FILE, write_report
-from geoseg.metrics_report import MetricsReport
-from geoseg.predict import PredictOptions
-from geoseg.predictor import load_predictor
+from geoseg.evaluation import evaluate as evaluate_module
+from geoseg.evaluation.evaluate import evaluate_dataset, evaluate_scenes
+from geoseg.evaluation.evaluation_report import (
+    OBJECT_FILES,
+    REPORT_FILES,
+    SCENES_FILE,
+    write_report,
+)
+from geoseg.evaluation.metrics_report import MetricsReport
+from geoseg.model.predictor import load_predictor
+from geoseg.prediction.predict import PredictOptions
+from geoseg.prediction.tta import TTAPredictor
 from geoseg.settings import ModelSettings
-from geoseg.tta import TTAPredictor
 
 SETTINGS = ModelSettings(image_size=32, num_layers=3, base_filters=4, overlap=8)
 RGB_MAP = {(0, 0, 0): 0, (255, 0, 0): 1}
@@ -348,7 +353,7 @@ def test_object_report_marks_matched_missed_and_false_polygons(tmp_path):
 # ------------------------------------------------------------------------------ command
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    from geoseg.flexunet import save_model
+    from geoseg.model.flexunet import save_model
 
     path = tmp_path_factory.mktemp("model") / "pixelwise.keras"
     return save_model(pixelwise_keras_model(SETTINGS), SETTINGS, path)
@@ -392,7 +397,7 @@ def test_command_on_scenes_with_labels(tmp_path, run, model_path, shifted_scene)
 
 def test_command_tta_averages_a_model_that_is_not_flip_equivariant(tmp_path, run,
                                                                    shifted_scene):
-    from geoseg.flexunet import save_model
+    from geoseg.model.flexunet import save_model
 
     model = save_model(look_right_keras_model(SETTINGS), SETTINGS, tmp_path / "right.keras")
     scene, labels = shifted_scene

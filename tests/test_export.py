@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from geoseg.cli import cli
 from geoseg.errors import OutputExistsError
-from geoseg.export import export_model, settings_sidecar
-from geoseg.flexunet import build_flexunet, load_model, save_model
+from geoseg.model.export import export_model, settings_sidecar
+from geoseg.model.flexunet import build_flexunet, load_model, save_model
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=32, base_filters=4, num_layers=3, bands=[3, 2, 1])

@@ -16,13 +16,13 @@ from click.testing import CliRunner
 from test_train import config_text, write_reference_layout, write_scene
 
 from geoseg import cli as cli_module
-from geoseg.bundled import resolve_model
 from geoseg.config import parse_config
 from geoseg.errors import ConfigError, ModelError
-from geoseg.flexunet import encoder_layers, load_model
-from geoseg.model_archive import read_settings, replace_settings
+from geoseg.model.bundled import resolve_model
+from geoseg.model.flexunet import encoder_layers, load_model
+from geoseg.model.model_archive import read_settings, replace_settings
 from geoseg.settings import ModelSettings
-from geoseg.train import train
+from geoseg.training.train import train
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
@@ -92,7 +92,7 @@ def test_png_tiles_need_the_pixel_size_given_or_say_it_is_unknown(tmp_path):
 
 
 def _reference(root: Path):
-    from geoseg.datasets import reference_split
+    from geoseg.training.datasets import reference_split
 
     return reference_split(root, "train")
 

@@ -26,12 +26,12 @@ from pyogrio.errors import FeatureError
 from rasterio.errors import RasterioIOError
 from scipy.ndimage import gaussian_filter
 
-from geoseg import tiff_messages
 from geoseg.cli import cli
 from geoseg.errors import DiskFullError, OutputError
-from geoseg.flexunet import save_model
-from geoseg.journal import CONTINUE
-from geoseg.outputs import atomic_output, output_errors, retried_by
+from geoseg.model.flexunet import save_model
+from geoseg.raster import tiff_messages
+from geoseg.raster.journal import CONTINUE
+from geoseg.raster.outputs import atomic_output, output_errors, retried_by
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)
@@ -129,7 +129,7 @@ def test_libtiffs_lines_stay_off_the_terminal_and_name_a_full_disk(make_raster, 
 
 def test_a_full_disk_while_saving_the_journal_names_it_and_leaves_no_partial(
         make_raster, model, tmp_path, monkeypatch):
-    from geoseg import journal
+    from geoseg.raster import journal
 
     scene = make_raster("s.tif", height=600, width=300)
     real_open = journal.zipfile.ZipFile.open

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from geoseg.errors import InputError
-from geoseg.predict import MASK_NODATA, PredictOptions, predict_scene
+from geoseg.prediction.predict import MASK_NODATA, PredictOptions, predict_scene
 from geoseg.settings import ModelSettings
 
 

@@ -21,8 +21,8 @@ from conftest import write_raster
 from pyproj import CRS as ProjCRS
 from rasterio.transform import from_origin
 
-from geoseg import imagery
-from geoseg.imagery import fit_warnings, pixel_size_m, scene_sample
+from geoseg.raster import imagery
+from geoseg.raster.imagery import fit_warnings, pixel_size_m, scene_sample
 from geoseg.settings import BandStats, ModelSettings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from geoseg.errors import InputError
-from geoseg.flexunet import build_flexunet
-from geoseg.inference import KerasPredictor, bfloat16_model
+from geoseg.model.flexunet import build_flexunet
+from geoseg.model.inference import KerasPredictor, bfloat16_model
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=32, num_layers=3, base_filters=4, base_kernels=3)

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from conftest import TEST_CRS, TEST_TRANSFORM
 
 from geoseg.cli import cli
-from geoseg.model_archive import replace_settings, write_settings
+from geoseg.model.model_archive import replace_settings, write_settings
 from geoseg.settings import BandStats, ModelParent, ModelSettings
 
 
@@ -95,7 +95,7 @@ def test_info_with_a_model_counts_the_windows_predict_would_use(make_raster, tmp
                                                                 monkeypatch):
     import zipfile
 
-    from geoseg import predictor
+    from geoseg.model import predictor
 
     path = tmp_path / "m.keras"
     with zipfile.ZipFile(path, "w") as archive:
@@ -125,7 +125,7 @@ def test_the_valid_fraction_of_a_large_scene_comes_from_a_decimated_view(tmp_pat
     import numpy as np
     import rasterio
 
-    from geoseg.info import valid_fraction
+    from geoseg.prediction.info import valid_fraction
 
     data = np.full((1, 300, 400), 7, dtype=np.uint8)
     data[:, :, :100] = 0  # a quarter of the scene is nodata

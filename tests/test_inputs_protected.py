@@ -16,8 +16,8 @@ from conftest import InterruptedAfter, PixelwisePredictor, pixelwise_keras_model
 
 from geoseg.cli import cli
 from geoseg.errors import InputError, OutputIsInputError
-from geoseg.flexunet import save_model
-from geoseg.predict import PredictOptions, predict_scene
+from geoseg.model.flexunet import save_model
+from geoseg.prediction.predict import PredictOptions, predict_scene
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)
@@ -118,7 +118,7 @@ def test_resume_with_a_changed_model_file_is_refused(make_raster, tmp_path):
 
 
 def test_ctrl_c_exits_130_and_keeps_the_journal(make_raster, tmp_path, monkeypatch):
-    from geoseg import predictor as predictor_module
+    from geoseg.model import predictor as predictor_module
 
     scene = make_raster("s.tif", height=1000, width=100)
     interrupted = InterruptedAfter(4)

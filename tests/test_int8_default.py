@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from geoseg import predictor, runtimes
-from geoseg.bundled import resolve_model
 from geoseg.cli import cli
-from geoseg.model_archive import file_digest
-from geoseg.predictor import ModelSpec
-from geoseg.runtimes import INT8, cached_conversion, conversion_name, record_conversion
+from geoseg.model import predictor, runtimes
+from geoseg.model.bundled import resolve_model
+from geoseg.model.model_archive import file_digest
+from geoseg.model.predictor import ModelSpec
+from geoseg.model.runtimes import INT8, cached_conversion, conversion_name, record_conversion
 
 INT8_CPU = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni amx_tile amx_int8\n"
 PLAIN_CPU = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n"

@@ -1,4 +1,5 @@
-"""Tests of geoseg.labels: labels land on the scene grid exactly where the tiler reads images.
+"""Tests of geoseg.labels.reader: labels land on the scene grid exactly where the tiler reads
+images.
 
 Scenes are tiny GeoTIFFs written to tmp_path in EPSG:32654 (UTM 54N) with 3 m pixels near
 42.75 N 141.98 E, where the reference Hokkaido Iburi tiles lie (they carry no georeference
@@ -21,7 +22,7 @@ from rasterio.features import rasterize
 from rasterio.windows import Window
 
 from geoseg.errors import ConfigError, InputError
-from geoseg.labels import (
+from geoseg.labels.reader import (
     NO_LABEL,
     LabelSource,
     RasterLabels,
@@ -33,7 +34,7 @@ from geoseg.labels import (
     read_mask_png,
     validate_rgb_map,
 )
-from geoseg.tiling import TileGrid, pad_to_tile, read_tile
+from geoseg.raster.tiling import TileGrid, pad_to_tile, read_tile
 
 UTM = "EPSG:32654"
 PIXEL = 3.0
@@ -533,7 +534,7 @@ def test_one_band_class_rasters_ignore_an_rgb_map(tmp_path):
     from rasterio.transform import from_origin
     from rasterio.windows import Window
 
-    from geoseg.labels import open_labels
+    from geoseg.labels.reader import open_labels
 
     profile = {"driver": "GTiff", "width": 8, "height": 8, "count": 1, "dtype": "uint8",
                "crs": "EPSG:32654", "transform": from_origin(0, 80, 10, 10)}

@@ -1,4 +1,5 @@
-"""Tests for geoseg.metrics: hand-computed matrices, brute-force sweeps, synthetic polygons."""
+"""Tests for geoseg.evaluation.metrics: hand-computed matrices, brute-force sweeps, synthetic
+polygons."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from hypothesis.extra import numpy as hnp
 from shapely.geometry import Point, Polygon, box
 
 from geoseg.errors import ConfigError, InputError, OutputExistsError
-from geoseg.metrics import ConfusionMatrix, ThresholdSweep
-from geoseg.metrics_report import MetricsReport
-from geoseg.object_matching import label_overlaps, match_objects, object_overlaps
+from geoseg.evaluation.metrics import ConfusionMatrix, ThresholdSweep
+from geoseg.evaluation.metrics_report import MetricsReport
+from geoseg.evaluation.object_matching import label_overlaps, match_objects, object_overlaps
 
 
 def arrays_from_matrix(matrix: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

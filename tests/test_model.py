@@ -10,8 +10,8 @@ import pytest
 
 from geoseg.config import load_config
 from geoseg.errors import ConfigError, ModelError, OutputExistsError
-from geoseg.flexunet import build_flexunet, load_model, save_model
-from geoseg.model_archive import SETTINGS_MEMBER, read_settings, replace_settings
+from geoseg.model.flexunet import build_flexunet, load_model, save_model
+from geoseg.model.model_archive import SETTINGS_MEMBER, read_settings, replace_settings
 from geoseg.settings import ModelSettings
 
 TINY = ModelSettings(image_size=32, base_filters=4, num_layers=3, base_kernels=(5, 5),

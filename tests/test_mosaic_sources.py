@@ -15,8 +15,8 @@ from rasterio.windows import Window
 from test_bad_inputs import striped_mosaic
 
 from geoseg.errors import InputError
-from geoseg.predict import BandedPrediction, PredictOptions, plan_run
-from geoseg.scene import open_scene, read_window
+from geoseg.prediction.predict import BandedPrediction, PredictOptions, plan_run
+from geoseg.raster.scene import open_scene, read_window
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)

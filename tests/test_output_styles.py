@@ -16,12 +16,12 @@ from test_inputs_protected import one_error_line
 
 from geoseg.cli import cli
 from geoseg.errors import OutputError, OutputExistsError, OutputIsInputError
-from geoseg.flexunet import save_model
-from geoseg.jobs import SceneJob, run_job
-from geoseg.predict import PredictOptions
+from geoseg.model.flexunet import save_model
+from geoseg.prediction.jobs import SceneJob, run_job
+from geoseg.prediction.predict import PredictOptions
+from geoseg.raster.styles import polygon_style
 from geoseg.settings import ModelSettings
-from geoseg.styles import polygon_style
-from geoseg.vectorize import vectorize_mask
+from geoseg.vectors.vectorize import vectorize_mask
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)
 USER_STYLE = "<qgis><!-- the user's own style of the scene --></qgis>"

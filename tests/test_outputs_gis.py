@@ -11,7 +11,13 @@ import rasterio
 from conftest import PixelwisePredictor
 
 from geoseg.errors import InputError
-from geoseg.predict import CLASS_NAMES_TAG, MODEL_TAG, SETTINGS_TAG, PredictOptions, predict_scene
+from geoseg.prediction.predict import (
+    CLASS_NAMES_TAG,
+    MODEL_TAG,
+    SETTINGS_TAG,
+    PredictOptions,
+    predict_scene,
+)
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)

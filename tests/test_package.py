@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from packaging.requirements import Requirement
 
-from geoseg.bundled import BUNDLED_MODELS, CODE_LICENSE, card_facts, model_card, resolve_model
 from geoseg.cli import cli
+from geoseg.model.bundled import BUNDLED_MODELS, CODE_LICENSE, card_facts, model_card, resolve_model
 
 tomllib = pytest.importorskip("tomllib")
 

@@ -1,5 +1,6 @@
-"""geoseg.postprocess: known answers for each step, block-streamed results equal to whole-array
-results (hypothesis), the raster path's geo metadata and bytes, the recipe and its storage."""
+"""geoseg.postprocessing.postprocess: known answers for each step, block-streamed results equal to
+whole-array results (hypothesis), the raster path's geo metadata and bytes, the recipe and its
+storage."""
 
 from __future__ import annotations
 
@@ -14,16 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from geoseg.components import STRUCTURES, ComponentScan
 from geoseg.errors import ConfigError, OutputExistsError, OutputIsInputError, ParameterError
-from geoseg.mask_format import CLASS_NAMES_TAG, MASK_NODATA, PROBABILITY_SCALE
-from geoseg.postprocess import (
+from geoseg.postprocessing.components import STRUCTURES, ComponentScan
+from geoseg.postprocessing.postprocess import (
     POSTPROCESSING_TAG,
     postprocess_array,
     postprocess_raster,
     region_pixel_size,
 )
-from geoseg.postprocess_recipe import PostProcessing
+from geoseg.postprocessing.postprocess_recipe import PostProcessing
+from geoseg.raster.mask_format import CLASS_NAMES_TAG, MASK_NODATA, PROBABILITY_SCALE
 from geoseg.settings import ModelSettings
 
 PIXEL = 3.0  # metres, as TEST_TRANSFORM

@@ -11,7 +11,7 @@ import rasterio
 from conftest import TEST_CRS, TEST_TRANSFORM, PixelwisePredictor
 
 from geoseg.errors import InputError, OutputExistsError
-from geoseg.predict import (
+from geoseg.prediction.predict import (
     CLASS_NAMES_TAG,
     MASK_NODATA,
     PROBABILITY_NODATA,

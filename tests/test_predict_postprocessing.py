@@ -14,9 +14,9 @@ import rasterio
 from conftest import PixelwisePredictor, write_raster
 
 from geoseg.errors import ParameterError
-from geoseg.postprocess import postprocess_array
-from geoseg.postprocess_recipe import PostProcessing
-from geoseg.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
+from geoseg.postprocessing.postprocess import postprocess_array
+from geoseg.postprocessing.postprocess_recipe import PostProcessing
+from geoseg.prediction.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, base_filters=4, overlap=8, threshold=0.5)
@@ -137,7 +137,7 @@ def test_cli_flags_change_the_stored_recipe_value_by_value(scene, tmp_path):
     from conftest import pixelwise_keras_model
 
     from geoseg.cli import cli
-    from geoseg.flexunet import save_model
+    from geoseg.model.flexunet import save_model
 
     model = save_model(pixelwise_keras_model(STORED), STORED, tmp_path / "m.keras")
     runs = {"stored": [], "off": ["--no-postprocessing"], "area": ["--min-region-area", "100"]}

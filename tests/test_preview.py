@@ -11,7 +11,7 @@ from shapely.geometry import box
 
 from geoseg.cli import cli
 from geoseg.errors import InputError
-from geoseg.preview import render_preview
+from geoseg.prediction.preview import render_preview
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -21,9 +21,9 @@ import pyogrio
 import pytest
 
 import geoseg
-from geoseg.bundled import BUNDLED_MODELS, DEFAULT_MODEL, resolve_model
 from geoseg.cli import cli
 from geoseg.commands.options import PROGRESS_KEY
+from geoseg.model.bundled import BUNDLED_MODELS, DEFAULT_MODEL, resolve_model
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[1] / "qgis_plugin"
 sys.path.insert(0, str(PLUGIN_ROOT))

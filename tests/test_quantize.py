@@ -15,12 +15,12 @@ from test_bad_inputs import assert_refused
 
 from geoseg.cli import cli
 from geoseg.errors import InputError, ParameterError
-from geoseg.flexunet import build_flexunet, save_model
-from geoseg.info import describe_model
-from geoseg.mask_format import classify
-from geoseg.predict import PredictOptions, predict_scene
-from geoseg.predictor import ModelPredictor, ModelSpec
-from geoseg.quantize import calibration_tiles
+from geoseg.model.flexunet import build_flexunet, save_model
+from geoseg.model.predictor import ModelPredictor, ModelSpec
+from geoseg.model.quantize import calibration_tiles
+from geoseg.prediction.info import describe_model
+from geoseg.prediction.predict import PredictOptions, predict_scene
+from geoseg.raster.mask_format import classify
 from geoseg.settings import ModelSettings
 
 pytest.importorskip("nncf")
@@ -146,7 +146,7 @@ def test_quantize_refuses_scenes_without_data(model_file, tmp_path):
     result = CliRunner().invoke(cli, ["quantize", str(model_file), str(empty)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "no tile holds data to calibrate on" in result.output
-    from geoseg.quantize import quantize_model
+    from geoseg.model.quantize import quantize_model
 
     with pytest.raises(InputError, match="no scene"):
         quantize_model(model_file, [])
@@ -155,7 +155,7 @@ def test_quantize_refuses_scenes_without_data(model_file, tmp_path):
 def test_a_scene_of_one_tile_is_checked_on_its_calibration_tile(tmp_path, make_raster):
     import keras
 
-    from geoseg.quantize import quantize_model
+    from geoseg.model.quantize import quantize_model
 
     keras.utils.set_random_seed(7)
     model = save_model(build_flexunet(SETTINGS), SETTINGS, tmp_path / "one.keras")

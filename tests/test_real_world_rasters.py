@@ -26,10 +26,10 @@ from rasterio.crs import CRS
 from rasterio.features import shapes
 
 from geoseg.cli import cli
-from geoseg.datasets import LabelledScene, TileDataset
-from geoseg.flexunet import save_model
-from geoseg.scene import describe_validity, open_scene, read_window
+from geoseg.model.flexunet import save_model
+from geoseg.raster.scene import describe_validity, open_scene, read_window
 from geoseg.settings import ModelSettings
+from geoseg.training.datasets import LabelledScene, TileDataset
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)
 HEIGHT, WIDTH = 150, 170

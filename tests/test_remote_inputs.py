@@ -21,10 +21,10 @@ from test_bad_inputs import striped_mosaic
 from test_inputs_protected import one_error_line
 
 from geoseg.cli import cli
-from geoseg.distributed import expand_scenes
 from geoseg.errors import InputError
-from geoseg.predict import PredictOptions, predict_scene
-from geoseg.scene import open_scene, read_window, scene_fingerprint
+from geoseg.prediction.distributed import expand_scenes
+from geoseg.prediction.predict import PredictOptions, predict_scene
+from geoseg.raster.scene import open_scene, read_window, scene_fingerprint
 
 SETTINGS = test_cli_predict.SETTINGS
 model_path = test_cli_predict.model_path

@@ -17,9 +17,9 @@ from rasterio.transform import from_origin
 
 from geoseg.cli import cli
 from geoseg.errors import InputError, ParameterError
-from geoseg.flexunet import save_model
-from geoseg.postprocess_recipe import PostProcessing
-from geoseg.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
+from geoseg.model.flexunet import save_model
+from geoseg.postprocessing.postprocess_recipe import PostProcessing
+from geoseg.prediction.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16, base_filters=4)

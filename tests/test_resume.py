@@ -15,11 +15,11 @@ from conftest import InterruptedAfter, PixelwisePredictor, signal_once_rows_are_
 from rasterio.windows import Window
 
 from geoseg.errors import InputError
-from geoseg.flexunet import build_flexunet, save_model
-from geoseg.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
-from geoseg.scene import scene_fingerprint
+from geoseg.model.flexunet import build_flexunet, save_model
+from geoseg.prediction.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
+from geoseg.raster.scene import scene_fingerprint
+from geoseg.raster.tiling import TileGrid
 from geoseg.settings import ModelSettings
-from geoseg.tiling import TileGrid
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, overlap=16)
 
@@ -116,7 +116,7 @@ def test_killed_cli_run_resumes_to_identical_bytes(make_raster, tmp_path):
 
 def test_resume_after_every_row_was_saved_predicts_nothing(make_raster, tmp_path, monkeypatch):
     """Interrupted as the outputs were moved into place: the journal holds every row."""
-    from geoseg import prediction_outputs
+    from geoseg.prediction import prediction_outputs
 
     scene = make_raster(height=300, width=150, nodata=0)
     reference = predict_scene(scene, tmp_path / "ref.tif", PixelwisePredictor(4), SETTINGS)
@@ -196,7 +196,7 @@ def test_bands_resumed_after_an_edit_predict_the_changed_rows_again(make_raster,
                                                                       monkeypatch):
     """Bands check the saved rows when a run continues (plan with resume), the models' outputs
     saved for shared tiles are not reused."""
-    from geoseg import prediction_run
+    from geoseg.prediction import prediction_run
 
     monkeypatch.setattr(prediction_run, "scene_fingerprint", lambda src: "unchanged")
     scene = make_raster(height=900, width=150, nodata=0)

@@ -11,7 +11,7 @@ from conftest import pixelwise_keras_model
 from rasterio.rio.main import main_group
 
 from geoseg.cli import cli
-from geoseg.flexunet import save_model
+from geoseg.model.flexunet import save_model
 from geoseg.settings import ModelSettings
 
 

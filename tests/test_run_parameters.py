@@ -1,5 +1,5 @@
-"""One description of every run parameter (:mod:`geoseg.run_parameters`): the command line's
-options and the QGIS plugin's parameters agree with it, and its owners exist."""
+"""One description of every run parameter (:mod:`geoseg.prediction.run_parameters`): the command
+line's options and the QGIS plugin's parameters agree with it, and its owners exist."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from geoseg.cli import cli
 from geoseg.commands.options import PREDICTION_PARAMETERS
-from geoseg.run_parameters import RUN_PARAMETERS, RunParameter
+from geoseg.prediction.run_parameters import RUN_PARAMETERS, RunParameter
 from geoseg.settings import AUTO_WINDOW
 
 ALGORITHMS = Path(__file__).resolve().parents[1] / "qgis_plugin" / "geoseg_qgis" / "algorithms.py"
@@ -181,8 +181,8 @@ def test_the_plugins_overlap_is_left_to_geoseg_and_its_window_label_is_geosegs()
 
 
 def test_the_librarys_requests_take_their_defaults_from_the_schema():
-    from geoseg.predict_options import PredictOptions
-    from geoseg.predictor import ModelSpec, load_predictor
+    from geoseg.model.predictor import ModelSpec, load_predictor
+    from geoseg.prediction.predict_options import PredictOptions
 
     for owner in (PredictOptions, ModelSpec):
         for field in dataclasses.fields(owner):

@@ -1,5 +1,6 @@
-"""A run is resolved once into a frozen plan (:func:`geoseg.predict_options.plan_run`), which the
-scene run, the bands of a Dask run and evaluation read: the window among them, resolved once."""
+"""A run is resolved once into a frozen plan (:func:`geoseg.prediction.predict_options.plan_run`),
+which the scene run, the bands of a Dask run and evaluation read: the window among them, resolved
+once."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import dataclasses
 import pytest
 from conftest import PixelwisePredictor
 
-import geoseg.predict_options
+import geoseg.prediction.predict_options
 from geoseg.errors import ParameterError
-from geoseg.postprocess_recipe import PostProcessing
-from geoseg.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
+from geoseg.postprocessing.postprocess_recipe import PostProcessing
+from geoseg.prediction.predict import BandedPrediction, PredictOptions, plan_run, predict_scene
 from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, base_filters=64, num_layers=3, overlap=16,
@@ -51,13 +52,13 @@ def test_every_check_of_the_request_against_the_model_is_made_by_the_plan():
 
 def test_the_window_is_resolved_once_per_run(make_raster, tmp_path, monkeypatch):
     calls = []
-    resolve = geoseg.predict_options.resolve_window
+    resolve = geoseg.prediction.predict_options.resolve_window
 
     def counted(*args, **kwargs):
         calls.append(args[0])
         return resolve(*args, **kwargs)
 
-    monkeypatch.setattr(geoseg.predict_options, "resolve_window", counted)
+    monkeypatch.setattr(geoseg.prediction.predict_options, "resolve_window", counted)
     scene = make_raster(height=900, width=300)
     result = predict_scene(scene, tmp_path / "m.tif", WindowsPredictor(), SETTINGS)
     assert calls == ["auto"]

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import signal_once_rows_are_saved
 
-from geoseg.flexunet import build_flexunet, save_model
-from geoseg.outputs import PARTIAL_MARKER, atomic_output, remove_stale_partials
+from geoseg.model.flexunet import build_flexunet, save_model
+from geoseg.raster.outputs import PARTIAL_MARKER, atomic_output, remove_stale_partials
 from geoseg.settings import ModelSettings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.dom.minidom
 
-from geoseg.styles import class_colours, polygon_style, raster_style, style_path, write_style
+from geoseg.raster.styles import class_colours, polygon_style, raster_style, style_path, write_style
 
 
 def test_landslide_is_red_and_background_transparent():

@@ -1,4 +1,4 @@
-"""Tests of the synthetic landslide scenes (geoseg.synthetic) and the sample-data script."""
+"""Tests of the synthetic landslide scenes (geoseg.labels.synthetic) and the sample-data script."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from rasterio.enums import ColorInterp
 from rasterio.features import rasterize
 
 from geoseg.errors import OutputExistsError
-from geoseg.synthetic import (
+from geoseg.labels.synthetic import (
     IBURI_EPICENTRE_UTM54N,
     UTM54N,
     SyntheticScene,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.windows import transform as window_transform
 
-from geoseg.tiling import TileGrid, axis_offsets, input_cache_bytes, pad_to_tile, read_tile
+from geoseg.raster.tiling import TileGrid, axis_offsets, input_cache_bytes, pad_to_tile, read_tile
 
 
 @pytest.mark.parametrize(

@@ -24,10 +24,15 @@ from click.testing import CliRunner
 from rasterio.transform import from_origin
 
 from geoseg import cli as cli_module
-from geoseg.augment import Augmentation, augment, example_seed
-from geoseg.chips import write_chips
 from geoseg.config import load_config, parse_config
-from geoseg.datasets import (
+from geoseg.errors import ConfigError, InputError, OutputExistsError
+from geoseg.evaluation.metrics import ConfusionMatrix
+from geoseg.model.flexunet import build_flexunet, load_model
+from geoseg.raster.tiling import TileGrid, pad_to_tile, read_tile
+from geoseg.settings import ModelSettings
+from geoseg.training.augment import Augmentation, augment, example_seed
+from geoseg.training.chips import write_chips
+from geoseg.training.datasets import (
     WHITE_NODATA,
     LabelledScene,
     MemoryTiles,
@@ -37,10 +42,8 @@ from geoseg.datasets import (
     reference_scenes,
     reference_split,
 )
-from geoseg.errors import ConfigError, InputError, OutputExistsError
-from geoseg.flexunet import build_flexunet, load_model
-from geoseg.keras_metrics import ClassIoU
-from geoseg.losses import (
+from geoseg.training.keras_metrics import ClassIoU
+from geoseg.training.losses import (
     IGNORE,
     crossentropy,
     decode_target,
@@ -50,11 +53,8 @@ from geoseg.losses import (
     lovasz,
     make_loss,
 )
-from geoseg.metrics import ConfusionMatrix
-from geoseg.settings import ModelSettings
-from geoseg.tf_dataset import example_tile, training_dataset
-from geoseg.tiling import TileGrid, pad_to_tile, read_tile
-from geoseg.train import LAST_NAME, LOG_NAME, MODEL_NAME, choose_threshold, train
+from geoseg.training.tf_dataset import example_tile, training_dataset
+from geoseg.training.train import LAST_NAME, LOG_NAME, MODEL_NAME, choose_threshold, train
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hokkaido-iburi"
 HOKKAIDO_CONFIG = Path(__file__).parent / "data" / "hokkaido.config"
@@ -693,8 +693,8 @@ def test_cli_usage_errors(run, tmp_path, scenes):
 def test_cli_writes_the_int8_version_calibrated_on_the_training_tiles(run, tmp_path):
     pytest.importorskip("nncf")
     pytest.importorskip("openvino")
-    from geoseg.model_archive import file_digest
-    from geoseg.runtimes import INT8, cached_conversion
+    from geoseg.model.model_archive import file_digest
+    from geoseg.model.runtimes import INT8, cached_conversion
 
     data = write_reference_layout(tmp_path / "data", {"train": 2})
     config = tmp_path / "small.config"

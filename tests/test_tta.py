@@ -7,9 +7,9 @@ import pytest
 import rasterio
 
 from geoseg.errors import InputError
-from geoseg.predict import PredictOptions, predict_scene
+from geoseg.prediction.predict import PredictOptions, predict_scene
+from geoseg.prediction.tta import TTA_MODES, TTAPredictor, transforms, with_tta
 from geoseg.settings import ModelSettings
-from geoseg.tta import TTA_MODES, TTAPredictor, transforms, with_tta
 
 
 class LookRight:

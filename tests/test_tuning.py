@@ -10,12 +10,12 @@ import pytest
 import rasterio
 from conftest import PixelwisePredictor, write_raster
 
-from geoseg.datasets import LabelledScene
 from geoseg.errors import InputError
-from geoseg.flexunet import build_flexunet, save_model
-from geoseg.model_archive import read_settings
+from geoseg.model.flexunet import build_flexunet, save_model
+from geoseg.model.model_archive import read_settings
 from geoseg.settings import ModelSettings
-from geoseg.tuning import candidate_recipes, tune_model_postprocessing, tune_postprocessing
+from geoseg.training.datasets import LabelledScene
+from geoseg.training.tuning import candidate_recipes, tune_model_postprocessing, tune_postprocessing
 
 SETTINGS = ModelSettings(image_size=64, num_layers=3, base_filters=4, overlap=8, threshold=0.5)
 
@@ -75,7 +75,7 @@ def test_no_validation_scene_is_one_line(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 def test_reference_tiles_resample_by_area_and_majority(tmp_path):
-    from geoseg.datasets import resample_reference_split
+    from geoseg.training.datasets import resample_reference_split
 
     magenta = (255, 0, 255)
     folder = tmp_path / "region" / "valid"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geoseg.tta import TTAPredictor
-from geoseg.uncertainty import predictive_entropy, uncertainty_style
+from geoseg.prediction.tta import TTAPredictor
+from geoseg.prediction.uncertainty import predictive_entropy, uncertainty_style
 from tests.test_tta import LookRight, tiles
 
 
@@ -74,7 +74,7 @@ def test_polygons_get_the_mean_uncertainty_over_their_pixels(tmp_path, workers: 
     """A polygon cut by block edges (merged) and one whole; uint8 with a scale of 1/254 and
     nodata 255 as geoseg predict writes it: nodata pixels do not count."""
     from geoseg.errors import InputError
-    from geoseg.vectorize import polygons_from_mask
+    from geoseg.vectors.vectorize import polygons_from_mask
 
     mask = np.zeros((64, 64), np.uint8)
     mask[10:50, 20:40] = 1  # 800 pixels across the 32-pixel blocks
@@ -128,7 +128,7 @@ def _rgba_scene(path) -> tuple[object, np.ndarray]:
 
 def _predict(scene, out_dir, predictor, name: str, tta: str = "none", dtype: str = "uint8",
              uncertainty: bool = True, **kwargs):
-    from geoseg.predict import PredictOptions, predict_scene
+    from geoseg.prediction.predict import PredictOptions, predict_scene
     from geoseg.settings import ModelSettings
 
     out_dir.mkdir(exist_ok=True)
@@ -209,7 +209,7 @@ def test_uncertainty_changes_no_other_output_and_is_the_same_bytes_every_run(
 def test_uncertainty_output_is_refused_when_it_exists_or_is_the_scene(tmp_path,
                                                                        pixelwise) -> None:
     from geoseg.errors import OutputExistsError, OutputIsInputError
-    from geoseg.predict import PredictOptions, predict_scene
+    from geoseg.prediction.predict import PredictOptions, predict_scene
     from geoseg.settings import ModelSettings
 
     scene, _ = _rgba_scene(tmp_path / "scene.tif")
@@ -231,8 +231,8 @@ def test_polygons_of_a_tta_run_get_the_spread_without_an_uncertainty_output(tmp_
     without TTA the polygons are those of before (no uncertainty column)."""
     import geopandas as gpd
 
-    from geoseg.jobs import SceneJob, run_job
-    from geoseg.predict import PredictOptions
+    from geoseg.prediction.jobs import SceneJob, run_job
+    from geoseg.prediction.predict import PredictOptions
     from geoseg.settings import ModelSettings
     from tests.test_tta import LookRight
 

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from rasterio.transform import from_origin
 
 from geoseg.cli import cli
-from geoseg.vector_features import Measure
-from geoseg.vectorize import PolygonOptions, polygons_from_mask
+from geoseg.vectors.vector_features import Measure
+from geoseg.vectors.vectorize import PolygonOptions, polygons_from_mask
 
 LON, LAT = -122.42, 37.7  # San Francisco: Web Mercator is 1/cos²(37.7°) = 1.60 times too large
 CUSTOM_MERCATOR = pyproj.CRS("+proj=merc +lon_0=-100 +datum=WGS84 +units=m").to_wkt()

@@ -1,4 +1,5 @@
-"""Tests for geoseg.vectorize and ``geoseg vectorize``: rasterised shapes come back as polygons."""
+"""Tests for geoseg.vectors.vectorize and ``geoseg vectorize``: rasterised shapes come back as
+polygons."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ from rasterio.transform import from_origin
 
 from geoseg.cli import cli
 from geoseg.errors import InputError, OutputError, OutputExistsError, ParameterError
-from geoseg.geometry import repair_polygons
-from geoseg.vector_blocks import _pack, _polygonise, _regions
-from geoseg.vectorize import (
+from geoseg.vectors.geometry import repair_polygons
+from geoseg.vectors.vector_blocks import _pack, _polygonise, _regions
+from geoseg.vectors.vectorize import (
     PolygonOptions,
     VectorizeSummary,
     polygons_from_mask,
@@ -292,7 +293,7 @@ def test_mask_without_crs_warns_and_measures_pixels(
 ) -> None:
     path = write_mask(tmp_path / "m.tif", squares_and_ring(), crs=None,
                       transform=rasterio.Affine.identity())
-    with caplog.at_level(logging.WARNING, logger="geoseg.vectorize"):
+    with caplog.at_level(logging.WARNING, logger="geoseg.vectors.vectorize"):
         frame = polygons_from_mask(path)
     assert "no CRS" in caplog.text and "pixels" in caplog.text
     assert frame.crs is None
@@ -501,6 +502,6 @@ def test_cli_vectorize(tmp_path: Path) -> None:
 
 
 def test_vectoriser_does_not_import_tensorflow() -> None:
-    code = ("import sys, geoseg.vectorize; "
+    code = ("import sys, geoseg.vectors.vectorize; "
             "assert not {'tensorflow', 'keras'} & set(sys.modules), 'TensorFlow imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

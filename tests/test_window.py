@@ -17,11 +17,10 @@ from hypothesis import strategies as st
 
 from geoseg.cli import cli
 from geoseg.errors import ParameterError
-from geoseg.flexunet import build_flexunet, resized_flexunet, save_model
-from geoseg.predict import PredictOptions, predict_scene
-from geoseg.predictor import load_predictor
-from geoseg.settings import ModelSettings
-from geoseg.tiling import (
+from geoseg.model.flexunet import build_flexunet, resized_flexunet, save_model
+from geoseg.model.predictor import load_predictor
+from geoseg.prediction.predict import PredictOptions, predict_scene
+from geoseg.raster.tiling import (
     AUTO_WINDOW,
     AUTO_WINDOW_FILTERS,
     TileGrid,
@@ -29,6 +28,7 @@ from geoseg.tiling import (
     inference_window,
     resolve_window,
 )
+from geoseg.settings import ModelSettings
 
 SETTINGS = ModelSettings(image_size=64, base_filters=4, num_layers=3, overlap=16)
 
@@ -99,7 +99,7 @@ def test_a_per_pixel_model_gives_the_same_outputs_in_any_window(make_raster, tmp
 
 
 def test_a_resized_flexunet_has_the_same_weights(model_file):
-    from geoseg.flexunet import load_model
+    from geoseg.model.flexunet import load_model
 
     model, settings = load_model(model_file)
     same = resized_flexunet(model, settings, 64)

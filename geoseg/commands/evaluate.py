@@ -106,7 +106,7 @@ def evaluate(
       geoseg evaluate --dataset hokkaido-iburi/valid --model model.keras
     """
     from geoseg.config import default_config, load_config
-    from geoseg.evaluation_report import DICE_NOTE, check_report_dir, write_report
+    from geoseg.evaluation.evaluation_report import DICE_NOTE, check_report_dir, write_report
 
     config = load_config(config_path) if config_path else default_config()
     source = _data_source(scenes, labels, dataset, split,
@@ -115,8 +115,8 @@ def evaluate(
     if report_dir is not None:
         check_report_dir(report_dir, overwrite)
 
-    from geoseg.evaluate import evaluate_dataset, evaluate_scenes
-    from geoseg.predictor import ModelPredictor
+    from geoseg.evaluation.evaluate import evaluate_dataset, evaluate_scenes
+    from geoseg.model.predictor import ModelPredictor
 
     predictor = ModelPredictor(model_spec(model_path, run))
     settings = predictor.settings

@@ -25,7 +25,7 @@ def export(model_path: str, export_format: str, out_path: str, overwrite: bool) 
     Example:
       geoseg export model.keras --format onnx --out model.onnx
     """
-    from geoseg.export import export_model, settings_sidecar
+    from geoseg.model.export import export_model, settings_sidecar
 
     path = export_model(model_path, out_path, export_format, overwrite)  # type: ignore[arg-type]
     click.echo(f"{path}: {export_format} model; settings in {settings_sidecar(path)}")

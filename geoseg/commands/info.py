@@ -6,8 +6,8 @@ import json
 
 import click
 
-from geoseg.bundled import bundled_name, resolve_model
 from geoseg.commands.options import grid_model_opt, overlap_opt, raster_input, tile_size_opt
+from geoseg.model.bundled import bundled_name, resolve_model
 
 
 @click.command(short_help="Describe a scene or a model as geoseg sees it.")
@@ -30,7 +30,7 @@ def info(path: str | None, tile_size: int | None, overlap: int | None, model_pat
       geoseg info model.keras
       geoseg info --model hokkaido-iburi
     """
-    from geoseg.info import describe
+    from geoseg.prediction.info import describe
 
     if path is None:
         if model_path is None:

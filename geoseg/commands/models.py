@@ -21,8 +21,8 @@ def models(as_json: bool) -> None:
       geoseg models
       geoseg models --json
     """
-    from geoseg.bundled import bundled_models
-    from geoseg.imagery import format_metres
+    from geoseg.model.bundled import bundled_models
+    from geoseg.raster.imagery import format_metres
 
     found = bundled_models()
     if as_json:

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar
 
 import click
 
-from geoseg.bundled import BUNDLED_MODELS, DEFAULT_MODEL, resolve_model
-from geoseg.model_archive import folder_error, read_settings
-from geoseg.postprocess_recipe import PostProcessing, with_overrides
-from geoseg.predictor import ModelSpec
-from geoseg.run_parameters import RunParameter, run_parameter
-from geoseg.scene_paths import gdal_path, is_local
+from geoseg.model.bundled import BUNDLED_MODELS, DEFAULT_MODEL, resolve_model
+from geoseg.model.model_archive import folder_error, read_settings
+from geoseg.model.predictor import ModelSpec
+from geoseg.postprocessing.postprocess_recipe import PostProcessing, with_overrides
+from geoseg.prediction.run_parameters import RunParameter, run_parameter
+from geoseg.raster.scene_paths import gdal_path, is_local
 
 if TYPE_CHECKING:
-    from geoseg.predict_options import PredictOptions
+    from geoseg.prediction.predict_options import PredictOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,7 +38,7 @@ vectorize_workers_opt = click.option(
 )
 
 class WindowChoiceType(click.ParamType):
-    """``auto``, ``tile`` or a window side in pixels (:data:`geoseg.tiling.WindowChoice`)."""
+    """``auto``, ``tile`` or a window side in pixels (:data:`geoseg.raster.tiling.WindowChoice`)."""
 
     name = "auto|tile|PIXELS"
 
@@ -83,7 +83,7 @@ existing_file = click.Path(exists=True, dir_okay=False, readable=True)
 class RasterInputType(click.ParamType):
     """An existing raster file, a URL (``https://``, ``s3://``, ``gs://``) or a GDAL virtual
     path (``/vsizip/...``, ``/vsicurl/...``); a URL becomes GDAL's path for it
-    (:func:`geoseg.scene_paths.gdal_path`).
+    (:func:`geoseg.raster.scene_paths.gdal_path`).
 
     URLs and virtual paths are passed to GDAL unchecked; opening the scene reports them.
     """
@@ -103,7 +103,7 @@ raster_input = RasterInputType()
 
 class ModelInputType(click.ParamType):
     """A geoseg ``.keras`` model file, or the name of a bundled model
-    (:data:`geoseg.bundled.BUNDLED_MODELS`); converted to the model file's path."""
+    (:data:`geoseg.model.bundled.BUNDLED_MODELS`); converted to the model file's path."""
 
     name = "MODEL"
 
@@ -216,7 +216,8 @@ class ProgressBar:
 
 def run_option(name: str) -> Callable[[F], F]:
     """The option of the run parameter ``name``, built from its one description
-    (:data:`geoseg.run_parameters.RUN_PARAMETERS`): flag, type and range, default, help."""
+    (:data:`geoseg.prediction.run_parameters.RUN_PARAMETERS`): flag, type and range, default,
+    help."""
     parameter = run_parameter(name)
     return click.option(parameter.flag, type=_click_type(parameter), default=parameter.default,
                         show_default=True if parameter.default is not None else None,
@@ -281,8 +282,8 @@ def model_spec(model_path: str, values: dict[str, Any]) -> ModelSpec:
 
 def predict_options(model_path: str, values: dict[str, Any], **more: Any) -> PredictOptions:
     """The request of a run from the values of :func:`prediction_opts` (and ``more`` of
-    :class:`~geoseg.predict.PredictOptions`' fields)."""
-    from geoseg.predict_options import PredictOptions
+    :class:`~geoseg.prediction.predict.PredictOptions`' fields)."""
+    from geoseg.prediction.predict_options import PredictOptions
 
     bands = values["bands"]
     return PredictOptions(

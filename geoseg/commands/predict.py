@@ -21,11 +21,11 @@ from geoseg.commands.options import (
 )
 
 if TYPE_CHECKING:
-    from geoseg.distributed import Executor
-    from geoseg.jobs import SceneOutcome
-    from geoseg.predict_options import PredictOptions
-    from geoseg.prediction_outputs import PredictionResult
-    from geoseg.predictor import ModelSpec
+    from geoseg.model.predictor import ModelSpec
+    from geoseg.prediction.distributed import Executor
+    from geoseg.prediction.jobs import SceneOutcome
+    from geoseg.prediction.predict_options import PredictOptions
+    from geoseg.prediction.prediction_outputs import PredictionResult
 
 
 @click.command(short_help="Segment scenes into class-mask GeoTIFFs.")
@@ -112,7 +112,7 @@ def predict(
       geoseg predict mosaic.vrt --model model.keras --out pred.tif --cog --workers 4
       geoseg predict "area/*.tif" --model model.keras --out-dir preds --workers 2 --also vector
     """
-    from geoseg.distributed import Executor, expand_scenes
+    from geoseg.prediction.distributed import Executor, expand_scenes
 
     if (out_path is None) == (out_dir is None):
         raise click.UsageError("give --out for one scene or --out-dir for several")
@@ -142,7 +142,7 @@ def predict(
 
 def _say_terms(model_path: str) -> None:
     """Once per run: the terms of use of a bundled model whose license is not geoseg's."""
-    from geoseg.bundled import bundled_name, model_terms
+    from geoseg.model.bundled import bundled_name, model_terms
 
     terms = model_terms(model_path)
     if terms is not None:
@@ -154,9 +154,9 @@ def _predict_one(
     probabilities_path: str | None, vector_path: str | None, preview_path: str | None,
     quiet: bool, executor: Executor, uncertainty_path: str | None = None,
 ) -> None:
-    from geoseg.distributed import predict_scenes, process_predictor
-    from geoseg.jobs import SceneJob, check_outputs
-    from geoseg.outputs import check_output_path
+    from geoseg.prediction.distributed import predict_scenes, process_predictor
+    from geoseg.prediction.jobs import SceneJob, check_outputs
+    from geoseg.raster.outputs import check_output_path
 
     predictor = process_predictor(spec)  # the one predict_scenes runs in this process
     job = SceneJob(scene, Path(out_path),
@@ -188,7 +188,7 @@ def _predict_one(
     if outcome.vector is not None:
         click.echo(outcome.vector.describe())
     if preview_path is not None:
-        from geoseg.preview import render_preview
+        from geoseg.prediction.preview import render_preview
 
         render_preview(scene, preview_path, mask_path=result.mask_path,
                        polygons_path=vector_path, bands=options.bands,
@@ -200,7 +200,7 @@ def _predict_many(
     scenes: list[str], spec: ModelSpec, options: PredictOptions, out_dir: Path,
     also: tuple[str, ...], executor: Executor, quiet: bool,
 ) -> None:
-    from geoseg.distributed import plan_jobs, predict_scenes
+    from geoseg.prediction.distributed import plan_jobs, predict_scenes
 
     jobs = plan_jobs(scenes, out_dir, probabilities="probabilities" in also,
                      vector="vector" in also, overwrite=options.overwrite)

@@ -58,7 +58,7 @@ def preview(scene: str, out_path: str, truth_path: str | None, mask_path: str | 
     Example:
       geoseg preview scene.tif --truth labels.gpkg --mask pred.tif --out preview.png
     """
-    from geoseg.preview import render_preview
+    from geoseg.prediction.preview import render_preview
 
     path = render_preview(scene, out_path, truth_path=truth_path, mask_path=mask_path,
                           polygons_path=polygons_path, window=window, bands=bands,

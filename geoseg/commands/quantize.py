@@ -32,8 +32,8 @@ def quantize(model_path: str, scenes: tuple[str, ...], tiles: int,
       geoseg quantize model.keras "area/*.tif" --tiles 64
       geoseg predict scene.tif --model model.keras --out mask.tif --precision int8
     """
-    from geoseg.distributed import expand_scenes
-    from geoseg.quantize import quantize_model
+    from geoseg.model.quantize import quantize_model
+    from geoseg.prediction.distributed import expand_scenes
 
     click.echo(f"Quantising {click.format_filename(model_path)} to int8 on {tiles} tiles...",
                err=True)

@@ -27,7 +27,7 @@ def sample(out_dir: str, overwrite: bool) -> None:
     Example, then the README's quick start as written:
       geoseg sample sample_data
     """
-    from geoseg.synthetic import write_sample
+    from geoseg.labels.synthetic import write_sample
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     _, files = write_sample(out_dir, overwrite=overwrite)

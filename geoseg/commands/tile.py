@@ -97,8 +97,8 @@ def tile(
       geoseg tile scene.tif --labels landslides.gpkg --out chips/ --tile-size 512 --overlap 64
       geoseg tile scene.tif --labels landslides.gpkg --out chips/ --model model.keras
     """
-    from geoseg.chips import write_chips
-    from geoseg.model_archive import read_settings
+    from geoseg.model.model_archive import read_settings
+    from geoseg.training.chips import write_chips
 
     settings = read_settings(model_path) if model_path is not None else None
     with ProgressBar("windows", enabled=not quiet) as progress:

@@ -106,8 +106,8 @@ def train(
           --freeze-encoder-epochs 3 --pixel-size 0.5 --out runs/sichuan
     """
     from geoseg.config import load_config
-    from geoseg.datasets import LabelledScene, dataset_split
-    from geoseg.train import train as run_training
+    from geoseg.training.datasets import LabelledScene, dataset_split
+    from geoseg.training.train import train as run_training
 
     if dataset_dir is not None and scenes:
         raise click.UsageError("give either --dataset or --scene/--labels, not both")
@@ -138,7 +138,7 @@ def train(
         )
     if (config.train.tune_postprocessing and result.chief and result.valid_scenes
             and result.last_epoch):
-        from geoseg.tuning import tune_model_postprocessing
+        from geoseg.training.tuning import tune_model_postprocessing
 
         tuned = tune_model_postprocessing(result.model_path, result.valid_scenes,
                                           rgb_map=config.mask.rgb_map, report=click.echo)
@@ -160,7 +160,7 @@ def _int8_version(model_path: Path, scenes: list[Path | str]) -> None:
     installed; a failure is reported, the model stays."""
     from geoseg.cli import flag
     from geoseg.errors import GeosegError
-    from geoseg.quantize import quantize_if_installed
+    from geoseg.model.quantize import quantize_if_installed
 
     try:
         made = quantize_if_installed(model_path, scenes)

@@ -12,7 +12,7 @@ from geoseg.commands.options import (
     raster_input,
     vectorize_workers_opt,
 )
-from geoseg.polygon_options import PolygonOptions
+from geoseg.vectors.polygon_options import PolygonOptions
 
 DEFAULTS = PolygonOptions()
 
@@ -80,7 +80,7 @@ def vectorize(
     Example:
       geoseg vectorize pred.tif --out landslides.gpkg --probabilities prob.tif --min-area 100
     """
-    from geoseg.vectorize import vectorize_mask
+    from geoseg.vectors.vectorize import vectorize_mask
 
     with ProgressBar("blocks", enabled=not quiet) as progress:
         options = PolygonOptions(min_area, simplify, fill_holes, int(connectivity),

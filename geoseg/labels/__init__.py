@@ -1,0 +1,2 @@
+"""Labels from vector layers, label rasters and RGB masks, read per tile; the synthetic sample
+scene."""

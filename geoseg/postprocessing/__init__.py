@@ -1,0 +1,2 @@
+"""Landslide regions from probabilities: the recipe, connected components across blocks and the
+watershed split of one region."""
