@@ -48,7 +48,7 @@ from geoseg.config_schema import (
     section_keys,
 )
 from geoseg.errors import ConfigError
-from geoseg.settings import ARCHITECTURE, ModelSettings, default_class_names
+from geoseg.settings import ARCHITECTURE, ModelSettings, default_class_names, overlap_fits
 
 __all__ = [
     "LOSSES", "SECTIONS", "Config", "ModelSection", "DatasetSection", "TrainSection",
@@ -232,8 +232,9 @@ def _derive_and_check(sections: dict[str, Any], source: str) -> None:
         raise fail("mask", "rgb_map", "no colour for class 0 (background); add e.g. (0,0,0):0")
     if not mask.mask_file_format.startswith("."):
         raise fail("mask", "mask_file_format", "write the extension with its dot, e.g. \".png\"")
-    if tiled.overlap is not None and not tiled.overlap < size:
-        raise fail("tiledinfer", "overlap", f"{tiled.overlap} must be smaller than the tile {size}")
+    if tiled.overlap is not None and not overlap_fits(tiled.overlap, size):
+        raise fail("tiledinfer", "overlap", f"{tiled.overlap} must be at least 0 and smaller "
+                   f"than the tile {size}")
     if tiled.split_size not in (None, size):
         raise fail("tiledinfer", "split_size", f"{tiled.split_size} differs from image_width "
                    f"{size}; geoseg tiles at the model input size, remove split_size")

@@ -19,7 +19,8 @@ from geoseg.errors import ConfigError, GeosegError
 from geoseg.postprocessing.postprocess_recipe import PostProcessing
 
 __all__ = ["ARCHITECTURE", "AUTO_WINDOW", "AUTO_WINDOW_FILTERS", "DEFAULT_TILE_SIZE", "BandStats",
-           "ModelParent", "ModelSettings", "default_class_names", "default_overlap"]
+           "ModelParent", "ModelSettings", "default_class_names", "default_overlap",
+           "overlap_fits"]
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -68,6 +69,16 @@ def default_overlap(tile_size: int) -> int:
     (64, 32, 8)
     """
     return tile_size // 8
+
+
+def overlap_fits(overlap: int, tile_size: int) -> bool:
+    """The one rule of an overlap, wherever it is checked (model settings, configs, the tile
+    grid, a run's parameters): at least 0 and less than the tile.
+
+    >>> overlap_fits(64, 512), overlap_fits(512, 512), overlap_fits(-1, 512)
+    (True, False, False)
+    """
+    return 0 <= overlap < tile_size
 
 
 @dataclass(frozen=True)
@@ -249,7 +260,7 @@ class ModelSettings:
                                            or not 0.0 < self.threshold < 1.0):
             raise ConfigError(f"threshold {self.threshold} must be in (0, 1), for a model of "
                               "at most two classes")
-        if self.overlap is None or not 0 <= self.overlap < self.image_size:
+        if self.overlap is None or not overlap_fits(self.overlap, self.image_size):
             raise ConfigError(
                 f"overlap must be in [0, {self.image_size}) for {self.image_size}-pixel tiles, "
                 f"got {self.overlap}"

@@ -251,7 +251,7 @@ def test_malicious_value_is_never_evaluated(tmp_path) -> None:
         ("[model]\nbands = [0, 1, 2]", "bands: must be a list of integers, each >= 1"),
         ("[train]\nclass_weights = [1.0]", "class_weights: 1 weights given for 2 classes"),
         ("[model]\noverlap = 512", "overlap must be in [0, 512) for 512-pixel tiles, got 512"),
-        ("[tiledinfer]\noverlap = 600", "[tiledinfer] overlap: 600 must be smaller"),
+        ("[tiledinfer]\noverlap = 600", "[tiledinfer] overlap: 600 must be at least 0 and smaller"),
         ("[tiledinfer]\nsplit_size = 256", "split_size: 256 differs from image_width 512"),
         ("[infer]\nthreshold = 1.5", "[infer] threshold: must be a number > 0 and < 1, or None"),
         ("[eval]\niou_threshold = 0", "iou_threshold: must be a number > 0 and <= 1"),

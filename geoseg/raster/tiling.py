@@ -34,6 +34,7 @@ from geoseg.settings import (
     DEFAULT_TILE_SIZE,
     ModelSettings,
     default_overlap,
+    overlap_fits,
 )
 
 __all__ = [
@@ -76,7 +77,7 @@ def axis_offsets(extent: int, tile_size: int, overlap: int) -> list[int]:
         raise ValueError(f"extent must be >= 1, got {extent}")
     if tile_size < 1:
         raise ValueError(f"tile_size must be >= 1, got {tile_size}")
-    if not 0 <= overlap < tile_size:
+    if not overlap_fits(overlap, tile_size):
         raise ValueError(f"overlap must be in [0, tile_size), got {overlap} for tile {tile_size}")
     if extent <= tile_size:
         return [0]
@@ -307,7 +308,7 @@ def check_grid_size(tile_size: int, overlap: int) -> None:
     """
     if tile_size < 1:
         raise ParameterError(f"{param('tile_size')} must be at least 1 pixel, got {tile_size}")
-    if not 0 <= overlap < tile_size:
+    if not overlap_fits(overlap, tile_size):
         raise ParameterError(
             f"{param('overlap')} must be at least 0 and less than the tile size "
             f"({tile_size} pixels), got {overlap}"
