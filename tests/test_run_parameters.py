@@ -100,6 +100,8 @@ def _choices(node: ast.expr, constants: dict[str, Any]) -> list[str]:
     keys of a constant dict whose values are the labels (``list(WINDOWS.values())``)."""
     if isinstance(node, ast.Name):
         return list(constants[node.id])
+    if isinstance(node, ast.List):
+        return list(ast.literal_eval(node))
     if (isinstance(node, ast.Call) and isinstance(node.args[0], ast.Call)
             and isinstance(node.args[0].func, ast.Attribute)
             and isinstance(node.args[0].func.value, ast.Name)):
@@ -170,7 +172,7 @@ def test_the_plugins_parameters_agree_with_the_schema():
         assert declared["minimum"] == parameter.minimum, where
         assert declared["maximum"] == parameter.maximum, where
     assert checked >= {"overlap", "tile_size", "threshold", "batch_size", "device", "window",
-                       "resolution"}, checked
+                       "resolution", "min_area", "simplify", "fill_holes", "connectivity"}, checked
 
 
 def test_the_plugins_overlap_is_left_to_geoseg_and_its_window_label_is_geosegs():

@@ -10,11 +10,10 @@ from geoseg.commands.options import (
     overwrite_opt,
     progress_opt,
     raster_input,
+    run_options,
     vectorize_workers_opt,
 )
 from geoseg.vectors.polygon_options import PolygonOptions
-
-DEFAULTS = PolygonOptions()
 
 
 def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) -> list[int] | None:
@@ -37,17 +36,7 @@ def _class_ids(ctx: click.Context, param: click.Parameter, value: str | None) ->
               help="The uncertainty raster written with the mask (geoseg predict "
                    "--uncertainty): adds its mean per polygon, tta_spread (written with --tta) "
                    "or entropy.")
-@click.option("--min-area", type=click.FloatRange(min=0), default=DEFAULTS.min_area,
-              show_default=True, help="Drop polygons smaller than this, in m².")
-@click.option("--simplify", type=click.FloatRange(min=0), default=DEFAULTS.simplify,
-              show_default=True,
-              help="Simplification tolerance in metres (0: pixel outlines); on a geographic or "
-                   "Web Mercator CRS converted to its units at the scene's centre.")
-@click.option("--fill-holes", type=click.FloatRange(min=0), default=DEFAULTS.fill_holes,
-              show_default=True, help="Fill holes smaller than this, in m².")
-@click.option("--connectivity", type=click.Choice(["4", "8"]),
-              default=str(DEFAULTS.connectivity), show_default=True,
-              help="8: pixels touching at a corner are one polygon; 4: only along an edge.")
+@run_options("min_area", "simplify", "fill_holes", "connectivity")
 @click.option("--classes", callback=_class_ids, default=None, metavar="IDS",
               help="Comma-separated class ids to vectorise [default: all but 0].")
 @vectorize_workers_opt

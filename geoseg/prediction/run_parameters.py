@@ -1,5 +1,5 @@
-"""The parameters of a prediction run, each described once: name, type, range or choices,
-default, help, and the library function that checks it.
+"""The parameters of a prediction run and of its polygons, each described once: name, type,
+range or choices, default, help, and the library function that checks it.
 
 The command line builds its options from this table (:mod:`geoseg.commands.options`), and a
 test compares the QGIS plugin's parameters with it, so ``geoseg predict``, ``geoseg
@@ -29,6 +29,7 @@ from geoseg.model.model_protocol import BACKENDS, DEVICES, PRECISIONS
 from geoseg.model.predictor import ModelSpec
 from geoseg.prediction.tta import TTA_MODES
 from geoseg.settings import AUTO_WINDOW, AUTO_WINDOW_FILTERS, DEFAULT_TILE_SIZE
+from geoseg.vectors.polygon_options import PolygonOptions
 
 __all__ = ["PROBABILITY_DTYPES", "RUN_PARAMETERS", "Kind", "RunParameter", "run_parameter"]
 
@@ -72,6 +73,10 @@ class RunParameter:
 def _spec_default(name: str) -> Any:
     """A :class:`ModelSpec` field's default: the batch size, device, precision or backend."""
     return next(field.default for field in dataclasses.fields(ModelSpec) if field.name == name)
+
+
+_POLYGONS = PolygonOptions()
+"""The polygons' defaults (minimum area, simplification, holes, connectivity): their owner's."""
 
 
 _PARAMETERS = [
@@ -154,6 +159,20 @@ _PARAMETERS = [
         "probability_dtype", "choice", PROBABILITY_DTYPES[0], "uint8: round(p*254) with a "
         "GDAL scale of 1/254, nodata 255; float32: p with nodata NaN.",
         "geoseg.prediction.predict_options.PredictOptions", choices=PROBABILITY_DTYPES),
+    RunParameter(
+        "min_area", "float", _POLYGONS.min_area, "Drop polygons smaller than this, in m².",
+        "geoseg.vectors.polygon_options.PolygonOptions", minimum=0.0),
+    RunParameter(
+        "simplify", "float", _POLYGONS.simplify, "Simplification tolerance in metres (0: "
+        "pixel outlines); on a geographic or Web Mercator CRS converted to its units at the "
+        "scene's centre.", "geoseg.vectors.polygon_options.PolygonOptions", minimum=0.0),
+    RunParameter(
+        "fill_holes", "float", _POLYGONS.fill_holes, "Fill holes smaller than this, in m².",
+        "geoseg.vectors.polygon_options.PolygonOptions", minimum=0.0),
+    RunParameter(
+        "connectivity", "choice", str(_POLYGONS.connectivity), "8: pixels touching at a "
+        "corner are one polygon; 4: only along an edge.",
+        "geoseg.vectors.polygon_options.PolygonOptions", choices=("4", "8")),
 ]
 
 RUN_PARAMETERS: dict[str, RunParameter] = {parameter.name: parameter
