@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import importlib
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from geoseg.cli import cli
 from geoseg.commands.options import PREDICTION_PARAMETERS
 from geoseg.prediction.run_parameters import RUN_PARAMETERS, RunParameter
-from geoseg.settings import AUTO_WINDOW
+from geoseg.settings import AUTO_WINDOW, AUTO_WINDOW_FILTERS
 
 ALGORITHMS = Path(__file__).resolve().parents[1] / "qgis_plugin" / "geoseg_qgis" / "algorithms.py"
 FIELDS = ALGORITHMS.with_name("fields.py")
@@ -180,6 +181,11 @@ def test_the_plugins_overlap_is_left_to_geoseg_and_its_window_label_is_geosegs()
     assert overlaps and all(p["default"] is None for p in overlaps)
     constants = _constants(ast.parse(ALGORITHMS.read_text(encoding="utf-8")))
     assert f"up to {AUTO_WINDOW} pixels" in constants["WINDOWS"]["auto"]
+    # the Detect dialog's help restates the rule: with geoseg's numbers
+    text = " ".join(ALGORITHMS.read_text(encoding="utf-8").split())
+    help_words = re.sub(r'" "', "", text)
+    assert (f"windows of up to {AUTO_WINDOW} pixels by default (smaller for models of more "
+            f"than {AUTO_WINDOW_FILTERS} base filters)") in help_words
 
 
 def test_the_librarys_requests_take_their_defaults_from_the_schema():
