@@ -136,8 +136,9 @@ def main() -> None:
     from geoseg.model.bundled import resolve_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=resolve_model(),
-                        help="trained geoseg .keras model [default: the bundled demo model]")
+    parser.add_argument("--model", type=resolve_model, default=resolve_model(),
+                        help="trained geoseg .keras model or bundled model's name [default: "
+                             "the bundled demo model]")
     parser.add_argument("--dataset", type=Path, default=None,
                         help="reference-layout dataset: valid/ tiles scored, train/ calibrates")
     parser.add_argument("--tiles", type=int, default=32)

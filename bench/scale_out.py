@@ -62,9 +62,9 @@ def cpu_seconds() -> float:
 
 def warm_up(spec: object) -> int:
     """On a worker: load the model and run one batch (TensorFlow traces it); the worker's pid."""
-    from geoseg.prediction.distributed import _predictor
+    from geoseg.prediction.distributed import process_predictor
 
-    predictor = _predictor(spec)  # type: ignore[arg-type]
+    predictor = process_predictor(spec)
     size = predictor.settings.image_size
     predictor(np.zeros((predictor.batch_size, size, size, 3), dtype=np.float32))
     return os.getpid()

@@ -46,9 +46,14 @@ def main() -> None:
                         "reference the masks are compared with")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-postprocessing", action="store_true",
+                        help="the threshold alone, not the model's stored post-processing "
+                             "(whose second pass over the probabilities the limits do not "
+                             "include)")
     args = parser.parse_args()
 
     from geoseg.model.predictor import load_predictor
+    from geoseg.postprocessing.postprocess_recipe import PostProcessing
     from geoseg.prediction.predict import PredictOptions, plan_run, predict_scene
     from geoseg.raster.tiling import TileGrid, read_tile
 
@@ -56,6 +61,7 @@ def main() -> None:
     settings = predictor.settings
     side = settings.image_size
     choices = [int(w) if w.isdecimal() else w for w in args.windows]
+    plain = PostProcessing()  # the threshold alone
     with tempfile.TemporaryDirectory(prefix="geoseg-bench-") as tmp:
         folder = Path(tmp)
         scene = folder / "scene.tif"
@@ -93,7 +99,8 @@ def main() -> None:
             for choice in choices:
                 tile_limit = bare(side)
                 window_limit = tile_limit if sides[choice] == side else bare(sides[choice])
-                options = PredictOptions(window=choice, overwrite=True)
+                options = PredictOptions(window=choice, overwrite=True,
+                                         postprocessing=plain if args.no_postprocessing else None)
                 started = time.perf_counter()
                 result = predict_scene(scene, folder / f"mask{choice}.tif", predictor, settings,
                                        options)
