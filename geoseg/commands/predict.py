@@ -103,7 +103,7 @@ def predict(
     those per line). One scene goes to --out;
     several go to --out-dir, one after another or spread over Dask workers (--workers,
     --dask-scheduler), each worker loading the model once. On workers, a scene larger than its
-    share is split into bands of rows; the outputs are the same bytes whatever the workers.
+    share is split into bands of rows; the outputs are the same bytes as without workers.
 
     \b
     Examples:
