@@ -120,7 +120,8 @@ def main() -> None:
             for run in range(args.repeats):
                 before, started = load(), time.perf_counter()
                 predict_scene(scene, folder / "mask_plain.tif", plain, plain.settings,
-                              PredictOptions(overwrite=True, window=window))
+                              PredictOptions(overwrite=True, window=window),
+                              model_file=spec.path)  # as geoseg predict: the model in the tags
                 seconds = time.perf_counter() - started
                 best_plain = min(best_plain, seconds)
                 print(f"run {run}, plain run (no Dask, {os.cpu_count()} cores): {seconds:.1f} s "
@@ -168,8 +169,7 @@ def main() -> None:
         twice = predicted[2] - tiles  # a shared window one band needed before the other saved it
         print(f"scene {args.size}x{args.size}, {tiles} windows (--window {args.window}); the 2 "
               f"workers' last run predicted {twice} of them in both bands; masks of 1 and 2 "
-              f"workers identical: yes; the plain run's: {'yes' if plain_same else 'no'} (its "
-              f"runtime computes on all cores, a worker's on one thread)")
+              f"workers identical: yes; the plain run's: {'yes' if plain_same else 'no'}")
         cpu_per_megapixel = best_cpu[1] / megapixels
         megapixels_per_s = megapixels / min(assembly) if assembly else np.nan  # 1 band: none
         print(f"one worker, one TensorFlow thread: {per_megapixel:.3f} s and "
