@@ -307,6 +307,23 @@ def test_raster_outputs_keep_the_grid_and_equal_the_array_result(tmp_path, proba
         "labels.tif", "mask.tif", "probabilities.tif"]  # no temporary files left
 
 
+@pytest.mark.parametrize("recipe", [
+    PostProcessing(seed_threshold=0.8), PostProcessing(min_area_m2=50),
+    PostProcessing(seed_threshold=0.8, min_area_m2=50, smooth_m=PIXEL),
+    PostProcessing(seed_threshold=0.8, max_hole_m2=40)], ids=str)
+def test_a_mask_alone_equals_the_mask_written_with_labels(tmp_path, probability_raster, recipe):
+    """Without labels (and no hole filled, which may merge regions) the regions are not
+    numbered in a third pass: the mask and the count of regions must not change."""
+    path, prob = probability_raster
+    alone = postprocess_raster(path, tmp_path / "alone.tif", recipe, block_rows=5)
+    numbered = postprocess_raster(path, tmp_path / "mask.tif", recipe,
+                                  labels_path=tmp_path / "labels.tif", block_rows=5)
+    assert (alone.regions, alone.landslide_pixels) == (numbered.regions,
+                                                       numbered.landslide_pixels)
+    assert alone.regions == postprocess_array(prob, recipe, pixel_size=PIXEL).count > 1
+    assert (tmp_path / "alone.tif").read_bytes() == (tmp_path / "mask.tif").read_bytes()
+
+
 def test_raster_outputs_are_the_same_bytes_whatever_the_blocks(tmp_path):
     """On float32 probabilities in 256-pixel deflated tiles, as geoseg predict writes them."""
     prob = random_map(9, 300, 280, 3.0, 0.01).astype(np.float32)

@@ -18,7 +18,9 @@ whatever the block height (tested down to 1-row blocks):
   numbering) are not local: each is taken from a streamed connected-components pass
   (:class:`~geoseg.postprocessing.components.ComponentScan`: union-find across block boundaries,
   collecting each component's area, bounding box and peak), one pass per step; a last pass computes
-  each block again, from the probabilities and the decisions, and writes it;
+  each block again, from the probabilities and the decisions, and writes it (the numbering
+  pass is left out when only a class mask is written and no hole is filled: the regions kept
+  are then the regions, counted without it);
 - **split** works on each region's bounding box
 (:func:`~geoseg.postprocessing.region_split.split_region`),
   read from a temporary raster of region numbers, on arrays as on rasters. It is exact; its
@@ -175,7 +177,7 @@ class _Regions:
     """The regions of one probability map: found by streamed scans, then written."""
 
     def __init__(self, source: _Source, recipe: PostProcessing, pixel_size: float,
-                 block_rows: int) -> None:
+                 block_rows: int, numbered: bool = True) -> None:
         self.source, self.recipe, self.pixel_size = source, recipe, pixel_size
         height = source.height
         self.blocks = [(start, min(start + block_rows, height))
@@ -199,7 +201,14 @@ class _Regions:
             fill = (found.area * area <= recipe.max_hole_m2) & ~found.touches_edge & (nodata == 0)
             log.info("%d holes filled", fill.sum())
             self.holes, self._fill = found, np.concatenate([[False], fill])
-        self.regions = self._scan(self.final, 8, None)
+        self.regions: Components | None = None
+        self.count = 0
+        if numbered or self.dropped is None or self.holes is not None \
+                or recipe.split != "none":
+            self.regions = self._scan(self.final, 8, None)
+            self.count = self.regions.count
+        else:  # the regions kept, unmerged (no hole filled): their number, without a 3rd scan
+            self.count = int(np.count_nonzero(self._keep))
 
     # ---------------------------------------------------------------- a block, step by step
     def candidates(self, block: int) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
@@ -245,18 +254,24 @@ class _Regions:
     # ---------------------------------------------------------------- writing
     def write(self, sink: _Sink, store: Callable[[], _LabelStore]) -> int:
         """Hand each block's labels and validity to ``sink``, top down; the label count."""
+        if self.regions is None:  # a class mask only: every region's pixels are 1
+            for block, (start, _) in enumerate(self.blocks):
+                mask, prob = self.final(block)
+                sink(start, mask.astype(np.int64), ~np.isnan(prob))
+            return self.count
+        regions = self.regions
         if self.recipe.split == "none":
             for block, (start, _) in enumerate(self.blocks):
                 mask, prob = self.final(block)
-                sink(start, self.regions.label(block, mask), ~np.isnan(prob))
-            return self.regions.count
+                sink(start, regions.label(block, mask), ~np.isnan(prob))
+            return regions.count
         numbers = store()
         for block, (start, _) in enumerate(self.blocks):
-            numbers.write(start, self.regions.label(block, self.final(block)[0]))
-        return self._write_split(sink, numbers)
+            numbers.write(start, regions.label(block, self.final(block)[0]))
+        return self._write_split(sink, numbers, regions)
 
-    def _write_split(self, sink: _Sink, numbers: _LabelStore) -> int:
-        regions, width = self.regions, self.source.width
+    def _write_split(self, sink: _Sink, numbers: _LabelStore, regions: Components) -> int:
+        width = self.source.width
         first = np.zeros(regions.count + 1, dtype=np.int64)  # each region's first label
         next_label = 1
         parts: dict[int, tuple[int, int, NDArray[np.int32]]] = {}
@@ -526,7 +541,8 @@ def postprocess_raster(
                                  f"{src.name}, got {band!r}")
         _check_block_rows(block_rows)
         source = _RasterSource(src, band or probability_band(src, 1), src.height, src.width)
-        regions = _Regions(source, recipe, region_pixel_size(src), block_rows)
+        regions = _Regions(source, recipe, region_pixel_size(src), block_rows,
+                           numbered=labels_path is not None)
         tags = src.tags() | {POSTPROCESSING_TAG: json.dumps(recipe.to_dict(), sort_keys=True)}
         names = _mask_class_names(src)
         mask_dst = stack.enter_context(rasterio.open(
