@@ -67,6 +67,32 @@ def test_the_layout_table_lists_every_folder_of_the_package():
     assert documented == folders
 
 
+def test_every_owner_the_tables_name_exists():
+    """`module.name` references in the owner table and the path of a scene resolve."""
+    import importlib
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    missing = []
+    for name in sorted(set(re.findall(r"`((?:[a-z_]+\.)+[A-Za-z_]\w*)", text.split(
+            "## One owner per concept")[1]))):
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                found: object = importlib.import_module("geoseg." + ".".join(parts[:cut]))
+                break
+            except ImportError:
+                continue
+        else:
+            missing.append(name)
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(found, attribute):
+                missing.append(name)
+                break
+            found = getattr(found, attribute)
+    assert missing == []
+
+
 def test_every_module_is_in_the_table():
     layers = documented_layers()
     for path in SOURCES:
