@@ -154,3 +154,24 @@ def test_cli_flags_change_the_stored_recipe_value_by_value(scene, tmp_path):
                                        str(tmp_path / "x.tif"), "--no-postprocessing",
                                        "--seed-threshold", "0.9"])
     assert refused.exit_code != 0 and "--no-postprocessing goes without" in refused.output
+
+
+@pytest.mark.parametrize("pixel_size_m", [3.0, None])
+def test_a_scene_without_crs_is_post_processed_at_the_model_s_pixel_size(
+        scene, tmp_path, caplog, pixel_size_m):
+    with rasterio.open(scene) as src:  # the same pixels as a plain image: no CRS, no transform
+        plain = write_raster(tmp_path / "plain.tif", src.read(), crs=None,
+                             transform=rasterio.Affine.identity(), nodata=0)
+    smallest = PostProcessing(threshold=0.5, min_area_m2=30.0)
+    settings = replace(SETTINGS, pixel_size_m=pixel_size_m)
+    predict_scene(plain, tmp_path / "m.tif", PixelwisePredictor(), settings,
+                  PredictOptions(postprocessing=smallest))
+    # the 2 x 2 speckle: 36 m² in the 3 m pixels the model was trained on, 4 pixels otherwise
+    assert landslide(tmp_path / "m.tif")[250, 30] == (1 if pixel_size_m else 0)
+    assert landslide(tmp_path / "m.tif")[200, 180] == 1
+    said = [record.getMessage() for record in caplog.records
+            if "has no CRS: the post-processing" in record.getMessage()]
+    assert len(said) == 1 and said[0].startswith("plain.tif has no CRS")
+    assert ("its pixels as 3 m" in said[0]) == (pixel_size_m is not None)
+    with rasterio.open(tmp_path / "m.tif") as out:
+        assert out.crs is None

@@ -394,13 +394,24 @@ def postprocess_array(
 
 
 # ------------------------------------------------------------------------------ rasters
-def region_pixel_size(dataset: rasterio.io.DatasetReader) -> float:
+def region_pixel_size(dataset: rasterio.io.DatasetReader,
+                      without_crs: float | None = None) -> float:
     """Side, in metres, of the raster's pixels for a recipe's areas and distances: its ground
-    pixel size (:func:`geoseg.raster.imagery.pixel_size_m`); without a CRS, map units (1 for a plain
-    image)."""
+    pixel size (:func:`geoseg.raster.imagery.pixel_size_m`); without a CRS, ``without_crs``
+    when given (the pixel size of the imagery a model was trained on, which the model takes
+    the raster to be), else map units (1 for a plain image).
+
+    >>> from rasterio.io import MemoryFile
+    >>> with MemoryFile() as memory, memory.open(driver="GTiff", width=2, height=2, count=1,
+    ...                                         dtype="uint8") as plain:
+    ...     region_pixel_size(plain), region_pixel_size(plain, 3.0)
+    (1.0, 3.0)
+    """
     found = pixel_size_m(dataset)
     if found is not None:
         return found[0]
+    if without_crs is not None:
+        return without_crs
     return float(np.sqrt(abs(dataset.transform.determinant)))
 
 
@@ -486,6 +497,7 @@ def postprocess_raster(
     band: int | None = None,
     block_rows: int = 256,
     overwrite: bool = False,
+    pixel_size_without_crs: float | None = None,
 ) -> PostProcessed:
     """Landslide regions of a probability GeoTIFF, streamed: a class mask (and labels).
 
@@ -513,6 +525,9 @@ def postprocess_raster(
         Rows read at a time (the result does not depend on it).
     overwrite : bool
         Replace existing outputs.
+    pixel_size_without_crs : float, optional
+        Metres a pixel side when the raster has no CRS (:func:`region_pixel_size`); by
+        default its map units.
 
     Returns
     -------
@@ -541,8 +556,8 @@ def postprocess_raster(
                                  f"{src.name}, got {band!r}")
         _check_block_rows(block_rows)
         source = _RasterSource(src, band or probability_band(src, 1), src.height, src.width)
-        regions = _Regions(source, recipe, region_pixel_size(src), block_rows,
-                           numbered=labels_path is not None)
+        regions = _Regions(source, recipe, region_pixel_size(src, pixel_size_without_crs),
+                           block_rows, numbered=labels_path is not None)
         tags = src.tags() | {POSTPROCESSING_TAG: json.dumps(recipe.to_dict(), sort_keys=True)}
         names = _mask_class_names(src)
         mask_dst = stack.enter_context(rasterio.open(

@@ -72,8 +72,9 @@ class PostProcessing:
        ``marker_prominence`` above the saddle to a higher one. A region with fewer than two
        markers stays whole.
 
-    Areas and distances are in metres (of the raster's CRS; pixels for an image without
-    georeference).
+    Areas and distances are in metres (of the raster's CRS; for an image without
+    georeference, of the pixel size a caller gives, as a prediction gives its model's training
+    pixels, else pixels).
 
     Parameters
     ----------
@@ -151,6 +152,20 @@ class PostProcessing:
     def drops_regions(self) -> bool:
         """Whether step 3 drops regions (hysteresis or a minimum area)."""
         return self.seed_threshold is not None or self.min_area_m2 > 0
+
+    @property
+    def measures_metres(self) -> bool:
+        """Whether a step measures areas or distances in metres (and so needs the pixel size).
+
+        >>> PostProcessing(seed_threshold=0.8).measures_metres
+        False
+        >>> PostProcessing(min_area_m2=100).measures_metres
+        True
+        """
+        distance_markers = self.split != "none" and (self.marker_min_distance_m > 0
+                                                      or self.markers == "distance")
+        return (self.min_area_m2 > 0 or self.max_hole_m2 > 0 or self.smooth_m > 0
+                or distance_markers)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of every field (stored in a model's settings)."""

@@ -356,7 +356,8 @@ def _finish_outputs(run: OpenRun, mask_tmp: Path, prob_tmp: Path | None,
         mask_file, prob_file = _staging(mask_tmp, opts.cog), _staging(prob_tmp, opts.cog)
         regions = mask_file.with_name(mask_file.name + ".regions.tif")
         made = postprocess_raster(prob_file, regions, opts.postprocessing,
-                                  band=settings.num_classes, overwrite=True)
+                                  band=settings.num_classes, overwrite=True,
+                                  pixel_size_without_crs=settings.pixel_size_m)
         os.replace(regions, mask_file)
         foreground = made.landslide_pixels
         if prob_tmp.name == HIDDEN_PROBABILITIES:

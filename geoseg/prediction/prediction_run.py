@@ -19,7 +19,7 @@ from geoseg.errors import InputError, ParameterError, param
 from geoseg.model.model_archive import file_digest
 from geoseg.prediction.predict_options import RunPlan
 from geoseg.prediction.uncertainty import UncertaintyKind, uncertainty_kind
-from geoseg.raster.imagery import warn_if_unfit
+from geoseg.raster.imagery import format_metres, model_label, warn_if_unfit
 from geoseg.raster.journal import FinishedRows, PredictionJournal, window_digest
 from geoseg.raster.outputs import check_output_path, is_same_file
 from geoseg.raster.resample import resampled_view, resampling_scale
@@ -181,6 +181,14 @@ def _warn_if_unfit(run: OpenRun, model_file: str | os.PathLike[str] | None,
     if run.resampled_from is not None:
         settings = replace(settings, pixel_size_m=None)
     warn_if_unfit(run.scene, run.bands, settings, model_file, opts.extra_nodata)
+    recipe, size = opts.postprocessing, opts.settings.pixel_size_m
+    if run.scene.crs is None and recipe is not None and recipe.measures_metres:
+        log.warning("%s has no CRS: the post-processing (%s) measures %s",
+                    Path(run.scene.name).name, recipe.describe(),
+                    f"its pixels as {format_metres(size)}, the pixels {model_label(model_file)} "
+                    "was trained on" if size is not None else
+                    "in its own units (pixels of a plain image), as the model states no "
+                    "pixel size: give the scene a CRS")
 
 
 def stream_options(run: OpenRun, opts: RunPlan) -> RunPlan:
