@@ -9,7 +9,8 @@ subprocess, so nothing is shared, after one run that converts the model for the 
 backend (later runs find the conversion in the cache and do not load TensorFlow). Each child
 reports its own peak resident set size (``VmHWM`` of ``/proc/self/status``) as it exits;
 ``wait4``'s ``ru_maxrss`` would not do, as Linux carries the parent's peak over into a child
-across ``exec``.
+across ``exec``. Each scene runs ``--repeats`` times (3) and its peak is the median: it varies
+by a few percent from run to run with the timing of the reading, model and blending threads.
 
 It prints each scene's peak and its growth over the one-tile baseline, the ratio of the
 growths of the 4x scenes to the ``--size`` scene's (streaming by rows bounds memory by the
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,6 +80,9 @@ def main() -> None:
     parser.add_argument("--exact", action="store_true",
                         help="sides that 2048-pixel windows cover exactly (8000 and 15936)")
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each scene; its peak is their median (the peak varies "
+                        "by a few percent with the threads' timing)")
     parser.add_argument("--window", default="auto", help="geoseg predict --window (auto, the "
                         "default, fitted to each scene; tile: the model's tile; or pixels)")
     args = parser.parse_args()
@@ -109,7 +114,9 @@ def main() -> None:
                        "--model", str(model), "--out", str(folder / f"mask{height}x{width}.tif"),
                        "--batch-size", str(args.batch_size), "--window", args.window,
                        "--device", "cpu", "-q", "--overwrite"]
-            peaks[name], seconds = peak_rss_mib(command)
+            runs = [peak_rss_mib(command) for _ in range(1 if warm_up else args.repeats)]
+            peaks[name] = statistics.median(peak for peak, _ in runs)
+            seconds = statistics.median(time for _, time in runs)
             if warm_up:
                 print(f"(a first run converted the model: peak RSS {peaks[name]:.0f} MiB, "
                       f"{seconds:.1f} s)", flush=True)
@@ -121,7 +128,9 @@ def main() -> None:
                       inference_window(AUTO_WINDOW, settings, height, width, settings.overlap)
                       if args.window == "auto" else settings.image_size)
             print(f"{name}, {width}x{height} in {window}-pixel windows: peak RSS "
-                  f"{peaks[name]:.0f} MiB, {growth:+.0f} MiB over one tile, {seconds:.1f} s",
+                  f"{peaks[name]:.0f} MiB (median of {args.repeats}: "
+                  f"{', '.join(f'{peak:.0f}' for peak, _ in runs)}), {growth:+.0f} MiB over one "
+                  f"tile, {seconds:.1f} s",
                   flush=True)
         base = peaks["scene"] - peaks["one tile"]
         for name in [name for name in shapes if name.startswith("4x")]:

@@ -19,6 +19,7 @@ import numpy as np
 import rasterio
 
 from geoseg.model.model_protocol import BatchPredictor
+from geoseg.prediction.heap_release import release_freed_memory
 from geoseg.prediction.predict_options import RunPlan
 from geoseg.prediction.prediction_outputs import OUTPUT_BLOCK, output_bands
 from geoseg.prediction.prediction_run import OpenRun
@@ -214,7 +215,9 @@ def predict_rows(
     shared: frozenset[int] = frozenset(),
 ) -> int:
     """The streaming loop: predict scene rows ``[start, stop)``, both block-aligned (or the
-    scene's height), and hand each finished block row to ``finished`` (in the blender thread).
+    scene's height), and hand each finished block row to ``finished`` (in the blender thread),
+    then give the memory freed back to the system
+    (:func:`~geoseg.prediction.heap_release.release_freed_memory`).
 
     The model's output for a tile of the tile rows ``shared`` (indices) is taken from the
     run's journal when another band saved it there, and saved there when predicted here
@@ -239,7 +242,12 @@ def predict_rows(
         grid.height, grid.width, grid.row_offsets, grid.col_offsets,
         settings.num_classes + run.spread, grid.tile_size, grid.overlap, top=start,
         bottom=stop)
-    block_rows = BlockRows(start, stop, grid.width, OUTPUT_BLOCK, finished)
+
+    def written(row_off: int, mask: np.ndarray, probabilities: np.ndarray | None) -> None:
+        finished(row_off, mask, probabilities)
+        release_freed_memory()  # else the peak grows with the scene's width
+
+    block_rows = BlockRows(start, stop, grid.width, OUTPUT_BLOCK, written)
     total = len(grid)
     predicted = 0
 
