@@ -270,8 +270,9 @@ def predict_rows(
                  for index in range(len(batch.tiles))]
         return probs, [batch.tiles[index] for index in todo]
 
-    def blend(batch: Batch, probs: list[np.ndarray], fresh: list[Tile]) -> None:
-        for tile, valid, tile_probs in zip(batch.tiles, batch.valid, probs, strict=True):
+    def blend(tiles: list[Tile], valids: list[np.ndarray], probs: list[np.ndarray],
+              fresh: list[Tile]) -> None:
+        for tile, valid, tile_probs in zip(tiles, valids, probs, strict=True):
             hand_out(accumulator.finish_before(tile.row, tile.col))
             accumulator.add(tile.window, tile_probs, valid)
             if tile.row in shared and tile in fresh:
@@ -298,7 +299,8 @@ def predict_rows(
             if batch.tiles:
                 probs, fresh = predict(batch)
                 predicted += len(fresh)
-                work = blender.submit(blend, batch, probs, fresh)
+                # not the batch: its images are freed while the blender works
+                work = blender.submit(blend, batch.tiles, batch.valid, probs, fresh)
             else:
                 work = blender.submit(finish_before, batch.upto)
             pending.append((work, batch.skipped + len(batch.tiles)))
