@@ -29,6 +29,7 @@ shows what grows with the scene's width alone.
     python bench/memory_scaling.py               # 8192 and 16384 pixels square
     python bench/memory_scaling.py --exact       # 8000 and 15936: both in 2048-pixel windows
     python bench/memory_scaling.py --size 4096 --tall
+    python bench/memory_scaling.py --size 4032 --wide 200000 --repeats 1  # 4032 x 200,000
     python bench/memory_scaling.py --window tile  # the model's tile instead of larger windows
 """
 
@@ -79,6 +80,9 @@ def main() -> None:
                         help="also a scene four times as tall as --size, as wide")
     parser.add_argument("--exact", action="store_true",
                         help="sides that 2048-pixel windows cover exactly (8000 and 15936)")
+    parser.add_argument("--wide", type=int, default=None, metavar="PIXELS",
+                        help="also a scene as tall as --size and PIXELS wide, and the memory "
+                        "it takes per pixel of width over the --size scene")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs of each scene; its peak is their median (the peak varies "
@@ -105,6 +109,8 @@ def main() -> None:
                   "4x area, 2x wide": (2 * size - args.exact * settings.overlap,) * 2}
         if args.tall:
             shapes["4x area, same width"] = (4 * size, size)
+        if args.wide:
+            shapes["wide"] = (size, args.wide)
         peaks: dict[str, float] = {}
         warm_up = True  # the first run converts the model for the default backend, once
         for name, (height, width) in [("conversion", (512, 512)), *shapes.items()]:
@@ -136,6 +142,10 @@ def main() -> None:
         for name in [name for name in shapes if name.startswith("4x")]:
             print(f"growth over one tile, {name} / scene: "
                   f"{(peaks[name] - peaks['one tile']) / base:.2f}")
+        if args.wide:
+            per_pixel = (peaks["wide"] - peaks["scene"]) * 2**20 / (args.wide - size)
+            print(f"{size} rows x {args.wide} px: {peaks['wide'] - peaks['scene']:+.0f} MiB "
+                  f"over {size}^2, {per_pixel / 1000:.1f} KB per pixel of width")
         wide = shapes["4x area, 2x wide"][0]
         print(f"peak RSS ratio, {wide}^2 / {size}^2 scene (4x area, --window "
               f"{args.window}): {peaks['4x area, 2x wide'] / peaks['scene']:.3f} (target <= 1.05) "

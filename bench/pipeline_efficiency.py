@@ -46,9 +46,9 @@ def write_big_scene(path: Path, size: int, seed: int, *, width: int | None = Non
     given): a 4096-pixel synthetic scene mirrored to fill it."""
     width = width or size
     base = _base_image(min(max(size, width), 4096), seed)
-    reps = -(-max(size, width) // base.shape[1])
-    tiled = np.concatenate([base if i % 2 == 0 else base[:, :, ::-1] for i in range(reps)], 2)
-    tiled = np.concatenate([tiled if i % 2 == 0 else tiled[:, ::-1] for i in range(reps)], 1)
+    across, down = -(-width // base.shape[2]), -(-size // base.shape[1])
+    tiled = np.concatenate([base if i % 2 == 0 else base[:, :, ::-1] for i in range(across)], 2)
+    tiled = np.concatenate([tiled if i % 2 == 0 else tiled[:, ::-1] for i in range(down)], 1)
     image = np.ascontiguousarray(tiled[:, :size, :width])
     profile = {"driver": "GTiff", "height": size, "width": width, "count": 3, "dtype": "uint8",
                "crs": UTM54N, "transform": default_transform(size, width), "tiled": True,
