@@ -43,7 +43,10 @@ def test_the_recipe_with_the_best_object_f1_wins_and_keeps_the_pixel_iou(tmp_pat
     tuned = tune_postprocessing([labelled_scene(tmp_path)], PixelwisePredictor(), SETTINGS)
     assert tuned.baseline.object_f1 == pytest.approx(2 * 2 / (2 + 5))  # 2 found of 5 regions
     assert tuned.score.object_f1 == pytest.approx(1.0)
-    assert tuned.recipe.seed_threshold is not None and tuned.recipe.seed_threshold > 0.6
+    # Scored on the probabilities as the run stores and post-processes them (bytes, k / 254):
+    # the false blobs' 153 / 255 = 0.6 is stored as 152 / 254 = 0.598, below a 0.6 seed, so
+    # the simplest seed that drops them is 0.6 (scored in float32 it was 0.7, one step off).
+    assert tuned.recipe.seed_threshold == 0.6
     assert tuned.score.pixel_iou >= tuned.baseline.pixel_iou
     assert tuned.recipes_tried == len(list(candidate_recipes(0.5, 9.0)))
     assert "object F1 (IoU >= 0.5) 0.571 -> 1.000" in tuned.describe()

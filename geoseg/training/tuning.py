@@ -42,6 +42,7 @@ from geoseg.raster.scene import open_scene
 from geoseg.raster.scene_paths import scene_name, scene_stem
 from geoseg.settings import ModelSettings
 from geoseg.training.datasets import LabelledScene
+from geoseg.vectors.vector_blocks import read_probability
 
 __all__ = ["MAX_TUNING_PIXELS", "TunedPostProcessing", "candidate_recipes",
            "store_postprocessing", "tune_model_postprocessing", "tune_postprocessing"]
@@ -132,12 +133,14 @@ def _read_scene(scene: LabelledScene, predictor: BatchPredictor, settings: Model
     """Predict ``scene`` and read its landslide probabilities and true landslides."""
     stem = scene_stem(scene.image)
     probabilities = work / f"{stem}.probabilities.tif"
+    # In the run's own probability type (bytes by default), as the run's post-processing
+    # reads them: the recipe is scored on the very values it will be applied to.
     predict_scene(scene.image, work / f"{stem}.mask.tif", predictor, settings,
-                  replace(options, probability_dtype="float32", style=False, overwrite=True,
-                          extra_nodata=scene.image_nodata),
+                  replace(options, style=False, overwrite=True, extra_nodata=scene.image_nodata),
                   probabilities_path=probabilities)
     with open_scene(scene.image) as src, rasterio.open(probabilities) as prob_src:
-        prob = prob_src.read(prob_src.count).astype(np.float64)  # the landslide class's
+        whole = rasterio.windows.Window(0, 0, prob_src.width, prob_src.height)
+        prob = read_probability(prob_src, prob_src.count, whole)  # the landslide class's
         with open_labels(scene.labels, src, num_classes=len(settings.mask_class_names),
                          rgb_map=rgb_map) as labels:
             truth_classes = labels.read(rasterio.windows.Window(0, 0, src.width, src.height),
