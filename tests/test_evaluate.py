@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import warnings
+from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
@@ -23,6 +24,7 @@ from conftest import (
     write_raster,
 )
 from rasterio.errors import NotGeoreferencedWarning
+from scipy import ndimage
 from shapely.geometry import box
 
 from geoseg import cli as cli_module
@@ -37,7 +39,8 @@ from geoseg.evaluation.evaluation_report import (
 )
 from geoseg.evaluation.metrics_report import MetricsReport
 from geoseg.model.predictor import load_predictor
-from geoseg.prediction.predict import PredictOptions
+from geoseg.postprocessing.postprocess_recipe import PostProcessing
+from geoseg.prediction.predict import PredictOptions, predict_scene
 from geoseg.prediction.tta import TTAPredictor
 from geoseg.settings import ModelSettings
 
@@ -444,3 +447,27 @@ def test_command_reports_unusable_labels_in_one_line(tmp_path, run, model_path, 
     assert result.exit_code == 1
     assert "notes.tif: not a raster GDAL can read" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_mask_scored_is_the_one_geoseg_predict_makes(tmp_path):
+    """Two true landslides peaking at 240 / 255, three false blobs of 153 / 255 = 0.6, and a
+    model storing a 0.6 seed: the run post-processes the probabilities it stores (bytes:
+    152 / 254 = 0.598 for the blobs), so it drops the blobs, and so must the evaluation."""
+    data = np.full((3, 200, 200), 40, dtype=np.uint8)
+    labels = np.zeros((1, 200, 200), dtype=np.uint8)
+    rows, cols = np.mgrid[:200, :200]
+    for r, c in ((50, 50), (150, 140)):
+        disc = (rows - r) ** 2 + (cols - c) ** 2 < 20**2
+        data[0][disc], labels[0][disc] = 240, 1
+    for r, c in ((40, 150), (110, 40), (170, 60)):
+        data[0][(rows - r) ** 2 + (cols - c) ** 2 < 10**2] = 153
+    scene = write_raster(tmp_path / "scene.tif", data)
+    truth = write_raster(tmp_path / "truth.tif", labels)
+    settings = replace(SETTINGS, postprocessing=PostProcessing(threshold=0.5,
+                                                               seed_threshold=0.6).to_dict())
+    predict_scene(scene, tmp_path / "mask.tif", PixelwisePredictor(), settings)
+    with rasterio.open(tmp_path / "mask.tif") as src:
+        _, regions = ndimage.label(src.read(1) == 1)
+    report = evaluate_one(scene, truth, PixelwisePredictor(), settings)
+    assert report.objects is not None
+    assert report.objects.n_pred == regions == 2

@@ -1,10 +1,11 @@
 """Accuracy of a model on labelled scenes, measured through the pipeline users run.
 
 Every scene is predicted with :func:`geoseg.prediction.predict.predict_scene` exactly as ``geoseg
-predict`` would (same tiler, overlap, blending, threshold), into a class mask and a float32
-probability GeoTIFF in a work folder. Those are then read back in blocks of the scene grid with
-the labels (:func:`geoseg.labels.reader.open_labels`), so a scene of any size is scored in constant
-memory and seams between tiles count like any other error:
+predict`` would (same tiler, overlap, blending, threshold, post-processing), into a class mask
+and a probability GeoTIFF (in the run's probability type) in a work folder. Those are then read
+back in blocks of the scene grid with the labels (:func:`geoseg.labels.reader.open_labels`), so
+a scene of any size is scored in constant memory and seams between tiles count like any other
+error:
 
 - a :class:`~geoseg.evaluation.metrics.ConfusionMatrix` over the pixels that are *evaluated*: the
 scene
@@ -66,6 +67,7 @@ from geoseg.raster.tiling import block_windows
 from geoseg.settings import ModelSettings
 from geoseg.training.datasets import LabelledScene, dataset_split, reference_scenes
 from geoseg.vectors.geometry import repair_polygons
+from geoseg.vectors.vector_blocks import read_probability
 from geoseg.vectors.vector_features import Measure
 from geoseg.vectors.vectorize import PolygonOptions, polygons_from_mask
 
@@ -248,7 +250,7 @@ def _score(
             )
         for window in block_windows(mask_src.height, mask_src.width, SCORING_BLOCK):
             pred = mask_src.read(1, window=window)
-            prob = np.clip(prob_src.read(prob_band, window=window), 0.0, 1.0)
+            prob = np.clip(read_probability(prob_src, prob_band, window), 0.0, 1.0)
             truth = labels.read(window, SCORING_BLOCK)[: pred.shape[0], : pred.shape[1]]
             valid = (pred != MASK_NODATA) & (truth != NO_LABEL)
             confusion.update(truth, pred, valid)
@@ -288,8 +290,9 @@ def _evaluate_one(
             labels = stack.enter_context(open_labels(
                 scene.labels, src, num_classes=len(run.class_names), rgb_map=run.rgb_map
             ))
-            request = replace(run.plan.request, probability_dtype="float32", style=False,
-                              extra_nodata=scene.image_nodata)
+            # The run's own probability type (bytes by default): its post-processing, if any,
+            # reads them, so the mask scored is the one `geoseg predict` makes.
+            request = replace(run.plan.request, style=False, extra_nodata=scene.image_nodata)
             result = predict_planned(image, work / "mask.tif", run.predictor,
                                      replace(run.plan, request=request),
                                      probabilities_path=work / "probabilities.tif",
