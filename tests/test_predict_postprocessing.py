@@ -156,6 +156,7 @@ def test_cli_flags_change_the_stored_recipe_value_by_value(scene, tmp_path):
     assert refused.exit_code != 0 and "--no-postprocessing goes without" in refused.output
 
 
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 @pytest.mark.parametrize("pixel_size_m", [3.0, None])
 def test_a_scene_without_crs_is_post_processed_at_the_model_s_pixel_size(
         scene, tmp_path, caplog, pixel_size_m):
