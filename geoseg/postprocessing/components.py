@@ -77,9 +77,11 @@ class Components:
 
         ``mask`` must be the block's mask exactly as it was scanned.
         """
-        labels, _ = ndimage.label(mask, STRUCTURES[self.connectivity])
-        provisional = np.where(labels > 0, labels.astype(np.int64) + self.block_offsets[block], 0)
-        return self.number[provisional]
+        labels, count = ndimage.label(mask, STRUCTURES[self.connectivity])
+        offset = self.block_offsets[block]
+        numbers = self.number[offset : offset + count + 1].copy()  # of labels 0..count
+        numbers[0] = 0
+        return numbers[labels]
 
 
 class ComponentScan:
@@ -115,11 +117,14 @@ class ComponentScan:
         labels, count = ndimage.label(mask, STRUCTURES[self.connectivity])
         offset = self._count
         self._offsets.append(offset)
-        provisional = np.where(labels > 0, labels.astype(np.int64) + offset, 0)
+
+        def provisional(row: NDArray[np.int32]) -> NDArray[np.int64]:
+            return np.where(row > 0, row.astype(np.int64) + offset, 0)
+
         if self._last_row is not None and len(mask):
-            self._join(self._last_row, provisional[0])
+            self._join(self._last_row, provisional(labels[0]))
         if len(mask):
-            self._last_row = provisional[-1]
+            self._last_row = provisional(labels[-1])
         if count:
             boxes = ndimage.find_objects(labels)
             figures = np.array(

@@ -124,8 +124,11 @@ def read_probability(prob: rasterio.io.DatasetReader, band: int, window: Window)
     nodata = prob.nodatavals[band - 1]
     if nodata is not None and not math.isnan(nodata):
         values[raw == nodata] = np.nan
-    present = values[~np.isnan(values)]
-    low, high = (present.min(), present.max()) if present.size else (0.0, 0.0)
+    # fmin / fmax pass over NaN without a copy of the values present
+    low = np.fmin.reduce(values, axis=None) if values.size else np.nan
+    high = np.fmax.reduce(values, axis=None) if values.size else np.nan
+    if np.isnan(low):  # nothing present
+        low = high = 0.0
     if low < -1e-6 or high > 1.0 + 1e-6:
         raise InputError(
             f"{prob.name}: band {band} holds values from {low:g} to {high:g}, not 0..1; pass "
