@@ -44,7 +44,13 @@ from geoseg.training.datasets import TileDataset
 from geoseg.training.losses import IGNORE, make_loss
 from geoseg.training.tf_dataset import replica_shares, training_dataset, validation_steps
 from geoseg.training.train import CURVES_NAME, LAST_NAME, LOG_NAME, MODEL_NAME, PREVIEWS_DIR, train
-from geoseg.training.training_strategy import Placement, weights_digest
+from geoseg.training.training_strategy import (
+    CLUSTER_TIMEOUT,
+    CLUSTER_TIMEOUT_VARIABLE,
+    Placement,
+    cluster_timeout,
+    weights_digest,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
@@ -309,3 +315,35 @@ def test_every_validation_tile_goes_once_to_a_replica_and_no_replica_goes_empty(
     assert max(map(len, shares)) - min(map(len, shares)) <= 1
     with pytest.raises(InputError, match="3 validation tile.* for 4 replicas"):
         validation_steps(3, 4, 4)
+
+
+def test_a_worker_left_alone_stops_in_one_line_instead_of_waiting_forever(data, tmp_path):
+    folder, scenes, config_path = data
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    env = {**os.environ, "TMPDIR": str(tmp_path), "GEOSEG_CLUSTER_TIMEOUT": "5",
+           "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}})}
+    started = time.monotonic()
+    try:  # worker 0, the chief, never starts (as when it stops on an error before joining)
+        run = subprocess.run([sys.executable, "-m", "geoseg", "train", str(config_path),
+                              "--scene", str(scenes[0].image), "--labels",
+                              str(scenes[0].labels), "--out", str(tmp_path / "out")],
+                             env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the lone worker still waited after {TIMEOUT} s")
+    print(f"lone worker stopped after {time.monotonic() - started:.1f} s")
+    errors = [line for line in run.stderr.splitlines() if line.startswith("Error: ")]
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert len(errors) == 1 and errors[0].startswith(
+        "Error: TF_CONFIG: worker 1 of 2 waited 5 s for the others to join the cluster")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "ten", "1.5"])
+def test_the_cluster_timeout_must_be_whole_seconds(monkeypatch, value):
+    monkeypatch.setenv(CLUSTER_TIMEOUT_VARIABLE, value)
+    with pytest.raises(ConfigError, match="GEOSEG_CLUSTER_TIMEOUT must be a whole number"):
+        cluster_timeout()
+    monkeypatch.setenv(CLUSTER_TIMEOUT_VARIABLE, " 30 ")
+    assert cluster_timeout() == 30
+    monkeypatch.delenv(CLUSTER_TIMEOUT_VARIABLE)
+    assert cluster_timeout() == CLUSTER_TIMEOUT

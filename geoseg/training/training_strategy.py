@@ -43,12 +43,19 @@ import numpy as np
 from geoseg.errors import ConfigError
 from geoseg.training.keras_distributed_fit import distributed_fit
 
-__all__ = ["Placement", "training_placement", "weights_digest"]
+__all__ = ["CLUSTER_TIMEOUT", "CLUSTER_TIMEOUT_VARIABLE", "Placement", "cluster_timeout",
+           "training_placement", "weights_digest"]
 
 MakeDataset = Callable[[int, int], tf.data.Dataset]
 """``make(worker, workers)``: one worker's pipeline (see :meth:`Placement.distribute`)."""
 
 _JOBS = ("chief", "worker")
+
+CLUSTER_TIMEOUT_VARIABLE = "GEOSEG_CLUSTER_TIMEOUT"
+CLUSTER_TIMEOUT = 600
+"""Seconds a worker waits for every worker of ``TF_CONFIG`` to join, unless
+``GEOSEG_CLUSTER_TIMEOUT`` says otherwise: workers started by hand on several machines a few
+minutes apart still meet, and one left alone stops in one line instead of waiting forever."""
 
 
 @dataclass(frozen=True)
@@ -181,13 +188,65 @@ def _cluster_place(text: str) -> tuple[int, int] | None:
     return (index if kind == "chief" else chiefs + index), workers
 
 
+def cluster_timeout() -> int:
+    """Seconds a worker waits for the others to join the cluster: ``GEOSEG_CLUSTER_TIMEOUT``,
+    else :data:`CLUSTER_TIMEOUT`.
+
+    Raises
+    ------
+    ConfigError
+        ``GEOSEG_CLUSTER_TIMEOUT`` is not a whole number of seconds > 0.
+    """
+    text = os.environ.get(CLUSTER_TIMEOUT_VARIABLE, "").strip()
+    if not text:
+        return CLUSTER_TIMEOUT
+    if not text.isdecimal() or int(text) < 1:
+        raise ConfigError(f"{CLUSTER_TIMEOUT_VARIABLE} must be a whole number of seconds > 0, "
+                          f"got {text!r}")
+    return int(text)
+
+
+def _join_cluster(tf_config: str, place: tuple[int, int]) -> tf.distribute.Strategy:
+    """``MultiWorkerMirroredStrategy`` over the cluster of ``TF_CONFIG``, once every worker has
+    joined; a one-line error when they have not within :func:`cluster_timeout`.
+
+    TensorFlow's own wait has no end: a worker whose chief stopped on an error before joining
+    (an existing ``--out``, a bad scene) would wait forever, deaf to SIGTERM. So the cluster's
+    coordination service is set up here, as the strategy would, with a registration deadline.
+    """
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    spec = tf.train.ClusterSpec(json.loads(tf_config)["cluster"])
+    timeout = cluster_timeout()
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=job,
+                                                                 num_tasks=spec.num_tasks(job))
+                          for job in _JOBS if job in spec.jobs],
+        cluster_register_timeout_in_ms=timeout * 1000)
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError):
+        index, workers = place
+        raise ConfigError(
+            f"TF_CONFIG: worker {index} of {workers} waited {timeout} s for the others to join "
+            f"the cluster ({', '.join(spec.jobs)} at {', '.join(_addresses(spec))}): start "
+            f"every worker TF_CONFIG lists, and look at their output (one may have stopped on "
+            f"an error); {CLUSTER_TIMEOUT_VARIABLE} sets the wait in seconds") from None
+
+
+def _addresses(spec: tf.train.ClusterSpec) -> list[str]:
+    return [address for job in _JOBS if job in spec.jobs for address in spec.job_tasks(job)]
+
+
 @cache
 def _placement(tf_config: str) -> Placement:
     place = _cluster_place(tf_config) if tf_config.strip() else None
     if place is not None:
-        # Reads TF_CONFIG itself; waits until every worker has joined.
-        return Placement(tf.distribute.MultiWorkerMirroredStrategy(),
-                         "MultiWorkerMirroredStrategy", *place)
+        return Placement(_join_cluster(tf_config, place), "MultiWorkerMirroredStrategy", *place)
     for kind in ("GPU", "CPU"):
         devices = [device.name for device in tf.config.list_logical_devices(kind)]
         if len(devices) > 1:
@@ -200,11 +259,13 @@ def training_placement() -> Placement:
 
     Call it before TensorFlow runs anything else in the process: TensorFlow configures the
     cluster's collective operations at start-up. With ``TF_CONFIG`` it returns once every
-    worker of the cluster has started. The placement is made once per process.
+    worker of the cluster has started, within :func:`cluster_timeout`. The placement is made
+    once per process.
 
     Raises
     ------
     ConfigError
-        ``TF_CONFIG`` is not a cluster of workers this process belongs to.
+        ``TF_CONFIG`` is not a cluster of workers this process belongs to, or its workers did
+        not all join in time.
     """
     return _placement(os.environ.get("TF_CONFIG", ""))
