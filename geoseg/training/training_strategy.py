@@ -214,8 +214,12 @@ def _join_cluster(tf_config: str, place: tuple[int, int]) -> tf.distribute.Strat
     (an existing ``--out``, a bad scene) would wait forever, deaf to SIGTERM. So the cluster's
     coordination service is set up here, as the strategy would, with a registration deadline.
     """
-    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    # The coordination protos as the strategy's own module imports them: their home moves
+    # between TensorFlow versions.
     from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.distribute.collective_all_reduce_strategy import (
+        coordination_config_pb2,
+    )
     from tensorflow.python.eager import context
 
     spec = tf.train.ClusterSpec(json.loads(tf_config)["cluster"])
